@@ -1,0 +1,58 @@
+# Attention in Vision: two commands from a fresh machine.
+#   make book   set up .venv (Python packages, the package itself, graphviz) and build _build/html
+#   make test   the same set-up, then every test: package, notebooks (nbval) and the built site
+# Also: make lab (JupyterLab on the chapters), make execute (re-run chapters, keeping widget state).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NODE   := node_modules/.package-lock.json
+NOTEBOOKS := $(wildcard book/*.ipynb)
+export PYTHONHASHSEED := 0
+
+.PHONY: book test unit notebooks lab execute setup system-deps browser-deps clean
+
+setup: $(STAMP) system-deps
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+system-deps:
+	bash scripts/system-deps.sh
+
+browser-deps:
+	bash scripts/system-deps.sh --browser
+
+# JavaScript the site serves itself (widget manager, MathJax), from the npm registry: never committed.
+$(NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+book: setup $(NODE)
+	rm -rf _build/html _build/.doctrees
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+test: browser-deps book
+	$(PY) -m pytest tests book --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval-sanitize.cfg -p no:cacheprovider
+
+unit: setup
+	$(PY) -m pytest tests -p no:cacheprovider
+
+notebooks: setup
+	$(PY) -m pytest book --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
+		-p no:cacheprovider
+
+execute: setup
+	$(PY) scripts/execute_notebooks.py $(NOTEBOOKS)
+
+lab: setup
+	$(VENV)/bin/jupyter lab book/
+
+clean:
+	rm -rf _build node_modules

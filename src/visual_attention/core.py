@@ -1,0 +1,201 @@
+"""The three operations every chapter of the book is built from.
+
+* :func:`masked_softmax` turns scores into attention weights: non-negative, summing to one over
+  the attended dimensions, with an optional boolean mask and a temperature.
+* :func:`scaled_dot_product_attention` is the query/key/value attention of Vaswani et al.,
+  "Attention Is All You Need" (NeurIPS 2017), Eq. (1): ``softmax(Q Kᵀ / √d) V``.
+* :func:`query_attention` is the vision form used in the Foundations chapter: one query vector per
+  image attends over the ``H·W`` positions of a feature map and returns a spatial weight map and a
+  context vector (the "soft attention" of Xu et al., "Show, Attend and Tell", ICML 2015, Eq. 4-6,
+  with a dot-product score).
+
+Mask convention, shared by the whole package and by :func:`torch.nn.functional.scaled_dot_product_attention`:
+a boolean mask is ``True`` where attention is *allowed* and ``False`` where it is blocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ._checks import check_floating, check_rank, shape_str
+
+__all__ = ["masked_softmax", "scaled_dot_product_attention", "query_attention"]
+
+
+def _normalise_dims(dim: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if not dims:
+        raise ValueError("dim must name at least one dimension, got an empty sequence")
+    out = []
+    for d in dims:
+        if not isinstance(d, int) or not -ndim <= d < ndim:
+            raise ValueError(f"dim {d!r} is out of range for a tensor of rank {ndim}")
+        out.append(d % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"dim {tuple(dims)} names the same dimension twice")
+    return tuple(out)
+
+
+def masked_softmax(
+    scores: torch.Tensor,
+    dim: int | Sequence[int] = -1,
+    mask: torch.Tensor | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Numerically stable softmax over one or several dimensions, with a mask and a temperature.
+
+    ``weights = exp(s / T) / Σ exp(s / T)``, the sum running over ``dim`` and over unmasked entries
+    only. The maximum is subtracted before ``exp`` (it cancels in the ratio), so large logits do not
+    overflow. A slice whose entries are all masked (or all ``-inf``) gets weights of zero, not NaN:
+    "attend to nothing" contributes nothing to a context vector.
+
+    Args:
+        scores: floating tensor of any shape ``(*S)``.
+        dim: the dimension, or dimensions, to normalise over (e.g. ``(-2, -1)`` for ``H, W``).
+        mask: optional boolean tensor broadcastable to ``(*S)``; ``True`` = may attend.
+        temperature: ``T > 0``; ``T < 1`` sharpens the weights, ``T > 1`` flattens them.
+
+    Returns:
+        weights of shape ``(*S)``, non-negative, summing to 1 over ``dim`` (or to 0 where fully masked).
+    """
+    check_floating("scores", scores)
+    dims = _normalise_dims(dim, scores.ndim) if scores.ndim else None
+    if dims is None:
+        raise ValueError("scores must have at least one dimension, got a 0-d tensor")
+    if not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    x = scores / temperature if temperature != 1 else scores
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"mask must be a boolean tensor, got {got}")
+        try:
+            torch.broadcast_shapes(mask.shape, scores.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"mask of shape {shape_str(mask)} does not broadcast to scores of shape {shape_str(scores)}"
+            ) from None
+        if torch.broadcast_shapes(mask.shape, scores.shape) != scores.shape:
+            raise ValueError(
+                f"mask of shape {shape_str(mask)} would enlarge scores of shape {shape_str(scores)}"
+            )
+        x = x.masked_fill(~mask, float("-inf"))
+    # Subtracting the (detached) maximum leaves the softmax unchanged and keeps exp() <= 1.
+    peak = x.detach().amax(dim=dims, keepdim=True)
+    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    e = torch.exp(x - peak)
+    total = e.sum(dim=dims, keepdim=True)
+    return e / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled dot-product attention, returning the context and the weights.
+
+    ``weights = softmax(q kᵀ · scale)`` over the keys, ``context = weights v``
+    (Vaswani et al. 2017, Eq. 1). The scale defaults to ``1/√D``: without it the dot products of
+    ``D``-dimensional vectors grow like ``√D`` and the softmax saturates.
+
+    Args:
+        q: queries ``(*B, Lq, D)``.
+        k: keys ``(*B, Lk, D)``.
+        v: values ``(*B, Lk, Dv)``.
+        mask: optional boolean mask broadcastable to ``(*B, Lq, Lk)``; ``True`` = query may attend
+            to that key. A query with no allowed key gets a zero context.
+        scale: multiplier of the scores; ``None`` means ``D ** -0.5``.
+
+    Returns:
+        ``(context, weights)`` with shapes ``(*B, Lq, Dv)`` and ``(*B, Lq, Lk)``.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_floating(name, t)
+        check_rank(name, t, at_least=2, expected="(*B, L, D)")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q {shape_str(q)} and k {shape_str(k)} must have the same feature size D (last dimension)"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k {shape_str(k)} and v {shape_str(v)} must have the same number of keys Lk (dimension -2)"
+        )
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"batch dimensions of q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} do not broadcast"
+        ) from None
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    scores = torch.matmul(q, k.transpose(-2, -1)) * scale
+    weights = masked_softmax(scores, dim=-1, mask=_expand_mask(mask, scores))
+    return torch.matmul(weights, v), weights
+
+
+def _expand_mask(mask: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor | None:
+    """Check that ``mask`` broadcasts to ``scores`` and expand it (so masked_softmax accepts it)."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a boolean tensor, got {got}")
+    try:
+        return mask.expand_as(scores) if mask.ndim <= scores.ndim else mask.expand(scores.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape {shape_str(scores)}"
+        ) from None
+
+
+def query_attention(
+    feature_maps: torch.Tensor,
+    query: torch.Tensor,
+    scale: float = 1.0,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One query per image attends over every position of its feature map.
+
+    For image ``b`` and position ``(i, j)`` with feature vector ``x_bij ∈ R^C``:
+
+    * score ``e_bij = scale · ⟨q_b, x_bij⟩`` (a plain dot product unless ``scale`` is given,
+      e.g. ``scale=C ** -0.5``);
+    * weight ``α_bij = exp(e_bij / T) / Σ_{i'j'} exp(e_bi'j' / T)`` over the ``H·W`` positions;
+    * context ``c_b = Σ_ij α_bij x_bij``.
+
+    Args:
+        feature_maps: ``(B, C, H, W)``, the keys and values (one C-vector per position).
+        query: ``(B, C)``, one query per image.
+        scale: multiplier of the dot products (default 1: no scaling).
+        temperature: softmax temperature ``T > 0``.
+        mask: optional boolean ``(B, H, W)`` (or broadcastable), ``True`` = position may be attended.
+
+    Returns:
+        ``(weights, context)``: weights ``(B, H, W)`` summing to 1 over ``H, W``; context ``(B, C)``.
+    """
+    check_floating("feature_maps", feature_maps)
+    check_floating("query", query)
+    check_rank("feature_maps", feature_maps, exactly=4, expected="(B, C, H, W)")
+    check_rank("query", query, exactly=2, expected="(B, C)")
+    b, c = feature_maps.shape[:2]
+    if query.shape != (b, c):
+        raise ValueError(
+            f"query must have shape (B, C) = ({b}, {c}) to match feature_maps {shape_str(feature_maps)}, "
+            f"got {shape_str(query)}"
+        )
+    if query.dtype != feature_maps.dtype:
+        raise ValueError(f"query dtype {query.dtype} differs from feature_maps dtype {feature_maps.dtype}")
+    if mask is not None and isinstance(mask, torch.Tensor) and mask.ndim > 3:
+        raise ValueError(f"mask must have shape (B, H, W), got {shape_str(mask)}")
+    scores = torch.einsum("bchw,bc->bhw", feature_maps, query) * scale
+    weights = masked_softmax(scores, dim=(-2, -1), mask=_expand_mask(mask, scores), temperature=temperature)
+    context = torch.einsum("bhw,bchw->bc", weights, feature_maps)
+    return weights, context
