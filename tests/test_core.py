@@ -521,9 +521,9 @@ def esc(s: str) -> str:
         (dict(scores=torch.zeros(3, 4), dim=(0, -2)), esc("dim (0, -2) names the same dimension twice")),
         (dict(scores=torch.zeros(3, 4), dim=(1, 1)), "same dimension twice"),
         (dict(scores=torch.zeros(3, 4), dim=()), "at least one dimension"),
-        (dict(scores=torch.zeros(3, 4), temperature=0), "temperature must be a positive number, got 0"),
-        (dict(scores=torch.zeros(3, 4), temperature=-1.5), "temperature must be a positive number, got -1.5"),
-        (dict(scores=torch.zeros(3, 4), temperature=float("nan")), "temperature must be a positive number"),
+        (dict(scores=torch.zeros(3, 4), temperature=0), "temperature must be a positive finite number, got 0"),
+        (dict(scores=torch.zeros(3, 4), temperature=-1.5), "temperature must be a positive finite number, got -1.5"),
+        (dict(scores=torch.zeros(3, 4), temperature=float("nan")), "temperature must be a positive finite number"),
         (dict(scores=torch.zeros(3, 4), mask=torch.ones(3, 4)), "boolean.*torch.float32"),
         (dict(scores=torch.zeros(3, 4), mask=[[True] * 4] * 3), "boolean.*list"),
         (
@@ -591,7 +591,7 @@ def test_sdpa_validation(args, kwargs, match):
         ((r(2, 3, 4, 4, dtype=torch.int32), r(2, 3)), {}, "feature_maps must be a floating-point.*int32"),
         ((r(2, 3, 4, 4), r(2, 3, dtype=torch.int64)), {}, "query must be a floating-point.*int64"),
         ((r(2, 3, 4, 4), r(2, 3, dtype=torch.float64)), {}, "dtype torch.float64 differs.*torch.float32"),
-        ((r(2, 3, 4, 4), r(2, 3)), {"temperature": 0.0}, "temperature must be a positive number"),
+        ((r(2, 3, 4, 4), r(2, 3)), {"temperature": 0.0}, "temperature must be a positive finite number"),
         ((r(2, 3, 4, 4), r(2, 3)), {"mask": torch.ones(2, 4, 4)}, "boolean.*torch.float32"),
         (
             (r(2, 3, 4, 4), r(2, 3)), {"mask": torch.ones(2, 1, 4, 4, dtype=torch.bool)},
@@ -606,3 +606,34 @@ def test_sdpa_validation(args, kwargs, match):
 def test_query_attention_validation(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         query_attention(*args, **kwargs)
+
+
+# --- regressions: found by review ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scores, temperature",
+    [([1e30, 0.0], 1e-9), ([3e38, 0.0], 0.5), ([3e38, -3e38], 0.1), ([-1e30, -1e30 + 1e24], 1e-6)],
+)
+def test_small_temperature_on_huge_scores_stays_finite(scores, temperature):
+    w = masked_softmax(torch.tensor(scores), temperature=temperature)
+    assert torch.isfinite(w).all(), w
+    assert torch.allclose(w.sum(), torch.tensor(1.0))
+    assert int(w.argmax()) == int(torch.tensor(scores).argmax())
+
+
+def test_positive_infinite_scores_take_all_the_weight():
+    w = masked_softmax(torch.tensor([[float("inf"), 0.0, float("inf")], [1.0, 2.0, float("-inf")]]))
+    assert torch.equal(w[0], torch.tensor([0.5, 0.0, 0.5]))
+    assert torch.allclose(w[1], torch.softmax(torch.tensor([1.0, 2.0, float("-inf")]), 0))
+
+
+@pytest.mark.parametrize("temperature", [True, float("inf"), float("nan"), 0, -1.0, "1"])
+def test_bad_temperatures_are_rejected(temperature):
+    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+        masked_softmax(torch.zeros(3), temperature=temperature)
+
+
+def test_numpy_temperatures_are_accepted():
+    s = torch.tensor([0.0, 1.0, 2.0])
+    assert torch.allclose(masked_softmax(s, temperature=np.float32(2.0)), masked_softmax(s, temperature=2.0))

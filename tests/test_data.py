@@ -154,3 +154,11 @@ def test_unit_features_have_unit_length(chelsea):
     # the direction is that of the standardised features
     g = patch_features(chelsea, patch=16)
     torch.testing.assert_close(f, g / g.norm(dim=0, keepdim=True), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size, patch", [((16, 24), 8), ((256, 256), 2)])
+def test_constant_colour_channels_standardise_to_exact_zero(size, patch):
+    img = torch.empty(3, *size)
+    img[0], img[1], img[2] = 0.2, 0.5, 0.9
+    f = patch_features(img, patch=patch)
+    assert torch.equal(f, torch.zeros_like(f)), f.abs().max()

@@ -11,24 +11,20 @@ after) and the context vector it shows.
 
 from __future__ import annotations
 
-import functools
-import gzip
-import io
-import http.server
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "_build" / "html"
+sys.path.insert(0, str(ROOT / "scripts"))
+import serve  # noqa: E402  (scripts/serve.py: the gzip-compressing static server)
+
+SITE = serve.SITE
 MAX_PAGE_BYTES = 2_500_000
-COMPRESSED = {".html", ".js", ".css", ".json", ".svg", ".txt", ".map"}
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -49,28 +45,6 @@ def _chromium() -> str:
     return path
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Static files, gzip-encoded when the browser accepts it (as GitHub Pages or Netlify do)."""
-
-    def log_message(self, *args):  # keep pytest's output clean
-        pass
-
-    def send_head(self):
-        path = Path(self.translate_path(self.path))
-        if path.is_dir():
-            path = path / "index.html"
-        accepts = "gzip" in self.headers.get("Accept-Encoding", "")
-        if not (accepts and path.suffix in COMPRESSED and path.is_file()):
-            return super().send_head()
-        body = gzip.compress(path.read_bytes(), compresslevel=6)
-        self.send_response(200)
-        self.send_header("Content-Type", self.guess_type(str(path)))
-        self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        return io.BytesIO(body)
-
-
 @pytest.fixture(scope="session")
 def site() -> Path:
     if not (SITE / "index.html").exists():
@@ -83,10 +57,8 @@ def site() -> Path:
 
 @pytest.fixture(scope="session")
 def server(site):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd, base = serve.start(site)
+    yield base
     httpd.shutdown()
 
 
@@ -174,6 +146,20 @@ def test_site_was_built(site):
     html = (site / "book" / "foundations.html").read_text(encoding="utf-8")
     assert "widget-state+json" in html, "the Foundations page carries no widget state"
     assert "cdn.jsdelivr" not in html and "cdnjs" not in html and "unpkg.com/@jupyter" not in html
+
+
+def test_chapters_keep_launch_and_download_buttons(site):
+    """Readers who are online can still open a chapter in Binder, Colab or a JupyterHub, or download it."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    hub = config["launch_buttons"]["jupyterhub_url"]
+    for nb in sorted((ROOT / "book").glob("*.ipynb")):
+        html = (site / "book" / f"{nb.stem}.html").read_text(encoding="utf-8")
+        for target in ("https://mybinder.org/v2/gh/", "https://colab.research.google.com/github/", hub):
+            assert f'href="{target}' in html, f"{nb.name}: no launch link to {target}"
+        assert f'href="../_sources/book/{nb.name}"' in html, f"{nb.name}: no .ipynb download link"
+        assert (site / "_sources" / "book" / nb.name).is_file()
 
 
 @pytest.mark.parametrize("page", _pages() if SITE.exists() else ["index.html"])

@@ -290,3 +290,10 @@ def test_plot_attention_rejects_bad_weights():
         plot_attention(np.zeros((8, 8, 3)), torch.zeros(1, 2, 2))
     with pytest.raises(ValueError, match="weights must be a floating-point tensor"):
         plot_attention(np.zeros((8, 8, 3)), torch.zeros(2, 2, dtype=torch.int64))
+
+
+def test_a_three_pixel_wide_tensor_is_read_channels_first():
+    img = torch.rand(3, 5, 3)
+    arr = to_numpy_image(img)
+    assert arr.shape == (5, 3, 3)
+    assert arr[2, 1, 0] == int(img[0, 2, 1] * 255 + 0.5)

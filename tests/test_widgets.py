@@ -80,6 +80,11 @@ def test_explorer_view_needs_every_control(explorer):
         explorer_view(explorer, a=1)
 
 
+def test_explorer_view_names_the_control_of_an_unknown_value(explorer):
+    with pytest.raises(ValueError, match=r"5 is not a value of control 'a'; choose from \[1, 2, 3\]"):
+        explorer_view(explorer, a=5, b="x")
+
+
 def test_controls_are_selection_sliders_in_order(explorer):
     assert [c.description for c in explorer.controls] == ["a", "b"]
     assert all(isinstance(c, widgets.SelectionSlider) for c in explorer.controls)

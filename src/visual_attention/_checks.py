@@ -6,8 +6,8 @@ import torch
 
 
 def shape_str(t: torch.Tensor) -> str:
-    """``(2, 3, 4)`` for a tensor of that shape."""
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+    """``(2, 3, 4)`` for a tensor of that shape (``(3,)`` in one dimension, ``()`` in none)."""
+    return str(tuple(t.shape))
 
 
 def check_floating(name: str, t: object) -> None:

@@ -15,6 +15,8 @@ a boolean mask is ``True`` where attention is *allowed* and ``False`` where it i
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -64,9 +66,9 @@ def masked_softmax(
     dims = _normalise_dims(dim, scores.ndim) if scores.ndim else None
     if dims is None:
         raise ValueError("scores must have at least one dimension, got a 0-d tensor")
-    if not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-    x = scores / temperature if temperature != 1 else scores
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not 0 < temperature < math.inf:
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    x = scores
     if mask is not None:
         if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
             got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
@@ -82,10 +84,15 @@ def masked_softmax(
                 f"mask of shape {shape_str(mask)} would enlarge scores of shape {shape_str(scores)}"
             )
         x = x.masked_fill(~mask, float("-inf"))
-    # Subtracting the (detached) maximum leaves the softmax unchanged and keeps exp() <= 1.
+    # Subtracting the (detached) maximum leaves the softmax unchanged and keeps exp() <= 1; it is
+    # done before dividing by the temperature, so a small T cannot overflow the scores to inf.
     peak = x.detach().amax(dim=dims, keepdim=True)
-    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-    e = torch.exp(x - peak)
+    shifted = x - torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    # a slice holding +inf scores: the limit of the softmax puts all weight on those entries
+    infinite = (peak == float("inf")).expand_as(x)
+    if infinite.any():
+        shifted = torch.where(infinite, torch.where(x == float("inf"), 0.0, float("-inf")).to(x.dtype), shifted)
+    e = torch.exp(shifted / temperature if temperature != 1 else shifted)
     total = e.sum(dim=dims, keepdim=True)
     return e / torch.where(total > 0, total, torch.ones_like(total))
 

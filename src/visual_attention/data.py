@@ -99,9 +99,11 @@ def patch_features(
         ]
     )
     if standardise:
-        flat = feats.reshape(feats.shape[0], -1)
-        mean, std = flat.mean(1), flat.std(1, unbiased=False).clamp_min(1e-6)
-        feats = (feats - mean[:, None, None]) / std[:, None, None]
+        flat = feats.reshape(feats.shape[0], -1).double()
+        mean, std = flat.mean(1)[:, None, None], flat.std(1, unbiased=False)[:, None, None]
+        # a channel that is constant over the image (up to rounding) carries no information: 0
+        flat_channel = std <= 1e-5 * (mean.abs() + 1)
+        feats = torch.where(flat_channel, 0.0, (feats - mean) / torch.where(flat_channel, 1.0, std)).float()
     if unit:
         feats = feats / feats.norm(dim=0, keepdim=True).clamp_min(1e-6)
     return feats

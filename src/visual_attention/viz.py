@@ -36,12 +36,18 @@ CMAP = "magma"
 
 
 def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """``(3, H, W)`` tensor in ``[0, 1]`` (or an ``(H, W, 3)`` array) → ``(H, W, 3)`` uint8 array."""
-    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if arr.ndim == 3 and arr.shape[0] == 3 and arr.shape[-1] != 3:
-        arr = arr.transpose(1, 2, 0)
-    if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"image must be (3, H, W) or (H, W, 3), got shape {arr.shape}")
+    """A ``(3, H, W)`` tensor or an ``(H, W, 3)`` array, values in ``[0, 1]`` (or uint8) → ``(H, W, 3)`` uint8.
+
+    Tensors are channels-first and arrays channels-last, as in PyTorch and matplotlib.
+    """
+    if isinstance(image, torch.Tensor):
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"an image tensor must be (3, H, W), got shape {tuple(image.shape)}")
+        arr = image.detach().cpu().numpy().transpose(1, 2, 0)
+    else:
+        arr = np.asarray(image)
+        if arr.ndim != 3 or arr.shape[-1] != 3:
+            raise ValueError(f"an image array must be (H, W, 3), got shape {arr.shape}")
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
     return arr
@@ -84,7 +90,7 @@ def photo_style(image: torch.Tensor | np.ndarray, grey: bool = True) -> tuple[st
     """
     arr = to_numpy_image(image)
     if grey:  # a grey photo lets the coloured weights stand out
-        lum = (arr @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+        lum = np.clip(arr @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)
         arr = np.repeat(lum[..., None], 3, axis=-1)
     uri = data_uri(arr, fmt="jpeg", quality=85)
     css_class = "va-photo-" + hashlib.sha1(uri.encode()).hexdigest()[:10]

@@ -108,7 +108,10 @@ def explorer_view(explorer: widgets.VBox, **values: Any) -> widgets.Widget:
         name = slider.description
         if name not in values:
             raise ValueError(f"missing a value for control {name!r}")
-        index = [value for _, value in slider.options].index(values[name])
+        choices = [value for _, value in slider.options]
+        if values[name] not in choices:
+            raise ValueError(f"{values[name]!r} is not a value of control {name!r}; choose from {choices}")
+        index = choices.index(values[name])
         node = node.children[index]
     return node
 
