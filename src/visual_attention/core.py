@@ -9,6 +9,9 @@
   context vector (the "soft attention" of Xu et al., "Show, Attend and Tell", ICML 2015, Eq. 4-6,
   with a dot-product score).
 
+Every ``nn.Module`` of the package that computes attention derives from :class:`AttentionModule`
+and hands its weights back the same way: ``with record_attention(model) as maps: model(x)``.
+
 Mask convention, shared by the whole package and by :func:`torch.nn.functional.scaled_dot_product_attention`:
 a boolean mask is ``True`` where attention is *allowed* and ``False`` where it is blocked.
 """
@@ -23,7 +26,13 @@ import torch
 
 from ._checks import check_floating, check_rank, shape_str
 
-__all__ = ["masked_softmax", "scaled_dot_product_attention", "query_attention"]
+__all__ = [
+    "masked_softmax",
+    "scaled_dot_product_attention",
+    "query_attention",
+    "AttentionModule",
+    "record_attention",
+]
 
 
 def _normalise_dims(dim: int | Sequence[int], ndim: int) -> tuple[int, ...]:
@@ -206,3 +215,57 @@ def query_attention(
     weights = masked_softmax(scores, dim=(-2, -1), mask=_expand_mask(mask, scores), temperature=temperature)
     context = torch.einsum("bhw,bchw->bc", weights, feature_maps)
     return weights, context
+
+
+class AttentionModule(torch.nn.Module):
+    """Base class of every module in the package that computes attention weights.
+
+    A subclass calls ``self.remember(weights)`` in ``forward`` with its weights — a gate ``(B, C)``,
+    a spatial map ``(B, 1, H, W)``, branch weights ``(B, M, C)``, per-head maps ``(B, h, N, N)``…
+    (its docstring says which). Nothing is kept unless recording is on, so training pays nothing;
+    :func:`record_attention` turns it on for a whole model and collects the weights by module name,
+    so one plotting or widget function serves every module.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recording = False
+        self.attention: torch.Tensor | None = None
+
+    def remember(self, weights: torch.Tensor) -> torch.Tensor:
+        """Keep a detached copy of ``weights`` if recording; return ``weights`` unchanged."""
+        if self.recording:
+            self.attention = weights.detach()
+        return weights
+
+
+class record_attention:  # noqa: N801  (used as a function: ``with record_attention(model) as maps``)
+    """Collect the attention weights of every :class:`AttentionModule` inside ``model``.
+
+    Example::
+
+        with record_attention(model) as maps:
+            model(x)
+        maps["layer1.0.se"]  # the weights that module computed during the forward pass
+
+    ``maps`` is filled when the ``with`` block ends: ``{module name: weights}``, in the order of
+    ``model.named_modules()``; a module that ran several times keeps its last weights. A bare
+    :class:`AttentionModule` is recorded under the name ``""``.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.modules = {n: m for n, m in model.named_modules() if isinstance(m, AttentionModule)}
+        self.maps: dict[str, torch.Tensor] = {}
+
+    def __enter__(self) -> dict[str, torch.Tensor]:
+        for m in self.modules.values():
+            m.recording, m.attention = True, None
+        return self.maps
+
+    def __exit__(self, *exc) -> None:
+        for name, m in self.modules.items():
+            if m.attention is not None:
+                self.maps[name] = m.attention
+            m.recording, m.attention = False, None

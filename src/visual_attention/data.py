@@ -5,6 +5,14 @@
 * :func:`patch_features` — a small, interpretable feature map for a photo: one vector per
   ``p × p`` patch (mean colour, contrast and edge strength), so that attention over a real image can
   be computed and explained without a trained network.
+* :func:`load_digits` — the 1,797 real 8 × 8 handwritten digits of :func:`sklearn.datasets.load_digits`.
+* :func:`cluttered_digits` — a digit at a random position and scale on a larger noisy canvas with
+  distractor fragments of other digits, and the digit's box: a task where *where to look* matters.
+* :func:`digit_clips` — short clips of a digit moving across a noisy canvas, present in only a few
+  frames among distractor frames: a task where *when to look* matters.
+
+Every generator is deterministic given its ``seed``, and train and test sets are drawn from disjoint
+halves of the real digits (``split="train"`` or ``"test"``), so a test digit was never seen in training.
 """
 
 from __future__ import annotations
@@ -14,7 +22,15 @@ import torch
 
 from ._checks import check_floating, check_rank, shape_str
 
-__all__ = ["PHOTOS", "FEATURE_NAMES", "load_photo", "patch_features"]
+__all__ = [
+    "PHOTOS",
+    "FEATURE_NAMES",
+    "load_photo",
+    "patch_features",
+    "load_digits",
+    "cluttered_digits",
+    "digit_clips",
+]
 
 #: Colour photos of :mod:`skimage.data` that :func:`load_photo` accepts.
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "coins")
@@ -107,3 +123,178 @@ def patch_features(
     if unit:
         feats = feats / feats.norm(dim=0, keepdim=True).clamp_min(1e-6)
     return feats
+
+
+def load_digits(split: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real handwritten digits shipped with scikit-learn.
+
+    Args:
+        split: ``None`` for all 1,797 digits, ``"train"`` for the first 1,200, ``"test"`` for the rest.
+
+    Returns:
+        images ``(N, 8, 8)`` float32 in ``[0, 1]`` and labels ``(N,)`` int64.
+    """
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    d = sk_load_digits()
+    images = torch.from_numpy(d.images / 16.0).float()
+    labels = torch.from_numpy(d.target).long()
+    if split is None:
+        return images, labels
+    if split == "train":
+        return images[:1200], labels[:1200]
+    if split == "test":
+        return images[1200:], labels[1200:]
+    raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
+
+
+class _Resized:
+    """All digits resized (bilinearly) to a given side, computed once per side."""
+
+    def __init__(self, digits: torch.Tensor):
+        self.digits = digits[:, None]
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __call__(self, size: int) -> np.ndarray:
+        if size not in self.cache:
+            resized = torch.nn.functional.interpolate(self.digits, size=(size, size), mode="bilinear",
+                                                      align_corners=False)
+            self.cache[size] = resized[:, 0].clamp(0, 1).double().numpy()
+        return self.cache[size]
+
+
+def cluttered_digits(
+    n: int,
+    canvas: int = 40,
+    digit_sizes: tuple[int, int] = (14, 22),
+    distractors: int = 4,
+    noise: float = 0.15,
+    split: str = "train",
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Real digits placed on a larger noisy canvas among fragments of other digits.
+
+    Each image holds one digit resized to a random size in ``digit_sizes`` at a random position,
+    ``distractors`` fragments of *other* digits (random crops of 5/8 of a digit drawn at the same size,
+    so strokes look alike) and Gaussian pixel noise. The label is the digit's class.
+
+    Args:
+        n: number of images.
+        canvas: side of the square canvas in pixels.
+        digit_sizes: ``(smallest, largest)`` digit side in pixels.
+        distractors: fragments per image.
+        noise: standard deviation of the pixel noise.
+        split: ``"train"`` or ``"test"``: which half of the real digits to draw from.
+        seed: random seed; the same arguments give the same images.
+
+    Returns:
+        images ``(n, 1, canvas, canvas)`` float32 clipped to ``[0, 1]``, labels ``(n,)`` int64 and
+        boxes ``(n, 4)`` int64 as ``(top, left, bottom, right)`` pixel bounds of the digit
+        (``bottom`` and ``right`` exclusive).
+    """
+    if n < 1 or canvas < digit_sizes[1] or not 2 <= digit_sizes[0] <= digit_sizes[1]:
+        raise ValueError(
+            f"need n >= 1 and 2 <= digit_sizes[0] <= digit_sizes[1] <= canvas, got n={n}, "
+            f"digit_sizes={digit_sizes}, canvas={canvas}"
+        )
+    digits, labels = load_digits(split)
+    resized = _Resized(digits)
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, canvas, canvas), dtype=np.float64)
+    out_labels = np.zeros(n, dtype=np.int64)
+    boxes = np.zeros((n, 4), dtype=np.int64)
+    for i in range(n):
+        k = rng.integers(len(digits))
+        size = int(rng.integers(digit_sizes[0], digit_sizes[1] + 1))
+        img = images[i]
+        piece = max(3, round(5 * size / 8))  # a 5/8 crop of another digit drawn at the same size
+        for _ in range(distractors):
+            other = resized(size)[rng.integers(len(digits))]
+            r, c = rng.integers(0, size - piece + 1, size=2)
+            frag = other[r : r + piece, c : c + piece]
+            fr, fc = rng.integers(0, canvas - piece + 1, size=2)
+            region = img[fr : fr + frag.shape[0], fc : fc + frag.shape[1]]
+            np.maximum(region, frag, out=region)
+        top, left = (int(v) for v in rng.integers(0, canvas - size + 1, size=2))
+        region = img[top : top + size, left : left + size]
+        np.maximum(region, resized(size)[k], out=region)
+        img += rng.normal(0.0, noise, size=img.shape)
+        out_labels[i] = labels[k]
+        boxes[i] = (top, left, top + size, left + size)
+    images = np.clip(images, 0.0, 1.0)
+    return (
+        torch.from_numpy(images[:, None]).float(),
+        torch.from_numpy(out_labels),
+        torch.from_numpy(boxes),
+    )
+
+
+def digit_clips(
+    n: int,
+    frames: int = 8,
+    canvas: int = 24,
+    visible: tuple[int, int] = (2, 3),
+    noise: float = 0.15,
+    split: str = "train",
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Short clips in which a real digit moves across a noisy canvas during a few frames only.
+
+    In each clip one digit (the label) is visible in a run of ``visible`` consecutive frames, moving
+    in a straight line; every other frame shows only noise and a moving fragment of another digit (a
+    distractor). A model must find *when* the digit appears.
+
+    Args:
+        n: number of clips.
+        frames: frames per clip ``T``.
+        canvas: frame side in pixels (the digit is drawn at 12 × 12).
+        visible: ``(fewest, most)`` frames in which the digit is visible.
+        noise: standard deviation of the pixel noise.
+        split: ``"train"`` or ``"test"``: which half of the real digits to draw from.
+        seed: random seed.
+
+    Returns:
+        clips ``(n, T, 1, canvas, canvas)`` float32 in ``[0, 1]``, labels ``(n,)`` int64 and
+        ``present`` ``(n, T)`` bool, True where the digit is visible.
+    """
+    size = 12
+    if n < 1 or canvas < size + 2 or not 1 <= visible[0] <= visible[1] <= frames:
+        raise ValueError(
+            f"need n >= 1, canvas >= {size + 2} and 1 <= visible[0] <= visible[1] <= frames, got n={n}, "
+            f"canvas={canvas}, visible={visible}, frames={frames}"
+        )
+    digits, labels = load_digits(split)
+    resized = _Resized(digits)(size)
+    rng = np.random.default_rng(seed)
+    clips = np.zeros((n, frames, canvas, canvas))
+    present = np.zeros((n, frames), dtype=bool)
+    out_labels = np.zeros(n, dtype=np.int64)
+    span = canvas - size
+    for i in range(n):
+        k = rng.integers(len(digits))
+        digit = resized[k]
+        count = int(rng.integers(visible[0], visible[1] + 1))
+        first = int(rng.integers(0, frames - count + 1))
+        (r0, c0), (r1, c1) = rng.integers(0, span + 1, size=(2, 2))
+        other = resized[rng.integers(len(digits))]
+        r, c = rng.integers(0, size - 8 + 1, size=2)
+        frag = other[r : r + 8, c : c + 8]
+        (fr0, fc0), (fr1, fc1) = rng.integers(0, canvas - 8 + 1, size=(2, 2))
+        for t in range(frames):
+            a = t / max(frames - 1, 1)
+            fr, fc = round(fr0 + a * (fr1 - fr0)), round(fc0 + a * (fc1 - fc0))
+            frame = clips[i, t]
+            np.maximum(frame[fr : fr + 8, fc : fc + 8], frag, out=frame[fr : fr + 8, fc : fc + 8])
+            if first <= t < first + count:
+                b = (t - first) / max(count - 1, 1)
+                r, c = round(r0 + b * (r1 - r0)), round(c0 + b * (c1 - c0))
+                np.maximum(frame[r : r + size, c : c + size], digit, out=frame[r : r + size, c : c + size])
+                present[i, t] = True
+        out_labels[i] = labels[k]
+    clips += rng.normal(0.0, noise, size=clips.shape)
+    clips = np.clip(clips, 0.0, 1.0)
+    return (
+        torch.from_numpy(clips[:, :, None]).float(),
+        torch.from_numpy(out_labels),
+        torch.from_numpy(present),
+    )
