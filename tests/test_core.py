@@ -637,3 +637,37 @@ def test_bad_temperatures_are_rejected(temperature):
 def test_numpy_temperatures_are_accepted():
     s = torch.tensor([0.0, 1.0, 2.0])
     assert torch.allclose(masked_softmax(s, temperature=np.float32(2.0)), masked_softmax(s, temperature=2.0))
+
+
+# --- the package's convention for handing back attention weights --------------------------------
+
+from visual_attention import AttentionModule, record_attention  # noqa: E402
+
+
+class _Gate(AttentionModule):
+    def forward(self, x):
+        w = self.remember(torch.sigmoid(x.mean(-1)))
+        return x * w[..., None]
+
+
+def test_record_attention_collects_weights_by_name_and_only_while_recording():
+    model = torch.nn.Sequential(_Gate(), torch.nn.Linear(3, 3), _Gate())
+    x = torch.randn(2, 3)
+    model(x)
+    assert all(m.attention is None for m in model if isinstance(m, AttentionModule))
+    with record_attention(model) as maps:
+        y = model(x)
+    assert list(maps) == ["0", "2"]
+    assert maps["0"].shape == (2,) and not maps["0"].requires_grad
+    assert torch.allclose(maps["0"], torch.sigmoid(x.mean(-1)))
+    assert all(not m.recording and m.attention is None for m in model if isinstance(m, AttentionModule))
+    assert torch.allclose(model(x), y)
+
+
+def test_record_attention_on_a_bare_module_and_validation():
+    g = _Gate()
+    with record_attention(g) as maps:
+        g(torch.ones(1, 4))
+    assert list(maps) == [""]
+    with pytest.raises(ValueError, match="must be a torch.nn.Module"):
+        record_attention("not a model")

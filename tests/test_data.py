@@ -162,3 +162,69 @@ def test_constant_colour_channels_standardise_to_exact_zero(size, patch):
     img[0], img[1], img[2] = 0.2, 0.5, 0.9
     f = patch_features(img, patch=patch)
     assert torch.equal(f, torch.zeros_like(f)), f.abs().max()
+
+
+# --- real digits and the datasets synthesised from them -----------------------------------------
+
+from visual_attention.data import cluttered_digits, digit_clips, load_digits  # noqa: E402
+
+
+def test_load_digits_splits_are_disjoint_halves():
+    x, y = load_digits()
+    xtr, ytr = load_digits("train")
+    xte, yte = load_digits("test")
+    assert x.shape == (1797, 8, 8) and y.dtype == torch.long
+    assert len(xtr) + len(xte) == len(x)
+    assert torch.equal(torch.cat([xtr, xte]), x)
+    assert 0 <= x.min() and x.max() <= 1
+    with pytest.raises(ValueError, match="split must be"):
+        load_digits("validation")
+
+
+def test_cluttered_digits_shapes_boxes_and_determinism():
+    x, y, b = cluttered_digits(64, canvas=40, digit_sizes=(14, 22), seed=5)
+    assert x.shape == (64, 1, 40, 40) and x.dtype == torch.float32
+    assert y.shape == (64,) and set(y.tolist()) <= set(range(10))
+    assert b.shape == (64, 4)
+    size = b[:, 2] - b[:, 0]
+    assert torch.equal(size, b[:, 3] - b[:, 1])
+    assert (size >= 14).all() and (size <= 22).all()
+    assert (b[:, :2] >= 0).all() and (b[:, 2:] <= 40).all()
+    assert 0 <= x.min() and x.max() <= 1
+    x2, y2, b2 = cluttered_digits(64, canvas=40, digit_sizes=(14, 22), seed=5)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(b, b2)
+    assert not torch.equal(x, cluttered_digits(64, seed=6)[0])
+
+
+def test_cluttered_digit_is_brighter_inside_its_box():
+    x, _, b = cluttered_digits(200, noise=0.0, distractors=0, seed=1)
+    inside = torch.stack([x[i, 0, t:bt, l:r].sum() for i, (t, l, bt, r) in enumerate(b.tolist())])
+    assert torch.allclose(inside, x.sum(dim=(1, 2, 3)))  # without clutter all ink is in the box
+
+
+def test_cluttered_digits_validation():
+    with pytest.raises(ValueError, match="digit_sizes"):
+        cluttered_digits(4, canvas=20, digit_sizes=(14, 22))
+
+
+def test_digit_clips_presence_and_determinism():
+    c, y, p = digit_clips(32, frames=8, canvas=24, visible=(2, 3), seed=2)
+    assert c.shape == (32, 8, 1, 24, 24) and p.shape == (32, 8) and p.dtype == torch.bool
+    counts = p.sum(1)
+    assert (counts >= 2).all() and (counts <= 3).all()
+    for row in p:  # the visible frames are consecutive
+        idx = row.nonzero().flatten()
+        assert (idx[1:] - idx[:-1] == 1).all()
+    c2, y2, p2 = digit_clips(32, frames=8, canvas=24, visible=(2, 3), seed=2)
+    assert torch.equal(c, c2) and torch.equal(y, y2) and torch.equal(p, p2)
+
+
+def test_digit_frames_hold_more_ink_than_distractor_frames():
+    c, _, p = digit_clips(100, noise=0.0, seed=3)
+    ink = c.sum(dim=(2, 3, 4))
+    assert ink[p].mean() > 2 * ink[~p].mean()
+
+
+def test_digit_clips_validation():
+    with pytest.raises(ValueError, match="visible"):
+        digit_clips(4, frames=4, visible=(2, 5))

@@ -74,8 +74,11 @@ def _shape(t: torch.Tensor) -> str:
     return str(tuple(t.shape))
 
 
-def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e-4) -> None:
-    """Raise :class:`ExerciseError` unless ``got`` matches ``want`` (tensors, numbers, tuples of them)."""
+def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e-4, values: bool = True) -> None:
+    """Raise :class:`ExerciseError` unless ``got`` matches ``want`` (tensors, numbers, tuples of them).
+
+    With ``values=False`` only the structure is compared: types, lengths, shapes and dtypes.
+    """
     if isinstance(want, torch.Tensor):
         if not isinstance(got, torch.Tensor):
             raise ExerciseError(f"{what} should be a tensor of shape {_shape(want)}, got {type(got).__name__}")
@@ -83,6 +86,8 @@ def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e
             raise ExerciseError(f"{what} should have shape {_shape(want)}, got {_shape(got)}")
         if got.dtype != want.dtype:
             raise ExerciseError(f"{what} should have dtype {want.dtype}, got {got.dtype}")
+        if not values:
+            return
         if want.dtype == torch.bool or not want.is_floating_point():
             bad = (got != want).nonzero()
             if len(bad):
@@ -109,7 +114,9 @@ def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e
             n = len(got) if isinstance(got, (tuple, list)) else 1
             raise ExerciseError(f"{what} should be a tuple of {len(want)} values, got {n}")
         for i, (g, w) in enumerate(zip(got, want)):
-            compare(g, w, f"{what}[{i}]", atol, rtol)
+            compare(g, w, f"{what}[{i}]", atol, rtol, values)
+        return
+    if not values:
         return
     if isinstance(want, (int, float)):
         if not isinstance(got, (int, float, torch.Tensor)) or (isinstance(got, torch.Tensor) and got.numel() != 1):
@@ -179,9 +186,11 @@ def check(name: str, answer: Callable[..., Any], quiet: bool = False) -> None:
             raise ExerciseError(f"{name}: not answered yet (the function raises NotImplementedError)") from None
         except Exception as e:  # report the student's error as feedback, not as a crash of the checker
             raise ExerciseError(f"{name}, case '{case.label}': your function raised {type(e).__name__}: {e}") from e
+        what = f"{name}, case '{case.label}': the output"
+        compare(got, want, what, values=False)  # types and shapes first: the clearest message
         for index, dims in ex.weights.items():
             _check_weights(_as_tuple(got)[index] if isinstance(want, tuple) else got, dims,
                            f"{name}, case '{case.label}': output {index}")
-        compare(got, want, f"{name}, case '{case.label}': the output", ex.atol, ex.rtol)
+        compare(got, want, what, ex.atol, ex.rtol)
     if not quiet:
         print(f"✓ {name}: correct on all {len(cases)} cases")
