@@ -1,7 +1,8 @@
 # Attention in Vision: two commands from a fresh machine.
 #   make book   set up .venv (Python packages, the package itself, graphviz) and build _build/html
 #   make test   the same set-up, then every test: package, notebooks (nbval) and the built site
-# Also: make lab (JupyterLab on the chapters), make execute (re-run chapters, keeping widget state).
+# Also: make lab (JupyterLab on the chapters), make execute (re-run chapters, keeping widget state),
+#       make assignments (student versions in _build/assignments; grade with python -m visual_attention.grade).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +12,7 @@ NODE   := node_modules/.package-lock.json
 NOTEBOOKS := $(wildcard book/*.ipynb)
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit notebooks lab execute setup system-deps browser-deps clean
+.PHONY: book test unit notebooks lab execute assignments setup system-deps browser-deps clean
 
 setup: $(STAMP) system-deps
 
@@ -50,6 +51,10 @@ notebooks: setup
 
 execute: setup
 	$(PY) scripts/execute_notebooks.py $(NOTEBOOKS)
+
+# Student versions of every chapter with exercises (solutions stubbed, outputs cleared).
+assignments: setup
+	$(PY) -m visual_attention.assignments $(NOTEBOOKS) --out _build/assignments
 
 lab: setup
 	$(VENV)/bin/jupyter lab book/

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Case", "Exercise", "ExerciseError", "check", "compare", "get_exercise", "list_exercises"]
+__all__ = ["Case", "Exercise", "ExerciseError", "check", "compare", "get_exercise", "judge", "list_exercises"]
 
 #: chapters with exercises: every module of this package (``foundations``, ``spatial``…)
 CHAPTERS = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
@@ -147,6 +147,19 @@ def _check_weights(w: Any, dims: int | tuple[int, ...], what: str) -> None:
         )
 
 
+def judge(ex: Exercise, case: Case, got: Any, want: Any, name: str | None = None) -> None:
+    """Compare one answer ``got`` with the reference output ``want`` on ``case``; raise on difference.
+
+    Types and shapes first, then the attention-weight properties, then the values, so that the first
+    message is the most useful one. Used by :func:`check` in a notebook and by the grader.
+    """
+    what = f"{name or ex.name}, case '{case.label}': the output"
+    compare(got, want, what, values=False)
+    for index, dims in ex.weights.items():
+        _check_weights(_as_tuple(got)[index] if isinstance(want, tuple) else got, dims, f"{what} {index}")
+    compare(got, want, what, ex.atol, ex.rtol)
+
+
 def list_exercises() -> dict[str, Exercise]:
     """Every registered exercise, by name (``chapter.name``)."""
     found: dict[str, Exercise] = {}
@@ -186,11 +199,6 @@ def check(name: str, answer: Callable[..., Any], quiet: bool = False) -> None:
             raise ExerciseError(f"{name}: not answered yet (the function raises NotImplementedError)") from None
         except Exception as e:  # report the student's error as feedback, not as a crash of the checker
             raise ExerciseError(f"{name}, case '{case.label}': your function raised {type(e).__name__}: {e}") from e
-        what = f"{name}, case '{case.label}': the output"
-        compare(got, want, what, values=False)  # types and shapes first: the clearest message
-        for index, dims in ex.weights.items():
-            _check_weights(_as_tuple(got)[index] if isinstance(want, tuple) else got, dims,
-                           f"{name}, case '{case.label}': output {index}")
-        compare(got, want, what, ex.atol, ex.rtol)
+        judge(ex, case, got, want, name)
     if not quiet:
         print(f"✓ {name}: correct on all {len(cases)} cases")
