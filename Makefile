@@ -12,7 +12,7 @@ NODE   := node_modules/.package-lock.json
 NOTEBOOKS := $(wildcard book/*.ipynb)
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit notebooks lab execute assignments setup system-deps browser-deps clean
+.PHONY: book test unit notebooks lab execute assignments bench setup system-deps browser-deps clean
 
 setup: $(STAMP) system-deps
 
@@ -55,6 +55,10 @@ execute: setup
 # Student versions of every chapter with exercises (solutions stubbed, outputs cleared).
 assignments: setup
 	$(PY) -m visual_attention.assignments $(NOTEBOOKS) --out _build/assignments
+
+# Every benchmark on this machine, written to benchmarks/results.md (page weights need the site).
+bench: browser-deps book
+	$(PY) benchmarks/run.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab book/

@@ -93,8 +93,13 @@ def masked_softmax(
                 f"mask of shape {shape_str(mask)} would enlarge scores of shape {shape_str(scores)}"
             )
         x = x.masked_fill(~mask, float("-inf"))
-    # Subtracting the (detached) maximum leaves the softmax unchanged and keeps exp() <= 1; it is
-    # done before dividing by the temperature, so a small T cannot overflow the scores to inf.
+    fast = _fused_softmax(x, dims, temperature)
+    if fast is not None:
+        return fast
+    # The careful path. Subtracting the (detached) maximum leaves the softmax unchanged and keeps
+    # exp() <= 1; it is done before dividing by the temperature, so a small T cannot overflow the
+    # scores to inf. A slice with no finite score gives zeros; a slice holding +inf scores shares
+    # all its weight among them.
     peak = x.detach().amax(dim=dims, keepdim=True)
     shifted = x - torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
     # a slice holding +inf scores: the limit of the softmax puts all weight on those entries
@@ -104,6 +109,23 @@ def masked_softmax(
     e = torch.exp(shifted / temperature if temperature != 1 else shifted)
     total = e.sum(dim=dims, keepdim=True)
     return e / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def _fused_softmax(x: torch.Tensor, dims: tuple[int, ...], temperature: float) -> torch.Tensor | None:
+    """PyTorch's fused softmax over ``dims``, or ``None`` where it gives NaN (then the careful path runs).
+
+    NaN appears exactly in the cases the careful path treats specially: a slice with no finite score
+    (fully masked), a slice holding ``+inf``, or scores that overflow when divided by a small
+    temperature. Checking for it costs one pass; the fused kernel saves several.
+    """
+    last = tuple(range(x.ndim - len(dims), x.ndim))
+    moved = x.movedim(dims, last) if dims != last else x
+    flat = moved.reshape(*moved.shape[: x.ndim - len(dims)], -1)
+    w = torch.softmax(flat / temperature if temperature != 1 else flat, dim=-1)
+    if torch.isnan(w).any():
+        return None
+    w = w.reshape(moved.shape)
+    return w.movedim(last, dims) if dims != last else w
 
 
 def scaled_dot_product_attention(
