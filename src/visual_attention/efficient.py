@@ -23,7 +23,13 @@ import torch
 
 from ._checks import check_floating, check_rank, shape_str
 
-__all__ = ["chunked_attention", "linear_attention"]
+__all__ = [
+    "chunked_attention",
+    "linear_attention",
+    "online_softmax_update",
+    "online_softmax_trace",
+    "online_softmax_explorer",
+]
 
 
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -120,3 +126,115 @@ def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: flo
     kv = torch.matmul(phi_k.transpose(-2, -1), v)  # (*B, D, Dv): the whole memory of keys and values
     normaliser = torch.matmul(phi_q, phi_k.sum(dim=-2, keepdim=True).transpose(-2, -1))  # (*B, Lq, 1)
     return torch.matmul(phi_q, kv) / (normaliser + eps)
+
+
+def online_softmax_update(
+    running_max: torch.Tensor,
+    running_sum: torch.Tensor,
+    out: torch.Tensor,
+    scores: torch.Tensor,
+    values: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of the online softmax: fold a block of scores and values into the running state.
+
+    ``m' = max(m, max s)``, ``l' = e^{m - m'} l + Σ e^{s - m'}``, ``o' = e^{m - m'} o + e^{s - m'} V``
+    (the un-normalised weighted sum); the attention output is ``o / l`` at any time.
+
+    Args:
+        running_max: ``(*B, 1)``, ``-inf`` before the first block.
+        running_sum: ``(*B, 1)``.
+        out: ``(*B, Dv)``.
+        scores: ``(*B, n)`` scores of the block's ``n`` keys.
+        values: ``(*B, n, Dv)`` or ``(n, Dv)`` values of the block.
+
+    Returns:
+        the new ``(running_max, running_sum, out)``.
+    """
+    for name, t in (("running_max", running_max), ("running_sum", running_sum), ("out", out),
+                    ("scores", scores), ("values", values)):
+        check_floating(name, t)
+    if scores.shape[-1] != values.shape[-2]:
+        raise ValueError(f"scores {shape_str(scores)} and values {shape_str(values)} must hold the same number of keys")
+    new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
+    safe = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))
+    rescale = torch.exp(running_max - safe)
+    p = torch.exp(scores - safe)
+    new_sum = rescale * running_sum + p.sum(dim=-1, keepdim=True)
+    new_out = rescale * out + torch.matmul(p.unsqueeze(-2), values).squeeze(-2)
+    return new_max, new_sum, new_out
+
+
+def online_softmax_trace(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, chunk_size: int,
+                         scale: float = 1.0) -> list[dict[str, torch.Tensor]]:
+    """The state of the online softmax for one query after each block of keys, for teaching.
+
+    Args:
+        query: ``(D,)``; keys: ``(N, D)``; values: ``(N, Dv)``; chunk_size: keys per block.
+
+    Returns:
+        one dict per block with ``max`` and ``sum`` (scalars), ``output`` ``(Dv,)`` = ``o / l`` so far,
+        and ``weights`` ``(N,)``: the softmax over the keys seen so far (zero for the others). After the
+        last block ``weights`` and ``output`` equal full attention.
+    """
+    check_rank("query", query, exactly=1, expected="(D,)")
+    check_rank("keys", keys, exactly=2, expected="(N, D)")
+    check_rank("values", values, exactly=2, expected="(N, Dv)")
+    if keys.shape[0] != values.shape[0] or keys.shape[1] != query.shape[0]:
+        raise ValueError(f"need query (D,), keys (N, D), values (N, Dv); got {shape_str(query)}, "
+                         f"{shape_str(keys)}, {shape_str(values)}")
+    scores = keys @ query * scale
+    m = query.new_full((1,), -math.inf)
+    l_ = query.new_zeros(1)
+    o = query.new_zeros(values.shape[1])
+    states = []
+    for start in range(0, keys.shape[0], chunk_size):
+        stop = min(start + chunk_size, keys.shape[0])
+        m, l_, o = online_softmax_update(m, l_, o, scores[start:stop], values[start:stop])
+        seen = torch.zeros_like(scores)
+        seen[:stop] = torch.exp(scores[:stop] - m) / l_
+        states.append({"max": m[0].clone(), "sum": l_[0].clone(), "output": o / l_, "weights": seen})
+    return states
+
+
+def online_softmax_explorer(image: torch.Tensor, features: torch.Tensor, feature_names, queries,
+                            chunk_sizes=(8, 16, 32, 48), scale: float = 5.0, display_size=None):
+    """A widget that steps through the online softmax for a query patch of a photo.
+
+    Keys are the ``h·w`` patches in reading order, processed ``chunk_size`` at a time: the heatmap
+    shows the softmax over the patches seen so far, the bars the output ``o / l`` so far; after the
+    last block both equal full attention. Controls: chunk size, block (steps past the last block show
+    the final state), query patch.
+
+    Args:
+        image: ``(3, H, W)`` photo; features: ``(C, h, w)`` patch features; feature_names: ``C`` labels;
+        queries: ``(row, col)`` query patches; chunk_sizes: block sizes; scale: score multiplier.
+    """
+    from . import viz, widgets
+
+    check_rank("features", features, exactly=3, expected="(C, h, w)")
+    c, h, w = features.shape
+    keys = features.reshape(c, h * w).T
+    size = display_size or (2 * image.shape[-2], 2 * image.shape[-1])
+    css, style = viz.photo_style(image)
+    traces = {(cs, q): online_softmax_trace(keys[q[0] * w + q[1]], keys, keys, cs, scale)
+              for cs in chunk_sizes for q in queries}
+    steps = max(len(t) for t in traces.values())
+
+    def render(chunk, block, query):
+        chunk_size = chunk
+        trace = traces[(chunk_size, query)]
+        state = trace[min(block, len(trace)) - 1]
+        done = block >= len(trace)
+        cap = (f"block {min(block, len(trace))} of {len(trace)} ({chunk_size} keys each)"
+               f"{' — done: full attention' if done else ''} · m = {float(state['max']):.3f} · "
+               f"l = {float(state['sum']):.3f}")
+        left = viz.attention_overlay_html(css, state["weights"].reshape(h, w), size, query=query, caption=cap)
+        right = viz.bars_html(state["output"].tolist(), list(feature_names), title="output o / l so far", vmax=1.0)
+        return widgets.html_view(f'<div class="va-flex">{left}{right}</div>')
+
+    return widgets.precomputed_explorer(
+        {"chunk": list(chunk_sizes), "block": list(range(1, steps + 1)),
+         "query": [(f"{r},{cc}", (r, cc)) for r, cc in queries]},
+        render,
+        header=widgets.widgets.HTML(viz.VIEW_CSS + style),
+    )
