@@ -1,0 +1,307 @@
+"""Spatial attention: *where* to look in a feature map.
+
+* :class:`SpatialGate` — the spatial attention module of CBAM (Woo et al., "CBAM: Convolutional Block
+  Attention Module", ECCV 2018, Eq. 3): the channel-wise average and maximum of the feature map,
+  a ``k × k`` convolution and a sigmoid give a map ``M_s ∈ (0, 1)^{H×W}`` that is multiplied into
+  every channel.
+* :class:`QuerySpatialAttention` — soft attention over positions with one query per image (Xu et al.,
+  "Show, Attend and Tell", ICML 2015, Eq. 4-6; Jetley et al., "Learn to Pay Attention", ICLR 2018,
+  with a query from a global descriptor): weights that sum to 1 over the ``H·W`` positions and a
+  context vector ``(B, C)``, usable as the attention-pooling head of a CNN.
+* :func:`channel_pool` and :func:`attention_mass_in_box` — the pooling step of CBAM and the
+  "how much of the map lies on the object" measure used by the chapter.
+
+The two differ in kind: a gate scores each position *independently* (many positions can be on at
+once, nothing is normalised), while query attention makes positions *compete* through a softmax.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._checks import check_floating, check_rank, shape_str
+from .core import AttentionModule, query_attention
+
+__all__ = [
+    "channel_pool",
+    "SpatialGate",
+    "QuerySpatialAttention",
+    "attention_mass_in_box",
+    "ClutteredDigitNet",
+    "spatial_map_explorer",
+]
+
+
+def channel_pool(x: torch.Tensor) -> torch.Tensor:
+    """Average and maximum over the channels at every position: CBAM's spatial descriptor.
+
+    ``[AvgPool(F); MaxPool(F)]`` of Woo et al. (2018), Eq. 3, pooled along the channel axis.
+
+    Args:
+        x: feature map ``(B, C, H, W)``.
+
+    Returns:
+        ``(B, 2, H, W)``: channel 0 the mean over ``C``, channel 1 the maximum over ``C``.
+    """
+    check_floating("x", x)
+    check_rank("x", x, exactly=4, expected="(B, C, H, W)")
+    return torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+
+
+class SpatialGate(AttentionModule):
+    """CBAM's spatial attention module (Woo et al., ECCV 2018, Eq. 3).
+
+    ``M_s(F) = σ(BN(f^{k×k}([AvgPool(F); MaxPool(F)])))`` and the output is ``F ⊙ M_s(F)``, the map
+    broadcast over the channels. As in the authors' reference code the ``2 → 1`` convolution has no
+    bias and is followed by a one-channel BatchNorm (the reference code uses a BatchNorm momentum of
+    0.01; we keep PyTorch's default, 0.1, so that the running statistics settle in short trainings;
+    it also concatenates max before mean, we follow the paper's order, mean then max).
+
+    Records the spatial map ``(B, 1, H, W)``, values in ``(0, 1)``.
+
+    Args:
+        kernel_size: odd side ``k`` of the convolution (7 in the paper; padding ``k // 2`` keeps
+            ``H × W``).
+    """
+
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
+        self.kernel_size = kernel_size
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = nn.BatchNorm2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C, H, W)`` → ``x ⊙ M_s(x)``, same shape."""
+        pooled = channel_pool(x)                          # (B, 2, H, W): mean and max over C
+        gate = torch.sigmoid(self.bn(self.conv(pooled)))  # (B, 1, H, W), in (0, 1)
+        return x * self.remember(gate)                    # broadcast over the C channels
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
+
+
+class QuerySpatialAttention(AttentionModule):
+    """Attention pooling: one query per image attends over the ``H·W`` positions of a feature map.
+
+    Soft attention of Xu et al. (ICML 2015, Eq. 4-6) with a scaled dot-product score:
+
+    ``α_ij = softmax_ij(⟨q, k_ij⟩ / √D)``, ``c = Σ_ij α_ij x_ij``
+
+    computed by :func:`visual_attention.core.query_attention`. The keys ``k_ij`` are the feature
+    vectors ``x_ij`` themselves (``D = C``) or, with ``query_dim``, a ``1 × 1`` convolution of them to
+    ``D`` dimensions; the values are always the features, so the context lives in the feature space.
+
+    The query is either
+
+    * ``"learned"``: one learned vector ``q ∈ R^D`` shared by all images ("what does a digit look
+      like?"), or
+    * ``"global"``: computed from the image's global average ``g = mean_ij x_ij`` as ``q = W g + b``
+      (the global descriptor as query, as in Jetley et al., "Learn to Pay Attention", ICLR 2018).
+
+    Both start at ``q = 0``: uniform weights, so the module begins as global average pooling and
+    learns to depart from it.
+
+    Records the weights ``(B, H, W)``, non-negative and summing to 1 over ``H, W``.
+
+    Args:
+        channels: ``C``, the channels of the input.
+        query_dim: ``D``, the dimension of queries and keys; ``None`` means ``C`` and no key projection.
+        query: ``"learned"`` or ``"global"``.
+
+    Returns (forward):
+        the context vector ``(B, C)``.
+    """
+
+    def __init__(self, channels: int, query_dim: int | None = None, query: str = "learned") -> None:
+        super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+        if query_dim is not None and (isinstance(query_dim, bool) or not isinstance(query_dim, int) or query_dim < 1):
+            raise ValueError(f"query_dim must be None or a positive integer, got {query_dim!r}")
+        if query not in ("learned", "global"):
+            raise ValueError(f"query must be 'learned' or 'global', got {query!r}")
+        self.channels, self.query_mode = channels, query
+        self.query_dim = channels if query_dim is None else query_dim
+        self.key = nn.Identity() if query_dim is None else nn.Conv2d(channels, query_dim, 1)
+        if query == "learned":
+            self.query = nn.Parameter(torch.zeros(self.query_dim))
+        else:
+            self.query = nn.Linear(channels, self.query_dim)
+            nn.init.zeros_(self.query.weight)
+            nn.init.zeros_(self.query.bias)
+        self.scale = self.query_dim ** -0.5  # dot products of D-vectors grow like √D
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C, H, W)`` → context ``(B, C)``."""
+        check_floating("x", x)
+        check_rank("x", x, exactly=4, expected="(B, C, H, W)")
+        if x.shape[1] != self.channels:
+            raise ValueError(f"x must have {self.channels} channels (B, C, H, W), got shape {shape_str(x)}")
+        if self.query_mode == "learned":
+            q = self.query.expand(x.shape[0], -1)         # (B, D): the same query for every image
+        else:
+            q = self.query(x.mean(dim=(2, 3)))            # (B, D): from the global descriptor
+        weights, _ = query_attention(self.key(x), q, scale=self.scale)  # (B, H, W)
+        self.remember(weights)
+        return torch.einsum("bhw,bchw->bc", weights, x)   # the values are the features themselves
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, query_dim={self.query_dim}, query={self.query_mode!r}"
+
+
+def attention_mass_in_box(maps: torch.Tensor, boxes: torch.Tensor, canvas: int | tuple[int, int]) -> torch.Tensor:
+    """Fraction of a map's mass that falls inside a box of the input image.
+
+    Each cell of an ``h × w`` map covers a ``H/h × W/w`` block of the ``H × W`` canvas (nearest
+    upsampling; ``H`` and ``W`` must be multiples of ``h`` and ``w``); the map is normalised to sum 1
+    and the mass of the pixels inside the box is summed. For a softmax map this is the attention
+    weight on the object; for a gate it is the share of the gate's total opening. A uniform map scores
+    the box's share of the canvas area.
+
+    Args:
+        maps: ``(B, h, w)`` or ``(B, 1, h, w)`` non-negative maps.
+        boxes: ``(B, 4)`` integer ``(top, left, bottom, right)`` pixel bounds, bottom and right exclusive.
+        canvas: ``H`` (square) or ``(H, W)``, the input image's size in pixels.
+
+    Returns:
+        ``(B,)`` fractions in ``[0, 1]`` (0 for an all-zero map).
+    """
+    check_floating("maps", maps)
+    if maps.ndim == 4 and maps.shape[1] == 1:
+        maps = maps[:, 0]
+    check_rank("maps", maps, exactly=3, expected="(B, h, w)")
+    if not isinstance(boxes, torch.Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.is_floating_point():
+        got = shape_str(boxes) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
+        raise ValueError(f"boxes must be an integer tensor (B, 4) of (top, left, bottom, right), got {got}")
+    if boxes.shape[0] != maps.shape[0]:
+        raise ValueError(f"maps {shape_str(maps)} and boxes {shape_str(boxes)} must have the same batch size B")
+    height, width = (canvas, canvas) if isinstance(canvas, int) else canvas
+    b, h, w = maps.shape
+    if height % h or width % w:
+        raise ValueError(f"the canvas ({height}, {width}) must be a multiple of the map's (h, w) = ({h}, {w})")
+    fine = maps.repeat_interleave(height // h, dim=1).repeat_interleave(width // w, dim=2)  # (B, H, W)
+    rows = torch.arange(height, device=maps.device)[None, :, None]
+    cols = torch.arange(width, device=maps.device)[None, None, :]
+    top, left, bottom, right = (boxes[:, i, None, None] for i in range(4))
+    inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)  # (B, H, W)
+    total = fine.sum(dim=(1, 2))
+    return (fine * inside).sum(dim=(1, 2)) / torch.where(total > 0, total, torch.ones_like(total))
+
+
+class ClutteredDigitNet(nn.Module):
+    """The chapter's small CNN for :func:`visual_attention.data.cluttered_digits` (``(B, 1, 40, 40)``).
+
+    Three ``3 × 3`` conv-BN-ReLU stages at 40, 20 and 10 pixels (max-pooling between them), then a
+    pooling head and a linear classifier. ``gate=True`` puts a :class:`SpatialGate` after stages 2
+    and 3 (maps ``(B, 1, 20, 20)`` and ``(B, 1, 10, 10)``, recorded as ``gate2`` and ``gate3``);
+    ``pool="query"`` replaces global average pooling by :class:`QuerySpatialAttention` (weights
+    ``(B, 10, 10)``, recorded as ``pool``).
+
+    Args:
+        gate: add the two spatial gates.
+        pool: ``"avg"`` (global average pooling) or ``"query"`` (attention pooling, learned query).
+        width: channels of the first stage (doubled at each stage).
+        classes: number of outputs.
+    """
+
+    def __init__(self, gate: bool = False, pool: str = "avg", width: int = 16, classes: int = 10) -> None:
+        super().__init__()
+        if pool not in ("avg", "query"):
+            raise ValueError(f"pool must be 'avg' or 'query', got {pool!r}")
+
+        def stage(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+        c1, c2, c3 = width, 2 * width, 4 * width
+        self.stage1, self.stage2, self.stage3 = stage(1, c1), stage(c1, c2), stage(c2, c3)
+        self.gate2 = SpatialGate() if gate else nn.Identity()
+        self.gate3 = SpatialGate() if gate else nn.Identity()
+        self.pool = QuerySpatialAttention(c3) if pool == "query" else nn.Identity()
+        self.pool_mode = pool
+        self.fc = nn.Linear(c3, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, 1, 40, 40)`` → logits ``(B, classes)``."""
+        x = nn.functional.max_pool2d(self.stage1(x), 2)                 # (B, c1, 20, 20)
+        x = nn.functional.max_pool2d(self.gate2(self.stage2(x)), 2)     # (B, c2, 10, 10)
+        x = self.gate3(self.stage3(x))                                  # (B, c3, 10, 10)
+        x = self.pool(x) if self.pool_mode == "query" else x.mean(dim=(2, 3))  # (B, c3)
+        return self.fc(x)
+
+
+def spatial_map_explorer(
+    images: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    outputs: dict[str, torch.Tensor],
+    boxes: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    class_names: list[str] | None = None,
+    display_size: tuple[int, int] = (160, 160),
+    initial: dict | None = None,
+):
+    """Pick an image and a spatial map; see the map over the image and the model's output as bars.
+
+    Args:
+        images: ``(N, 1, H, W)`` grey or ``(N, 3, H, W)`` colour images in ``[0, 1]`` (keep ``N`` small:
+            each image travels once, as a CSS background).
+        maps: ``{name: (N, h, w) or (N, 1, h, w)}`` maps recorded from a model (a gate or softmax weights).
+        outputs: ``{name: (N, K)}`` class probabilities of the model each map came from (same keys).
+        boxes: optional ``(N, 4)`` ``(top, left, bottom, right)`` boxes of the object, drawn dashed; with
+            them the bars start with the map's mass inside the box (:func:`attention_mass_in_box`),
+            without them with the map's mean and maximum.
+        labels: optional ``(N,)`` true classes, named in the bars' title.
+        class_names: ``K`` labels for the bars (default ``"0"…"K-1"``).
+        display_size: drawn ``(height, width)`` in CSS pixels.
+        initial: optional first ``{"map": name, "image": index}``.
+
+    Returns:
+        an explorer (see :func:`visual_attention.widgets.precomputed_explorer`) with controls
+        ``map`` and ``image``: ``len(maps) × N`` views.
+    """
+    import ipywidgets
+
+    from .viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
+    from .widgets import html_view, precomputed_explorer
+
+    check_floating("images", images)
+    check_rank("images", images, exactly=4, expected="(N, 1|3, H, W)")
+    n, _, height, width = images.shape
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (N, 1|3, H, W), got shape {shape_str(images)}")
+    if set(maps) != set(outputs):
+        raise ValueError(f"maps and outputs must have the same keys, got {sorted(maps)} and {sorted(outputs)}")
+    flat = {k: (m[:, 0] if m.ndim == 4 else m) for k, m in maps.items()}
+    for k, m in flat.items():
+        if m.ndim != 3 or m.shape[0] != n or outputs[k].shape[0] != n:
+            raise ValueError(f"map {k!r} {shape_str(m)} and outputs {shape_str(outputs[k])} must cover the N={n} images")
+    k_classes = next(iter(outputs.values())).shape[1]
+    names = class_names or [str(i) for i in range(k_classes)]
+    colour = images.expand(n, 3, height, width) if images.shape[1] == 1 else images
+    styles = [photo_style(img) for img in colour]
+    mass = {k: attention_mass_in_box(m.float(), boxes, (height, width)) for k, m in flat.items()} if boxes is not None else {}
+    dh, dw = display_size
+
+    def render(map: str, image: int):  # noqa: A002  (the control's name)
+        m, p = flat[map][image], outputs[map][image]
+        caption = f"{map} · {m.shape[0]}×{m.shape[1]} map · max {float(m.max()):.3f}"
+        view = attention_overlay_html(styles[image][0], m, display_size, caption=caption)
+        if boxes is not None:
+            t, left, b, r = (int(v) for v in boxes[image])
+            view = (
+                f'<div style="position:relative;display:inline-block">{view}<div style="position:absolute;'
+                f"left:{left * dw / width:.1f}px;top:{t * dh / height:.1f}px;width:{(r - left) * dw / width:.1f}px;"
+                f'height:{(b - t) * dh / height:.1f}px;box-sizing:border-box;border:2px dashed #39d0ff"></div></div>'
+            )
+        values, rows = p.tolist(), [f"p({c})" for c in names]
+        if boxes is not None:
+            values, rows = [float(mass[map][image])] + values, ["in box"] + rows
+        else:
+            values, rows = [float(m.mean()), float(m.max())] + values, ["map mean", "map max"] + rows
+        title = f"predicted {names[int(p.argmax())]}" + (f", true {names[int(labels[image])]}" if labels is not None else "")
+        return html_view(f'<div class="va-flex">{view}{bars_html(values, rows, title=title, vmax=1.0)}</div>')
+
+    header = ipywidgets.HTML(VIEW_CSS + "".join(tag for _, tag in styles))
+    return precomputed_explorer({"map": list(maps), "image": list(range(n))}, render, header=header, initial=initial)
