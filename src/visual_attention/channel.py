@@ -1,0 +1,409 @@
+"""Channel attention: gates that decide *what* a feature map should emphasise.
+
+A convolutional feature map ``(B, C, H, W)`` holds ``C`` channels, each the response of one learned
+feature detector. Channel attention computes one number in ``(0, 1)`` per channel *from the input
+itself* and rescales the channel by it: detectors useful for this image are turned up, the others down.
+
+* :class:`SqueezeExcitation` — J. Hu, L. Shen, G. Sun, "Squeeze-and-Excitation Networks", CVPR 2018
+  (TPAMI 2020), Eq. (2)-(4): global average pooling, a bottleneck of two fully connected layers,
+  a sigmoid.
+* :class:`EfficientChannelAttention` — Q. Wang et al., "ECA-Net: Efficient Channel Attention for Deep
+  Convolutional Neural Networks", CVPR 2020, Eq. (12)-(14): global average pooling, a 1-D convolution
+  across neighbouring channels with an adaptive kernel size, a sigmoid.
+* :class:`ChannelGate` and :class:`CBAM` — S. Woo, J. Park, J.-Y. Lee, I. S. Kweon, "CBAM: Convolutional
+  Block Attention Module", ECCV 2018, Eq. (1)-(3): a shared MLP over the average- *and* max-pooled
+  descriptors, then CBAM's spatial gate (:class:`visual_attention.spatial.SpatialGate`).
+
+Every gate records its weights, the gate values ``(B, C)``, with
+:meth:`visual_attention.core.AttentionModule.remember`. The layer order, pooling, biases and default
+reductions follow the authors' reference code (``hujie-frank/SENet``, ``BangguWu/ECANet``,
+``Jongchan/attention-module``) and timm's ``squeeze_excite.py``, ``eca.py`` and ``cbam.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._checks import check_floating, check_rank, shape_str
+from .core import AttentionModule
+
+__all__ = [
+    "make_rd_channels",
+    "eca_kernel_size",
+    "SqueezeExcitation",
+    "EfficientChannelAttention",
+    "ChannelGate",
+    "CBAM",
+    "make_channel_attention",
+    "GatedDigitNet",
+    "gate_profile",
+    "explorer",
+]
+
+
+def make_rd_channels(channels: int, rd_ratio: float = 1 / 16, rd_channels: int | None = None) -> int:
+    """Hidden width of a reduction bottleneck: ``rd_channels`` if given, else ``⌊C · rd_ratio⌋`` (at least 1).
+
+    SENet writes the reduction as ``r`` and the hidden width as ``C / r`` (Hu et al. 2018, Sec. 3.2,
+    ``r = 16``); CBAM uses the same ``r = 16``. ``rd_ratio = 1 / r``.
+    """
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels must be a positive integer, got {channels!r}")
+    if rd_channels is not None:
+        if isinstance(rd_channels, bool) or not isinstance(rd_channels, int) or rd_channels < 1:
+            raise ValueError(f"rd_channels must be a positive integer, got {rd_channels!r}")
+        return rd_channels
+    if not 0 < rd_ratio <= 1:
+        raise ValueError(f"rd_ratio must lie in (0, 1], got {rd_ratio!r}")
+    return max(1, math.floor(channels * rd_ratio + 1e-9))  # + 1e-9: 48 · (1/16) is 3, not 2.999…
+
+
+def eca_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> int:
+    """ECA's adaptive kernel size ``k = |log2(C) / γ + b / γ|_odd`` (Wang et al. 2020, Eq. 12).
+
+    As in the reference code: ``t = int(|(log2 C + b) / γ|)``, then ``k = t`` if ``t`` is odd else ``t + 1``
+    (so C = 64 → 3, 256 → 5, 2048 → 7 with the defaults γ = 2, b = 1).
+    """
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels must be a positive integer, got {channels!r}")
+    if not gamma > 0:
+        raise ValueError(f"gamma must be positive, got {gamma!r}")
+    t = int(abs((math.log2(channels) + beta) / gamma))
+    return t if t % 2 else t + 1
+
+
+def _check_feature_map(name: str, x: torch.Tensor, channels: int) -> None:
+    check_floating(name, x)
+    check_rank(name, x, exactly=4, expected="(B, C, H, W)")
+    if x.shape[1] != channels:
+        raise ValueError(
+            f"{name} must have shape (B, C, H, W) with C = {channels} channels, got {shape_str(x)}"
+        )
+
+
+class SqueezeExcitation(AttentionModule):
+    """Squeeze-and-Excitation block (Hu et al., CVPR 2018, Eq. 2-4).
+
+    * squeeze: ``z = GAP(x)``, the mean of each channel over ``H × W`` (Eq. 2), ``(B, C)``;
+    * excitation: ``s = σ(W₂ δ(W₁ z))`` with ``W₁ ∈ R^{C/r × C}``, ``W₂ ∈ R^{C × C/r}``, ``δ`` = ReLU,
+      ``σ`` = sigmoid (Eq. 3); both fully connected layers carry a bias, as in the reference code;
+    * scale: ``x̃_c = s_c · x_c`` (Eq. 4).
+
+    The fully connected layers are 1 × 1 convolutions on the pooled ``(B, C, 1, 1)`` tensor (as in
+    timm), which have exactly the parameters of ``nn.Linear``: ``2 · C · C/r + C/r + C``.
+
+    Args:
+        channels: ``C``.
+        rd_ratio: ``1 / r``; the hidden width is ``⌊C / r⌋`` (paper: ``r = 16``).
+        rd_channels: hidden width, overriding ``rd_ratio``.
+
+    Shapes: ``(B, C, H, W) → (B, C, H, W)``. Records the gate ``s`` as ``(B, C)``.
+    """
+
+    def __init__(self, channels: int, rd_ratio: float = 1 / 16, rd_channels: int | None = None) -> None:
+        super().__init__()
+        rd = make_rd_channels(channels, rd_ratio, rd_channels)
+        self.channels = channels
+        self.fc1 = nn.Conv2d(channels, rd, kernel_size=1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(rd, channels, kernel_size=1, bias=True)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The excitation ``s = σ(W₂ δ(W₁ GAP(x)))``, shape ``(B, C)``."""
+        z = x.mean(dim=(2, 3), keepdim=True)  # squeeze: (B, C, 1, 1)
+        return torch.sigmoid(self.fc2(self.act(self.fc1(z)))).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_feature_map("x", x, self.channels)
+        s = self.remember(self.gate(x))  # (B, C)
+        return x * s[:, :, None, None]
+
+
+class EfficientChannelAttention(AttentionModule):
+    """Efficient Channel Attention (Wang et al., CVPR 2020, Eq. 12-14).
+
+    ``y = GAP(x)`` ``(B, C)``; ``ω = σ(C1D_k(y))`` where ``C1D_k`` is one 1-D convolution of kernel size
+    ``k`` *across the channel axis*, without bias, zero-padded so that it keeps ``C`` values (Eq. 14):
+    each channel's gate looks only at its ``k`` neighbours, with ``k`` weights shared by all channels,
+    instead of SE's dimensionality-reducing bottleneck. ``k`` adapts to ``C`` (Eq. 12, see
+    :func:`eca_kernel_size`) unless ``kernel_size`` is given. Output ``x̃_c = ω_c · x_c``.
+
+    Args:
+        channels: ``C``.
+        gamma, beta: ``γ`` and ``b`` of Eq. (12) (paper: 2 and 1).
+        kernel_size: odd ``k``, overriding the adaptive rule.
+
+    Shapes: ``(B, C, H, W) → (B, C, H, W)``. Records the gate ``ω`` as ``(B, C)``.
+    """
+
+    def __init__(self, channels: int, gamma: float = 2, beta: float = 1, kernel_size: int | None = None) -> None:
+        super().__init__()
+        k = eca_kernel_size(channels, gamma, beta) if kernel_size is None else kernel_size
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer, got {k!r}")
+        self.channels = channels
+        self.kernel_size = k
+        self.conv = nn.Conv1d(1, 1, kernel_size=k, padding=(k - 1) // 2, bias=False)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate ``ω = σ(C1D_k(GAP(x)))``, shape ``(B, C)``."""
+        y = x.mean(dim=(2, 3))  # (B, C)
+        return torch.sigmoid(self.conv(y[:, None, :])[:, 0])  # channels as a 1-D signal: (B, 1, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_feature_map("x", x, self.channels)
+        w = self.remember(self.gate(x))  # (B, C)
+        return x * w[:, :, None, None]
+
+
+class ChannelGate(AttentionModule):
+    """CBAM's channel attention (Woo et al., ECCV 2018, Eq. 2).
+
+    ``M_c(F) = σ(MLP(AvgPool(F)) + MLP(MaxPool(F)))``: the *same* MLP
+    (``Linear(C, C/r) → ReLU → Linear(C/r, C)``, with biases, as in the reference code) is applied to the
+    average-pooled and to the max-pooled descriptors, the two outputs are summed, then squashed by a
+    sigmoid. Max pooling adds a cue SE lacks: the most distinctive response of each detector, not only
+    its mean. Output ``F' = M_c(F) ⊗ F`` (Eq. 1).
+
+    Args:
+        channels: ``C``.
+        rd_ratio: ``1 / r`` (paper: ``r = 16``).
+        rd_channels: hidden width, overriding ``rd_ratio``.
+
+    Shapes: ``(B, C, H, W) → (B, C, H, W)``. Records the gate ``M_c`` as ``(B, C)``.
+    """
+
+    def __init__(self, channels: int, rd_ratio: float = 1 / 16, rd_channels: int | None = None) -> None:
+        super().__init__()
+        rd = make_rd_channels(channels, rd_ratio, rd_channels)
+        self.channels = channels
+        self.mlp = nn.Sequential(nn.Linear(channels, rd), nn.ReLU(inplace=True), nn.Linear(rd, channels))
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate ``M_c = σ(MLP(avg) + MLP(max))``, shape ``(B, C)``."""
+        avg = x.mean(dim=(2, 3))  # (B, C)
+        peak = x.amax(dim=(2, 3))  # (B, C)
+        return torch.sigmoid(self.mlp(avg) + self.mlp(peak))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_feature_map("x", x, self.channels)
+        m = self.remember(self.gate(x))  # (B, C)
+        return x * m[:, :, None, None]
+
+
+class CBAM(nn.Module):
+    """Convolutional Block Attention Module (Woo et al., ECCV 2018, Eq. 1).
+
+    ``F' = M_c(F) ⊗ F`` then ``F'' = M_s(F') ⊗ F'``: channel attention first (*what*), then spatial
+    attention (*where*) on the refined map — the sequential, channel-first order the paper found best
+    (its Table 4). ``M_c`` is :class:`ChannelGate`; ``M_s`` is
+    :class:`visual_attention.spatial.SpatialGate` (channel-wise average and max maps → ``k × k``
+    convolution → BatchNorm → sigmoid).
+
+    Args:
+        channels: ``C``.
+        rd_ratio: ``1 / r`` of the channel gate's MLP (paper: ``r = 16``).
+        kernel_size: ``k`` of the spatial gate (paper: 7).
+
+    Shapes: ``(B, C, H, W) → (B, C, H, W)``. The block itself records nothing; its two gates do:
+    ``<name>.channel_gate`` records ``(B, C)`` and ``<name>.spatial_gate`` ``(B, 1, H, W)``.
+    """
+
+    def __init__(self, channels: int, rd_ratio: float = 1 / 16, kernel_size: int = 7) -> None:
+        super().__init__()
+        from .spatial import SpatialGate  # lazily: the spatial chapter's module
+
+        self.channel_gate = ChannelGate(channels, rd_ratio)
+        self.spatial_gate = SpatialGate(kernel_size=kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spatial_gate(self.channel_gate(x))
+
+
+def make_channel_attention(attention: str | None, channels: int, rd_ratio: float = 1 / 16) -> nn.Module:
+    """``None`` → ``nn.Identity``; ``"se"``, ``"eca"``, ``"cbam"`` → that module for ``channels`` channels."""
+    if attention is None:
+        return nn.Identity()
+    if attention == "se":
+        return SqueezeExcitation(channels, rd_ratio)
+    if attention == "eca":
+        return EfficientChannelAttention(channels)
+    if attention == "cbam":
+        return CBAM(channels, rd_ratio)
+    raise ValueError(f"attention must be None, 'se', 'eca' or 'cbam', got {attention!r}")
+
+
+class GatedDigitNet(nn.Module):
+    """The chapter's small CNN for cluttered digits ``(B, 1, H, W)``, with a channel gate after each stage.
+
+    Three ``3 × 3`` conv-BN-ReLU stages of ``width``, ``2·width`` and ``4·width`` channels (2 × 2 max
+    pooling after the first two), each followed by ``attention`` (recorded as ``gate1``, ``gate2``,
+    ``gate3``), then global average pooling and a linear classifier: the plain CNN of the Spatial
+    chapter, so that the four variants differ only by their gates. In a network without shortcuts SENet
+    gates the output of the whole transformation, after its non-linearity (SE-Inception, Hu et al. 2018,
+    Fig. 2); we do the same for ECA and CBAM.
+    A network this narrow cannot afford SENet's ``r = 16`` (16 channels would keep one hidden unit), so
+    ``rd_ratio`` defaults to 1/4 here.
+
+    Args:
+        attention: ``None``, ``"se"``, ``"eca"`` or ``"cbam"``.
+        width: channels of the first stage.
+        classes: outputs.
+        rd_ratio: reduction of the SE and CBAM MLPs.
+    """
+
+    def __init__(self, attention: str | None = None, width: int = 16, classes: int = 10,
+                 rd_ratio: float = 1 / 4) -> None:
+        super().__init__()
+
+        def stage(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+        c1, c2, c3 = width, 2 * width, 4 * width
+        self.stage1, self.stage2, self.stage3 = stage(1, c1), stage(c1, c2), stage(c2, c3)
+        self.gate1 = make_channel_attention(attention, c1, rd_ratio)
+        self.gate2 = make_channel_attention(attention, c2, rd_ratio)
+        self.gate3 = make_channel_attention(attention, c3, rd_ratio)
+        self.fc = nn.Linear(c3, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, 1, H, W)`` → logits ``(B, classes)``."""
+        _check_feature_map("x", x, 1)
+        x = nn.functional.max_pool2d(self.gate1(self.stage1(x)), 2)  # (B, c1, H/2, W/2)
+        x = nn.functional.max_pool2d(self.gate2(self.stage2(x)), 2)  # (B, c2, H/4, W/4)
+        x = self.gate3(self.stage3(x))                               # (B, c3, H/4, W/4)
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# For the chapter: gate values by class, and a widget of gates per image and block
+# ---------------------------------------------------------------------------------------------
+
+
+def _gate_modules(model: nn.Module) -> dict[str, AttentionModule]:
+    """The channel gates of ``model`` by name, in forward order (SE, ECA and CBAM channel gates)."""
+    kinds = (SqueezeExcitation, EfficientChannelAttention, ChannelGate)
+    return {n: m for n, m in model.named_modules() if isinstance(m, kinds)}
+
+
+@torch.no_grad()
+def gate_profile(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """Run ``model`` (in eval mode) on ``x`` and return every channel gate's values, ``{name: (N, C)}``."""
+    from .core import record_attention
+
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {}
+    for i in range(0, len(x), batch_size):
+        with record_attention(model) as maps:
+            model(x[i : i + batch_size])
+        for name in _gate_modules(model):
+            parts.setdefault(name, []).append(maps[name])
+    model.train(was_training)
+    return {name: torch.cat(v) for name, v in parts.items()}
+
+
+def explorer(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    block_names: dict[str, str] | None = None,
+    top: int = 3,
+    size: int = 120,
+    max_bars: int = 16,
+):
+    """A widget: pick a test image and a gated block; see the image, the block's gate values as bars, and
+    the feature maps of the channels the gate turns up most, before and after gating.
+
+    Args:
+        model: a trained classifier holding channel gates (e.g. ``resnet(..., attention="se")``).
+        images: ``(N, 1, H, W)`` greyscale images in ``[0, 1]`` (a dozen or so: every image × block
+            is rendered in advance).
+        labels: ``(N,)`` true classes.
+        block_names: optional ``{gate module name: label}`` choosing which gates to offer (default: all).
+        top: how many of the most-gated channels to draw.
+        size: displayed image side in CSS pixels.
+        max_bars: a block with more channels shows bars for the ``max_bars`` channels whose gate varies
+            most across ``images`` (the same channels for every image, in channel order).
+
+    Returns:
+        an explorer (see :func:`visual_attention.widgets.precomputed_explorer`) with controls
+        ``image`` and ``block``.
+    """
+    import html
+
+    import ipywidgets
+    import numpy as np
+
+    from .core import record_attention
+    from .viz import VIEW_CSS, bars_html, colorize, data_uri
+    from .widgets import html_view, precomputed_explorer
+
+    check_floating("images", images)
+    check_rank("images", images, exactly=4, expected="(N, 1, H, W)")
+    gates = _gate_modules(model)
+    if block_names is None:
+        block_names = {n: n for n in gates}
+    missing = [n for n in block_names if n not in gates]
+    if missing:
+        raise ValueError(f"no channel gate named {missing}; the model's gates are {list(gates)}")
+    # Inputs of each gate (the block's residual branch) are captured with forward hooks.
+    inputs: dict[str, torch.Tensor] = {}
+    hooks = [gates[n].register_forward_hook(lambda m, a, o, n=n: inputs.__setitem__(n, a[0].detach()))
+             for n in block_names]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), record_attention(model) as maps:
+        probs = model(images).softmax(-1)
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+
+    bar_channels = {}
+    for name in block_names:
+        spread = maps[name].std(dim=0) if len(images) > 1 else maps[name][0]
+        bar_channels[name] = sorted(torch.argsort(spread, descending=True)[:max_bars].tolist())
+
+    def png(arr: np.ndarray, vmax: float) -> str:
+        return data_uri(colorize(arr, vmax=vmax)[..., :3])
+
+    def grey(img: torch.Tensor) -> str:
+        a = (img[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        return data_uri(np.repeat(a[..., None], 3, axis=-1))
+
+    style = f"width:{size}px;height:{size}px;image-rendering:pixelated"
+    small = f"width:{size // 2}px;height:{size // 2}px;image-rendering:pixelated"
+
+    def render(image: int, block: str) -> ipywidgets.Widget:
+        s = maps[block][image]  # (C,)
+        fmap = inputs[block][image]  # (C, h, w)
+        order = torch.argsort(s, descending=True)[:top].tolist()
+        pred = int(probs[image].argmax())
+        cap = f"label {int(labels[image])} · predicted {pred} ({float(probs[image, pred]):.2f})"
+        left = (f'<div class="va-view"><img alt="input" src="{grey(images[image])}" style="{style}">'
+                f'<div class="va-cap">{html.escape(cap)}</div></div>')
+        tiles = []
+        vmax = float(fmap[order].abs().max()) or 1.0
+        for c in order:
+            before = fmap[c].clamp_min(0).numpy()
+            tiles.append(
+                f'<div class="va-view"><img alt="channel {c}" src="{png(before, vmax)}" '
+                f'style="{small}"><div class="va-cap">ch {c}: s = {float(s[c]):.2f}</div></div>'
+            )
+        shown = bar_channels[block]
+        title = (f"gate s of {block_names[block]}, all {len(s)} channels" if len(shown) == len(s) else
+                 f"gate s of {block_names[block]}: the {len(shown)} of {len(s)} channels that vary most")
+        gate_bars = bars_html(s[shown].tolist(), [f"ch {c}" for c in shown], title=title, vmax=1.0)
+        return html_view(f'<div class="va-flex">{left}{gate_bars}'
+                         f'<div><div class="va-title">most turned-up channels (input to the gate)</div>'
+                         f'<div class="va-flex">{"".join(tiles)}</div></div></div>')
+
+    header = ipywidgets.HTML(VIEW_CSS)
+    controls = {
+        "image": [(f"#{i} (digit {int(labels[i])})", i) for i in range(len(images))],
+        "block": [(label, name) for name, label in block_names.items()],
+    }
+    return precomputed_explorer(controls, render, header=header)
