@@ -1,0 +1,386 @@
+"""Branch attention: Selective Kernel convolution.
+
+X. Li, W. Wang, X. Hu, J. Yang, "Selective Kernel Networks", CVPR 2019 (SKNet).
+
+A Selective Kernel (SK) unit runs the same input through ``M`` parallel convolutions with different
+receptive fields (3×3 and 5×5 by default) and lets the input decide, channel by channel, how much of
+each branch to keep. Three steps, in the paper's words:
+
+* **Split** (Eq. 1): ``U_m = ReLU(BN(conv_m(X)))`` for each branch ``m``; the 5×5 branch is a 3×3
+  convolution with dilation 2 (same receptive field, fewer parameters), as in the paper and its
+  reference code; the convolutions are grouped (``G = 32`` in the paper).
+* **Fuse** (Eq. 1-4): ``U = Σ_m U_m``; ``s = GAP(U)`` ``(B, C)``;
+  ``z = ReLU(BN(W s))`` ``(B, d)`` with ``d = max(C / r, L)``, ``r = 16``, ``L = 32``.
+* **Select** (Eq. 5-6): logits ``A_m z`` per branch, a softmax *across the branches* for every channel
+  ``c``: ``a_mc = exp(A_mc z) / Σ_m' exp(A_m'c z)``, and ``V = Σ_m a_m ⊙ U_m``.
+
+The branch weights ``a`` ``(B, M, C)`` are this chapter's attention weights; :class:`SelectiveKernel`
+records them (``with record_attention(model) as maps: model(x)``).
+
+Related: Inception (Szegedy et al., CVPR 2015) runs branches of several kernel sizes but concatenates
+them with fixed weights; ResNeSt's split attention (Zhang et al., 2020) applies the same softmax across
+splits of a grouped convolution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._checks import check_floating, check_rank, shape_str
+from .core import AttentionModule, masked_softmax
+
+__all__ = [
+    "sk_rd_channels",
+    "default_groups",
+    "fuse_branches",
+    "select_branches",
+    "SelectiveKernel",
+    "BranchNet",
+    "render_digit",
+    "branch_weights_by_size",
+    "explorer",
+]
+
+
+def sk_rd_channels(channels: int, rd_ratio: float = 1 / 16, min_rd_channels: int = 32) -> int:
+    """The width ``d`` of SKNet's compact feature ``z`` (Li et al. 2019, Eq. 4): ``d = max(C / r, L)``.
+
+    ``rd_ratio`` is ``1 / r`` and ``min_rd_channels`` is ``L``: a floor that keeps ``z`` from becoming
+    too narrow to describe the image when ``C`` is small. ``C / r`` is rounded down, as in the
+    reference code (``int(features / r)``).
+
+    >>> sk_rd_channels(64), sk_rd_channels(1024), sk_rd_channels(100, rd_ratio=1 / 8, min_rd_channels=8)
+    (32, 64, 12)
+    """
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels must be a positive integer, got {channels!r}")
+    if isinstance(rd_ratio, bool) or not isinstance(rd_ratio, (int, float)) or not 0 < rd_ratio < math.inf:
+        raise ValueError(f"rd_ratio must be a positive finite number, got {rd_ratio!r}")
+    if isinstance(min_rd_channels, bool) or not isinstance(min_rd_channels, int) or min_rd_channels < 1:
+        raise ValueError(f"min_rd_channels must be a positive integer, got {min_rd_channels!r}")
+    # the small epsilon makes 48 * (1 / 16) give 3, not 2.9999999999999996 -> 2
+    return max(int(channels * rd_ratio + 1e-9), min_rd_channels)
+
+
+def default_groups(in_channels: int, out_channels: int, max_groups: int = 32) -> int:
+    """The largest divisor of ``max_groups`` that divides both channel counts (SKNet uses ``G = 32``).
+
+    ``default_groups(64, 64) == 32``, ``default_groups(16, 32) == 16``, ``default_groups(3, 16) == 1``.
+    """
+    return math.gcd(max_groups, in_channels, out_channels)
+
+
+def fuse_branches(branches: torch.Tensor) -> torch.Tensor:
+    """SKNet's fuse step before the fully connected layer (Eq. 1-2): ``s = GAP(Σ_m U_m)``.
+
+    Args:
+        branches: ``(B, M, C, H, W)``, the outputs ``U_m`` of the ``M`` branches.
+
+    Returns:
+        ``s`` ``(B, C)``: the sum of the branches, averaged over the ``H × W`` positions.
+    """
+    check_floating("branches", branches)
+    check_rank("branches", branches, exactly=5, expected="(B, M, C, H, W)")
+    return branches.sum(dim=1).mean(dim=(-2, -1))
+
+
+def select_branches(branches: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """SKNet's select step (Eq. 6): ``V = Σ_m a_m ⊙ U_m``, one weight per branch and channel.
+
+    Args:
+        branches: ``(B, M, C, H, W)``, the branch outputs ``U_m``.
+        weights: ``(B, M, C)``, the branch weights ``a`` (a softmax across ``M``).
+
+    Returns:
+        ``V`` ``(B, C, H, W)``.
+    """
+    check_floating("branches", branches)
+    check_floating("weights", weights)
+    check_rank("branches", branches, exactly=5, expected="(B, M, C, H, W)")
+    check_rank("weights", weights, exactly=3, expected="(B, M, C)")
+    if weights.shape != branches.shape[:3]:
+        raise ValueError(
+            f"weights must have shape (B, M, C) = {tuple(branches.shape[:3])} to match branches "
+            f"{shape_str(branches)}, got {shape_str(weights)}"
+        )
+    return (branches * weights[..., None, None]).sum(dim=1)
+
+
+class SelectiveKernel(AttentionModule):
+    """Selective Kernel convolution (Li et al., "Selective Kernel Networks", CVPR 2019, Eq. 1-6).
+
+    A drop-in replacement for a ``conv 3×3 → BN → ReLU`` (e.g. the middle convolution of a ResNet
+    bottleneck): ``SelectiveKernel(in_channels, out_channels, stride=stride)``.
+
+    * split: branch ``m`` is ``conv → BN → ReLU`` with kernel ``kernel_sizes[m]``; with ``dilate`` a
+      ``k × k`` kernel is a 3×3 convolution with dilation ``(k - 1) / 2`` (5×5 → 3×3, dilation 2);
+    * fuse: ``s = GAP(Σ_m U_m)`` ``(B, C)``, ``z = ReLU(BN(W s))`` ``(B, d)``, ``d = max(C·rd_ratio, L)``;
+    * select: logits ``A_m z`` ``(B, M, C)``, softmax across the ``M`` branches, ``V = Σ_m a_m ⊙ U_m``.
+
+    ``W`` and the ``A_m`` are bias-free 1×1 convolutions (fully connected layers on ``s``), as in
+    the reference code.
+
+    Args:
+        in_channels: channels of the input ``C_in``.
+        out_channels: channels ``C`` of every branch and of the output (default ``in_channels``).
+        stride: stride of every branch's convolution.
+        kernel_sizes: the receptive field of each branch, odd integers, at least two.
+        dilate: realise a ``k × k`` kernel as a dilated 3×3 convolution (the paper's choice).
+        groups: groups of the branch convolutions; ``None`` gives the largest divisor of 32 that
+            divides both channel counts (32 for ``C = 64``, the paper's ``G``).
+        rd_ratio: ``1 / r`` of Eq. 4.
+        min_rd_channels: ``L`` of Eq. 4.
+        rd_channels: set ``d`` directly instead of by ``max(C·rd_ratio, L)``.
+        act_layer: activation of the branches and of ``z``.
+
+    Shapes:
+        input ``(B, C_in, H, W)`` → output ``(B, C, H', W')``, ``H' = ⌊(H - 1) / stride⌋ + 1``.
+
+    Records:
+        the branch weights ``a`` ``(B, M, C)``: non-negative, summing to 1 over the branches (dim 1),
+        in the order of ``kernel_sizes``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        stride: int = 1,
+        kernel_sizes: Sequence[int] = (3, 5),
+        dilate: bool = True,
+        groups: int | None = None,
+        rd_ratio: float = 1 / 16,
+        min_rd_channels: int = 32,
+        rd_channels: int | None = None,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        out_channels = in_channels if out_channels is None else out_channels
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("stride", stride)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        kernel_sizes = tuple(kernel_sizes)
+        if len(kernel_sizes) < 2:
+            raise ValueError(f"kernel_sizes must name at least two branches, got {kernel_sizes!r}")
+        smallest = 3 if dilate else 1
+        for k in kernel_sizes:
+            if isinstance(k, bool) or not isinstance(k, int) or k < smallest or k % 2 == 0:
+                raise ValueError(
+                    f"kernel_sizes must be odd integers >= {smallest}{' (dilate=True)' if dilate else ''}, "
+                    f"got {kernel_sizes!r}"
+                )
+        if groups is None:
+            groups = default_groups(in_channels, out_channels)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 \
+                or in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"groups must be a positive integer dividing in_channels={in_channels} and "
+                f"out_channels={out_channels}, got {groups!r}"
+            )
+        if rd_channels is None:
+            rd_channels = sk_rd_channels(out_channels, rd_ratio, min_rd_channels)
+        elif isinstance(rd_channels, bool) or not isinstance(rd_channels, int) or rd_channels < 1:
+            raise ValueError(f"rd_channels must be a positive integer, got {rd_channels!r}")
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.kernel_sizes, self.groups, self.rd_channels = kernel_sizes, groups, rd_channels
+        self.num_branches = len(kernel_sizes)
+
+        def branch(k: int) -> nn.Sequential:
+            size, dilation = (3, (k - 1) // 2) if dilate else (k, 1)
+            padding = dilation * (size - 1) // 2  # "same" padding: every branch has the same H', W'
+            return nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, size, stride=stride, padding=padding,
+                          dilation=dilation, groups=groups, bias=False),
+                nn.BatchNorm2d(out_channels),
+                act_layer(),
+            )
+
+        self.branches = nn.ModuleList(branch(k) for k in kernel_sizes)
+        # fuse: z = δ(B(W s)), W: C -> d (Eq. 4); select: A_m: d -> C for every branch (Eq. 5)
+        self.fc_reduce = nn.Conv2d(out_channels, rd_channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(rd_channels)
+        self.act = act_layer()
+        self.fc_select = nn.Conv2d(rd_channels, out_channels * self.num_branches, 1, bias=False)
+
+    def branch_logits(self, s: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` global descriptor ``s`` → ``(B, M, C)`` logits ``A_m z`` (Eq. 4-5)."""
+        z = self.act(self.bn(self.fc_reduce(s[..., None, None])))  # (B, d, 1, 1)
+        return self.fc_select(z).reshape(s.shape[0], self.num_branches, self.out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, H, W)`` → ``(B, C, H', W')``; records the branch weights ``(B, M, C)``."""
+        check_floating("x", x)
+        check_rank("x", x, exactly=4, expected="(B, C, H, W)")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have {self.in_channels} channels (B, C, H, W), got shape {shape_str(x)}")
+        u = torch.stack([branch(x) for branch in self.branches], dim=1)  # split: (B, M, C, H', W')
+        s = fuse_branches(u)                                              # fuse: (B, C)
+        weights = masked_softmax(self.branch_logits(s), dim=1)            # across branches: (B, M, C)
+        return select_branches(u, self.remember(weights))                 # select: (B, C, H', W')
+
+    def extra_repr(self) -> str:
+        return f"kernel_sizes={self.kernel_sizes}, groups={self.groups}, rd_channels={self.rd_channels}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's experiment: a small CNN on cluttered digits, with SK units or plain convolutions
+# ---------------------------------------------------------------------------------------------
+
+
+def _conv_bn_act(cin: int, cout: int, stride: int, kernel_size: int = 3, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+    )
+
+
+class BranchNet(nn.Module):
+    """A small classifier for ``(B, 1, 40, 40)`` cluttered digits, with or without SK units.
+
+    ``stem (conv 3×3) → blocks (each stride 2) → GAP → linear``; ``widths = (stem, block 1, …)``.
+    With ``selective=True`` each block is a :class:`SelectiveKernel` (3×3 and dilated "5×5" branches,
+    ``groups`` groups, ``d = max(C / 16, min_rd_channels)``); otherwise a ``conv 3×3 → BN → ReLU``
+    (pass wider ``widths`` so that both models have about the same number of parameters). The blocks
+    are ``blocks[0]``, ``blocks[1]``…, so their recorded weights are named ``"blocks.0"``, ``"blocks.1"``….
+    """
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 48, 64), selective: bool = True, groups: int = 4,
+                 min_rd_channels: int = 16, num_classes: int = 10) -> None:
+        super().__init__()
+        widths = tuple(widths)
+        if len(widths) < 2:
+            raise ValueError(f"widths must be (stem, block 1, …) with at least one block, got {widths!r}")
+        self.selective = selective
+        self.stem = _conv_bn_act(1, widths[0], stride=1)
+
+        def block(cin: int, cout: int) -> nn.Module:
+            if selective:
+                return SelectiveKernel(cin, cout, stride=2, groups=groups, min_rd_channels=min_rd_channels)
+            return _conv_bn_act(cin, cout, stride=2, groups=groups)
+
+        self.blocks = nn.Sequential(*(block(a, b) for a, b in zip(widths[:-1], widths[1:])))
+        self.head = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_floating("x", x)
+        check_rank("x", x, exactly=4, expected="(B, 1, H, W)")
+        return self.head(self.blocks(self.stem(x)).mean(dim=(-2, -1)))
+
+
+def render_digit(index: int, size: int, canvas: int = 40, noise: float = 0.15, split: str = "test",
+                 seed: int = 0) -> tuple[torch.Tensor, int]:
+    """One real digit drawn at ``size × size`` pixels in the centre of a noisy canvas.
+
+    The noise is the same for every ``size`` (it depends only on ``seed``), so images of one digit
+    at several sizes differ only by the digit's scale.
+
+    Returns:
+        the image ``(1, canvas, canvas)`` in ``[0, 1]`` and the digit's label.
+    """
+    from .data import load_digits
+
+    digits, labels = load_digits(split)
+    if not 0 <= index < len(digits):
+        raise ValueError(f"index must be in [0, {len(digits)}), got {index}")
+    if not 2 <= size <= canvas:
+        raise ValueError(f"size must be between 2 and canvas={canvas}, got {size}")
+    digit = nn.functional.interpolate(digits[index][None, None], size=(size, size), mode="bilinear",
+                                      align_corners=False)[0, 0].clamp(0, 1)
+    image = torch.zeros(canvas, canvas)
+    top = (canvas - size) // 2
+    image[top : top + size, top : top + size] = digit
+    noise_map = torch.randn(canvas, canvas, generator=torch.Generator().manual_seed(seed)) * noise
+    return (image + noise_map).clamp(0, 1)[None], int(labels[index])
+
+
+@torch.no_grad()
+def branch_weights_by_size(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """The SK branch weights of ``model`` on ``images``, averaged over channels: ``{block: (N, M)}``.
+
+    Runs ``model`` in eval mode under :func:`~visual_attention.core.record_attention`.
+    """
+    from .core import record_attention
+
+    was_training = model.training
+    model.eval()
+    out: dict[str, list[torch.Tensor]] = {}
+    for i in range(0, len(images), batch_size):
+        with record_attention(model) as maps:
+            model(images[i : i + batch_size])
+        for name, w in maps.items():
+            out.setdefault(name, []).append(w.mean(dim=-1))  # (b, M, C) -> (b, M)
+    model.train(was_training)
+    return {name: torch.cat(parts) for name, parts in out.items()}
+
+
+def explorer(model: nn.Module, digits: Sequence[int], sizes: Sequence[int], display: int = 160,
+             split: str = "test", seed: int = 0):
+    """A widget: pick a digit, the size it is drawn at and an SK block; see the branch weights.
+
+    Each view shows the image, the block's mean branch weights (3×3 vs 5×5) with the share of
+    channels that prefer the larger kernel, and the model's class probabilities (its output).
+
+    Args:
+        model: a trained network holding :class:`SelectiveKernel` units (e.g. :class:`BranchNet`).
+        digits: indices of test digits (see :func:`render_digit`).
+        sizes: digit sides in pixels.
+        display: drawn side of the image in CSS pixels.
+
+    Returns:
+        an explorer (see :func:`visual_attention.widgets.precomputed_explorer`) with controls
+        ``digit``, ``size`` and ``block``.
+    """
+    import ipywidgets
+
+    from .core import record_attention
+    from .viz import VIEW_CSS, bars_html, colorize, data_uri
+    from .widgets import html_view, precomputed_explorer
+
+    was_training = model.training
+    model.eval()
+    results = {}
+    for index in digits:
+        images = []
+        for size in sizes:
+            image, label = render_digit(index, size, split=split, seed=seed)
+            images.append(image)
+        batch = torch.stack(images)
+        with torch.no_grad(), record_attention(model) as maps:
+            probs = model(batch).softmax(-1)
+        for k, size in enumerate(sizes):
+            results[index, size] = (batch[k, 0], label, probs[k], {n: w[k] for n, w in maps.items()})
+    model.train(was_training)
+    blocks = list(next(iter(results.values()))[3])
+    if not blocks:
+        raise ValueError("model holds no SelectiveKernel unit that recorded weights")
+    first = next(m for m in model.modules() if isinstance(m, SelectiveKernel))
+    branch_names = [f"{k}×{k} branch" for k in first.kernel_sizes]
+
+    def render(digit: int, size: int, block: str) -> ipywidgets.Widget:
+        image, label, probs, maps = results[digit, size]
+        w = maps[block]  # (M, C)
+        img = colorize(image.numpy(), vmax=1.0, cmap="gray")[..., :3]
+        pred = int(probs.argmax())
+        caption = f"digit {label} drawn at {size}×{size} px · predicted {pred} ({float(probs[pred]):.2f})"
+        left = (
+            f'<div class="va-view"><img alt="digit" src="{data_uri(img)}" style="width:{display}px;'
+            f'height:{display}px;image-rendering:pixelated"><div class="va-cap">{caption}</div></div>'
+        )
+        means = w.mean(dim=-1).tolist()
+        prefer = float((w[-1] > w[0]).float().mean())
+        share = f"share of channels with {branch_names[-1].split()[0]} > {branch_names[0].split()[0]}"
+        middle = bars_html(means + [prefer], branch_names + [share], title=f"{block}: mean branch weight", vmax=1.0)
+        right = bars_html(probs.tolist(), [str(c) for c in range(len(probs))], title="output: class probabilities",
+                          vmax=1.0)
+        return html_view(f'<div class="va-flex">{left}{middle}{right}</div>')
+
+    return precomputed_explorer(
+        {"digit": list(digits), "size": list(sizes), "block": blocks},
+        render,
+        header=ipywidgets.HTML(VIEW_CSS),
+    )

@@ -1,0 +1,114 @@
+"""Tests of visual_attention.global_attention: multi-head self-attention over all tokens, compared with
+torch.nn.MultiheadAttention; patchify; the token classifier."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from visual_attention import record_attention
+from visual_attention.global_attention import GlobalAttention, TokenClassifier, patchify
+
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+@SETTINGS
+@given(st.integers(1, 3), st.integers(1, 7), st.sampled_from([1, 2, 4]))
+def test_matches_torch_multihead_attention(b, n, heads):
+    torch.manual_seed(n)
+    g = GlobalAttention(8, heads)
+    ref = torch.nn.MultiheadAttention(8, heads, batch_first=True)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(g.qkv.weight)
+        ref.in_proj_bias.copy_(g.qkv.bias)
+        ref.out_proj.weight.copy_(g.proj.weight)
+        ref.out_proj.bias.copy_(g.proj.bias)
+    x = torch.randn(b, n, 8)
+    with record_attention(g) as maps:
+        out = g(x)
+    want, want_w = ref(x, x, x, average_attn_weights=False)
+    assert torch.allclose(out, want, atol=1e-5)
+    assert torch.allclose(maps[""], want_w, atol=1e-6)
+    assert maps[""].shape == (b, heads, n, n)
+
+
+@SETTINGS
+@given(st.integers(1, 4), st.integers(1, 4))
+def test_grid_input_is_the_flattened_sequence(h, w):
+    torch.manual_seed(h * w)
+    g = GlobalAttention(4, 2)
+    x = torch.randn(2, h, w, 4)
+    with record_attention(g) as maps:
+        out = g(x)
+    assert out.shape == x.shape and maps[""].shape == (2, 2, h * w, h * w)
+    assert torch.allclose(out.flatten(1, 2), g(x.flatten(1, 2)), atol=1e-6)
+    assert (maps[""] >= 0).all() and torch.allclose(maps[""].sum(-1), torch.ones(()), atol=1e-6)
+
+
+def test_permutation_equivariance():
+    torch.manual_seed(0)
+    g = GlobalAttention(6, 3)
+    x = torch.randn(2, 9, 6)
+    perm = torch.randperm(9)
+    assert torch.allclose(g(x)[:, perm], g(x[:, perm]), atol=1e-5)
+
+
+@SETTINGS
+@given(st.floats(-1e4, 1e4, allow_nan=False))
+def test_finite_for_extreme_inputs(big):
+    g = GlobalAttention(4, 2)
+    assert torch.isfinite(g(torch.full((1, 5, 4), big) + torch.randn(1, 5, 4))).all()
+
+
+def test_gradcheck():
+    torch.manual_seed(1)
+    g = GlobalAttention(4, 2).double()
+    assert torch.autograd.gradcheck(g, (torch.randn(1, 3, 2, 4, dtype=torch.float64, requires_grad=True),))
+
+
+def test_patchify_matches_a_loop():
+    img = torch.randn(2, 3, 4, 6)
+    tokens = patchify(img, 2)
+    assert tokens.shape == (2, 6, 12)
+    assert torch.equal(tokens[1, 5], img[1, :, 2:4, 4:6].permute(1, 2, 0).reshape(-1))
+
+
+def test_token_classifier_shapes_and_records():
+    for stem in ("conv", "patch"):
+        model = TokenClassifier(img_size=16, patch_size=4, dim=8, depth=2, stem=stem,
+                                attn_layer=lambda d, i: GlobalAttention(d, 2))
+        with record_attention(model) as maps:
+            assert model(torch.randn(3, 1, 16, 16)).shape == (3, 10)
+        assert [tuple(v.shape) for v in maps.values()] == [(3, 2, 16, 16)] * 2
+
+
+def test_validation_errors():
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        GlobalAttention(6, 4)
+    with pytest.raises(ValueError, match=r"x must be 3-d \(B, N, C\) or 4-d \(B, H, W, C\), got shape \(4, 8\)"):
+        GlobalAttention(8, 2)(torch.zeros(4, 8))
+    with pytest.raises(ValueError, match=r"C = 8 channels"):
+        GlobalAttention(8, 2)(torch.zeros(1, 4, 6))
+    with pytest.raises(ValueError, match="floating-point"):
+        GlobalAttention(8, 2)(torch.zeros(1, 4, 8, dtype=torch.int64))
+    with pytest.raises(ValueError, match="multiples of patch_size=3"):
+        patchify(torch.zeros(1, 3, 8, 8), 3)
+    with pytest.raises(ValueError, match=r"images must be \(B, 1, 16, 16\)"):
+        TokenClassifier(img_size=16, dim=8)(torch.zeros(1, 1, 20, 20))
+    with pytest.raises(ValueError, match="stem must be"):
+        TokenClassifier(stem="resnet")
+
+
+def test_explorer_views_change_with_every_control():
+    from visual_attention.global_attention import explorer
+    from visual_attention.widgets import count_views, explorer_view
+
+    torch.manual_seed(2)
+    features = torch.nn.functional.normalize(torch.randn(6, 3, 4), dim=0)
+    ex = explorer(torch.rand(3, 48, 64), features, [f"f{i}" for i in range(6)])
+    assert count_views(ex) == 3 * 3 * 4
+    base = dict(head="colour head", row=1, column=1)
+    for name, other in (("head", "texture head"), ("head", "one head, all 6"), ("row", 2), ("column", 3)):
+        assert explorer_view(ex, **base).value != explorer_view(ex, **{**base, name: other}).value
