@@ -109,7 +109,7 @@ class PageVisit:
         if n_views:
             self.page.wait_for_function(
                 """n => [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')]
-                       .filter(s => s.previousElementSibling && s.previousElementSibling.querySelector('.jupyter-widgets')).length === n""",
+                       .filter(s => s.previousElementSibling && s.previousElementSibling.querySelector('.jupyter-widgets, .va-aw')).length === n""",
                 arg=n_views,
                 timeout=20_000,
             )
@@ -187,7 +187,7 @@ def test_every_widget_is_rendered(visits, page):
     for i in range(scripts.count()):
         rendered = scripts.nth(i).evaluate(
             """s => { const area = s.previousElementSibling;
-                      const w = area && area.querySelector('.jupyter-widgets');
+                      const w = area && area.querySelector('.jupyter-widgets, .va-aw');
                       if (!w) return null; const r = w.getBoundingClientRect(); return [r.width, r.height]; }"""
         )
         assert rendered is not None, f"{page}: widget {i} was not rendered"
@@ -202,14 +202,22 @@ def _visible_context(root) -> list[str]:
 
 
 def _pages_with_explorers() -> list[str]:
-    return _widget_pages() if SITE.exists() else []
+    """Pages with precomputed explorers (``widgets.precomputed_explorer``: controls in ``.va-controls``)."""
+    return [p for p in _widget_pages() if "va-controls" in (SITE / p).read_text(encoding="utf-8")] if SITE.exists() else []
+
+
+def test_every_widget_page_has_an_explorer(site):
+    """Each page with widgets shows at least one explorer: precomputed, or computed in the browser."""
+    for page in _widget_pages():
+        html = (site / page).read_text(encoding="utf-8")
+        assert "va-controls" in html or "AnyModel" in html, f"{page} has widgets but no explorer"
 
 
 @pytest.mark.parametrize("page", _pages_with_explorers())
 def test_each_control_changes_view_and_context(visits, page):
     v = visits(page)
     roots = v.page.locator(".widget-subarea:has(.va-controls)")
-    assert roots.count() >= 1, f"{page} has widget state but no explorer with controls"
+    assert roots.count() >= 1, f"{page} has an explorer in its widget state but none was drawn"
     for w in range(roots.count()):
         root = roots.nth(w)
         views = root.locator(".va-views").first
@@ -234,3 +242,173 @@ def test_each_control_changes_view_and_context(visits, page):
                     f"{page}: widget {w}, control {c}: the context vector did not change ({before_context})"
                 )
         assert v.page_errors == [] and v.console_errors == [], (v.page_errors, v.console_errors)
+
+
+
+# --- widgets that compute attention in the browser (widgets.AttentionExplorer) ---------------------
+
+#: The browser computes in float64 from the float32 buffers; PyTorch in float32: both must agree to this.
+BROWSER_TOLERANCE = 1e-5
+
+
+def _browser_pages() -> list[str]:
+    return [p for p in _widget_pages() if '"AnyModel"' in (SITE / p).read_text(encoding="utf-8")] if SITE.exists() else []
+
+
+def _explorer_states(page: str) -> dict[str, dict]:
+    """``{label: model state}`` of every AttentionExplorer saved in a built page, buffers decoded."""
+    import base64
+    import json
+    import re
+
+    html = (SITE / page).read_text(encoding="utf-8")
+    found = {}
+    for blob in re.findall(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', html, re.S):
+        for model in json.loads(blob)["state"].values():
+            if model["model_name"] != "AnyModel":
+                continue
+            state = dict(model["state"])
+            for buf in model.get("buffers", []):
+                state[buf["path"][0]] = base64.b64decode(buf["data"])
+            if "query_buffer" in state:
+                found[state["label"]] = state
+    return found
+
+
+def _reference(state: dict, shown: dict):
+    """What visual_attention computes for the inputs the page was given and the controls it shows."""
+    from visual_attention.widgets import AttentionExplorer
+
+    w = AttentionExplorer(**{k: state[k] for k in (
+        "shape", "grid", "prefix", "query_buffer", "key_buffer", "value_buffer", "scale", "window_sizes")})
+    weights, context = w.compute(query=shown["query"], layer=shown["layer"], head=shown["head"],
+                                 temperature=shown["temperature"], window=shown["window"], shift=shown["shift"])
+    return weights.double().numpy(), context.double().numpy()
+
+
+def _shown(root) -> dict:
+    return root.evaluate("e => e.vaState")
+
+
+def _assert_matches_pytorch(state: dict, shown: dict, where: str) -> None:
+    import numpy as np
+
+    weights, context = _reference(state, shown)
+    got_w, got_c = np.asarray(shown["weights"]), np.asarray(shown["context"])
+    assert got_w.shape == weights.shape and got_c.shape == context.shape, where
+    err = max(float(np.abs(got_w - weights).max()), float(np.abs(got_c - context).max()))
+    assert err <= BROWSER_TOLERANCE, f"{where}: browser and PyTorch differ by {err:.2e} ({shown['label']})"
+    assert abs(got_w.sum() - 1) < 1e-9 and (got_w >= 0).all(), f"{where}: weights are not a distribution"
+
+
+def _set_range(root, css: str, value: float) -> None:
+    root.locator(css).evaluate(
+        "(s, v) => { s.value = String(v); s.dispatchEvent(new Event('input', {bubbles: true})); }", value
+    )
+
+
+@pytest.mark.parametrize("page", _browser_pages())
+def test_browser_attention_equals_pytorch(visits, page):
+    """Many query points (clicks, arrow keys), temperatures, layers, heads, windows and shifts: the
+    weights and context the page computed equal visual_attention's, to 1e-5."""
+    import math
+
+    v = visits(page)
+    states = _explorer_states(page)
+    roots = v.page.locator(".va-aw")
+    assert roots.count() == len(states) >= 1, f"{page}: {roots.count()} explorers drawn, {len(states)} saved"
+    for i in range(roots.count()):
+        root = roots.nth(i)
+        label = root.get_attribute("data-label")
+        state = states[label]
+        gh, gw = state["grid"]
+        _assert_matches_pytorch(state, _shown(root), f"{page} {label}: first view")
+        stage = root.locator(".va-aw-stage")
+        stage.scroll_into_view_if_needed()
+        box = stage.bounding_box()
+        checked = 0
+        for fy, fx in ((0.1, 0.1), (0.5, 0.5), (0.9, 0.3), (0.3, 0.95)):
+            r, c = min(int(fy * gh), gh - 1), min(int(fx * gw), gw - 1)       # click the middle of a cell
+            stage.click(position={"x": (c + 0.5) / gw * box["width"], "y": (r + 0.5) / gh * box["height"]})
+            shown = _shown(root)
+            expected = state["prefix"] + r * gw + c
+            assert shown["query"] == expected, f"{page} {label}: click on cell {(r, c)} chose {shown['query']}"
+            for key in ("ArrowDown", "ArrowRight"):
+                v.page.keyboard.press(key)
+                _assert_matches_pytorch(state, _shown(root), f"{page} {label}: {key}")
+                checked += 1
+            controls = set(state["controls"])
+            lo, hi = state["temperature_range"]
+            for t in ((0.05, 0.3, 1.7) if "temperature" in controls else ()):
+                t = min(max(t, lo), hi)
+                _set_range(root, ".va-aw-temperature", math.log10(t))      # the slider (log scale, steps)
+                shown = _shown(root)
+                assert abs(math.log10(shown["temperature"] / t)) <= 0.006, (t, shown["temperature"])
+                _assert_matches_pytorch(state, shown, f"{page} {label}: T≈{t} from the slider")
+                t = round(lo + (hi - lo) * (0.137 + 0.2 * checked % 0.8), 5)           # any value: typed
+                root.locator(".va-aw-temperature-value").fill(str(t))
+                shown = _shown(root)
+                assert shown["temperature"] == t, (t, shown["temperature"])
+                _assert_matches_pytorch(state, shown, f"{page} {label}: T={t} typed")
+                checked += 2
+            for name in ("layer", "head"):
+                if name in controls:
+                    n = state["shape"][0 if name == "layer" else 1]
+                    for option in range(n):
+                        root.locator(f"select.va-aw-{name}").select_option(str(option))
+                        _assert_matches_pytorch(state, _shown(root), f"{page} {label}: {name} {option}")
+                        checked += 1
+            if "window" in controls:
+                for m in [0, *state["window_sizes"]]:
+                    root.locator("select.va-aw-window").select_option(str(m))
+                    shifts = range(m) if "shift" in controls else (0,)
+                    for s in shifts:
+                        if m:
+                            _set_range(root, ".va-aw-shift", s)
+                        shown = _shown(root)
+                        assert (shown["window"], shown["shift"]) == (m, s if m else 0)
+                        _assert_matches_pytorch(state, shown, f"{page} {label}: window {m} shift {s}")
+                        checked += 1
+        assert checked >= 8, f"{page} {label}: only {checked} views compared"
+    assert v.page_errors == [] and v.console_errors == [], (v.page_errors, v.console_errors)
+
+
+@pytest.mark.parametrize("page", _browser_pages())
+def test_browser_explorer_controls_change_the_view(visits, page):
+    """Each control (the query too) changes the drawn pixels and the context bars."""
+    v = visits(page)
+    for i in range(v.page.locator(".va-aw").count()):
+        root = v.page.locator(".va-aw").nth(i)
+        label = root.get_attribute("data-label")
+        main = root.locator(".va-aw-main")
+        root.scroll_into_view_if_needed()
+
+        def bars():
+            return root.evaluate("e => [...e.querySelectorAll('.va-aw-ctx .va-aw-bar')].map(b => b.dataset.value)")
+
+        def changed(what, act):
+            before_pixels, before_bars = main.screenshot(), bars()
+            act()
+            v.page.wait_for_timeout(50)
+            assert main.screenshot() != before_pixels, f"{page} {label}: {what} did not change the view"
+            assert bars() != before_bars, f"{page} {label}: {what} did not change the context"
+
+        stage = root.locator(".va-aw-stage")
+        box = stage.bounding_box()
+        changed("a click", lambda: stage.click(position={"x": box["width"] * 0.7, "y": box["height"] * 0.6}))
+        changed("an arrow key", lambda: v.page.keyboard.press("ArrowLeft"))
+        if root.locator(".va-aw-temperature").count():
+            changed("the temperature", lambda: _set_range(root, ".va-aw-temperature", 0.0))
+        for name in ("layer", "head"):
+            if root.locator(f"select.va-aw-{name}").count():
+                sel = root.locator(f"select.va-aw-{name}")
+                now = sel.input_value()
+                other = [o for o in sel.evaluate("s => [...s.options].map(o => o.value)") if o != now][0]
+                changed(name, lambda: sel.select_option(other))
+        if root.locator("select.va-aw-window").count():
+            sel = root.locator("select.va-aw-window")
+            options = sel.evaluate("s => [...s.options].map(o => o.value)")
+            changed("the window", lambda: sel.select_option(options[-1] if sel.input_value() != options[-1] else options[0]))
+            if root.locator(".va-aw-shift").count() and int(sel.input_value()) > 1:
+                changed("the shift", lambda: _set_range(root, ".va-aw-shift", 1))
+    assert v.page_errors == [] and v.console_errors == [], (v.page_errors, v.console_errors)

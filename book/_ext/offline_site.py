@@ -16,25 +16,25 @@ jupyter-book 1 page logs:
 
 Files are copied when the build finishes, into ``_static/offline/`` (outside the source static folders,
 so jupyter-book does not add them to every page); ``nb_ipywidgets_js`` and ``mathjax_path`` name them.
-The widget bundle is the html-manager's ``embed.js``, which holds every built-in widget and needs no
-require.js (``embed-amd.js`` is twice its size and only adds loading of custom widget modules); it
-fetches its Font Awesome files from beside itself, so they are copied there too.
+The widget manager ``embed.js`` is built here with esbuild (``embed/build.mjs``, from the npm
+registry's packages): the html-manager's built-in widgets plus anywidget's front end, so the book's own
+widgets (:class:`visual_attention.widgets.AttentionExplorer`) run with no kernel and no require.js.
+Its stylesheet ``embed.css`` lies beside it and is linked by the script itself.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 
 #: destination under _static/offline/ → source under node_modules/
-VENDOR_FILES = {"embed.js": "@jupyter-widgets/html-manager/dist/embed.js"}
 VENDOR_DIRS = {"mathjax": "mathjax/es5"}
 OWN_FILES = ("mathjax-hub-shim.js",)  # beside this file
-WIDGET_FONTS = "@jupyter-widgets/html-manager/dist"
-FONT_SUFFIXES = (".woff2", ".woff", ".ttf", ".eot", ".svg")
+BUILD_SCRIPT = Path(__file__).with_name("embed") / "build.mjs"
 
 
 def _node_modules(app: Sphinx) -> Path:
@@ -68,17 +68,21 @@ def _copy_assets(app: Sphinx, exception: Exception | None) -> None:
     out = Path(app.outdir)
     vendor = out / "_static" / "offline"
     vendor.mkdir(parents=True, exist_ok=True)
-    for dest, src in VENDOR_FILES.items():
-        shutil.copyfile(modules / src, vendor / dest)
+    _build_widget_manager(modules.parent, vendor)
     for name in OWN_FILES:
         shutil.copyfile(Path(__file__).with_name(name), vendor / name)
     for dest, src in VENDOR_DIRS.items():
         shutil.copytree(modules / src, vendor / dest, dirs_exist_ok=True)
     _write_favicon(out / "favicon.ico")
-    # The widget bundle fetches its Font Awesome files from beside itself.
-    for font in (modules / WIDGET_FONTS).iterdir():
-        if font.suffix in FONT_SUFFIXES:
-            shutil.copyfile(font, vendor / font.name)
+
+
+def _build_widget_manager(root: Path, dest: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        raise ExtensionError("node not found: it builds the site's widget manager (make book installs it)")
+    done = subprocess.run([node, str(BUILD_SCRIPT), str(dest)], cwd=root, capture_output=True, text=True)
+    if done.returncode or not (dest / "embed.js").is_file():
+        raise ExtensionError(f"building the widget manager failed:\n{done.stdout}{done.stderr}")
 
 
 def _write_favicon(path: Path) -> None:

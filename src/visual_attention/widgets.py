@@ -7,6 +7,12 @@ in the browser itself: the widget is live in JupyterLab with a kernel *and* on t
 kernel at all (the views travel in the notebook's saved widget state).
 
 Views can be any widget; :func:`html_view` makes a light one from HTML (see :mod:`visual_attention.viz`).
+
+:class:`AttentionExplorer` goes further where a view is plain maths: the notebook sends the queries,
+keys and values as float32 buffers, and the widget's JavaScript (``static/attention_explorer.js``,
+an anywidget module) computes the weights and the context vector in the reader's browser on every
+interaction, so any query point, temperature, head, layer or window can be chosen.
+:func:`explorer_attention` is the same computation in PyTorch (the browser tests compare the two).
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from typing import Any
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-__all__ = ["precomputed_explorer", "html_view", "explorer_view", "count_views"]
+__all__ = [
+    "precomputed_explorer", "html_view", "explorer_view", "count_views",
+    "AttentionExplorer", "attention_explorer", "explorer_attention", "window_keys_mask",
+]
 
 _SHARED: dict[str, widgets.Widget] = {}
 
@@ -188,3 +197,301 @@ def query_attention_explorer(
         header=header,
         initial=initial,
     )
+
+
+# --- attention computed in the browser ------------------------------------------------------------
+
+import math  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import anywidget  # noqa: E402
+import traitlets as tl  # noqa: E402
+
+_STATIC = Path(__file__).parent / "static"
+
+
+def _as_lhnd(name: str, t, expected_n: int | None = None):
+    """``(N, d)``, ``(H, N, d)`` or ``(L, H, N, d)`` floating tensor → float32 ``(L, H, N, d)``."""
+    import torch
+
+    from ._checks import check_floating
+
+    check_floating(name, t)
+    if t.ndim not in (2, 3, 4):
+        raise ValueError(f"{name} must be (N, d), (H, N, d) or (L, H, N, d), got shape {tuple(t.shape)}")
+    t = t.detach().to(torch.float32).cpu()
+    while t.ndim < 4:
+        t = t[None]
+    if expected_n is not None and t.shape[2] != expected_n:
+        raise ValueError(f"{name} has {t.shape[2]} tokens, expected {expected_n} (shape {tuple(t.shape)})")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite")
+    return t.contiguous()
+
+
+def window_keys_mask(grid: tuple[int, int], query: int, window: int, shift: int = 0, prefix: int = 0):
+    """Which tokens grid token ``query`` may attend to under (shifted) window attention: bool ``(N,)``.
+
+    The same rule as :class:`visual_attention.local_attention.ShiftedWindowAttention` (built from its
+    :func:`~visual_attention.local_attention.window_token_index` and
+    :func:`~visual_attention.local_attention.shifted_window_mask`); ``prefix`` extra tokens (a class
+    token) come first and are never inside a window. ``window = 0`` means global attention.
+    """
+    import torch
+
+    from .local_attention import shifted_window_mask, window_token_index
+
+    gh, gw = grid
+    n = prefix + gh * gw
+    if not prefix <= query < n:
+        raise ValueError(f"query must be a grid token in [{prefix}, {n}), got {query}")
+    if window == 0:
+        return torch.ones(n, dtype=torch.bool)
+    index = window_token_index(gh, gw, window, shift)          # (nW, M²): grid index of each window slot
+    allowed = shifted_window_mask(gh, gw, window, shift)        # (nW, M², M²)
+    win, slot = (index == query - prefix).nonzero()[0].tolist()
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[prefix + index[win][allowed[win, slot]]] = True
+    return mask
+
+
+def explorer_attention(
+    queries,
+    keys,
+    values,
+    query: int,
+    *,
+    scale: float = 1.0,
+    temperature: float = 1.0,
+    layer: int = 0,
+    head: int = 0,
+    grid: tuple[int, int] | None = None,
+    prefix: int = 0,
+    window: int = 0,
+    shift: int = 0,
+):
+    """What :class:`AttentionExplorer` draws, computed with :func:`visual_attention.core.masked_softmax`.
+
+    ``a = softmax(scale · q kᵀ / T)`` over the keys the query may attend to (all of them, or those of its
+    shifted window, see :func:`window_keys_mask`), and ``c = a V``, for query token ``query`` of
+    ``(layer, head)``.
+
+    Args:
+        queries, keys: ``(L, H, N, d)`` (or ``(H, N, d)``, ``(N, d)``).
+        values: ``(L, H, N, dv)`` (or fewer leading dimensions).
+        query: index of the query token in ``[0, N)``.
+        scale, temperature: logits are ``scale · ⟨q, k⟩ / temperature``.
+        layer, head: which projections to use.
+        grid: ``(h, w)`` of the image tokens (needed for windows); ``prefix`` tokens come before them.
+        window, shift: window size ``M`` (``0`` = global) and cyclic shift ``s``.
+
+    Returns:
+        ``(weights (N,), context (dv,))`` in the dtype of the inputs.
+    """
+    from ._checks import check_floating
+    from .core import masked_softmax
+
+    for name, t in (("queries", queries), ("keys", keys), ("values", values)):
+        check_floating(name, t)
+    q = _as_lhnd("queries", queries) if queries.ndim < 4 else queries
+    k = _as_lhnd("keys", keys) if keys.ndim < 4 else keys
+    v = _as_lhnd("values", values) if values.ndim < 4 else values
+    if q.shape[:3] != k.shape[:3] or q.shape[-1] != k.shape[-1] or v.shape[:3] != k.shape[:3]:
+        raise ValueError(
+            f"queries (L, H, N, d), keys (L, H, N, d) and values (L, H, N, dv) must agree, got "
+            f"{tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}"
+        )
+    n = q.shape[2]
+    if not 0 <= query < n:
+        raise ValueError(f"query must be a token index in [0, {n}), got {query}")
+    logits = scale * (k[layer, head] @ q[layer, head, query])                      # (N,)
+    mask = None
+    if window:
+        if grid is None:
+            raise ValueError("window attention needs the token grid (h, w)")
+        mask = window_keys_mask(grid, query, window, shift, prefix)
+    weights = masked_softmax(logits, dim=-1, mask=mask, temperature=temperature)
+    return weights, weights @ v[layer, head]
+
+
+class AttentionExplorer(anywidget.AnyWidget):
+    """A live view of attention whose weights and context are computed in the reader's browser.
+
+    Build it with :func:`attention_explorer`. Traits the reader changes (``query``, ``temperature``,
+    ``layer``, ``head``, ``window``, ``shift``) sync back to Python when a kernel runs, so a notebook
+    can read them or call :meth:`compute` for the same numbers in PyTorch.
+    """
+
+    _esm = _STATIC / "attention_explorer.js"
+
+    label = tl.Unicode("").tag(sync=True)
+    shape = tl.List(tl.Int()).tag(sync=True)          # [L, H, N, d, dv]
+    grid = tl.List(tl.Int()).tag(sync=True)           # [h, w]
+    prefix = tl.Int(0).tag(sync=True)
+    query_buffer = tl.Bytes(b"").tag(sync=True)       # float32 (L, H, N, d), little-endian
+    key_buffer = tl.Bytes(b"").tag(sync=True)
+    value_buffer = tl.Bytes(b"").tag(sync=True)       # float32 (L, H, N, dv)
+    scale = tl.Float(1.0).tag(sync=True)
+    query = tl.Int(0).tag(sync=True)
+    layer = tl.Int(0).tag(sync=True)
+    head = tl.Int(0).tag(sync=True)
+    temperature = tl.Float(1.0).tag(sync=True)
+    temperature_range = tl.List(tl.Float(), [0.01, 10.0]).tag(sync=True)
+    window = tl.Int(0).tag(sync=True)
+    shift = tl.Int(0).tag(sync=True)
+    window_sizes = tl.List(tl.Int()).tag(sync=True)
+    controls = tl.List(tl.Unicode()).tag(sync=True)
+    layer_label = tl.Unicode("layer").tag(sync=True)
+    layer_names = tl.List(tl.Unicode()).tag(sync=True)
+    head_names = tl.List(tl.Unicode()).tag(sync=True)
+    value_names = tl.List(tl.Unicode()).tag(sync=True)
+    value_max = tl.Float(1.0).tag(sync=True)
+    context_title = tl.Unicode("context vector c").tag(sync=True)
+    image = tl.Unicode("").tag(sync=True)             # data: URI of the (grey) photo
+    display_size = tl.List(tl.Int(), [256, 256]).tag(sync=True)
+    alpha = tl.Float(0.75).tag(sync=True)
+    colormap = tl.Bytes(b"").tag(sync=True)           # 256 × RGB uint8
+
+    @tl.validate("query")
+    def _valid_query(self, proposal):
+        n = self.shape[2] if self.shape else 0
+        if not 0 <= proposal["value"] < max(n, 1):
+            raise tl.TraitError(f"query must be a token index in [0, {n}), got {proposal['value']}")
+        return proposal["value"]
+
+    @tl.validate("temperature")
+    def _valid_temperature(self, proposal):
+        t = proposal["value"]
+        if not 0 < t < math.inf:
+            raise tl.TraitError(f"temperature must be positive and finite, got {t}")
+        return t
+
+    @tl.validate("window")
+    def _valid_window(self, proposal):
+        m = proposal["value"]
+        if m and m not in self.window_sizes:
+            raise tl.TraitError(f"window must be 0 (global) or one of {list(self.window_sizes)}, got {m}")
+        return m
+
+    def arrays(self):
+        """``(queries, keys, values)`` as float32 tensors ``(L, H, N, d)``, ``(L, H, N, d)``, ``(L, H, N, dv)``."""
+        import numpy as np
+        import torch
+
+        nl, nh, n, d, dv = self.shape
+        def decode(raw, width):
+            return torch.from_numpy(np.frombuffer(raw, dtype="<f4").copy()).reshape(nl, nh, n, width)
+        return decode(self.query_buffer, d), decode(self.key_buffer, d), decode(self.value_buffer, dv)
+
+    def compute(self, **state):
+        """``(weights (N,), context (dv,))`` for the current controls (or those given), in PyTorch."""
+        cur = {name: getattr(self, name) for name in ("query", "layer", "head", "temperature", "window", "shift")}
+        cur.update(state)
+        q, k, v = self.arrays()
+        return explorer_attention(q, k, v, cur.pop("query"), scale=self.scale, grid=tuple(self.grid),
+                                  prefix=self.prefix, **cur)
+
+
+def attention_explorer(
+    queries,
+    keys=None,
+    values=None,
+    *,
+    grid: tuple[int, int],
+    image=None,
+    prefix: int = 0,
+    scale: float = 1.0,
+    temperature: float = 1.0,
+    temperature_range: tuple[float, float] = (0.01, 10.0),
+    query: tuple[int, int] | int = 0,
+    layer: int = 0,
+    head: int = 0,
+    window: int = 0,
+    shift: int = 0,
+    window_sizes: Sequence[int] = (),
+    controls: Sequence[str] = ("temperature",),
+    layer_label: str = "layer",
+    layer_names: Sequence[str] = (),
+    head_names: Sequence[str] = (),
+    value_names: Sequence[str] = (),
+    context_title: str = "context vector c",
+    display_size: tuple[int, int] | None = None,
+    label: str = "",
+) -> AttentionExplorer:
+    """An :class:`AttentionExplorer` over the tokens of an image grid.
+
+    Args:
+        queries: ``(N, d)``, ``(H, N, d)`` or ``(L, H, N, d)``: the query of every token for every layer
+            and head; ``N = prefix + h·w`` (extra tokens such as a class token first, then the grid in
+            row-major order).
+        keys: same shape (default: ``queries``).
+        values: ``(…, N, dv)`` with the same leading dimensions (default: ``keys``).
+        grid: ``(h, w)`` of the image tokens.
+        image: optional ``(3, H, W)`` photo in ``[0, 1]`` drawn (grey) under the heatmap.
+        scale: logits are ``scale · ⟨q, k⟩ / T`` (e.g. ``1/√d``).
+        temperature, temperature_range: first ``T`` and the slider's range (log scale).
+        query: first query, a token index or a ``(row, col)`` grid cell.
+        layer, head, window, shift: first values of those controls.
+        window_sizes: window sizes offered (each must divide ``h`` and ``w``); ``0`` = global.
+        controls: which controls to show, among ``temperature``, ``layer``, ``head``, ``window``,
+            ``shift`` (the query is always set by clicking, dragging or the arrow keys).
+        layer_label, layer_names, head_names, value_names: labels (``value_names``: one per value
+            dimension, for the context bars).
+        display_size: drawn ``(height, width)`` in CSS pixels.
+        label: a name for the widget on its page (tests find it by ``data-label``).
+    """
+    import numpy as np
+    from matplotlib import colormaps
+
+    from .viz import CMAP, data_uri, to_numpy_image
+
+    gh, gw = (int(g) for g in grid)
+    if gh <= 0 or gw <= 0:
+        raise ValueError(f"grid must be two positive sizes (h, w), got {grid}")
+    n = prefix + gh * gw
+    q = _as_lhnd("queries", queries, n)
+    k = _as_lhnd("keys", keys, n) if keys is not None else q
+    v = _as_lhnd("values", values, n) if values is not None else k
+    if q.shape != k.shape:
+        raise ValueError(f"queries and keys must have the same shape (L, H, N, d), got {tuple(q.shape)} and {tuple(k.shape)}")
+    if v.shape[:3] != q.shape[:3]:
+        raise ValueError(f"values must be (L, H, N, dv) with (L, H, N) = {tuple(q.shape[:3])}, got {tuple(v.shape)}")
+    unknown = set(controls) - {"temperature", "layer", "head", "window", "shift"}
+    if unknown:
+        raise ValueError(f"unknown controls {sorted(unknown)}")
+    for m in window_sizes:
+        if m <= 0 or gh % m or gw % m:
+            raise ValueError(f"window size {m} must divide the grid {gh}×{gw}")
+    if window_sizes and prefix:
+        raise ValueError("window attention is defined on grid tokens only (prefix must be 0)")
+    if isinstance(query, tuple):
+        r, c = query
+        if not (0 <= r < gh and 0 <= c < gw):
+            raise ValueError(f"query cell {query} lies outside the {gh}×{gw} grid")
+        query = prefix + r * gw + c
+    dv = v.shape[-1]
+    if value_names and len(value_names) != dv:
+        raise ValueError(f"value_names has {len(value_names)} names for {dv} value dimensions")
+    lut = (colormaps[CMAP](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
+    photo = ""
+    if image is not None:
+        arr = to_numpy_image(image)
+        lum = np.clip(arr @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)
+        photo = data_uri(np.repeat(lum[..., None], 3, axis=-1), fmt="jpeg", quality=85)
+        size = display_size or (2 * arr.shape[0], 2 * arr.shape[1])
+    else:
+        size = display_size or (16 * gh, 16 * gw)
+    widget = AttentionExplorer(
+        label=label, shape=[*q.shape, dv], grid=[gh, gw], prefix=prefix,
+        query_buffer=q.numpy().astype("<f4").tobytes(), key_buffer=k.numpy().astype("<f4").tobytes(),
+        value_buffer=v.numpy().astype("<f4").tobytes(), scale=float(scale),
+        temperature_range=[float(x) for x in temperature_range], window_sizes=list(window_sizes),
+        controls=list(controls), layer_label=layer_label, layer_names=list(layer_names),
+        head_names=list(head_names), value_names=list(value_names),
+        value_max=float(v.abs().max()) or 1.0, context_title=context_title, image=photo,
+        display_size=[int(size[0]), int(size[1])], colormap=lut.tobytes(),
+    )
+    widget.set_trait("temperature", float(temperature))
+    widget.set_trait("window", int(window))
+    widget.shift, widget.layer, widget.head, widget.query = int(shift), int(layer), int(head), int(query)
+    return widget
