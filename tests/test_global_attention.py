@@ -84,6 +84,15 @@ def test_token_classifier_shapes_and_records():
         assert [tuple(v.shape) for v in maps.values()] == [(3, 2, 16, 16)] * 2
 
 
+def test_conv_stem_halves_with_stride_2_convs_then_mixes_at_the_token_grid():
+    model = TokenClassifier(img_size=16, patch_size=4, dim=8, depth=1)
+    convs = [m for m in model.embed if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride[0]) for c in convs] == [(1, 4, 2), (4, 8, 2), (8, 8, 1)]
+    assert model.embed(torch.zeros(2, 1, 16, 16)).shape == (2, 8, 4, 4)
+    one = TokenClassifier(img_size=16, patch_size=1, dim=8, depth=1)
+    assert isinstance(one.embed, torch.nn.Conv2d) and one.embed.kernel_size == (1, 1)
+
+
 def test_validation_errors():
     with pytest.raises(ValueError, match="divisible by num_heads"):
         GlobalAttention(6, 4)

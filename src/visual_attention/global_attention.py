@@ -147,8 +147,10 @@ class TokenClassifier(nn.Module):
         attn_layer: ``(dim, block index) → module`` building the attention of each block (default: global, 4 heads).
         mlp_ratio: hidden width of the MLP as a multiple of ``dim``.
         stem: ``"patch"`` embeds each ``patch_size × patch_size`` patch linearly (ViT Eq. 1);
-            ``"conv"`` (default) uses ``3 × 3`` convolutions with batch-norm and ReLU (a stride-2 and a
-            stride-1 one per halving) down to the same grid, the "hybrid" input of ViT (Sec. 3.1), which trains far faster on small data.
+            ``"conv"`` (default) uses ``3 × 3`` convolutions with batch-norm and ReLU down to the same grid
+            (one stride-2 convolution per halving, ``dim / 2`` channels before the last, then one
+            stride-1 convolution; the convolutional stem of Xiao et al., NeurIPS 2021, a light form of
+            ViT's "hybrid" input, Sec. 3.1), which trains far faster on small data.
 
     Shapes:
         ``(B, in_channels, img_size, img_size)`` → logits ``(B, num_classes)``.
@@ -178,11 +180,13 @@ class TokenClassifier(nn.Module):
         elif stem == "conv":
             if patch_size & (patch_size - 1):
                 raise ValueError(f"a conv stem needs a power-of-two patch_size, got {patch_size}")
-            layers, c = [], in_channels
-            for _ in range(patch_size.bit_length() - 1):  # per factor of 2: a stride-2 and a stride-1 conv
-                layers += [nn.Conv2d(c, dim, 3, stride=2, padding=1), nn.BatchNorm2d(dim), nn.ReLU(),
-                           nn.Conv2d(dim, dim, 3, padding=1), nn.BatchNorm2d(dim), nn.ReLU()]
-                c = dim
+            layers, c, halvings = [], in_channels, patch_size.bit_length() - 1
+            for i in range(halvings):  # per factor of 2 a stride-2 conv, the last one to dim channels
+                out = dim if i == halvings - 1 else max(dim // 2, 1)
+                layers += [nn.Conv2d(c, out, 3, stride=2, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
+                c = out
+            if layers:  # then one stride-1 conv at the token grid's resolution
+                layers += [nn.Conv2d(dim, dim, 3, padding=1), nn.BatchNorm2d(dim), nn.ReLU()]
             self.embed = nn.Sequential(*layers) if layers else nn.Conv2d(in_channels, dim, 1)
         else:
             raise ValueError(f"stem must be 'patch' or 'conv', got {stem!r}")

@@ -11,6 +11,12 @@
 * :func:`attention_rollout`, :func:`class_token_rollout` — Abnar & Zuidema, "Quantifying Attention Flow
   in Transformers", ACL 2020: add the identity for the residual path, renormalise, multiply the
   layers' attention matrices.
+* ``stem_channels`` of :class:`PatchEmbedding` — Xiao et al., "Early Convolutions Help Transformers See
+  Better", NeurIPS 2021: a small convolution before the patch projection (cf. ViT's "hybrid", Sec. 3.1).
+* :func:`fit_vit` — the data-efficient training recipe of Touvron et al., "Training data-efficient image
+  transformers & distillation through attention" (DeiT), ICML 2021, scaled down: AdamW (Loshchilov &
+  Hutter, ICLR 2019), linear warm-up then cosine decay of the learning rate (Loshchilov & Hutter, ICLR
+  2017), label smoothing (Szegedy et al., CVPR 2016) and random translations (:func:`random_shift`).
 * :func:`split_heads`, :func:`merge_heads`, :func:`digit_vit`, :func:`explorer` — the chapter's helpers.
 """
 
@@ -19,12 +25,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import math
+import time
+
 import torch
 from einops import rearrange
 from torch import nn
+from torch.nn import functional as F
 
 from ._checks import check_floating, check_rank, shape_str
 from .core import AttentionModule, scaled_dot_product_attention
+from .train import History, evaluate
 
 __all__ = [
     "split_heads",
@@ -37,6 +48,9 @@ __all__ = [
     "attention_rollout",
     "class_token_rollout",
     "digit_vit",
+    "random_shift",
+    "warmup_cosine",
+    "fit_vit",
     "explorer",
 ]
 
@@ -153,16 +167,31 @@ class PatchEmbedding(nn.Module):
     A convolution with kernel and stride ``P`` is that linear map applied to every patch.
     Input ``(B, C, H, W)`` with ``H = W = img_size``; output ``(B, N, dim)``, ``N = (img_size / P)²``,
     patches in row-major order.
+
+    With ``stem_channels`` a convolutional stem comes first (Xiao et al., NeurIPS 2021): one ``3 × 3``
+    convolution (no bias), batch norm and ReLU at full resolution per entry — ``16`` is one layer of 16
+    maps, ``(16, 16)`` two layers — so each token also sees the pixels just outside its patch. The
+    default ``0`` (or ``()``) is the paper's plain ViT.
     """
 
-    def __init__(self, img_size: int, patch_size: int, in_channels: int, dim: int) -> None:
+    def __init__(
+        self, img_size: int, patch_size: int, in_channels: int, dim: int, stem_channels: int | Sequence[int] = 0
+    ) -> None:
         super().__init__()
         if patch_size < 1 or img_size % patch_size:
             raise ValueError(f"patch_size must divide img_size, got img_size={img_size}, patch_size={patch_size}")
+        widths = (stem_channels,) if isinstance(stem_channels, int) and stem_channels else stem_channels or ()
+        if isinstance(widths, int) or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in widths):
+            raise ValueError(f"stem_channels must be a non-negative int or a sequence of positive ints, got {stem_channels!r}")
         self.img_size, self.patch_size, self.in_channels = img_size, patch_size, in_channels
         self.grid = img_size // patch_size
         self.num_patches = self.grid**2
-        self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
+        layers, c = [], in_channels
+        for width in widths:
+            layers += [nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            c = width
+        self.stem = nn.Sequential(*layers) if layers else nn.Identity()
+        self.proj = nn.Conv2d(c, dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_floating("x", x)
@@ -170,7 +199,7 @@ class PatchEmbedding(nn.Module):
         want = (self.in_channels, self.img_size, self.img_size)
         if tuple(x.shape[1:]) != want:
             raise ValueError(f"x must have shape (B, {want[0]}, {want[1]}, {want[2]}), got {shape_str(x)}")
-        return rearrange(self.proj(x), "b d h w -> b (h w) d")
+        return rearrange(self.proj(self.stem(x)), "b d h w -> b (h w) d")
 
 
 class MLP(nn.Sequential):
@@ -205,7 +234,8 @@ class VisionTransformer(nn.Module):
 
     ``z_0 = [x_class; x_p^1 E; …; x_p^N E] + E_pos`` (learned position embeddings), ``depth``
     :class:`TransformerBlock` s, ``y = LN(z_L^0)`` and a linear head. Without a class token
-    (``class_token=False``) the head reads the mean of the patch tokens.
+    (``class_token=False``) the head reads the mean of the patch tokens. ``stem_channels > 0`` puts a
+    convolutional stem before the patch projection (see :class:`PatchEmbedding`).
 
     Configured as ViT-B/16 (``224, 16, 3, 1000, 768, 12, 12``) it has 86.57 M parameters and as
     ViT-S/16 (``dim=384, num_heads=6``) 22.05 M, as in the paper and timm.
@@ -225,11 +255,12 @@ class VisionTransformer(nn.Module):
         num_heads: int,
         mlp_ratio: float = 4.0,
         class_token: bool = True,
+        stem_channels: int | Sequence[int] = 0,
     ) -> None:
         super().__init__()
         if depth < 1 or num_classes < 1:
             raise ValueError(f"depth and num_classes must be positive, got depth={depth}, num_classes={num_classes}")
-        self.patch_embed = PatchEmbedding(img_size, patch_size, in_channels, dim)
+        self.patch_embed = PatchEmbedding(img_size, patch_size, in_channels, dim, stem_channels)
         self.grid = self.patch_embed.grid
         self.num_prefix = 1 if class_token else 0
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if class_token else None
@@ -321,9 +352,121 @@ def class_token_rollout(
     return (row / row.sum(-1, keepdim=True)).reshape(-1, h, w)
 
 
-def digit_vit(dim: int = 64, depth: int = 4, num_heads: int = 4) -> VisionTransformer:
-    """The chapter's small ViT for the 8 × 8 digits: 2 × 2 patches (a 4 × 4 grid), 10 classes."""
-    return VisionTransformer(8, 2, 1, 10, dim=dim, depth=depth, num_heads=num_heads)
+def digit_vit(
+    dim: int = 32,
+    depth: int = 4,
+    num_heads: int = 4,
+    mlp_ratio: float = 2.0,
+    stem_channels: int | Sequence[int] = (16, 16),
+) -> VisionTransformer:
+    """The chapter's small ViT for the 8 × 8 digits: 2 × 2 patches (a 4 × 4 grid), 10 classes.
+
+    By default width 32, 4 blocks of 4 heads, an MLP of twice the width and a convolutional stem of
+    two 16-channel ``3 × 3`` layers (``stem_channels=0`` gives the plain ViT).
+    """
+    return VisionTransformer(8, 2, 1, 10, dim=dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+                             stem_channels=stem_channels)
+
+
+def random_shift(images: torch.Tensor, max_shift: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Translate each image by its own random ``(dy, dx)``, ``|dy|, |dx| ≤ max_shift`` pixels, filling with zeros.
+
+    The translation augmentation of small-image training (pad by ``max_shift``, crop back at a random
+    offset). Input and output ``(B, C, H, W)``; ``max_shift = 0`` returns the images unchanged.
+    """
+    check_floating("images", images)
+    check_rank("images", images, exactly=4, expected="(B, C, H, W)")
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be a non-negative int, got {max_shift!r}")
+    if max_shift == 0:
+        return images
+    b, c, h, w = images.shape
+    s = max_shift
+    padded = F.pad(images, (s, s, s, s))                                # (B, C, H + 2s, W + 2s)
+    dy, dx = torch.randint(0, 2 * s + 1, (2, b), generator=generator)  # crop offsets; shift = s − offset
+    rows = dy[:, None, None, None] + torch.arange(h)[None, None, :, None]
+    cols = dx[:, None, None, None] + torch.arange(w)[None, None, None, :]
+    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Learning-rate factor at ``step``: linear warm-up to 1 over ``warmup_steps``, then cosine decay to 0.
+
+    ``(step + 1) / warmup_steps`` during warm-up, then ``½ (1 + cos(π t))`` with ``t`` going from 0 to
+    1 over the remaining steps (Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts).
+    """
+    if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"need total_steps >= 1 and 0 <= warmup_steps <= total_steps, got {total_steps}, {warmup_steps}")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
+def fit_vit(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    epochs: int = 32,
+    lr: float = 5e-3,
+    batch_size: int = 128,
+    weight_decay: float = 0.1,
+    warmup_epochs: int = 3,
+    label_smoothing: float = 0.1,
+    max_shift: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "training",
+) -> History:
+    """:func:`visual_attention.train.fit` with a small-data Transformer recipe (after DeiT, Touvron et al. 2021).
+
+    AdamW with decoupled ``weight_decay``; the learning rate warms up linearly for ``warmup_epochs`` and
+    then follows a cosine to 0 (:func:`warmup_cosine`, updated every step); cross-entropy with
+    ``label_smoothing``; every training batch is translated by :func:`random_shift` (``max_shift``
+    pixels). ``seed`` seeds the shuffling and the shifts (seed the model's initialisation yourself).
+    Inputs ``(N, C, H, W)`` and int64 labels ``(N,)``; returns the :class:`~visual_attention.train.History`
+    with the test accuracy after every epoch.
+    """
+    from tqdm.auto import tqdm
+
+    x, y = train
+    check_floating("train inputs", x)
+    check_rank("train inputs", x, exactly=4, expected="(N, C, H, W)")
+    if y.dtype != torch.long or y.shape != x.shape[:1]:
+        raise ValueError(f"train labels must be int64 of shape (N,) = ({len(x)},), got {y.dtype} {shape_str(y)}")
+    if epochs < 1 or batch_size < 1 or not 0 <= warmup_epochs <= epochs:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1, 0 <= warmup_epochs <= epochs, "
+                         f"got {epochs}, {batch_size}, {warmup_epochs}")
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = (len(x) + batch_size - 1) // batch_size
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: warmup_cosine(step, epochs * steps, warmup_epochs * steps))
+    history = History()
+    bar = tqdm(total=epochs * steps, desc=desc, disable=not progress, leave=False)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        total, correct = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            idx = order[i : i + batch_size]
+            logits = model(random_shift(x[idx], max_shift, gen))
+            loss = F.cross_entropy(logits, y[idx], label_smoothing=label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+            correct += (logits.argmax(-1) == y[idx]).sum().item()
+            bar.update(1)
+        history.loss.append(total / len(x))
+        history.train_accuracy.append(correct / len(x))
+        if test is not None:
+            history.test_accuracy.append(evaluate(model, *test))
+    bar.close()
+    history.seconds = time.perf_counter() - start
+    return history
 
 
 def explorer(
