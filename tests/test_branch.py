@@ -23,6 +23,7 @@ from visual_attention.branch import (
     explorer,
     fuse_branches,
     render_digit,
+    render_digits,
     select_branches,
     sk_rd_channels,
 )
@@ -266,6 +267,17 @@ def test_render_digit_changes_only_the_scale():
     assert not torch.equal(a, b)
     with pytest.raises(ValueError, match="size must be between 2 and canvas=40"):
         render_digit(0, 41)
+
+
+def test_render_digits_is_a_batch_of_render_digit():
+    images, labels = render_digits([7, 0, 7], 14)
+    assert images.shape == (3, 1, 40, 40) and labels.dtype == torch.int64
+    for k, index in enumerate([7, 0, 7]):
+        image, label = render_digit(index, 14)
+        assert torch.equal(images[k], image) and int(labels[k]) == label
+    assert render_digits([], 14)[0].shape == (0, 1, 40, 40)
+    with pytest.raises(ValueError, match="indices must be in"):
+        render_digits([0, 10_000], 14)
 
 
 def test_explorer_every_control_changes_the_view():

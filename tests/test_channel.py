@@ -21,6 +21,7 @@ from visual_attention.channel import (
     ChannelGate,
     EfficientChannelAttention,
     SqueezeExcitation,
+    collect_attention,
     eca_kernel_size,
     explorer,
     gate_profile,
@@ -276,6 +277,21 @@ def test_gate_profile_collects_every_gate_for_every_image():
     assert list(profile)[0] == "layer1.0.attn" and len(profile) == 8
     assert profile["layer4.1.attn"].shape == (5, 32)
     assert model.training  # restored
+
+
+def test_collect_attention_matches_one_pass_and_applies_reduce_and_names():
+    model = _tiny_model().eval()
+    x = torch.rand(5, 1, 12, 12)
+    with torch.no_grad(), record_attention(model) as maps:
+        model(x)
+    model.train()
+    every = collect_attention(model, x, batch_size=2)  # 3 batches of 2, 2, 1
+    assert list(every) == list(maps) and model.training
+    for name, w in maps.items():
+        torch.testing.assert_close(every[name], w)
+    means = collect_attention(model, x, batch_size=3, names=["layer2.0.attn"], reduce=lambda w: w.mean(-1))
+    assert list(means) == ["layer2.0.attn"]
+    torch.testing.assert_close(means["layer2.0.attn"], maps["layer2.0.attn"].mean(-1))
 
 
 def test_explorer_views_change_with_every_control():

@@ -41,6 +41,7 @@ __all__ = [
     "SelectiveKernel",
     "BranchNet",
     "render_digit",
+    "render_digits",
     "branch_weights_by_size",
     "explorer",
 ]
@@ -272,50 +273,57 @@ class BranchNet(nn.Module):
         return self.head(self.blocks(self.stem(x)).mean(dim=(-2, -1)))
 
 
+def render_digits(indices: Sequence[int], size: int, canvas: int = 40, noise: float = 0.15, split: str = "test",
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real digits drawn at ``size × size`` pixels in the centre of a noisy canvas, all in one batch.
+
+    The noise is the same for every ``size`` and every digit (it depends only on ``seed``), so images
+    of one digit at several sizes differ only by the digit's scale. The digits are loaded and resized
+    once for the whole batch.
+
+    Returns:
+        images ``(N, 1, canvas, canvas)`` in ``[0, 1]`` and labels ``(N,)`` int64.
+    """
+    from .data import load_digits
+
+    digits, labels = load_digits(split)
+    index = torch.as_tensor(list(indices), dtype=torch.long).reshape(-1)
+    if len(index) and not bool(((index >= 0) & (index < len(digits))).all()):
+        raise ValueError(f"indices must be in [0, {len(digits)}), got {index.tolist()}")
+    if not 2 <= size <= canvas:
+        raise ValueError(f"size must be between 2 and canvas={canvas}, got {size}")
+    resized = nn.functional.interpolate(digits[index][:, None], size=(size, size), mode="bilinear",
+                                        align_corners=False).clamp(0, 1)  # (N, 1, size, size)
+    images = torch.zeros(len(index), 1, canvas, canvas)
+    top = (canvas - size) // 2
+    images[:, :, top : top + size, top : top + size] = resized
+    noise_map = torch.randn(canvas, canvas, generator=torch.Generator().manual_seed(seed)) * noise
+    return (images + noise_map).clamp(0, 1), labels[index]
+
+
 def render_digit(index: int, size: int, canvas: int = 40, noise: float = 0.15, split: str = "test",
                  seed: int = 0) -> tuple[torch.Tensor, int]:
     """One real digit drawn at ``size × size`` pixels in the centre of a noisy canvas.
 
     The noise is the same for every ``size`` (it depends only on ``seed``), so images of one digit
-    at several sizes differ only by the digit's scale.
+    at several sizes differ only by the digit's scale. (:func:`render_digits` draws many at once.)
 
     Returns:
         the image ``(1, canvas, canvas)`` in ``[0, 1]`` and the digit's label.
     """
-    from .data import load_digits
-
-    digits, labels = load_digits(split)
-    if not 0 <= index < len(digits):
-        raise ValueError(f"index must be in [0, {len(digits)}), got {index}")
-    if not 2 <= size <= canvas:
-        raise ValueError(f"size must be between 2 and canvas={canvas}, got {size}")
-    digit = nn.functional.interpolate(digits[index][None, None], size=(size, size), mode="bilinear",
-                                      align_corners=False)[0, 0].clamp(0, 1)
-    image = torch.zeros(canvas, canvas)
-    top = (canvas - size) // 2
-    image[top : top + size, top : top + size] = digit
-    noise_map = torch.randn(canvas, canvas, generator=torch.Generator().manual_seed(seed)) * noise
-    return (image + noise_map).clamp(0, 1)[None], int(labels[index])
+    images, labels = render_digits([index], size, canvas=canvas, noise=noise, split=split, seed=seed)
+    return images[0], int(labels[0])
 
 
-@torch.no_grad()
 def branch_weights_by_size(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """The SK branch weights of ``model`` on ``images``, averaged over channels: ``{block: (N, M)}``.
 
-    Runs ``model`` in eval mode under :func:`~visual_attention.core.record_attention`.
+    Runs ``model`` in eval mode under :func:`~visual_attention.core.record_attention`, in batches
+    (:func:`visual_attention.channel.collect_attention`, shared with the channel chapter's gate profiles).
     """
-    from .core import record_attention
+    from .channel import collect_attention
 
-    was_training = model.training
-    model.eval()
-    out: dict[str, list[torch.Tensor]] = {}
-    for i in range(0, len(images), batch_size):
-        with record_attention(model) as maps:
-            model(images[i : i + batch_size])
-        for name, w in maps.items():
-            out.setdefault(name, []).append(w.mean(dim=-1))  # (b, M, C) -> (b, M)
-    model.train(was_training)
-    return {name: torch.cat(parts) for name, parts in out.items()}
+    return collect_attention(model, images, batch_size, reduce=lambda w: w.mean(dim=-1))  # (b, M, C) -> (b, M)
 
 
 def explorer(model: nn.Module, digits: Sequence[int], sizes: Sequence[int], display: int = 160,
@@ -344,16 +352,12 @@ def explorer(model: nn.Module, digits: Sequence[int], sizes: Sequence[int], disp
     was_training = model.training
     model.eval()
     results = {}
-    for index in digits:
-        images = []
-        for size in sizes:
-            image, label = render_digit(index, size, split=split, seed=seed)
-            images.append(image)
-        batch = torch.stack(images)
+    for size in sizes:
+        batch, labels = render_digits(digits, size, split=split, seed=seed)
         with torch.no_grad(), record_attention(model) as maps:
             probs = model(batch).softmax(-1)
-        for k, size in enumerate(sizes):
-            results[index, size] = (batch[k, 0], label, probs[k], {n: w[k] for n, w in maps.items()})
+        for k, index in enumerate(digits):
+            results[index, size] = (batch[k, 0], int(labels[k]), probs[k], {n: w[k] for n, w in maps.items()})
     model.train(was_training)
     blocks = list(next(iter(results.values()))[3])
     if not blocks:

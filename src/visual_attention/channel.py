@@ -23,6 +23,7 @@ reductions follow the authors' reference code (``hujie-frank/SENet``, ``BangguWu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -39,6 +40,7 @@ __all__ = [
     "CBAM",
     "make_channel_attention",
     "GatedDigitNet",
+    "collect_attention",
     "gate_profile",
     "explorer",
 ]
@@ -290,20 +292,40 @@ def _gate_modules(model: nn.Module) -> dict[str, AttentionModule]:
 
 
 @torch.no_grad()
-def gate_profile(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
-    """Run ``model`` (in eval mode) on ``x`` and return every channel gate's values, ``{name: (N, C)}``."""
+def collect_attention(
+    model: nn.Module,
+    x: torch.Tensor,
+    batch_size: int = 256,
+    names: Iterable[str] | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Run ``model`` in eval mode on ``x`` in batches; return the recorded attention, ``{name: (N, ...)}``.
+
+    Each batch runs under :func:`~visual_attention.core.record_attention`; the weights of the modules
+    in ``names`` (all that recorded, if ``None``) are passed through ``reduce`` (e.g. a mean over
+    channels) and concatenated over the batches. The model's train/eval mode is restored afterwards.
+    """
     from .core import record_attention
 
+    wanted = None if names is None else list(names)
     was_training = model.training
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {}
-    for i in range(0, len(x), batch_size):
-        with record_attention(model) as maps:
-            model(x[i : i + batch_size])
-        for name in _gate_modules(model):
-            parts.setdefault(name, []).append(maps[name])
-    model.train(was_training)
+    try:
+        for i in range(0, len(x), batch_size):
+            with record_attention(model) as maps:
+                model(x[i : i + batch_size])
+            for name in maps if wanted is None else wanted:
+                w = maps[name]
+                parts.setdefault(name, []).append(w if reduce is None else reduce(w))
+    finally:
+        model.train(was_training)
     return {name: torch.cat(v) for name, v in parts.items()}
+
+
+def gate_profile(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """Run ``model`` (in eval mode) on ``x`` and return every channel gate's values, ``{name: (N, C)}``."""
+    return collect_attention(model, x, batch_size, names=_gate_modules(model))
 
 
 def explorer(
