@@ -2,10 +2,14 @@
 
     python benchmarks/run.py            # everything (make bench)
     python benchmarks/run.py --smoke    # tiny sizes, to check that it runs (the test suite does this)
+    python benchmarks/run.py --only speed --cases core. --out /tmp/r.md   # some rows of section 1 only
 
 1. **Speed against references**: the median time of forward + backward of each module of
    ``visual_attention`` and of a reference on the same inputs and weights, measured side by side in
-   one run (alternating calls), reported as a ratio (ours / reference; < 1 is faster).
+   one run (alternating calls), reported as a ratio (ours / reference; < 1 is faster). Each
+   reference does the same work as ours: where ours keeps the attention weights, so does the
+   reference (their softmax is materialised); ours runs without weights (``need_weights=False``)
+   only against references that return none (the fused kernels), and the table says so.
 2. **Cost against image size**: peak memory allocated by PyTorch and time of global attention,
    window attention, chunked (online-softmax) attention and linear attention at 256 … 4096 tokens
    (16² … 64²), with the growth exponent fitted on a log-log scale.
@@ -13,11 +17,19 @@
 4. **Pages**: the weight of every built page (needs ``make book`` and Chromium).
 
 Timings depend on the machine and on what else runs on it; nothing here is a test.
+
+Unless ``--system-malloc`` is given, glibc's allocator is told (``mallopt``) to serve blocks up to
+32 MiB from its heap and to keep freed memory: otherwise each large tensor (a 10 MB activation,
+a gradient) may be a fresh ``mmap`` whose page faults cost as much as the arithmetic, and whether
+it is depends on what the allocator saw before — the same code then measured 1.00× or 1.25× its
+reference depending on which rows ran first. Both sides of every comparison run under the same
+setting; the header of results.md says which was used.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import os
 import platform
@@ -50,16 +62,21 @@ def _fwd_bwd(fn: Callable[[], torch.Tensor], params: list[torch.Tensor]) -> floa
 
 
 def side_by_side(ours: Callable, reference: Callable, params: list[torch.Tensor], reps: int) -> tuple[float, float]:
-    """Median fwd+bwd seconds of ``ours`` and ``reference``, calls alternating so drift hits both."""
+    """Median fwd+bwd seconds of ``ours`` and ``reference``, calls alternating so drift hits both.
+
+    ``reps`` is rounded up to an even number, so that each side runs first in exactly half the pairs.
+    """
     for _ in range(2):  # warm up
         _fwd_bwd(ours, params)
         _fwd_bwd(reference, params)
     a, b = [], []
-    for i in range(reps):
-        first, second = (ours, reference) if i % 2 == 0 else (reference, ours)
-        t1, t2 = _fwd_bwd(first, params), _fwd_bwd(second, params)
-        a.append(t1 if first is ours else t2)
-        b.append(t2 if first is ours else t1)
+    for i in range(reps + reps % 2):
+        if i % 2 == 0:
+            a.append(_fwd_bwd(ours, params))
+            b.append(_fwd_bwd(reference, params))
+        else:
+            b.append(_fwd_bwd(reference, params))
+            a.append(_fwd_bwd(ours, params))
     return statistics.median(a), statistics.median(b)
 
 
@@ -74,11 +91,13 @@ def speed_cases(smoke: bool) -> list[tuple[str, str, Callable, Callable, list[to
     b, h, n, d = (2, 2, 16, 8) if smoke else (8, 4, 256, 32)
     q, k, v = (torch.randn(b, h, n, d, requires_grad=True) for _ in range(3))
     cases = [
-        ("core.scaled_dot_product_attention", "the same maths written plainly (softmax(QKᵀ/√d)V)",
+        ("core.scaled_dot_product_attention",
+         "the same maths written plainly (softmax(QKᵀ/√d)V); both materialise the weights",
          lambda: scaled_dot_product_attention(q, k, v)[0],
          lambda: torch.softmax(q @ k.transpose(-2, -1) * d**-0.5, -1) @ v, [q, k, v], 1.10),
-        ("core.scaled_dot_product_attention", "torch.nn.functional.scaled_dot_product_attention (fused)",
-         lambda: scaled_dot_product_attention(q, k, v)[0],
+        ("core.scaled_dot_product_attention",
+         "torch.nn.functional.scaled_dot_product_attention (fused); ours with need_weights=False",
+         lambda: scaled_dot_product_attention(q, k, v, need_weights=False)[0],
          lambda: F.scaled_dot_product_attention(q, k, v), [q, k, v], 1.10),
     ]
     c, hh, ww = (4, 4, 4) if smoke else (64, 32, 32)
@@ -159,10 +178,13 @@ def _copy_mha(ours: nn.Module, ref: nn.MultiheadAttention) -> None:
         ref.out_proj.bias.copy_(linears[-1].bias)
 
 
-def run_speed(smoke: bool) -> list[str]:
-    reps = 3 if smoke else 21
+def run_speed(smoke: bool, cases: list[str] | None = None, reps: int | None = None) -> list[str]:
+    """Section 1; ``cases`` keeps only the rows whose module name contains one of these strings."""
+    reps = reps or (3 if smoke else 21)
     rows = ["| module | reference | ours (ms) | reference (ms) | ratio | floor |", "|---|---|---:|---:|---:|---:|"]
     for name, ref_name, ours, ref, params, floor in speed_cases(smoke):
+        if cases and not any(c in name for c in cases):
+            continue
         a, b = side_by_side(ours, ref, params, reps)
         ratio = a / b
         mark = "✓" if ratio <= floor else "✗"
@@ -265,6 +287,24 @@ def run_pages() -> list[str]:
     return out.stdout.strip().splitlines() or [f"(site report failed: {out.stderr.strip()[-300:]})"]
 
 
+def keep_freed_memory() -> str:
+    """Make glibc's malloc reuse freed memory instead of returning it to the system (see the module notes).
+
+    ``M_MMAP_THRESHOLD`` = 32 MiB (the largest allowed; setting it also stops glibc from moving it)
+    and ``M_TRIM_THRESHOLD`` = 1 GiB. Returns a line for the header of results.md.
+    """
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(m_mmap_threshold, 32 * 2**20) == 1 and libc.mallopt(m_trim_threshold, 2**30) == 1
+    except (OSError, AttributeError):
+        ok = False
+    if not ok:
+        return "Allocator: system default (glibc mallopt not available)."
+    return ("Allocator: glibc malloc keeps freed memory (mallopt M_MMAP_THRESHOLD = 32 MiB, "
+            "M_TRIM_THRESHOLD = 1 GiB), so timings count arithmetic, not page faults of fresh buffers.")
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -282,20 +322,31 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, few repetitions")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["speed", "scaling", "notebooks", "pages"])
+    sections_keys = ["speed", "scaling", "notebooks", "pages"]
+    parser.add_argument("--skip", nargs="*", default=[], choices=sections_keys)
+    parser.add_argument("--only", nargs="*", default=[], choices=sections_keys,
+                        help="run only these sections (speed = forward + backward against references)")
+    parser.add_argument("--cases", nargs="*", default=[],
+                        help="speed section: only the modules whose name contains one of these strings")
+    parser.add_argument("--reps", type=int, default=None, help="speed section: timed repetitions (default 21)")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc's allocator at its defaults (large buffers mmap'd and returned)")
     args = parser.parse_args(argv)
+    allocator = "Allocator: system default (--system-malloc)." if args.system_malloc else keep_freed_memory()
     torch.manual_seed(0)
-    parts = [f"# Benchmarks\n\nMachine: {machine()}\n\nDate: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    parts = [f"# Benchmarks\n\nMachine: {machine()}\n\n{allocator}\n\n"
+             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              + (" — **smoke run (tiny sizes)**" if args.smoke else "")]
     sections = [
-        ("speed", "## Forward + backward against references (median, side by side)", lambda: run_speed(args.smoke)),
+        ("speed", "## Forward + backward against references (median, side by side)",
+         lambda: run_speed(args.smoke, args.cases, args.reps)),
         ("scaling", "## Peak memory and time against the number of tokens (one image, dim 32, no grad)",
          lambda: run_scaling(args.smoke)),
         ("notebooks", "## Chapter notebooks", lambda: run_notebooks(args.smoke)),
         ("pages", "## Built pages", run_pages),
     ]
     for key, title, fn in sections:
-        if key in args.skip or (args.smoke and key == "pages"):
+        if key in args.skip or (args.only and key not in args.only) or (args.smoke and key == "pages"):
             continue
         print(f"\n{title}", flush=True)
         parts.append(title + "\n\n" + "\n".join(fn()))

@@ -671,3 +671,104 @@ def test_record_attention_on_a_bare_module_and_validation():
     assert list(maps) == [""]
     with pytest.raises(ValueError, match="must be a torch.nn.Module"):
         record_attention("not a model")
+
+
+# --- need_weights=False (PyTorch's fused kernel) and the unchecked fast path ---------------------------
+
+
+@st.composite
+def qkv_and_mask(draw):
+    """q, k, v (float64, batch dimensions that broadcast) and a mask, possibly with fully masked queries."""
+    lq, lk, d, dv = draw(sizes), draw(sizes), draw(sizes), draw(sizes)
+    g = gen(draw(st.integers(0, 2**31 - 1)))
+    bq, bk = draw(st.sampled_from([((), ()), ((2,), (2,)), ((2, 1), (1, 3)), ((), (2,)), ((3,), ())]))
+    q = torch.randn(*bq, lq, d, generator=g, dtype=torch.float64)
+    k = torch.randn(*bk, lk, d, generator=g, dtype=torch.float64)
+    v = torch.randn(*bk, lk, dv, generator=g, dtype=torch.float64)
+    kind = draw(st.sampled_from(["none", "full", "row", "keys"]))
+    batch = torch.broadcast_shapes(bq, bk)
+    mask = {
+        "none": None,
+        "full": torch.rand(*batch, lq, lk, generator=g) > 0.5,  # may leave a query with no key
+        "row": torch.rand(lq, 1, generator=g) > 0.3,  # broadcast over the keys: whole queries masked
+        "keys": torch.rand(lk, generator=g) > 0.3,  # broadcast over the queries: maybe no key at all
+    }[kind]
+    return q, k, v, mask
+
+
+@SETTINGS
+@given(qkv_and_mask(), st.sampled_from([None, 0.3, 1.0, 2.5]))
+def test_need_weights_false_gives_the_same_context_and_gradients(t, scale):
+    q, k, v, mask = (x.requires_grad_() if x is not None and x.is_floating_point() else x for x in t)
+    ctx, w = scaled_dot_product_attention(q, k, v, mask=mask, scale=scale)
+    fast, none = scaled_dot_product_attention(q, k, v, mask=mask, scale=scale, need_weights=False)
+    assert none is None and w.shape == (*ctx.shape[:-1], k.shape[-2])
+    torch.testing.assert_close(fast, ctx, rtol=1e-10, atol=1e-10)
+    if mask is not None:  # queries with no allowed key: zero context, as in the default path
+        empty = ~mask.expand(w.shape).any(-1)
+        assert (fast[empty.expand(fast.shape[:-1])] == 0).all()
+    g = torch.randn_like(ctx)
+    want = torch.autograd.grad(ctx, (q, k, v), g)
+    got = torch.autograd.grad(fast, (q, k, v), g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_gradcheck_need_weights_false_with_a_fully_masked_query():
+    g = gen(11)
+    q = torch.randn(2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(2, 5, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(2, 3, 5, generator=g) > 0.4
+    mask[1, 2] = False
+    fn = lambda *a: scaled_dot_product_attention(*a, mask=mask, scale=0.7, need_weights=False)[0]  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (q, k, v))
+    assert (fn(q, k, v)[1, 2] == 0).all()
+
+
+def test_need_weights_false_falls_back_where_the_fused_kernel_gives_nan():
+    # +inf scores: the fused kernel gives NaN; ours puts all the weight on the infinite scores
+    q = torch.tensor([[float("inf"), 0.0], [1.0, 0.0]])
+    k = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [1.0, 1.0]])
+    v = torch.tensor([[1.0], [10.0], [100.0]])
+    ctx, w = scaled_dot_product_attention(q, k, v)
+    assert torch.equal(w[0], torch.tensor([0.5, 0.0, 0.5])) and torch.equal(ctx[0], torch.tensor([50.5]))
+    fast, _ = scaled_dot_product_attention(q, k, v, need_weights=False)
+    torch.testing.assert_close(fast, ctx)
+
+
+def test_sdpa_fast_path_falls_back_on_overflowing_scores():
+    # scores 3e38 · 4 overflow to +inf: torch.softmax gives NaN, the careful softmax does not
+    q = torch.tensor([[3e38, 0.0], [1.0, 2.0]])
+    k = torch.tensor([[2.0, 0.0], [1.0, 0.0], [-2.0, 0.0]])
+    v = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    ctx, w = scaled_dot_product_attention(q, k, v, scale=2.0)
+    assert torch.isfinite(ctx).all() and torch.isfinite(w).all()
+    scores = torch.matmul(q, k.T) * 2.0
+    torch.testing.assert_close(w, masked_softmax(scores))
+    assert torch.equal(w[0], torch.tensor([0.5, 0.5, 0.0]))
+
+
+def test_sdpa_with_a_tensor_scale_keeps_its_gradient():
+    g = gen(12)
+    q, k, v = (torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    scale = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+    ctx, _ = scaled_dot_product_attention(q, k, v, scale=scale)
+    torch.testing.assert_close(ctx, scaled_dot_product_attention(q, k, v, scale=0.6)[0])
+    assert torch.autograd.gradcheck(lambda s: scaled_dot_product_attention(q, k, v, scale=s)[0], (scale,))
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((r(3, 4, dtype=torch.int64), r(3, 4), r(3, 4)), "q must be a floating-point tensor.*int64"),
+        ((r(3, 4), r(5, 6), r(5, 2)), esc("q (3, 4) and k (5, 6) must have the same feature size D")),
+        ((r(2, 3, 4), r(3, 5, 4), r(3, 5, 2)), "do not broadcast"),
+    ],
+)
+def test_need_weights_false_validates_the_same_way(args, match):
+    with pytest.raises(ValueError, match=match):
+        scaled_dot_product_attention(*args, need_weights=False)
+    with pytest.raises(ValueError, match=esc("mask of shape (4, 5) does not broadcast")):
+        scaled_dot_product_attention(r(3, 4), r(5, 4), r(5, 2), mask=torch.ones(4, 5, dtype=torch.bool),
+                                     need_weights=False)

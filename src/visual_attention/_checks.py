@@ -32,3 +32,36 @@ def check_rank(
         want = f"{exactly}-d" if exactly is not None else f"at least {at_least}-d"
         layout = f" {expected}" if expected else ""
         raise ValueError(f"{name} must be {want}{layout}, got shape {shape_str(t)}")
+
+
+def check_qkv(q: object, k: object, v: object, *, broadcast: bool = True) -> None:
+    """Raise ``ValueError`` unless ``q``, ``k``, ``v`` are valid inputs of dot-product attention.
+
+    Expected layouts: ``q (*B, Lq, D)``, ``k (*B, Lk, D)``, ``v (*B, Lk, Dv)``, floating point, one dtype.
+    With ``broadcast=True`` the batch dimensions ``*B`` need only broadcast together (as in
+    :func:`torch.matmul`); with ``broadcast=False`` they must be equal. Shared by
+    :func:`visual_attention.core.scaled_dot_product_attention` and :mod:`visual_attention.efficient`.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_floating(name, t)
+        check_rank(name, t, at_least=2, expected="(*B, L, D)")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q {shape_str(q)} and k {shape_str(k)} must have the same feature size D (last dimension)")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k {shape_str(k)} and v {shape_str(v)} must have the same number of keys Lk (dimension -2)")
+    if not broadcast:
+        if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+            raise ValueError(
+                f"q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} must have the same batch dimensions"
+            )
+        return
+    if q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
+        return
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"batch dimensions of q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} do not broadcast"
+        ) from None

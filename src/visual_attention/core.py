@@ -23,8 +23,9 @@ import numbers
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
-from ._checks import check_floating, check_rank, shape_str
+from ._checks import check_floating, check_qkv, check_rank, shape_str
 
 __all__ = [
     "masked_softmax",
@@ -79,9 +80,7 @@ def masked_softmax(
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
     x = scores
     if mask is not None:
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-            raise ValueError(f"mask must be a boolean tensor, got {got}")
+        _check_bool_mask(mask)
         try:
             torch.broadcast_shapes(mask.shape, scores.shape)
         except RuntimeError:
@@ -93,13 +92,43 @@ def masked_softmax(
                 f"mask of shape {shape_str(mask)} would enlarge scores of shape {shape_str(scores)}"
             )
         x = x.masked_fill(~mask, float("-inf"))
-    fast = _fused_softmax(x, dims, temperature)
-    if fast is not None:
-        return fast
-    # The careful path. Subtracting the (detached) maximum leaves the softmax unchanged and keeps
-    # exp() <= 1; it is done before dividing by the temperature, so a small T cannot overflow the
-    # scores to inf. A slice with no finite score gives zeros; a slice holding +inf scores shares
-    # all its weight among them.
+    weights = _fused_softmax(x, dims, temperature)
+    if _has_nan(weights):  # weights lie in [0, 1]: their sum is finite unless one of them is NaN
+        return _careful_softmax(x, dims, temperature)
+    return weights
+
+
+def _has_nan(t: torch.Tensor) -> bool:
+    """Whether ``t`` holds a NaN, in one reduction without a temporary (``isnan(t).any()`` costs ~9× more).
+
+    The sum of a tensor holding a NaN is NaN. It can also be NaN when huge values of both signs sum
+    to ``inf - inf``: a false alarm that only sends the caller down its slower, careful path.
+    """
+    return t.numel() > 0 and bool(torch.isnan(t.sum()))
+
+
+def _fused_softmax(x: torch.Tensor, dims: tuple[int, ...], temperature: float) -> torch.Tensor:
+    """PyTorch's fused softmax over ``dims``, unchecked.
+
+    It gives NaN exactly in the cases :func:`_careful_softmax` treats specially: a slice with no finite
+    score (fully masked), a slice holding ``+inf``, or scores that overflow when divided by a small
+    temperature. Callers check for NaN (in the weights, or more cheaply in a context computed from
+    them) and then take the careful path; the fused kernel saves several passes over the scores.
+    """
+    if dims == (x.ndim - 1,):
+        return torch.softmax(x / temperature if temperature != 1 else x, dim=-1)
+    last = tuple(range(x.ndim - len(dims), x.ndim))
+    moved = x.movedim(dims, last) if dims != last else x
+    flat = moved.reshape(*moved.shape[: x.ndim - len(dims)], -1)
+    w = torch.softmax(flat / temperature if temperature != 1 else flat, dim=-1)
+    w = w.reshape(moved.shape)
+    return w.movedim(last, dims) if dims != last else w
+
+
+def _careful_softmax(x: torch.Tensor, dims: tuple[int, ...], temperature: float) -> torch.Tensor:
+    """The softmax with the limits spelt out: zeros for a slice with no finite score, all weight on ``+inf``."""
+    # Subtracting the (detached) maximum leaves the softmax unchanged and keeps exp() <= 1; it is
+    # done before dividing by the temperature, so a small T cannot overflow the scores to inf.
     peak = x.detach().amax(dim=dims, keepdim=True)
     shifted = x - torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
     # a slice holding +inf scores: the limit of the softmax puts all weight on those entries
@@ -111,21 +140,10 @@ def masked_softmax(
     return e / torch.where(total > 0, total, torch.ones_like(total))
 
 
-def _fused_softmax(x: torch.Tensor, dims: tuple[int, ...], temperature: float) -> torch.Tensor | None:
-    """PyTorch's fused softmax over ``dims``, or ``None`` where it gives NaN (then the careful path runs).
-
-    NaN appears exactly in the cases the careful path treats specially: a slice with no finite score
-    (fully masked), a slice holding ``+inf``, or scores that overflow when divided by a small
-    temperature. Checking for it costs one pass; the fused kernel saves several.
-    """
-    last = tuple(range(x.ndim - len(dims), x.ndim))
-    moved = x.movedim(dims, last) if dims != last else x
-    flat = moved.reshape(*moved.shape[: x.ndim - len(dims)], -1)
-    w = torch.softmax(flat / temperature if temperature != 1 else flat, dim=-1)
-    if torch.isnan(w).any():
-        return None
-    w = w.reshape(moved.shape)
-    return w.movedim(last, dims) if dims != last else w
+def _check_bool_mask(mask: object) -> None:
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a boolean tensor, got {got}")
 
 
 def scaled_dot_product_attention(
@@ -134,7 +152,8 @@ def scaled_dot_product_attention(
     v: torch.Tensor,
     mask: torch.Tensor | None = None,
     scale: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    need_weights: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scaled dot-product attention, returning the context and the weights.
 
     ``weights = softmax(q kᵀ · scale)`` over the keys, ``context = weights v``
@@ -148,48 +167,81 @@ def scaled_dot_product_attention(
         mask: optional boolean mask broadcastable to ``(*B, Lq, Lk)``; ``True`` = query may attend
             to that key. A query with no allowed key gets a zero context.
         scale: multiplier of the scores; ``None`` means ``D ** -0.5``.
+        need_weights: ``False`` returns ``(context, None)`` without materialising the
+            ``(*B, Lq, Lk)`` weights: the work goes to PyTorch's fused kernel,
+            :func:`torch.nn.functional.scaled_dot_product_attention` (as ``torch.nn.MultiheadAttention``
+            does with ``need_weights=False``), with the same results up to rounding — queries with no
+            allowed key still get a zero context, and inputs that make the fused kernel return NaN
+            (``+inf`` scores) take the path that keeps the weights.
 
     Returns:
-        ``(context, weights)`` with shapes ``(*B, Lq, Dv)`` and ``(*B, Lq, Lk)``.
+        ``(context, weights)`` with shapes ``(*B, Lq, Dv)`` and ``(*B, Lq, Lk)``; weights is ``None``
+        when ``need_weights=False``.
     """
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        check_floating(name, t)
-        check_rank(name, t, at_least=2, expected="(*B, L, D)")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q {shape_str(q)} and k {shape_str(k)} must have the same feature size D (last dimension)"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k {shape_str(k)} and v {shape_str(v)} must have the same number of keys Lk (dimension -2)"
-        )
-    try:
-        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
-        raise ValueError(
-            f"batch dimensions of q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} do not broadcast"
-        ) from None
+    check_qkv(q, k, v)
+    scores_shape = (*torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
+    expanded = _expand_mask(mask, scores_shape)
     if scale is None:
         scale = q.shape[-1] ** -0.5
-    scores = torch.matmul(q, k.transpose(-2, -1)) * scale
-    weights = masked_softmax(scores, dim=-1, mask=_expand_mask(mask, scores))
-    return torch.matmul(weights, v), weights
+    number = isinstance(scale, numbers.Real) and not isinstance(scale, bool)
+    if not need_weights and number:
+        context = _fused_context(q, k, v, mask, float(scale))  # the unexpanded mask: less to convert
+        if context is not None:
+            return context, None
+    scores = _scaled(torch.matmul(q, k.transpose(-2, -1)), scale)  # (*B, Lq, Lk)
+    x = scores if expanded is None else scores.masked_fill(~expanded, float("-inf"))
+    weights = torch.softmax(x, dim=-1)
+    context = torch.matmul(weights, v)
+    # a NaN weight (no finite score in a row, or a +inf score) makes its whole context row NaN, and the
+    # context (*B, Lq, Dv) is cheaper to check than the weights (*B, Lq, Lk)
+    if _has_nan(context if context.numel() else weights):
+        weights = _careful_softmax(x, (x.ndim - 1,), 1.0)
+        context = torch.matmul(weights, v)
+    return context, (weights if need_weights else None)
 
 
-def _expand_mask(mask: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor | None:
-    """Check that ``mask`` broadcasts to ``scores`` and expand it (so masked_softmax accepts it)."""
+def _scaled(scores: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
+    """``scores · scale`` for ``scores`` fresh from a matmul: skipped when the scale is 1, in place when it
+    is a number (the matmul's backward needs its inputs, not its output), out of place for a tensor."""
+    if isinstance(scale, torch.Tensor) or isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        return scores * scale
+    return scores if scale == 1 else scores.mul_(float(scale))
+
+
+def _fused_context(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float
+) -> torch.Tensor | None:
+    """The context of :func:`scaled_dot_product_attention` from PyTorch's fused kernel, or ``None``.
+
+    ``None`` (the caller then computes the weights) where the fused kernel's result would differ
+    from ours: a NaN in its output, which the careful softmax may avoid (``+inf`` scores).
+    Fully masked queries are given every key (so no kernel ever sees an empty row) and their
+    context is then set to zero, which also makes their gradient zero.
+    """
+    if q.shape[-2] == 0 or k.shape[-2] == 0:
+        return None
+    empty = None
+    if mask is not None:
+        allowed = mask.any(dim=-1, keepdim=True)  # (*B, Lq, 1)
+        if not bool(allowed.all()):
+            empty = ~allowed
+            mask = mask | empty
+    context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    if empty is not None:
+        context = context.masked_fill(empty, 0.0)
+    return None if _has_nan(context) else context
+
+
+def _expand_mask(mask: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor | None:
+    """Check that ``mask`` broadcasts to the scores' ``shape`` and expand it (a view, nothing copied)."""
     if mask is None:
         return None
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"mask must be a boolean tensor, got {got}")
+    _check_bool_mask(mask)
     try:
-        return mask.expand_as(scores) if mask.ndim <= scores.ndim else mask.expand(scores.shape)
+        return mask.expand(shape)
     except RuntimeError:
         raise ValueError(
-            f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape {shape_str(scores)}"
+            f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape {tuple(shape)}"
         ) from None
 
 
@@ -233,8 +285,10 @@ def query_attention(
         raise ValueError(f"query dtype {query.dtype} differs from feature_maps dtype {feature_maps.dtype}")
     if mask is not None and isinstance(mask, torch.Tensor) and mask.ndim > 3:
         raise ValueError(f"mask must have shape (B, H, W), got {shape_str(mask)}")
-    scores = torch.einsum("bchw,bc->bhw", feature_maps, query) * scale
-    weights = masked_softmax(scores, dim=(-2, -1), mask=_expand_mask(mask, scores), temperature=temperature)
+    scores = torch.einsum("bchw,bc->bhw", feature_maps, query)
+    if isinstance(scale, torch.Tensor) or scale != 1:
+        scores = scores * scale
+    weights = masked_softmax(scores, dim=(-2, -1), mask=_expand_mask(mask, scores.shape), temperature=temperature)
     context = torch.einsum("bhw,bchw->bc", weights, feature_maps)
     return weights, context
 

@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from ._checks import check_floating, check_rank, shape_str
+from ._checks import check_floating, check_qkv, check_rank, shape_str
 
 __all__ = [
     "chunked_attention",
@@ -30,22 +30,6 @@ __all__ = [
     "online_softmax_trace",
     "online_softmax_explorer",
 ]
-
-
-def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        check_floating(name, t)
-        check_rank(name, t, at_least=2, expected="(*B, L, D)")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q {shape_str(q)} and k {shape_str(k)} must have the same feature size D (last dimension)")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k {shape_str(k)} and v {shape_str(v)} must have the same number of keys Lk (dimension -2)")
-    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
-        raise ValueError(
-            f"q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} must have the same batch dimensions"
-        )
 
 
 def chunked_attention(
@@ -73,7 +57,7 @@ def chunked_attention(
     Returns:
         the context ``(*B, Lq, Dv)``.
     """
-    _check_qkv(q, k, v)
+    check_qkv(q, k, v, broadcast=False)
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if mask is not None:
@@ -120,7 +104,7 @@ def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: flo
     Returns:
         ``(*B, Lq, Dv)``, in time and memory linear in ``Lq + Lk``.
     """
-    _check_qkv(q, k, v)
+    check_qkv(q, k, v, broadcast=False)
     phi_q = torch.nn.functional.elu(q) + 1
     phi_k = torch.nn.functional.elu(k) + 1
     kv = torch.matmul(phi_k.transpose(-2, -1), v)  # (*B, D, Dv): the whole memory of keys and values
