@@ -5,6 +5,9 @@
 Weight: bytes the browser received (gzip, as served by scripts/serve.py), split into the page's
 own HTML (which carries the widget state) and everything else. Time to interactive: from navigation
 start until every widget on the page is rendered (or, without widgets, until the load event).
+Interaction: for every widget that computes attention in the browser
+(:class:`visual_attention.widgets.AttentionExplorer`), the time from a pointer event on the image (a new
+query point) to the recomputed, redrawn view, and to the next animation frame, over many queries.
 Timings depend on the machine: this is a report, never a test.
 """
 
@@ -40,15 +43,44 @@ def measure(browser, base: str, page: str) -> dict:
     if n:
         tab.wait_for_function(
             f"""n => [...document.querySelectorAll('{VIEW}')].filter(s => s.previousElementSibling &&
-                  s.previousElementSibling.querySelector('.jupyter-widgets')).length === n""",
+                  s.previousElementSibling.querySelector('.jupyter-widgets, .va-aw')).length === n""",
             arg=n,
         )
     interactive = time.perf_counter() - start
     tab.wait_for_load_state("networkidle")
     own = sizes.get(base + page, 0)
+    updates = interaction_times(tab)
     ctx.close()
     return {"page": page, "widgets": n, "html": own, "total": sum(sizes.values()), "tti": interactive,
-            "requests": len(sizes)}
+            "requests": len(sizes), "updates": updates}
+
+
+#: In the page: 60 pointer events at cells spread over each explorer's image; for each, the time until
+#: the view was recomputed and redrawn (synchronously, in the event handler) and until the next frame.
+INTERACT = """async (roots) => {
+  const out = [];
+  for (const root of roots) {
+    const stage = root.querySelector('.va-aw-stage');
+    stage.scrollIntoView();
+    const r = stage.getBoundingClientRect();
+    for (let i = 0; i < 60; i++) {
+      const x = r.left + r.width * ((i * 0.381966) % 1), y = r.top + r.height * ((i * 0.618034) % 1);
+      const t0 = performance.now();
+      stage.dispatchEvent(new PointerEvent('pointerdown', {clientX: x, clientY: y, bubbles: true, buttons: 1}));
+      const drawn = root.vaState.updatedAt - t0;
+      await new Promise((done) => requestAnimationFrame(() => done()));
+      out.push({label: root.dataset.label, drawn, frame: performance.now() - t0});
+    }
+  }
+  return out;
+}"""
+
+
+def interaction_times(tab) -> list[dict]:
+    roots = tab.locator(".va-aw")
+    if not roots.count():
+        return []
+    return tab.evaluate_handle("() => [...document.querySelectorAll('.va-aw')]").evaluate(INTERACT)
 
 
 def main() -> None:
@@ -59,12 +91,26 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=FLAGS)
         print("| page | widgets | requests | page HTML (gzip) | total transferred | time to interactive (median of 3) |")
         print("|---|---:|---:|---:|---:|---:|")
+        updates: list[tuple[str, dict]] = []
         for page in pages():
             runs = [measure(browser, base, page) for _ in range(3)]
             r = runs[0]
             tti = statistics.median(m["tti"] for m in runs)
             print(f"| {page} | {r['widgets']} | {r['requests']} | {r['html'] / 1e3:.0f} kB | "
                   f"{r['total'] / 1e6:.2f} MB | {tti:.2f} s |")
+            updates.extend((page, u) for m in runs for u in m["updates"])
+        print()
+        print("Widgets that compute attention in the browser: from a pointer event on the image to the "
+              "recomputed, redrawn view, and to the next animation frame (60 queries × 3 visits each).")
+        print()
+        print("| page | widget | updates | view redrawn: median / max | next frame: median / max |")
+        print("|---|---|---:|---:|---:|")
+        for key in sorted({(page, u["label"]) for page, u in updates}):
+            got = [u for page, u in updates if (page, u["label"]) == key]
+            drawn = [u["drawn"] for u in got]
+            frame = [u["frame"] for u in got]
+            print(f"| {key[0]} | {key[1]} | {len(got)} | {statistics.median(drawn):.2f} / {max(drawn):.2f} ms | "
+                  f"{statistics.median(frame):.1f} / {max(frame):.1f} ms |")
         browser.close()
     httpd.shutdown()
 

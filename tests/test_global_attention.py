@@ -110,14 +110,28 @@ def test_validation_errors():
         TokenClassifier(stem="resnet")
 
 
-def test_explorer_views_change_with_every_control():
-    from visual_attention.global_attention import explorer
-    from visual_attention.widgets import count_views, explorer_view
+def test_explorer_computes_what_global_attention_computes_head_by_head():
+    from einops import rearrange
+
+    from visual_attention.core import scaled_dot_product_attention
+    from visual_attention.global_attention import GlobalAttention, explorer
 
     torch.manual_seed(2)
     features = torch.nn.functional.normalize(torch.randn(6, 3, 4), dim=0)
-    ex = explorer(torch.rand(3, 48, 64), features, [f"f{i}" for i in range(6)])
-    assert count_views(ex) == 3 * 3 * 4
-    base = dict(head="colour head", row=1, column=1)
-    for name, other in (("head", "texture head"), ("head", "one head, all 6"), ("row", 2), ("column", 3)):
-        assert explorer_view(ex, **base).value != explorer_view(ex, **{**base, name: other}).value
+    ex = explorer(torch.rand(3, 48, 64), features, [f"f{i}" for i in range(6)],
+                  initial={"head": "texture head", "row": 2, "column": 1})
+    assert (ex.head, ex.query) == (1, 9) and ex.head_names[1] == "texture head"
+    tokens = rearrange(features, "c h w -> 1 (h w) c")
+    for n_heads, heads in ((2, (0, 1)), (1, (2,))):
+        layer = GlobalAttention(6, num_heads=n_heads, qkv_bias=False, scale=5.0)
+        with torch.no_grad():
+            layer.qkv.weight.copy_(torch.eye(6).repeat(3, 1))
+            q, k, v = rearrange(layer.qkv(tokens), "b n (three h d) -> three b h n d", three=3, h=n_heads)
+            ctx, weights = scaled_dot_product_attention(q, k, v, scale=5.0)
+        for j, head in enumerate(heads):
+            slots = slice(3 * j, 3 * j + 3) if n_heads == 2 else slice(0, 6)
+            for query in (0, 5, 11):
+                w, c = ex.compute(head=head, query=query, temperature=1.0)
+                torch.testing.assert_close(w, weights[0, j, query], atol=1e-6, rtol=1e-5)
+                torch.testing.assert_close(c[slots], ctx[0, j, query], atol=1e-5, rtol=1e-4)
+                assert float(c.abs().sum() - c[slots].abs().sum()) == 0.0

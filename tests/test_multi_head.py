@@ -23,7 +23,6 @@ from visual_attention.multi_head import (
     warmup_cosine,
 )
 from visual_attention.train import count_parameters, evaluate, seed_everything
-from visual_attention.widgets import count_views, explorer_view
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -362,13 +361,22 @@ def test_rollout_validation(args, kwargs, match):
         attention_rollout(*args, **kwargs)
 
 
-def test_explorer_has_a_view_per_layer_head_and_query():
+def test_explorer_computes_what_the_model_records():
     from visual_attention.multi_head import explorer
 
     vit = digit_vit(dim=16, depth=2, num_heads=2)
-    box = explorer(vit, torch.rand(1, 8, 8, generator=gen(17)))
-    assert count_views(box) == 2 * 2 * 17
-    queries = [v for _, v in box.controls[2].options]
-    views = {explorer_view(box, layer=l, head=h, query=q).value for l in range(2) for h in range(2) for q in queries}
-    assert len(views) == 68
-    assert explorer_view(box, layer=0, head=0, query="cls").value.count("data-value") == 8
+    image = torch.rand(1, 8, 8, generator=gen(17))
+    box = explorer(vit, image, initial={"layer": 1, "head": 1, "query": 3})
+    assert box.shape == [2, 2, 17, 8, 8] and (box.layer, box.head, box.query) == (1, 1, 4)
+    vit.eval()
+    with torch.no_grad(), record_attention(vit) as maps:
+        vit(image[None])
+    for layer in range(2):
+        recorded = maps[f"blocks.{layer}.attn"][0]                   # (h, N', N')
+        for head in range(2):
+            for query in (0, 1, 9, 16):
+                w, c = box.compute(layer=layer, head=head, query=query, temperature=1.0)
+                torch.testing.assert_close(w, recorded[head, query], atol=1e-6, rtol=1e-5)
+                assert c.shape == (8,)
+    with pytest.raises(ValueError, match="class token"):
+        explorer(VisionTransformer(8, 2, 1, 10, 16, 1, 2, class_token=False), image)

@@ -18,7 +18,6 @@ from visual_attention.self_attention import (
     mean_attention_distance,
     position_self_attention,
 )
-from visual_attention.widgets import count_views, explorer_view
 
 SETTINGS = settings(max_examples=30, deadline=None)
 sizes = st.integers(1, 4)
@@ -236,14 +235,22 @@ def test_models_shapes_and_recorded_weights():
     assert maps["features.1"].shape == (3, 128, 128)
 
 
-def test_explorer_views_show_weights_and_output():
+def test_explorer_computes_position_self_attention_per_embedding():
     from visual_attention.self_attention import explorer
 
     image = torch.rand(3, 16, 24, generator=gen(9))
     feats = torch.randn(3, 2, 3, generator=gen(10))
     emb = {"all": torch.eye(3), "first": torch.tensor([[1.0, 0, 0]])}
-    box = explorer(image, feats, emb, ["a", "b", "c"], temperature=0.5)
-    assert count_views(box) == 2 * 2 * 3
-    values = {explorer_view(box, compare=c, row=r, column=k).value for c in emb for r in range(2) for k in range(3)}
-    assert len(values) == 12
-    assert 'data-name="a"' in explorer_view(box, compare="all", row=0, column=0).value
+    box = explorer(image, feats, emb, ["a", "b", "c"], temperature=0.5, initial={"compare": "first", "row": 1, "column": 2})
+    assert box.layer == 1 and box.query == 5 and box.layer_names == ["all", "first"]
+    for layer, e in enumerate(emb.values()):
+        z = torch.einsum("dc,chw->dhw", e, feats)
+        z = z / z.norm(dim=0, keepdim=True).clamp_min(1e-6)
+        for t in (0.5, 0.07):
+            y, a = position_self_attention(z[None], z[None], feats[None], scale=1 / t)
+            for i in range(6):
+                w, out = box.compute(layer=layer, query=i, temperature=t)
+                torch.testing.assert_close(w, a[0, i], atol=1e-5, rtol=1e-4)
+                torch.testing.assert_close(out, y[0].reshape(3, 6)[:, i], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"must have shape \(C', 3\)"):
+        explorer(image, feats, {"bad": torch.eye(2)}, ["a", "b", "c"])

@@ -2,7 +2,7 @@
 
 The site in ``_build/html`` is served from a local HTTP server on 127.0.0.1 that compresses text
 like any static host. For every page: no request leaves the site, no console error, no page error,
-every widget rendered, and the page weighs at most 2.5 MB transferred. For every widget made with
+every widget rendered, and the page weighs at most 2 MB transferred. For every widget made with
 ``visual_attention.widgets``: moving each control changes the view on screen (pixels before and
 after) and the context vector it shows.
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import serve  # noqa: E402  (scripts/serve.py: the gzip-compressing static server)
 
 SITE = serve.SITE
-MAX_PAGE_BYTES = 2_500_000
+MAX_PAGE_BYTES = 2_000_000
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -9,6 +9,9 @@ jupyter-book 1 page logs:
   with filename ``None`` and once with ``''``): the duplicate is dropped;
 * the widget bundle typesets labels with MathJax 2's ``MathJax.Hub.Queue`` while the site runs
   MathJax 3: ``mathjax-hub-shim.js`` maps the call onto MathJax 3 (otherwise a page error per label);
+* pydata-sphinx-theme loads ``scripts/fontawesome.js`` (540 kB compressed) on every page to swap its
+  icons for SVGs, although its stylesheet already draws the same icons with the Font Awesome web fonts
+  it also loads: the script tag is removed from the built pages (the icons stay);
 * a browser asks every page without an icon link (the redirecting ``index.html``) for
   ``/favicon.ico``: one is written, so there is no 404;
 * pydata-sphinx-theme reads an empty theme mode in a fresh browser profile (sphinx-book-theme does
@@ -24,6 +27,7 @@ Its stylesheet ``embed.css`` lies beside it and is linked by the script itself.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,6 +39,7 @@ from sphinx.errors import ExtensionError
 VENDOR_DIRS = {"mathjax": "mathjax/es5"}
 OWN_FILES = ("mathjax-hub-shim.js",)  # beside this file
 BUILD_SCRIPT = Path(__file__).with_name("embed") / "build.mjs"
+FONTAWESOME_JS = re.compile(r'<script[^>]*src="[^"]*_static/scripts/fontawesome\.js[^"]*"[^>]*></script>\s*')
 
 
 def _node_modules(app: Sphinx) -> Path:
@@ -74,6 +79,11 @@ def _copy_assets(app: Sphinx, exception: Exception | None) -> None:
     for dest, src in VENDOR_DIRS.items():
         shutil.copytree(modules / src, vendor / dest, dirs_exist_ok=True)
     _write_favicon(out / "favicon.ico")
+    for page in out.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        lean = FONTAWESOME_JS.sub("", text)
+        if lean != text:
+            page.write_text(lean, encoding="utf-8")
 
 
 def _build_widget_manager(root: Path, dest: Path) -> None:

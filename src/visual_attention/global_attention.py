@@ -217,42 +217,37 @@ def explorer(image: torch.Tensor, features: torch.Tensor, feature_names: Sequenc
     ``features`` ``(6, h, w)`` (from :func:`visual_attention.data.patch_features` with ``unit=True``)
     are the tokens; a :class:`GlobalAttention` with identity projections and ``num_heads=2`` splits
     them into a *colour* head (red, green, blue) and a *texture* head (contrast, edges), and one with
-    ``num_heads=1`` uses all six. Controls: ``head`` and the query's ``row`` and ``column``. Each view
-    shows the query's weights over the whole photo and the head's output (its context vector) as bars.
+    ``num_heads=1`` uses all six. The reader picks the head, the query patch (anywhere) and a
+    temperature; the browser computes the query's weights over the whole photo and the head's output
+    (its context vector, drawn in the slots of the features it is made of) —
+    :class:`visual_attention.widgets.AttentionExplorer`, with each head's queries, keys and values
+    zero-padded to the six features (zeros change no dot product).
+
+    Args:
+        image: ``(3, H, W)`` photo in ``[0, 1]``.
+        features: ``(6, h, w)`` unit patch features.
+        feature_names: their 6 names.
+        scale: logits are ``scale · ⟨q, k⟩ / T``.
+        display_size: drawn ``(height, width)`` in CSS pixels.
+        initial: optional first ``{"head": name, "row": r, "column": c}``.
     """
-    from . import widgets as W
-    from .viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
+    from .widgets import attention_explorer
 
     check_floating("features", features)
     check_rank("features", features, exactly=3, expected="(6, h, w)")
     c, h, w = features.shape
     if c != 6 or len(feature_names) != 6:
         raise ValueError(f"features must have 6 channels with 6 names, got {shape_str(features)}")
-    tokens = rearrange(features, "c h w -> 1 (h w) c")
-    results = {}
-    for heads in (2, 1):
-        layer = GlobalAttention(c, num_heads=heads, qkv_bias=False, scale=scale)
-        with torch.no_grad():
-            layer.qkv.weight.copy_(torch.eye(c).repeat(3, 1))   # q = k = v = the features
-            q, k, v = rearrange(layer.qkv(tokens), "b n (three h d) -> three b h n d", three=3, h=heads)
-            ctx, weights = scaled_dot_product_attention(q, k, v, scale=scale)
-        results[heads] = (weights[0], ctx[0])                     # (h, N, N), (h, N, d)
-    choices = {"colour head": (2, 0, list(feature_names[:3])), "texture head": (2, 1, list(feature_names[3:])),
-               "one head, all 6": (1, 0, list(feature_names))}
-    size = display_size or (2 * image.shape[-2], 2 * image.shape[-1])
-    css_class, style_tag = photo_style(image)
-
-    def render(head: str, row: int, column: int):
-        heads, j, names = choices[head]
-        weights, ctx = results[heads]
-        n = row * w + column
-        wmap = weights[j, n].reshape(h, w)
-        caption = f"{head} · query ({row}, {column}) · max weight {float(wmap.max()):.3f}"
-        left = attention_overlay_html(css_class, wmap, size, query=(row, column), caption=caption)
-        right = bars_html(ctx[j, n].tolist(), names, title="head output (context)", vmax=1.0)
-        return W.html_view(f'<div class="va-flex">{left}{right}</div>')
-
-    return W.precomputed_explorer(
-        {"head": list(choices), "row": list(range(h)), "column": list(range(w))},
-        render, header=W.widgets.HTML(VIEW_CSS + style_tag), initial=initial,
+    tokens = rearrange(features, "c h w -> (h w) c")
+    heads = {"colour head": slice(0, 3), "texture head": slice(3, 6), "one head, all 6": slice(0, 6)}
+    per_head = torch.zeros(len(heads), h * w, c)
+    for i, part in enumerate(heads.values()):
+        per_head[i, :, part] = tokens[:, part]        # q = k = v = the head's features, in their slots
+    first = dict(initial or {})
+    return attention_explorer(
+        per_head, grid=(h, w), image=image, scale=scale, temperature=1.0, temperature_range=(0.1, 10.0),
+        query=(first.get("row", 0), first.get("column", 0)), head=list(heads).index(first.get("head", "colour head")),
+        controls=("head", "temperature"), head_names=list(heads), value_names=list(feature_names),
+        context_title="head output (context), in its features' slots", display_size=display_size,
+        label="global-attention",
     )

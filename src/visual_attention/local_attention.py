@@ -456,61 +456,38 @@ def peak_memory(fn: Callable[[], object]) -> int:
 
 
 def explorer(image: torch.Tensor, features: torch.Tensor, feature_names: Sequence[str],
-             window_sizes: Sequence[int] = (2, 3, 4, 6), queries: Sequence[tuple[int, int]] | None = None,
-             scale: float = 5.0, display_size: tuple[int, int] | None = None, initial: dict | None = None):
+             window_sizes: Sequence[int] = (2, 3, 4, 6), scale: float = 5.0,
+             display_size: tuple[int, int] | None = None, initial: dict | None = None):
     """The chapter's widget: which tokens a query may attend to under (shifted) window attention, and the cost.
 
     ``features`` ``(C, h, w)`` (unit patch features of a photo) serve as queries, keys and values
-    (identity projections, no bias) of a one-head window attention with window size ``M`` and shift
-    ``0`` or ``⌊M/2⌋``. A view shows the query's weights over the photo (zero outside its window, or
-    outside its region of a shifted window), the context vector as bars, and the number of attention
-    weights it costs against global attention.
+    (identity projections, no bias) of a one-head window attention with window size ``M`` (or global
+    attention) and any cyclic shift ``0 ≤ s < M``, as :class:`ShiftedWindowAttention` computes it. The
+    reader's browser computes the query's weights over the photo (zero outside its window, or outside
+    its region of a shifted window), the context vector, and the number of attention weights against
+    global attention (:class:`visual_attention.widgets.AttentionExplorer`).
 
-    Controls: ``window`` (``M``), ``shift`` and ``query`` (a ``(row, col)`` cell from ``queries``).
+    Args:
+        image: ``(3, H, W)`` photo in ``[0, 1]``.
+        features: ``(C, h, w)``; every window size must divide ``h`` and ``w``.
+        feature_names: ``C`` labels for the context bars.
+        window_sizes: the sizes ``M`` offered besides global attention.
+        scale: logits are ``scale · ⟨q, k⟩`` (the module's ``attn.scale``).
+        display_size: drawn ``(height, width)`` in CSS pixels.
+        initial: optional first ``{"window": M, "shift": s or True (= M // 2), "query": (row, col)}``.
     """
-    from . import widgets as W
-    from .core import record_attention
-    from .viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
+    from .widgets import attention_explorer
 
     check_floating("features", features)
     check_rank("features", features, exactly=3, expected="(C, h, w)")
     c, h, w = features.shape
-    if queries is None:
-        queries = [(r, col) for r in range(1, h, 2) for col in range(1, w, 2)]
-    grid = rearrange(features, "c h w -> 1 h w c")
-    results = {}
-    for m in window_sizes:
-        for shifted in (False, True):
-            s = m // 2 if shifted else 0
-            layer = ShiftedWindowAttention(c, m, 1, shift_size=s, qkv_bias=False, relative_position_bias=False)
-            layer.attn.scale = scale
-            with torch.no_grad(), record_attention(layer) as maps:
-                layer.attn.qkv.weight.copy_(torch.eye(c).repeat(3, 1))    # q = k = v = the features
-                layer.attn.proj.weight.copy_(torch.eye(c))                # output = context
-                layer.attn.proj.bias.zero_()
-                context = layer(grid)[0].flatten(0, 1)                   # (N, C)
-            dense = to_dense(maps["attn"], window_token_index(h, w, m, s))[0, 0]   # (N, N)
-            results[m, shifted] = (dense, context)
-    size = display_size or (2 * image.shape[-2], 2 * image.shape[-1])
-    css_class, style_tag = photo_style(image)
-    n = h * w
-    glob = score_entries(h, w, "global")
-
-    def render(window: int, shift: bool, query: tuple[int, int]):
-        dense, ctx = results[window, shift]
-        k = query[0] * w + query[1]
-        allowed = int((dense[k] > 0).sum())
-        local = score_entries(h, w, "window", window)
-        caption = (f"M = {window}{', shifted by ' + str(window // 2) if shift else ''} · query {query} · "
-                   f"attends to {allowed} of {n} tokens")
-        left = attention_overlay_html(css_class, dense[k].reshape(h, w), size, query=query, caption=caption)
-        bars = bars_html(ctx[k].tolist(), list(feature_names), title="context vector", vmax=1.0)
-        cost = bars_html([local / 1000, glob / 1000], [f"window {window}²", "global"],
-                         title=f"attention weights (thousands): {local / glob:.1%} of global")
-        return W.html_view(f'<div class="va-flex">{left}<div>{bars}{cost}</div></div>')
-
-    return W.precomputed_explorer(
-        {"window": list(window_sizes), "shift": [("no", False), ("yes", True)],
-         "query": [(f"{r},{col}", (r, col)) for r, col in queries]},
-        render, header=W.widgets.HTML(VIEW_CSS + style_tag), initial=initial,
+    first = dict(initial or {})
+    m = int(first.get("window", 0))
+    shift = first.get("shift", 0)
+    shift = m // 2 if shift is True else int(shift or 0)
+    return attention_explorer(
+        rearrange(features, "c h w -> (h w) c"), grid=(h, w), image=image, scale=scale,
+        query=tuple(first.get("query", (0, 0))), window=m, shift=shift, window_sizes=window_sizes,
+        controls=("window", "shift"), value_names=list(feature_names), context_title="context vector",
+        display_size=display_size, label="local-attention",
     )

@@ -477,9 +477,12 @@ def explorer(
 ):
     """Pick a layer, a head and a query token of a trained ViT; see that head's map and its context.
 
-    The image goes through the model once with recording on; for each (layer, head, query) the view
-    shows the head's weights over the patches (the class token's own weight is given in the
-    caption) and the head's context vector ``softmax(q kᵀ/√d) v`` for that query as bars.
+    The image goes through the model once; the queries, keys and values of every head of every layer
+    (``(L, h, N', d)``, class token first) go to an
+    :class:`~visual_attention.widgets.AttentionExplorer`, which computes in the reader's browser the
+    head's weights ``softmax(q kᵀ/(√d·T))`` over the patches (the class token's own weight is given in
+    the caption) and its context vector for any query patch, head, layer and temperature ``T``
+    (``T = 1`` is what the model computes).
 
     Args:
         model: a :class:`VisionTransformer` with a class token.
@@ -488,59 +491,42 @@ def explorer(
         initial: optional first ``{"layer": l, "head": h, "query": q}`` (``q = "cls"`` or a patch index).
 
     Returns:
-        an explorer with controls ``layer``, ``head`` and ``query``.
+        an :class:`~visual_attention.widgets.AttentionExplorer` (controls: temperature, layer, head;
+        the query is set on the image, or with the "class token" button).
     """
-    import ipywidgets as widgets
-
-    from .core import record_attention
-    from .viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
-    from .widgets import html_view, precomputed_explorer
+    from .widgets import attention_explorer
 
     if model.cls_token is None:
         raise ValueError("explorer needs a VisionTransformer with a class token")
     check_floating("image", image)
     check_rank("image", image, exactly=3, expected="(C, H, W)")
     g = model.grid
-    contexts = []
+    qkv = []
 
-    def keep_context(module, inputs, output):
+    def keep_projections(module, inputs, output):
         x = inputs[0]
-        q, k, v = (split_heads(layer(x), module.num_heads) for layer in (module.q, module.k, module.v))
-        contexts.append(scaled_dot_product_attention(q, k, v)[0][0])  # (h, N', d)
+        qkv.append([split_heads(layer(x), module.num_heads)[0] for layer in (module.q, module.k, module.v)])
 
-    hooks = [blk.attn.register_forward_hook(keep_context) for blk in model.blocks]
+    hooks = [blk.attn.register_forward_hook(keep_projections) for blk in model.blocks]
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), record_attention(model) as maps:
+        with torch.no_grad():
             model(image[None])
     finally:
         for hk in hooks:
             hk.remove()
         model.train(was_training)
-    weights = [maps[f"blocks.{i}.attn"][0] for i in range(len(model.blocks))]  # (h, N', N') each
-    vmax = max(float(c.abs().max()) for c in contexts)
+    q, k, v = (torch.stack([layer[i] for layer in qkv]) for i in range(3))     # (L, h, N', d) each
     shown = image.mean(0, keepdim=True).expand(3, -1, -1)
     shown = (shown - shown.min()) / (shown.max() - shown.min()).clamp_min(1e-6)
-    css_class, style_tag = photo_style(shown)
-    d = model.blocks[0].attn.head_dim
-    names = [f"c{i}" for i in range(d)]
-    queries = [("cls", "cls")] + [(f"patch {i} ({i // g},{i % g})", i) for i in range(g * g)]
-
-    def render(layer: int, head: int, query):
-        t = 0 if query == "cls" else query + 1
-        a = weights[layer][head, t]
-        patches = a[1:].reshape(g, g)
-        box = None if query == "cls" else (query // g, query % g)
-        caption = f"layer {layer} · head {head} · query {query} · weight on cls {float(a[0]):.3f}"
-        left = attention_overlay_html(css_class, patches, display_size, query=box, caption=caption)
-        right = bars_html(contexts[layer][head, t].tolist(), names, title=f"context of head {head}", vmax=vmax)
-        return html_view(f'<div class="va-flex">{left}{right}</div>')
-
-    return precomputed_explorer(
-        {"layer": list(range(len(model.blocks))), "head": list(range(model.blocks[0].attn.num_heads)),
-         "query": queries},
-        render,
-        header=widgets.HTML(VIEW_CSS + style_tag),
-        initial=initial,
+    first = dict(initial or {})
+    query = first.get("query", "cls")
+    d = q.shape[-1]
+    return attention_explorer(
+        q, k, v, grid=(g, g), prefix=1, image=shown, scale=d ** -0.5, temperature=1.0,
+        temperature_range=(0.1, 10.0), query=0 if query == "cls" else 1 + int(query),
+        layer=first.get("layer", 0), head=first.get("head", 0), controls=("temperature", "layer", "head"),
+        value_names=[f"c{i}" for i in range(d)], context_title="context of the head, softmax(q kᵀ/√d) v",
+        display_size=display_size, label="multi-head",
     )

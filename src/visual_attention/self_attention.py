@@ -281,30 +281,28 @@ def explorer(
     display_size: tuple[int, int] | None = None,
     initial: Mapping[str, Any] | None = None,
 ):
-    """Pick a query patch of a photo and an embedding; see where it looks and its output vector.
+    """Pick a query patch of a photo, an embedding and a temperature; see where it looks and its output.
 
     For each embedding ``E`` (a ``(C', C)`` matrix playing ``θ = φ``), every patch ``x_i`` is mapped
     to ``E x_i``, scaled to unit length, and attends to all patches with weights
     ``softmax_j(⟨E x_i, E x_j⟩ / T)``; the output ``y_i = Σ_j a_ij x_j`` (``g`` = identity) is drawn as
-    bars named by ``feature_names``.
+    bars named by ``feature_names``. The weights and the output are computed in the reader's browser
+    (:class:`visual_attention.widgets.AttentionExplorer`): any patch, any temperature.
 
     Args:
         image: ``(3, H, W)`` photo in ``[0, 1]``.
         features: ``(C, h, w)`` features, one vector per patch.
-        embeddings: ordered ``{name: (C', C) matrix}``.
+        embeddings: ordered ``{name: (C', C) matrix}`` (the explorer's "embedding" control).
         feature_names: ``C`` labels for the output bars.
-        temperature: softmax temperature ``T``.
+        temperature: first softmax temperature ``T``.
         display_size: drawn ``(height, width)`` in CSS pixels (default twice the photo's size).
         initial: optional first ``{"compare": name, "row": r, "column": c}``.
 
     Returns:
-        an explorer (:func:`visual_attention.widgets.precomputed_explorer`) with controls ``compare``,
-        ``row`` and ``column``.
+        an :class:`~visual_attention.widgets.AttentionExplorer` with one "layer" per embedding
+        (``θx`` as queries and keys, zero-padded to the widest embedding, ``x`` as values).
     """
-    import ipywidgets as widgets
-
-    from .viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
-    from .widgets import html_view, precomputed_explorer
+    from .widgets import attention_explorer
 
     check_floating("features", features)
     check_rank("features", features, exactly=3, expected="(C, h, w)")
@@ -313,31 +311,23 @@ def explorer(
         raise ValueError(f"feature_names has {len(feature_names)} entries for {c} channels")
     if not embeddings:
         raise ValueError("embeddings must name at least one (C', C) matrix")
-    results = {}
+    widest = max(e.shape[0] for e in embeddings.values() if e.ndim == 2)
+    zs = []
     for name, e in embeddings.items():
         if e.ndim != 2 or e.shape[1] != c:
             raise ValueError(f"embedding {name!r} must have shape (C', {c}), got {shape_str(e)}")
         z = torch.einsum("dc,chw->dhw", e.to(features.dtype), features)
         z = z / z.norm(dim=0, keepdim=True).clamp_min(1e-6)
-        with torch.no_grad():
-            y, a = position_self_attention(z[None], z[None], features[None], scale=1 / temperature)
-        results[name] = (a[0], y[0].reshape(c, h * w).T)  # (hw, hw), (hw, C)
-    vmax = max(float(out.abs().max()) for _, out in results.values())
-    size = display_size or (2 * image.shape[-2], 2 * image.shape[-1])
-    css_class, style_tag = photo_style(image)
-
-    def render(compare: str, row: int, column: int):
-        a, out = results[compare]
-        i = row * w + column
-        weights = a[i].reshape(h, w)
-        caption = f"query ({row}, {column}) · compare {compare} · max weight {float(weights.max()):.3f}"
-        left = attention_overlay_html(css_class, weights, size, query=(row, column), caption=caption)
-        right = bars_html(out[i].tolist(), list(feature_names), title="output y = Σ a·x", vmax=vmax)
-        return html_view(f'<div class="va-flex">{left}{right}</div>')
-
-    return precomputed_explorer(
-        {"compare": list(embeddings), "row": list(range(h)), "column": list(range(w))},
-        render,
-        header=widgets.HTML(VIEW_CSS + style_tag),
-        initial=initial,
+        z = torch.cat([z, z.new_zeros(widest - z.shape[0], h, w)])        # zeros change no dot product
+        zs.append(z.reshape(widest, h * w).T)                                # (hw, C'max)
+    names = list(embeddings)
+    first = dict(initial or {})
+    values = features.reshape(c, h * w).T
+    return attention_explorer(
+        torch.stack(zs)[:, None], values=values[None, None].expand(len(zs), 1, -1, -1),
+        grid=(h, w), image=image, temperature=temperature, temperature_range=(0.01, 2.0),
+        query=(first.get("row", 0), first.get("column", 0)), layer=names.index(first.get("compare", names[0])),
+        controls=("temperature", "layer"), layer_label="compare", layer_names=names,
+        value_names=list(feature_names), context_title="output y = Σⱼ aᵢⱼ xⱼ",
+        display_size=display_size, label="self-attention",
     )

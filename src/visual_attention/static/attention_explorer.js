@@ -168,8 +168,9 @@ function render({ model, el: host }) {
     options.forEach(([text, value]) => s.append(el("option", { value: String(value) }, text)));
     controls.append(el("label", {}, labelText, s));
     s.addEventListener("change", () => {
-      model.set(name, Number(s.value));
-      if (name === "window") model.set("shift", 0);
+      const value = Number(s.value);                  // read before any redraw resets the controls
+      if (name === "window") model.set("shift", 0);   // first: a shift must stay below the window
+      model.set(name, value);
       model.save_changes();
     });
     return s;
@@ -216,7 +217,7 @@ function render({ model, el: host }) {
   }
   stage.addEventListener("pointerdown", (e) => {
     stage.focus();
-    stage.setPointerCapture?.(e.pointerId);
+    try { stage.setPointerCapture(e.pointerId); } catch (err) { /* a synthetic event has no pointer to capture */ }
     setQuery(cellAt(e));
   });
   stage.addEventListener("pointermove", (e) => { if (e.buttons & 1) setQuery(cellAt(e)); });
@@ -264,7 +265,7 @@ function render({ model, el: host }) {
   if (showCost) side.append(el("div", {}, costTitle, ...costRows.map((r) => r.row)));
 
   const caption = el("div", { className: "va-aw-caption" });
-  const main = el("div", { className: "va-aw-main" }, el("div", {}, stage, caption), side);
+  const main = el("div", { className: "va-aw-main" }, el("div", { style: `width:${width}px` }, stage, caption), side);
   root.append(controls, main);
   host.append(root);
 
