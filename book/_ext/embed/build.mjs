@@ -22,6 +22,17 @@ const plugin = {
         resolveDir: here,
       };
     });
+    // The Output widget (and the JupyterLab output area, rendermime and services it pulls in, a third
+    // of the bundle) is not used by this book: the manager gets an empty registry instead.
+    b.onResolve({ filter: /^\.\/output$/ }, (a) =>
+      a.importer.includes("html-manager") ? { path: "output", namespace: "stub" } : undefined);
+    b.onResolve({ filter: /^@jupyterlab\/rendermime$/ }, () => ({ path: "rendermime", namespace: "stub" }));
+    b.onLoad({ filter: /.*/, namespace: "stub" }, (a) => ({
+      contents: a.path === "output"
+        ? "export {};"
+        : "export class RenderMimeRegistry { addFactory() {} }\nexport const standardRendererFactories = [];",
+      loader: "js",
+    }));
     // ipywidgets 7 models are not used by this book: leave their copies out of the bundle.
     b.onResolve({ filter: /^@jupyter-widgets\/(base7|controls7)(\/.*)?$/ }, (a) => ({ path: a.path, namespace: "legacy" }));
     b.onLoad({ filter: /.*/, namespace: "legacy" }, (a) => ({

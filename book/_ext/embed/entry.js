@@ -1,5 +1,6 @@
 // The ipywidgets manager the static site serves itself: the built-in widgets (ipywidgets 8) plus
 // anywidget's front end, so that the book's own widgets (visual_attention.widgets) run with no kernel.
+// Not included (see build.mjs): ipywidgets 7 models and the Output widget, which the book does not use.
 // Built by build.mjs with esbuild from the npm registry's packages (see package.json); never committed.
 import * as base from "@jupyter-widgets/base";
 import { HTMLManager } from "@jupyter-widgets/html-manager/lib/htmlmanager";
