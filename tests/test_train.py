@@ -40,45 +40,6 @@ def test_fit_is_repeatable_with_the_same_seed():
     assert runs[0] == runs[1]
 
 
-def test_fit_applies_the_schedule_every_step_and_augments_every_batch():
-    x, y = _blobs(n=64)
-    seen = []
-    seed_everything(0)
-    model = nn.Linear(2, 2)
-
-    def augment(batch, generator):
-        seen.append((len(batch), isinstance(generator, torch.Generator)))
-        return batch + 0.0
-
-    h = fit(model, (x, y), epochs=2, lr=0.1, batch_size=16, progress=False,
-            lr_schedule=lambda step: 1.0 / (step + 1), augment=augment)
-    assert seen == [(16, True)] * 8 and len(h.loss) == 2
-    # the same run without hooks gives a different trajectory: the schedule shrank the steps
-    seed_everything(0)
-    plain = fit(nn.Linear(2, 2), (x, y), epochs=2, lr=0.1, batch_size=16, progress=False)
-    assert plain.loss != h.loss
-
-
-def test_decoupled_weight_decay_is_adamw():
-    x, y = _blobs(n=64)
-    results = []
-    for make in ("fit", "adamw"):
-        seed_everything(0)
-        model = nn.Linear(2, 2)
-        if make == "fit":
-            fit(model, (x, y), epochs=1, lr=0.05, batch_size=64, weight_decay=0.5, decoupled_weight_decay=True,
-                progress=False)
-        else:
-            opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.5)
-            order = torch.randperm(64, generator=torch.Generator().manual_seed(0))
-            loss = nn.functional.cross_entropy(model(x[order]), y[order])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        results.append([p.detach().clone() for p in model.parameters()])
-    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*results))
-
-
 def test_evaluate_restores_training_mode_and_counts_correctly():
     model = nn.Sequential(nn.Dropout(0.5), nn.Identity())
     model.train()

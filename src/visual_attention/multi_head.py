@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import math
-from functools import partial
+import time
 
 import torch
 from einops import rearrange
@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from ._checks import check_floating, check_rank, shape_str
 from .core import AttentionModule, scaled_dot_product_attention
-from .train import History, fit
+from .train import History, evaluate
 
 __all__ = [
     "split_heads",
@@ -427,6 +427,8 @@ def fit_vit(
     Inputs ``(N, C, H, W)`` and int64 labels ``(N,)``; returns the :class:`~visual_attention.train.History`
     with the test accuracy after every epoch.
     """
+    from tqdm.auto import tqdm
+
     x, y = train
     check_floating("train inputs", x)
     check_rank("train inputs", x, exactly=4, expected="(N, C, H, W)")
@@ -435,14 +437,36 @@ def fit_vit(
     if epochs < 1 or batch_size < 1 or not 0 <= warmup_epochs <= epochs:
         raise ValueError(f"need epochs >= 1, batch_size >= 1, 0 <= warmup_epochs <= epochs, "
                          f"got {epochs}, {batch_size}, {warmup_epochs}")
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = (len(x) + batch_size - 1) // batch_size
-    return fit(
-        model, train, test, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed,
-        loss_fn=partial(F.cross_entropy, label_smoothing=label_smoothing), progress=progress, desc=desc,
-        decoupled_weight_decay=True,
-        lr_schedule=partial(warmup_cosine, total_steps=epochs * steps, warmup_steps=warmup_epochs * steps),
-        augment=lambda batch, generator: random_shift(batch, max_shift, generator),
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: warmup_cosine(step, epochs * steps, warmup_epochs * steps))
+    history = History()
+    bar = tqdm(total=epochs * steps, desc=desc, disable=not progress, leave=False)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        total, correct = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            idx = order[i : i + batch_size]
+            logits = model(random_shift(x[idx], max_shift, gen))
+            loss = F.cross_entropy(logits, y[idx], label_smoothing=label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+            correct += (logits.argmax(-1) == y[idx]).sum().item()
+            bar.update(1)
+        history.loss.append(total / len(x))
+        history.train_accuracy.append(correct / len(x))
+        if test is not None:
+            history.test_accuracy.append(evaluate(model, *test))
+    bar.close()
+    history.seconds = time.perf_counter() - start
+    return history
 
 
 def explorer(

@@ -84,9 +84,6 @@ def fit(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     progress: bool = True,
     desc: str = "training",
-    decoupled_weight_decay: bool = False,
-    lr_schedule: Callable[[int], float] | None = None,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> History:
     """Train ``model`` with Adam on ``train = (x, y)``; evaluate on ``test`` after every epoch.
 
@@ -98,10 +95,6 @@ def fit(
         seed: seeds the parameter-free randomness of training (the shuffling order).
         loss_fn: defaults to cross-entropy.
         progress: show a ``tqdm.auto`` bar over the batches of all epochs.
-        decoupled_weight_decay: AdamW (Loshchilov & Hutter) instead of Adam's L2 penalty.
-        lr_schedule: optional factor of ``lr`` at each optimisation step ``0, 1, …`` (updated every step).
-        augment: optional ``augment(batch, generator)`` applied to every training batch; it draws its
-            randomness from the training generator, so a seed still fixes the run.
 
     Returns:
         the :class:`History`.
@@ -116,9 +109,7 @@ def fit(
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     loss_fn = loss_fn or nn.functional.cross_entropy
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
-                           decoupled_weight_decay=decoupled_weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule) if lr_schedule is not None else None
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = History()
     steps = (len(x) + batch_size - 1) // batch_size
     bar = tqdm(total=epochs * steps, desc=desc, disable=not progress, leave=False)
@@ -129,13 +120,11 @@ def fit(
         total, correct, seen = 0.0, 0, 0
         for i in range(0, len(x), batch_size):
             idx = order[i : i + batch_size]
-            logits = model(x[idx] if augment is None else augment(x[idx], gen))
+            logits = model(x[idx])
             loss = loss_fn(logits, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if schedule is not None:
-                schedule.step()
             total += loss.item() * len(idx)
             correct += (logits.argmax(-1) == y[idx]).sum().item()
             seen += len(idx)
