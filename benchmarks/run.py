@@ -197,7 +197,7 @@ def run_speed(smoke: bool, cases: list[str] | None = None, reps: int | None = No
 
 
 def _peak(fn: Callable[[], object]) -> int:
-    from visual_attention.local_attention import peak_memory
+    from visual_attention.labs.efficient_attention import peak_memory
 
     return peak_memory(fn)
 

@@ -16,18 +16,20 @@ from hypothesis import strategies as st
 
 from visual_attention import record_attention
 from visual_attention.branch import (
-    BranchNet,
     SelectiveKernel,
-    branch_weights_by_size,
     default_groups,
-    explorer,
     fuse_branches,
-    render_digit,
-    render_digits,
     select_branches,
     sk_rd_channels,
 )
-from visual_attention.widgets import count_views, explorer_view
+from visual_attention.labs.branch import (
+    BranchNet,
+    branch_weights_by_size,
+    explorer,
+    render_digit,
+    render_digits,
+)
+from visual_attention.views.widgets import count_views, explorer_view
 
 SETTINGS = settings(max_examples=30, deadline=None)
 

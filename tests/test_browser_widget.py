@@ -15,9 +15,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visual_attention import widgets as W
-from visual_attention.local_attention import ShiftedWindowAttention, to_dense, window_token_index
 from visual_attention.core import record_attention
+from visual_attention.local_attention import ShiftedWindowAttention, to_dense, window_token_index
+from visual_attention.views import widgets as W
 
 
 def tokens(n=12, d=4, seed=0, layers=1, heads=1):

@@ -21,13 +21,11 @@ from visual_attention.channel import (
     ChannelGate,
     EfficientChannelAttention,
     SqueezeExcitation,
-    collect_attention,
     eca_kernel_size,
-    explorer,
-    gate_profile,
     make_rd_channels,
 )
 from visual_attention.exercises import ExerciseError, check
+from visual_attention.labs.channel import collect_attention, explorer, gate_profile
 from visual_attention.train import count_parameters
 
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -295,7 +293,7 @@ def test_collect_attention_matches_one_pass_and_applies_reduce_and_names():
 
 
 def test_explorer_views_change_with_every_control():
-    from visual_attention.widgets import count_views, explorer_view
+    from visual_attention.views.widgets import count_views, explorer_view
 
     model = _tiny_model()
     x, y = torch.rand(3, 1, 12, 12), torch.tensor([1, 2, 3])

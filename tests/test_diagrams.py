@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import graphviz
 import pytest
 
-from visual_attention.diagrams import ATTENTION_STEPS, attention_flowchart
+from visual_attention.views.diagrams import ATTENTION_STEPS, attention_flowchart
 
 SVG = "{http://www.w3.org/2000/svg}"
 

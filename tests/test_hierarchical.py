@@ -13,12 +13,12 @@ from visual_attention.hierarchical import (
     AttentionPooling,
     HierarchicalAttentionPooling,
     PatchMerging,
-    PoolingClassifier,
     SwinBlock,
     SwinTransformer,
     image_regions,
     swin_tiny,
 )
+from visual_attention.labs.hierarchical import PoolingClassifier
 from visual_attention.train import count_parameters
 
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -152,8 +152,8 @@ def test_validation_errors():
 
 
 def test_explorer_views_change_with_every_control():
-    from visual_attention.hierarchical import explorer
-    from visual_attention.widgets import count_views, explorer_view
+    from visual_attention.labs.hierarchical import explorer
+    from visual_attention.views.widgets import count_views, explorer_view
 
     torch.manual_seed(4)
     model = PoolingClassifier("hierarchical", channels=8)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from test_site import CHROMIUM_FLAGS, _chromium
 
 CELLS = [

@@ -9,14 +9,14 @@ neighbourhood mask; Swin's reference mask construction (additive -100 masks).
 from __future__ import annotations
 
 import pytest
-from einops import rearrange
 import torch
+from einops import rearrange
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import masked_softmax, record_attention
 from visual_attention.global_attention import GlobalAttention
-from visual_attention.local_attention import explorer as la_explorer
+from visual_attention.labs.local_attention import explorer as la_explorer
 from visual_attention.local_attention import (
     NeighborhoodAttention,
     ShiftedWindowAttention,

@@ -16,15 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import record_attention
-from visual_attention.memory import (
-    DigitEncoder,
-    ExternalAttention,
-    KeyValueMemory,
-    SelfAttention,
-    TokenClassifier,
-    explorer,
-    memory_read,
-)
+from visual_attention.labs.memory import DigitEncoder, TokenClassifier, explorer
+from visual_attention.memory import ExternalAttention, KeyValueMemory, SelfAttention, memory_read
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -209,7 +202,7 @@ def test_experiment_models():
 
 
 def test_explorer_views():
-    from visual_attention import widgets
+    from visual_attention.views import widgets
 
     torch.manual_seed(0)
     enc = DigitEncoder(4)

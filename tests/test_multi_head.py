@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import record_attention
+from visual_attention.labs.multi_head import digit_vit
 from visual_attention.multi_head import (
     MultiHeadAttention,
     PatchEmbedding,
@@ -15,14 +16,12 @@ from visual_attention.multi_head import (
     VisionTransformer,
     attention_rollout,
     class_token_rollout,
-    digit_vit,
-    fit_vit,
     merge_heads,
-    random_shift,
     split_heads,
-    warmup_cosine,
 )
-from visual_attention.train import count_parameters, evaluate, seed_everything
+from visual_attention.train import (
+    count_parameters,
+)
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -215,63 +214,6 @@ def test_convolutional_stem_sees_neighbouring_pixels_and_counts_its_parameters()
     assert digit_vit(stem_channels=0).patch_embed.proj.in_channels == 1
 
 
-@SETTINGS
-@given(st.integers(1, 3), st.integers(0, 2), st.integers(0, 10_000))
-def test_random_shift_is_a_zero_filled_translation(b, s, seed):
-    x = torch.rand(b, 2, 5, 6, generator=gen(seed)) + 0.5  # no zeros inside the image
-    out = random_shift(x, s, gen(seed + 1))
-    assert out.shape == x.shape
-    for i in range(b):
-        shifted = []
-        for dy in range(-s, s + 1):
-            for dx in range(-s, s + 1):
-                ref = torch.zeros_like(x[i])  # ref[r, c] = x[r - dy, c - dx] where that is inside
-                ref[:, max(dy, 0) : 5 + min(dy, 0), max(dx, 0) : 6 + min(dx, 0)] = \
-                    x[i, :, max(-dy, 0) : 5 - max(dy, 0), max(-dx, 0) : 6 - max(dx, 0)]
-                shifted.append(torch.equal(out[i], ref))
-        assert sum(shifted) == 1
-
-
-def test_random_shift_uses_every_offset_and_validates():
-    x = torch.zeros(400, 1, 3, 3)
-    x[:, 0, 1, 1] = 1.0
-    where = random_shift(x, 1, gen(0)).flatten(1).argmax(-1)
-    assert set(where.tolist()) == set(range(9))  # the centre pixel lands on each of the 9 positions
-    assert random_shift(x, 0) is x
-    with pytest.raises(ValueError, match="max_shift must be a non-negative int"):
-        random_shift(x, -1)
-    with pytest.raises(ValueError, match=r"images must have exactly 4 dimensions|\(B, C, H, W\)"):
-        random_shift(torch.zeros(3, 3), 1)
-    with pytest.raises(ValueError, match="float"):
-        random_shift(torch.zeros(1, 1, 3, 3, dtype=torch.long), 1)
-
-
-def test_warmup_cosine_schedule():
-    f = [warmup_cosine(t, 100, 10) for t in range(100)]
-    assert f[:10] == pytest.approx([(t + 1) / 10 for t in range(10)])
-    assert f[10] == pytest.approx(1.0) and f[55] == pytest.approx(0.5)
-    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 1e-3
-    assert warmup_cosine(0, 5, 0) == 1.0
-    with pytest.raises(ValueError, match="warmup_steps <= total_steps"):
-        warmup_cosine(0, 5, 6)
-
-
-def test_fit_vit_learns_a_small_task_and_validates():
-    g = gen(3)
-    y = torch.randint(0, 2, (96,), generator=g)
-    x = torch.rand(96, 1, 8, 8, generator=g) * 0.2
-    x[y == 1, :, :4] += 0.8  # class 1: a bright top half
-    seed_everything(0)
-    model = digit_vit(dim=8, depth=1, num_heads=2, stem_channels=4)
-    hist = fit_vit(model, (x, y), (x, y), epochs=6, lr=1e-2, batch_size=32, warmup_epochs=1, progress=False)
-    assert len(hist.loss) == len(hist.test_accuracy) == 6 and hist.seconds > 0
-    assert hist.loss[-1] < hist.loss[0] and evaluate(model, x, y) > 0.9
-    with pytest.raises(ValueError, match="warmup_epochs"):
-        fit_vit(model, (x, y), epochs=2, warmup_epochs=3)
-    with pytest.raises(ValueError, match="labels must be int64"):
-        fit_vit(model, (x, y.float()), epochs=1)
-
-
 def test_transformer_block_is_pre_norm_residual():
     block = TransformerBlock(8, 2)
     x = torch.randn(2, 5, 8)
@@ -362,7 +304,7 @@ def test_rollout_validation(args, kwargs, match):
 
 
 def test_explorer_computes_what_the_model_records():
-    from visual_attention.multi_head import explorer
+    from visual_attention.labs.multi_head import explorer
 
     vit = digit_vit(dim=16, depth=2, num_heads=2)
     image = torch.rand(1, 8, 8, generator=gen(17))

@@ -10,11 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import record_attention
+from visual_attention.labs.self_attention import LocalCNN, NonLocalNet, marks_task
 from visual_attention.self_attention import (
-    LocalCNN,
     NonLocalBlock,
-    NonLocalNet,
-    marks_task,
     mean_attention_distance,
     position_self_attention,
 )
@@ -236,7 +234,7 @@ def test_models_shapes_and_recorded_weights():
 
 
 def test_explorer_computes_position_self_attention_per_embedding():
-    from visual_attention.self_attention import explorer
+    from visual_attention.labs.self_attention import explorer
 
     image = torch.rand(3, 16, 24, generator=gen(9))
     feats = torch.randn(3, 2, 3, generator=gen(10))

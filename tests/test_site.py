@@ -277,7 +277,7 @@ def _explorer_states(page: str) -> dict[str, dict]:
 
 def _reference(state: dict, shown: dict):
     """What visual_attention computes for the inputs the page was given and the controls it shows."""
-    from visual_attention.widgets import AttentionExplorer
+    from visual_attention.views.widgets import AttentionExplorer
 
     w = AttentionExplorer(**{k: state[k] for k in (
         "shape", "grid", "prefix", "query_buffer", "key_buffer", "value_buffer", "scale", "window_sizes")})

@@ -16,13 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention.core import record_attention, scaled_dot_product_attention
+from visual_attention.labs.spatial import ClutteredDigitNet, spatial_map_explorer
 from visual_attention.spatial import (
-    ClutteredDigitNet,
     QuerySpatialAttention,
     SpatialGate,
     attention_mass_in_box,
     channel_pool,
-    spatial_map_explorer,
 )
 from visual_attention.train import count_parameters
 
@@ -349,7 +348,7 @@ def _bars(html: str) -> list[float]:
 
 
 def test_spatial_map_explorer_every_control_changes_the_view_and_the_bars():
-    from visual_attention.widgets import count_views, explorer_view
+    from visual_attention.views.widgets import count_views, explorer_view
 
     g = gen(15)
     images = torch.rand(3, 1, 40, 40, generator=g)

@@ -14,14 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import record_attention
-from visual_attention.temporal import (
-    ClipClassifier,
-    FrameEncoder,
-    TemporalAttentionPooling,
-    TemporalSelfAttention,
-    causal_mask,
-    explorer,
-)
+from visual_attention.labs.temporal import ClipClassifier, FrameEncoder, explorer
+from visual_attention.temporal import TemporalAttentionPooling, TemporalSelfAttention, causal_mask
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -244,7 +238,7 @@ def test_clip_classifier_shapes_and_parameters():
 
 
 def test_explorer_has_a_view_per_clip_and_frame():
-    from visual_attention import widgets
+    from visual_attention.views import widgets
 
     torch.manual_seed(0)
     model = ClipClassifier("attention")

@@ -20,7 +20,7 @@ from matplotlib import colormaps  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from visual_attention.viz import (  # noqa: E402
+from visual_attention.views.viz import (
     CMAP,
     attention_overlay_html,
     bars_html,

@@ -1,27 +1,19 @@
-"""Tests of visual_attention.widgets: the precomputed explorer and the query-attention explorer."""
+"""Tests of visual_attention.views.widgets: the precomputed explorer."""
 
 from __future__ import annotations
 
-import base64
-import io
 import itertools
 import re
-from html.parser import HTMLParser
 
 import ipywidgets as widgets
-import numpy as np
 import pytest
-import torch
 from ipywidgets.widgets.widget_link import Link
-from PIL import Image
 
-from visual_attention import query_attention
-from visual_attention.widgets import (
+from visual_attention.views.widgets import (
     count_views,
     explorer_view,
     html_view,
     precomputed_explorer,
-    query_attention_explorer,
 )
 
 CONTROLS = {"a": [1, 2, 3], "b": ["x", "y"]}
@@ -185,112 +177,3 @@ def test_html_views_share_their_layout():
     v1, v2 = html_view("<b>1</b>"), html_view("<b>2</b>")
     assert isinstance(v1, widgets.HTML) and v1.value == "<b>1</b>"
     assert v1.layout is v2.layout
-
-
-# --- query_attention_explorer -------------------------------------------------------------------
-
-TEMPS = (0.5, 1.0, 2.0)
-NAMES = ["f0", "f1", "f2", "f3", "f4", "f5"]
-
-
-class _Parse(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.bars: list[dict] = []
-        self.imgs: list[dict] = []
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if "data-value" in a:
-            self.bars.append(a)
-        if tag == "img":
-            self.imgs.append(a)
-
-
-def parse(html_text: str) -> _Parse:
-    p = _Parse()
-    p.feed(html_text)
-    return p
-
-
-@pytest.fixture(scope="module")
-def qa():
-    g = torch.Generator().manual_seed(0)
-    image = torch.rand(3, 8, 12, generator=g)
-    fmap = torch.randn(6, 2, 3, generator=g)
-    box = query_attention_explorer(image, fmap, temperatures=TEMPS, feature_names=NAMES)
-    return image, fmap, box
-
-
-def test_query_explorer_has_a_view_per_temperature_and_cell(qa):
-    _, fmap, box = qa
-    _, h, w = fmap.shape
-    assert count_views(box) == len(TEMPS) * h * w == 18
-    assert [c.description for c in box.controls] == ["temperature", "row", "column"]
-
-
-@pytest.mark.parametrize("t", TEMPS)
-def test_query_explorer_bars_are_the_context_of_the_cell(qa, t):
-    _, fmap, box = qa
-    _, h, w = fmap.shape
-    for row, col in itertools.product(range(h), range(w)):
-        view = explorer_view(box, temperature=t, row=row, column=col)
-        bars = parse(view.value).bars
-        assert [b["data-name"] for b in bars] == NAMES
-        got = np.array([float(b["data-value"]) for b in bars])
-        # computed independently: the query is the cell's feature vector, in float64; the view holds
-        # values rounded to 4 decimals (computed in float32), so allow half a unit in the 4th decimal
-        fm = fmap.double()[None]
-        weights, ctx = query_attention(fm, fm[:, :, row, col], temperature=t)
-        expected = ctx[0].numpy()
-        # the view rounds a float32 value to 4 decimals: at most half a unit in the 4th decimal away
-        # from the float64 context, plus float32 rounding
-        np.testing.assert_allclose(got, expected, rtol=0, atol=0.5e-4 + 1e-5)
-
-
-def test_query_explorer_heatmap_is_the_weights_of_the_cell(qa):
-    _, fmap, box = qa
-    _, h, w = fmap.shape
-    for t, row, col in [(0.5, 0, 0), (1.0, 1, 2), (2.0, 0, 1)]:
-        view = explorer_view(box, temperature=t, row=row, column=col)
-        (img,) = [i for i in parse(view.value).imgs if i["src"].startswith("data:image/png")]
-        png = Image.open(io.BytesIO(base64.b64decode(img["src"].split(",", 1)[1])))
-        assert png.size == (w, h)
-        lum = np.asarray(png.convert("RGB")).astype(float) @ [0.299, 0.587, 0.114]
-        fm = fmap.double()[None]
-        weights, _ = query_attention(fm, fm[:, :, row, col], temperature=t)
-        # the colour map is monotone: the brightest cell is the most attended one
-        assert np.unravel_index(lum.argmax(), lum.shape) == np.unravel_index(int(weights[0].argmax()), (h, w))
-        # the query cell is outlined
-        m = re.search(r"left:([\d.]+)%;top:([\d.]+)%", view.value)
-        assert float(m.group(1)) == pytest.approx(100 * col / w, abs=1e-3)
-        assert float(m.group(2)) == pytest.approx(100 * row / h, abs=1e-3)
-
-
-def test_query_explorer_views_differ_between_cells_and_temperatures(qa):
-    _, fmap, box = qa
-    _, h, w = fmap.shape
-    values = [
-        explorer_view(box, temperature=t, row=r, column=c).value
-        for t, r, c in itertools.product(TEMPS, range(h), range(w))
-    ]
-    assert len(set(values)) == len(values)
-    bars = {tuple(b["data-value"] for b in parse(v).bars) for v in values}
-    assert len(bars) == len(values)
-
-
-def test_query_explorer_header_carries_the_photo(qa):
-    _, _, box = qa
-    header = box.children[0]
-    assert isinstance(header, widgets.HTML)
-    css = re.search(r"\.(va-photo-[0-9a-f]+)\{", header.value).group(1)
-    view = explorer_view(box, temperature=1.0, row=0, column=0)
-    assert f'class="{css}"' in view.value
-
-
-def test_query_explorer_validation():
-    image = torch.rand(3, 8, 12)
-    with pytest.raises(ValueError, match=re.escape("feature_map must be 3-d (C, h, w), got shape (1, 6, 2, 3)")):
-        query_attention_explorer(image, torch.randn(1, 6, 2, 3))
-    with pytest.raises(ValueError, match="feature_names has 2 entries for 6 channels"):
-        query_attention_explorer(image, torch.randn(6, 2, 3), feature_names=["a", "b"])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Sequence
+
 import torch
 
 
@@ -65,3 +69,86 @@ def check_qkv(q: object, k: object, v: object, *, broadcast: bool = True) -> Non
         raise ValueError(
             f"batch dimensions of q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} do not broadcast"
         ) from None
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an ``int`` ≥ 1 (``bool`` is not accepted), else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_int_or_none(name: str, value: object) -> int | None:
+    """``None``, or ``value`` if it is an ``int`` ≥ 1; else raise ``ValueError``."""
+    return None if value is None else check_positive_int(name, value)
+
+
+def check_positive_number(name: str, value: object) -> float:
+    """Return ``float(value)`` if it is a finite real number > 0 (not a ``bool``); else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value: object, choices: Sequence[object]) -> object:
+    """Return ``value`` if it is one of ``choices``; else raise ``ValueError`` listing them."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {listed}, got {value!r}")
+    return value
+
+
+def _layout_names(layout: str) -> list[str]:
+    return [part.strip() for part in layout.strip().strip("()").split(",") if part.strip()]
+
+
+def check_tensor(name: str, t: object, layout: str, **sizes: int) -> tuple[int, ...]:
+    """Check a floating-point tensor against a layout such as ``"(B, C, H, W)"``; return its shape.
+
+    The layout's entries name the dimensions; one entry starting with ``*`` (``"(*B, T, C)"``)
+    stands for any number of leading dimensions. ``sizes`` fixes named entries, e.g.
+    ``check_tensor("x", x, "(B, C, H, W)", C=64)``. The ``ValueError`` names the argument, the
+    expected layout and sizes, and the shape (or type, or dtype) that came.
+    """
+    check_floating(name, t)
+    names = _layout_names(layout)
+    stars = [i for i, n in enumerate(names) if n.startswith("*")]
+    if stars:
+        check_rank(name, t, at_least=len(names) - 1, expected=layout)
+    else:
+        check_rank(name, t, exactly=len(names), expected=layout)
+    for key, want in sizes.items():
+        i = names.index(key)
+        axis = i - len(names) if stars and i > stars[0] else i
+        if t.shape[axis] != want:
+            raise ValueError(f"{name} must be {layout} with {key} = {want}, got shape {shape_str(t)}")
+    return tuple(t.shape)
+
+
+def check_bool_mask(
+    name: str,
+    mask: object,
+    *,
+    shape: Sequence[int] | None = None,
+    broadcast_to: Sequence[int] | None = None,
+    layout: str = "",
+) -> None:
+    """Raise ``ValueError`` unless ``mask`` is a boolean tensor (``True`` = may attend).
+
+    ``shape`` asks for that exact shape; ``broadcast_to`` for a shape that broadcasts to it without
+    growing it. ``layout`` names the dimensions in the message, e.g. ``"(B, N)"``.
+    """
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name} must be a boolean tensor {layout} (True = may attend), got {got}".replace("  ", " "))
+    if shape is not None and tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {layout} = {tuple(shape)}, got {shape_str(mask)}")
+    if broadcast_to is not None:
+        try:
+            fits = torch.broadcast_shapes(mask.shape, tuple(broadcast_to)) == tuple(broadcast_to)
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{name} of shape {shape_str(mask)} does not broadcast to {layout} = {tuple(broadcast_to)}"
+            )

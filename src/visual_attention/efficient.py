@@ -28,7 +28,6 @@ __all__ = [
     "linear_attention",
     "online_softmax_update",
     "online_softmax_trace",
-    "online_softmax_explorer",
 ]
 
 
@@ -178,47 +177,3 @@ def online_softmax_trace(query: torch.Tensor, keys: torch.Tensor, values: torch.
         seen[:stop] = torch.exp(scores[:stop] - m) / l_
         states.append({"max": m[0].clone(), "sum": l_[0].clone(), "output": o / l_, "weights": seen})
     return states
-
-
-def online_softmax_explorer(image: torch.Tensor, features: torch.Tensor, feature_names, queries,
-                            chunk_sizes=(8, 16, 32, 48), scale: float = 5.0, display_size=None):
-    """A widget that steps through the online softmax for a query patch of a photo.
-
-    Keys are the ``h·w`` patches in reading order, processed ``chunk_size`` at a time: the heatmap
-    shows the softmax over the patches seen so far, the bars the output ``o / l`` so far; after the
-    last block both equal full attention. Controls: chunk size, block (steps past the last block show
-    the final state), query patch.
-
-    Args:
-        image: ``(3, H, W)`` photo; features: ``(C, h, w)`` patch features; feature_names: ``C`` labels;
-        queries: ``(row, col)`` query patches; chunk_sizes: block sizes; scale: score multiplier.
-    """
-    from . import viz, widgets
-
-    check_rank("features", features, exactly=3, expected="(C, h, w)")
-    c, h, w = features.shape
-    keys = features.reshape(c, h * w).T
-    size = display_size or (2 * image.shape[-2], 2 * image.shape[-1])
-    css, style = viz.photo_style(image)
-    traces = {(cs, q): online_softmax_trace(keys[q[0] * w + q[1]], keys, keys, cs, scale)
-              for cs in chunk_sizes for q in queries}
-    steps = max(len(t) for t in traces.values())
-
-    def render(chunk, block, query):
-        chunk_size = chunk
-        trace = traces[(chunk_size, query)]
-        state = trace[min(block, len(trace)) - 1]
-        done = block >= len(trace)
-        cap = (f"block {min(block, len(trace))} of {len(trace)} ({chunk_size} keys each)"
-               f"{' — done: full attention' if done else ''} · m = {float(state['max']):.3f} · "
-               f"l = {float(state['sum']):.3f}")
-        left = viz.attention_overlay_html(css, state["weights"].reshape(h, w), size, query=query, caption=cap)
-        right = viz.bars_html(state["output"].tolist(), list(feature_names), title="output o / l so far", vmax=1.0)
-        return widgets.html_view(f'<div class="va-flex">{left}{right}</div>')
-
-    return widgets.precomputed_explorer(
-        {"chunk": list(chunk_sizes), "block": list(range(1, steps + 1)),
-         "query": [(f"{r},{cc}", (r, cc)) for r, cc in queries]},
-        render,
-        header=widgets.widgets.HTML(viz.VIEW_CSS + style),
-    )

@@ -28,9 +28,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_floating, check_rank, shape_str
+from ._checks import check_floating, check_positive_int, check_rank, shape_str
 from .core import AttentionModule, masked_softmax
-from .global_attention import _check_positive_int
 from .local_attention import ShiftedWindowAttention
 
 __all__ = [
@@ -43,8 +42,6 @@ __all__ = [
     "AttentionPooling",
     "image_regions",
     "HierarchicalAttentionPooling",
-    "PoolingClassifier",
-    "explorer",
 ]
 
 
@@ -75,7 +72,7 @@ class PatchMerging(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.dim = _check_positive_int("dim", dim)
+        self.dim = check_positive_int("dim", dim)
         self.norm = nn.LayerNorm(4 * dim)
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
 
@@ -159,7 +156,7 @@ class SwinTransformer(nn.Module):
         super().__init__()
         for name, value in (("img_size", img_size), ("patch_size", patch_size), ("embed_dim", embed_dim),
                             ("window_size", window_size), ("num_classes", num_classes)):
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         if len(depths) != len(num_heads) or not depths:
             raise ValueError(f"depths {tuple(depths)} and num_heads {tuple(num_heads)} must be non-empty and equally long")
         stages = len(depths)
@@ -220,8 +217,8 @@ class AttentionPooling(AttentionModule):
 
     def __init__(self, dim: int, attn_dim: int | None = None) -> None:
         super().__init__()
-        attn_dim = _check_positive_int("attn_dim", attn_dim if attn_dim is not None else dim)
-        self.dim = _check_positive_int("dim", dim)
+        attn_dim = check_positive_int("attn_dim", attn_dim if attn_dim is not None else dim)
+        self.dim = check_positive_int("dim", dim)
         self.proj = nn.Linear(dim, attn_dim)
         self.context = nn.Parameter(torch.randn(attn_dim) * attn_dim**-0.5)
 
@@ -243,7 +240,7 @@ def image_regions(x: torch.Tensor, region_size: int) -> torch.Tensor:
     """
     check_floating("x", x)
     check_rank("x", x, exactly=4, expected="(B, C, H, W)")
-    r = _check_positive_int("region_size", region_size)
+    r = check_positive_int("region_size", region_size)
     if x.shape[-2] % r or x.shape[-1] % r:
         raise ValueError(f"H and W of x {shape_str(x)} must be multiples of region_size={r}")
     return rearrange(x, "b c (nh r1) (nw r2) -> b (nh nw) (r1 r2) c", r1=r, r2=r)
@@ -269,7 +266,7 @@ class HierarchicalAttentionPooling(nn.Module):
 
     def __init__(self, dim: int, region_size: int, attn_dim: int | None = None, encode_regions: bool = False) -> None:
         super().__init__()
-        self.region_size = _check_positive_int("region_size", region_size)
+        self.region_size = check_positive_int("region_size", region_size)
         self.patch_pool = AttentionPooling(dim, attn_dim)
         self.region_encoder = nn.Sequential(nn.Linear(dim, dim), nn.GELU()) if encode_regions else nn.Identity()
         self.region_pool = AttentionPooling(dim, attn_dim)
@@ -277,98 +274,3 @@ class HierarchicalAttentionPooling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         regions = self.patch_pool(image_regions(x, self.region_size))   # (B, R, C): level 1
         return self.region_pool(self.region_encoder(regions))           # (B, C):    level 2
-
-
-class PoolingClassifier(nn.Module):
-    """A small CNN whose feature map is pooled by attention, flat or hierarchical, then classified.
-
-    Three ``3 × 3`` convolutions (the first and last with stride 2, so 40 × 40 → 10 × 10) with
-    batch-norm and ReLU, then ``pooling="flat"`` (one :class:`AttentionPooling` over all ``H·W``
-    positions) or ``"hierarchical"`` (:class:`HierarchicalAttentionPooling` with ``region_size``), then
-    a linear head.
-
-    Shapes: ``(B, in_channels, H, W)`` → logits ``(B, num_classes)``.
-    """
-
-    def __init__(self, pooling: str = "hierarchical", in_channels: int = 1, num_classes: int = 10,
-                 channels: int = 32, region_size: int = 5) -> None:
-        super().__init__()
-        if pooling not in ("flat", "hierarchical"):
-            raise ValueError(f"pooling must be 'flat' or 'hierarchical', got {pooling!r}")
-        c = _check_positive_int("channels", channels)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
-            nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
-        )
-        self.pooling = pooling
-        self.pool = HierarchicalAttentionPooling(c, region_size) if pooling == "hierarchical" else AttentionPooling(c)
-        self.head = nn.Linear(c, num_classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        check_floating("images", images)
-        check_rank("images", images, exactly=4, expected="(B, C, H, W)")
-        f = self.features(images)                                        # (B, C, H', W')
-        v = self.pool(f) if self.pooling == "hierarchical" else self.pool(rearrange(f, "b c h w -> b (h w) c"))
-        return self.head(v)
-
-
-def explorer(model: PoolingClassifier, images: torch.Tensor, labels: torch.Tensor, size: int = 200,
-             initial: dict | None = None):
-    """The chapter's widget: the two levels of a trained hierarchical pooling, image by image.
-
-    Controls: ``image`` (one of ``images`` ``(n, 1, H, W)``), ``level`` (``"patches in a region"`` or
-    ``"regions"``) and ``region``. At the patch level the map shows the chosen region's weights over its
-    positions and the bars its region vector; at the region level the map shows the region weights and
-    the bars the image vector next to the chosen region's share ``α_r s_r`` of it.
-    """
-    from . import widgets as W
-    from .core import record_attention
-    from .viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
-
-    if model.pooling != "hierarchical":
-        raise ValueError("explorer needs a PoolingClassifier with pooling='hierarchical'")
-    check_floating("images", images)
-    check_rank("images", images, exactly=4, expected="(n, 1, H, W)")
-    model.eval()
-    with torch.no_grad(), record_attention(model) as maps:
-        feats = model.features(images)
-        region_vectors = model.pool.patch_pool(image_regions(feats, model.pool.region_size))   # (n, R, C)
-        image_vectors = model.pool.region_pool(model.pool.region_encoder(region_vectors))      # (n, C)
-        predictions = model.head(image_vectors).argmax(-1)
-    patch_w, region_w = maps["pool.patch_pool"], maps["pool.region_pool"]                       # (n, R, P), (n, R)
-    _, c, h, w = feats.shape
-    r = model.pool.region_size
-    nh, nw = h // r, w // r
-    names = [f"c{i}" for i in range(c)][:8]
-    styles, classes = "", []
-    for img in images:
-        cls, tag = photo_style(img.expand(3, -1, -1))
-        styles += tag
-        classes.append(cls)
-    vmax = float(image_vectors[:, :8].abs().max())
-
-    def render(image: int, level: str, region: int):
-        rr, rc = divmod(region, nw)
-        head = f"digit {int(labels[image])}, predicted {int(predictions[image])}"
-        if level == "patches":
-            grid = torch.zeros(h, w)
-            grid[rr * r:(rr + 1) * r, rc * r:(rc + 1) * r] = patch_w[image, region].reshape(r, r)
-            caption = f"{head} · region {region}: weights of its {r * r} positions (sum 1)"
-            left = attention_overlay_html(classes[image], grid, (size, size), caption=caption)
-            right = bars_html(region_vectors[image, region, :8].tolist(), names,
-                              title=f"region vector s_{region} (first 8 channels)", vmax=vmax)
-        else:
-            grid = region_w[image].reshape(nh, nw)
-            caption = f"{head} · region weights; region {region} has {float(grid[rr, rc]):.3f}"
-            left = attention_overlay_html(classes[image], grid, (size, size), query=(rr, rc), caption=caption)
-            share = region_w[image, region] * region_vectors[image, region, :8]
-            right = (bars_html(image_vectors[image, :8].tolist(), names, title="image vector v", vmax=vmax)
-                     + bars_html(share.tolist(), names, title=f"α_{region}·s_{region}: region {region}'s share", vmax=vmax))
-        return W.html_view(f'<div class="va-flex">{left}<div>{right}</div></div>')
-
-    return W.precomputed_explorer(
-        {"image": list(range(len(images))), "level": [("patches in a region", "patches"), ("regions", "regions")],
-         "region": list(range(nh * nw))},
-        render, header=W.widgets.HTML(VIEW_CSS + styles), initial=initial,
-    )

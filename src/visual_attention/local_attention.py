@@ -30,19 +30,12 @@ Contents: :func:`window_partition`, :func:`window_reverse`, :func:`relative_posi
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
-from collections.abc import Callable, Sequence
-
 import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_floating, check_rank, shape_str
+from ._checks import check_floating, check_positive_int, check_rank, shape_str
 from .core import AttentionModule, masked_softmax
-from .global_attention import _check_positive_int
 
 __all__ = [
     "window_partition",
@@ -56,15 +49,13 @@ __all__ = [
     "window_token_index",
     "to_dense",
     "score_entries",
-    "peak_memory",
-    "explorer",
 ]
 
 
 def _check_grid(name: str, x: torch.Tensor, window_size: int) -> tuple[int, int, int, int]:
     check_floating(name, x)
     check_rank(name, x, exactly=4, expected="(B, H, W, C)")
-    _check_positive_int("window_size", window_size)
+    check_positive_int("window_size", window_size)
     b, h, w, c = x.shape
     if h % window_size or w % window_size:
         raise ValueError(f"H and W of {name} {shape_str(x)} (B, H, W, C) must be multiples of window_size={window_size}")
@@ -90,7 +81,7 @@ def window_reverse(windows: torch.Tensor, window_size: int, height: int, width: 
     """Inverse of :func:`window_partition`: ``(B·nW, M, M, C)`` → ``(B, H, W, C)``."""
     check_floating("windows", windows)
     check_rank("windows", windows, exactly=4, expected="(B·nW, M, M, C)")
-    m = _check_positive_int("window_size", window_size)
+    m = check_positive_int("window_size", window_size)
     if windows.shape[1:3] != (m, m):
         raise ValueError(f"windows must be (B·nW, {m}, {m}, C) for window_size={m}, got {shape_str(windows)}")
     if height % m or width % m:
@@ -111,7 +102,7 @@ def relative_position_index(window_size: int) -> torch.Tensor:
     Returns:
         ``(M², M²)`` int64 tensor with values in ``[0, (2M-1)² - 1]``.
     """
-    m = _check_positive_int("window_size", window_size)
+    m = check_positive_int("window_size", window_size)
     coords = torch.stack(torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij")).flatten(1)  # (2, M²)
     rel = (coords[:, :, None] - coords[:, None, :]) + (m - 1)                                           # (2, M², M²)
     return rel[0] * (2 * m - 1) + rel[1]
@@ -142,7 +133,7 @@ class WindowAttention(AttentionModule):
     ) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("window_size", window_size), ("num_heads", num_heads)):
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.dim, self.window_size, self.num_heads = dim, window_size, num_heads
@@ -204,11 +195,11 @@ def shifted_window_mask(height: int, width: int, window_size: int, shift_size: i
     Returns:
         boolean ``(nW, M², M²)``, ``True`` = may attend.
     """
-    m = _check_positive_int("window_size", window_size)
+    m = check_positive_int("window_size", window_size)
     if isinstance(shift_size, bool) or not isinstance(shift_size, int) or not 0 <= shift_size < m:
         raise ValueError(f"shift_size must be an integer in [0, window_size={m}), got {shift_size!r}")
     for name, v in (("height", height), ("width", width)):
-        if _check_positive_int(name, v) % m:
+        if check_positive_int(name, v) % m:
             raise ValueError(f"{name}={v} must be a multiple of window_size={m}")
     labels = torch.zeros(1, height, width, 1)
     if shift_size:
@@ -293,8 +284,8 @@ def neighborhood_index(height: int, width: int, kernel_size: int) -> tuple[torch
         ``offset`` ``(H·W, k², 2)`` int64 relative positions ``(key row - i, key col - j)`` in
         ``[-(k-1), k-1]``.
     """
-    k = _check_positive_int("kernel_size", kernel_size)
-    if _check_positive_int("height", height) < k or _check_positive_int("width", width) < k:
+    k = check_positive_int("kernel_size", kernel_size)
+    if check_positive_int("height", height) < k or check_positive_int("width", width) < k:
         raise ValueError(f"the grid ({height}, {width}) must be at least kernel_size={k} on each side")
     rows, cols = torch.arange(height), torch.arange(width)
     r0 = (rows - k // 2).clamp(0, height - k)[:, None] + torch.arange(k)   # (H, k) key rows
@@ -331,7 +322,7 @@ class NeighborhoodAttention(AttentionModule):
     ) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("kernel_size", kernel_size), ("num_heads", num_heads)):
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.dim, self.kernel_size, self.num_heads = dim, kernel_size, num_heads
@@ -404,90 +395,8 @@ def to_dense(weights: torch.Tensor, index: torch.Tensor, kind: str = "window") -
 
 def score_entries(height: int, width: int, kind: str = "global", size: int = 7, num_heads: int = 1) -> int:
     """Number of attention weights one image needs: ``h·N²`` (global), ``h·N·M²`` (window), ``h·N·k²`` (neighbourhood)."""
-    n = _check_positive_int("height", height) * _check_positive_int("width", width)
+    n = check_positive_int("height", height) * check_positive_int("width", width)
     keys = {"global": n, "window": size * size, "neighborhood": size * size}
     if kind not in keys:
         raise ValueError(f"kind must be one of {sorted(keys)}, got {kind!r}")
     return num_heads * n * keys[kind]
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence C++ log lines written straight to file descriptor 2 (the profiler prints some)."""
-    try:
-        fd = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(fd, 2)
-            os.close(fd)
-
-
-def peak_memory(fn: Callable[[], object]) -> int:
-    """Peak CPU memory (bytes) allocated by PyTorch while ``fn()`` runs, measured by the profiler.
-
-    Runs ``fn`` under ``torch.profiler.profile(profile_memory=True)`` and reads the allocator's
-    running total from the trace's ``[memory]`` events: the peak minus what was allocated before.
-    Tensors alive before the call (the inputs, the parameters) are not counted.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    with _quiet_stderr():
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            fn()
-        handle, path = tempfile.mkstemp(suffix=".json")
-        os.close(handle)
-        try:
-            prof.export_chrome_trace(path)
-            with open(path) as f:
-                events = json.load(f)["traceEvents"]
-        finally:
-            os.remove(path)
-    mem = sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"])
-    if not mem:
-        return 0
-    start = mem[0]["args"]["Total Allocated"] - mem[0]["args"]["Bytes"]
-    return int(max(e["args"]["Total Allocated"] for e in mem) - start)
-
-
-def explorer(image: torch.Tensor, features: torch.Tensor, feature_names: Sequence[str],
-             window_sizes: Sequence[int] = (2, 3, 4, 6), scale: float = 5.0,
-             display_size: tuple[int, int] | None = None, initial: dict | None = None):
-    """The chapter's widget: which tokens a query may attend to under (shifted) window attention, and the cost.
-
-    ``features`` ``(C, h, w)`` (unit patch features of a photo) serve as queries, keys and values
-    (identity projections, no bias) of a one-head window attention with window size ``M`` (or global
-    attention) and any cyclic shift ``0 ≤ s < M``, as :class:`ShiftedWindowAttention` computes it. The
-    reader's browser computes the query's weights over the photo (zero outside its window, or outside
-    its region of a shifted window), the context vector, and the number of attention weights against
-    global attention (:class:`visual_attention.widgets.AttentionExplorer`).
-
-    Args:
-        image: ``(3, H, W)`` photo in ``[0, 1]``.
-        features: ``(C, h, w)``; every window size must divide ``h`` and ``w``.
-        feature_names: ``C`` labels for the context bars.
-        window_sizes: the sizes ``M`` offered besides global attention.
-        scale: logits are ``scale · ⟨q, k⟩`` (the module's ``attn.scale``).
-        display_size: drawn ``(height, width)`` in CSS pixels.
-        initial: optional first ``{"window": M, "shift": s or True (= M // 2), "query": (row, col)}``.
-    """
-    from .widgets import attention_explorer
-
-    check_floating("features", features)
-    check_rank("features", features, exactly=3, expected="(C, h, w)")
-    c, h, w = features.shape
-    first = dict(initial or {})
-    m = int(first.get("window", 0))
-    shift = first.get("shift", 0)
-    shift = m // 2 if shift is True else int(shift or 0)
-    return attention_explorer(
-        rearrange(features, "c h w -> (h w) c"), grid=(h, w), image=image, scale=scale,
-        query=tuple(first.get("query", (0, 0))), window=m, shift=shift, window_sizes=window_sizes,
-        controls=("window", "shift"), value_names=list(feature_names), context_title="context vector",
-        display_size=display_size, label="local-attention",
-    )

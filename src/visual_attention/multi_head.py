@@ -22,20 +22,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-import math
-import time
+from collections.abc import Sequence
 
 import torch
 from einops import rearrange
 from torch import nn
-from torch.nn import functional as F
 
 from ._checks import check_floating, check_rank, shape_str
 from .core import AttentionModule, scaled_dot_product_attention
-from .train import History, evaluate
 
 __all__ = [
     "split_heads",
@@ -47,11 +41,6 @@ __all__ = [
     "VisionTransformer",
     "attention_rollout",
     "class_token_rollout",
-    "digit_vit",
-    "random_shift",
-    "warmup_cosine",
-    "fit_vit",
-    "explorer",
 ]
 
 
@@ -352,181 +341,3 @@ def class_token_rollout(
     return (row / row.sum(-1, keepdim=True)).reshape(-1, h, w)
 
 
-def digit_vit(
-    dim: int = 32,
-    depth: int = 4,
-    num_heads: int = 4,
-    mlp_ratio: float = 2.0,
-    stem_channels: int | Sequence[int] = (16, 16),
-) -> VisionTransformer:
-    """The chapter's small ViT for the 8 × 8 digits: 2 × 2 patches (a 4 × 4 grid), 10 classes.
-
-    By default width 32, 4 blocks of 4 heads, an MLP of twice the width and a convolutional stem of
-    two 16-channel ``3 × 3`` layers (``stem_channels=0`` gives the plain ViT).
-    """
-    return VisionTransformer(8, 2, 1, 10, dim=dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
-                             stem_channels=stem_channels)
-
-
-def random_shift(images: torch.Tensor, max_shift: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Translate each image by its own random ``(dy, dx)``, ``|dy|, |dx| ≤ max_shift`` pixels, filling with zeros.
-
-    The translation augmentation of small-image training (pad by ``max_shift``, crop back at a random
-    offset). Input and output ``(B, C, H, W)``; ``max_shift = 0`` returns the images unchanged.
-    """
-    check_floating("images", images)
-    check_rank("images", images, exactly=4, expected="(B, C, H, W)")
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-        raise ValueError(f"max_shift must be a non-negative int, got {max_shift!r}")
-    if max_shift == 0:
-        return images
-    b, c, h, w = images.shape
-    s = max_shift
-    padded = F.pad(images, (s, s, s, s))                                # (B, C, H + 2s, W + 2s)
-    dy, dx = torch.randint(0, 2 * s + 1, (2, b), generator=generator)  # crop offsets; shift = s − offset
-    rows = dy[:, None, None, None] + torch.arange(h)[None, None, :, None]
-    cols = dx[:, None, None, None] + torch.arange(w)[None, None, None, :]
-    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
-
-
-def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Learning-rate factor at ``step``: linear warm-up to 1 over ``warmup_steps``, then cosine decay to 0.
-
-    ``(step + 1) / warmup_steps`` during warm-up, then ``½ (1 + cos(π t))`` with ``t`` going from 0 to
-    1 over the remaining steps (Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts).
-    """
-    if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"need total_steps >= 1 and 0 <= warmup_steps <= total_steps, got {total_steps}, {warmup_steps}")
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
-
-
-def fit_vit(
-    model: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor] | None = None,
-    epochs: int = 32,
-    lr: float = 5e-3,
-    batch_size: int = 128,
-    weight_decay: float = 0.1,
-    warmup_epochs: int = 3,
-    label_smoothing: float = 0.1,
-    max_shift: int = 1,
-    seed: int = 0,
-    progress: bool = True,
-    desc: str = "training",
-) -> History:
-    """:func:`visual_attention.train.fit` with a small-data Transformer recipe (after DeiT, Touvron et al. 2021).
-
-    AdamW with decoupled ``weight_decay``; the learning rate warms up linearly for ``warmup_epochs`` and
-    then follows a cosine to 0 (:func:`warmup_cosine`, updated every step); cross-entropy with
-    ``label_smoothing``; every training batch is translated by :func:`random_shift` (``max_shift``
-    pixels). ``seed`` seeds the shuffling and the shifts (seed the model's initialisation yourself).
-    Inputs ``(N, C, H, W)`` and int64 labels ``(N,)``; returns the :class:`~visual_attention.train.History`
-    with the test accuracy after every epoch.
-    """
-    from tqdm.auto import tqdm
-
-    x, y = train
-    check_floating("train inputs", x)
-    check_rank("train inputs", x, exactly=4, expected="(N, C, H, W)")
-    if y.dtype != torch.long or y.shape != x.shape[:1]:
-        raise ValueError(f"train labels must be int64 of shape (N,) = ({len(x)},), got {y.dtype} {shape_str(y)}")
-    if epochs < 1 or batch_size < 1 or not 0 <= warmup_epochs <= epochs:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1, 0 <= warmup_epochs <= epochs, "
-                         f"got {epochs}, {batch_size}, {warmup_epochs}")
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = (len(x) + batch_size - 1) // batch_size
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: warmup_cosine(step, epochs * steps, warmup_epochs * steps))
-    history = History()
-    bar = tqdm(total=epochs * steps, desc=desc, disable=not progress, leave=False)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=gen)
-        total, correct = 0.0, 0
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
-            logits = model(random_shift(x[idx], max_shift, gen))
-            loss = F.cross_entropy(logits, y[idx], label_smoothing=label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-            total += loss.item() * len(idx)
-            correct += (logits.argmax(-1) == y[idx]).sum().item()
-            bar.update(1)
-        history.loss.append(total / len(x))
-        history.train_accuracy.append(correct / len(x))
-        if test is not None:
-            history.test_accuracy.append(evaluate(model, *test))
-    bar.close()
-    history.seconds = time.perf_counter() - start
-    return history
-
-
-def explorer(
-    model: VisionTransformer,
-    image: torch.Tensor,
-    display_size: tuple[int, int] = (160, 160),
-    initial: Mapping[str, Any] | None = None,
-):
-    """Pick a layer, a head and a query token of a trained ViT; see that head's map and its context.
-
-    The image goes through the model once; the queries, keys and values of every head of every layer
-    (``(L, h, N', d)``, class token first) go to an
-    :class:`~visual_attention.widgets.AttentionExplorer`, which computes in the reader's browser the
-    head's weights ``softmax(q kᵀ/(√d·T))`` over the patches (the class token's own weight is given in
-    the caption) and its context vector for any query patch, head, layer and temperature ``T``
-    (``T = 1`` is what the model computes).
-
-    Args:
-        model: a :class:`VisionTransformer` with a class token.
-        image: ``(C, H, W)`` input of the model.
-        display_size: drawn size in CSS pixels.
-        initial: optional first ``{"layer": l, "head": h, "query": q}`` (``q = "cls"`` or a patch index).
-
-    Returns:
-        an :class:`~visual_attention.widgets.AttentionExplorer` (controls: temperature, layer, head;
-        the query is set on the image, or with the "class token" button).
-    """
-    from .widgets import attention_explorer
-
-    if model.cls_token is None:
-        raise ValueError("explorer needs a VisionTransformer with a class token")
-    check_floating("image", image)
-    check_rank("image", image, exactly=3, expected="(C, H, W)")
-    g = model.grid
-    qkv = []
-
-    def keep_projections(module, inputs, output):
-        x = inputs[0]
-        qkv.append([split_heads(layer(x), module.num_heads)[0] for layer in (module.q, module.k, module.v)])
-
-    hooks = [blk.attn.register_forward_hook(keep_projections) for blk in model.blocks]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(image[None])
-    finally:
-        for hk in hooks:
-            hk.remove()
-        model.train(was_training)
-    q, k, v = (torch.stack([layer[i] for layer in qkv]) for i in range(3))     # (L, h, N', d) each
-    shown = image.mean(0, keepdim=True).expand(3, -1, -1)
-    shown = (shown - shown.min()) / (shown.max() - shown.min()).clamp_min(1e-6)
-    first = dict(initial or {})
-    query = first.get("query", "cls")
-    d = q.shape[-1]
-    return attention_explorer(
-        q, k, v, grid=(g, g), prefix=1, image=shown, scale=d ** -0.5, temperature=1.0,
-        temperature_range=(0.1, 10.0), query=0 if query == "cls" else 1 + int(query),
-        layer=first.get("layer", 0), head=first.get("head", 0), controls=("temperature", "layer", "head"),
-        value_names=[f"c{i}" for i in range(d)], context_title="context of the head, softmax(q kᵀ/√d) v",
-        display_size=display_size, label="multi-head",
-    )

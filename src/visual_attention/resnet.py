@@ -41,7 +41,9 @@ def make_attention(attention: str | None, channels: int) -> nn.Module:
         return nn.Identity()
     if attention not in ATTENTIONS:
         raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
-    from .channel import make_channel_attention  # SqueezeExcitation, EfficientChannelAttention or CBAM
+    from .channel import (
+        make_channel_attention,  # SqueezeExcitation, EfficientChannelAttention or CBAM
+    )
 
     return make_channel_attention(attention, channels)
 

@@ -133,72 +133,6 @@ def count_views(explorer: widgets.VBox) -> int:
     return leaves(explorer.stack)
 
 
-def query_attention_explorer(
-    image,
-    feature_map,
-    temperatures: Sequence[float] = (0.05, 0.1, 0.2, 0.5),
-    feature_names: Sequence[str] | None = None,
-    scale: float = 1.0,
-    display_size: tuple[int, int] | None = None,
-    initial: Mapping[str, Any] | None = None,
-) -> widgets.VBox:
-    """Pick a query cell of a feature map and a temperature; see the weights over the photo and the context.
-
-    The query is the feature vector of the chosen cell, and :func:`visual_attention.core.query_attention`
-    gives the weights over all cells and the context vector, drawn as a heatmap over ``image`` and as
-    labelled bars.
-
-    Args:
-        image: ``(3, H, W)`` photo in ``[0, 1]``.
-        feature_map: ``(C, h, w)`` features, one vector per cell (e.g. from ``patch_features``).
-        temperatures: the softmax temperatures offered by the slider.
-        feature_names: ``C`` labels for the context bars.
-        scale: multiplier of the dot products.
-        display_size: drawn ``(height, width)`` in CSS pixels (default: twice the photo's size).
-        initial: optional first ``{"temperature": t, "row": r, "column": c}``.
-
-    Returns:
-        an explorer (see :func:`precomputed_explorer`) with controls ``temperature``, ``row`` and ``column``.
-    """
-    import torch
-
-    from ._checks import check_rank
-    from .core import query_attention
-    from .viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
-
-    check_rank("feature_map", feature_map, exactly=3, expected="(C, h, w)")
-    c, h, w = feature_map.shape
-    names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(c)]
-    if len(names) != c:
-        raise ValueError(f"feature_names has {len(names)} entries for {c} channels")
-    size = display_size or (2 * image.shape[-2], 2 * image.shape[-1])
-    css_class, style_tag = photo_style(image)
-    fmap = feature_map[None].expand(h * w, c, h, w)
-    queries = feature_map.reshape(c, h * w).T  # (h*w, C): the query of every cell
-    results = {}
-    for t in temperatures:  # all cells at once: a batch of h*w queries
-        with torch.no_grad():
-            results[t] = query_attention(fmap, queries, scale=scale, temperature=float(t))
-    vmax = max(float(ctx.abs().max()) for _, ctx in results.values())
-
-    def render(row: int, column: int, temperature: float) -> widgets.Widget:
-        weights, context = results[temperature]
-        k = row * w + column
-        caption = f"query cell ({row}, {column}) · T = {temperature} · max weight {float(weights[k].max()):.3f}"
-        left = attention_overlay_html(css_class, weights[k], size, query=(row, column), caption=caption)
-        right = bars_html(context[k].tolist(), names, title="context vector c", vmax=vmax)
-        return html_view(f'<div class="va-flex">{left}{right}</div>')
-
-    header = widgets.HTML(VIEW_CSS + style_tag)
-    return precomputed_explorer(
-        # fewest values outermost: fewer Stack widgets and links in the saved state
-        {"temperature": list(temperatures), "row": list(range(h)), "column": list(range(w))},
-        render,
-        header=header,
-        initial=initial,
-    )
-
-
 # --- attention computed in the browser ------------------------------------------------------------
 
 import math  # noqa: E402
@@ -214,7 +148,7 @@ def _as_lhnd(name: str, t, expected_n: int | None = None):
     """``(N, d)``, ``(H, N, d)`` or ``(L, H, N, d)`` floating tensor → float32 ``(L, H, N, d)``."""
     import torch
 
-    from ._checks import check_floating
+    from .._checks import check_floating
 
     check_floating(name, t)
     if t.ndim not in (2, 3, 4):
@@ -239,7 +173,7 @@ def window_keys_mask(grid: tuple[int, int], query: int, window: int, shift: int 
     """
     import torch
 
-    from .local_attention import shifted_window_mask, window_token_index
+    from ..local_attention import shifted_window_mask, window_token_index
 
     gh, gw = grid
     n = prefix + gh * gw
@@ -288,8 +222,8 @@ def explorer_attention(
     Returns:
         ``(weights (N,), context (dv,))`` in the dtype of the inputs.
     """
-    from ._checks import check_floating
-    from .core import masked_softmax
+    from .._checks import check_floating
+    from ..core import masked_softmax
 
     for name, t in (("queries", queries), ("keys", keys), ("values", values)):
         check_floating(name, t)

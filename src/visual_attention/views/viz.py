@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ._checks import check_floating, check_rank
+from .._checks import check_floating, check_rank
 
 __all__ = [
     "CMAP",

@@ -1,0 +1,317 @@
+"""The Transformer kit, written once: the parts every chapter builds its networks from.
+
+* :func:`split_heads`, :func:`merge_heads` — ``(B, N, h·d) ↔ (B, h, N, d)``.
+* :class:`MultiHeadAttention` — Vaswani et al., "Attention Is All You Need", NeurIPS 2017,
+  Sec. 3.2.2: ``MultiHead(X) = Concat(head_1, …, head_h) W^O`` with
+  ``head_i = softmax(X W_i^Q (X W_i^K)ᵀ / √d) X W_i^V`` and ``d = dim / h``; one fused ``qkv``
+  projection as in timm and ViT's Eq. 5-8. Equal to :class:`torch.nn.MultiheadAttention` with the
+  same weights (:meth:`MultiHeadAttention.load_torch_weights`).
+* :class:`Mlp` — the position-wise feed-forward network: Linear, GELU, Linear (ViT Eq. 3).
+* :class:`PreNormBlock` — ``x + attn(LN(x))`` then ``x + MLP(LN(x))`` (ViT Eq. 2-3, Swin Eq. 3),
+  for any attention module.
+* :class:`PatchEmbed` — cut an image into ``p × p`` patches and embed each linearly (ViT Eq. 1), with
+  an optional convolutional stem (Xiao et al., "Early Convolutions Help Transformers See Better",
+  NeurIPS 2021) and an optional LayerNorm (Swin Sec. 3.1).
+* :func:`conv_bn_act` — convolution, batch norm and ReLU, the unit of every small CNN in the book.
+* :class:`AttentionPooling` — additive attention pooling with a learned context vector (Bahdanau et
+  al., ICLR 2015; Yang et al., "Hierarchical Attention Networks", NAACL 2016, Eq. 5-7; the attention
+  unit of Long et al., "Attention Clusters", CVPR 2018, Eq. 2-3): ``α = softmax(w₂ᵀ tanh(W₁ h + b₁))``,
+  ``s = Σ α_t h_t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ._checks import check_bool_mask, check_int_or_none, check_positive_int, check_tensor
+from .core import AttentionModule, masked_softmax, scaled_dot_product_attention
+
+__all__ = [
+    "split_heads",
+    "merge_heads",
+    "MultiHeadAttention",
+    "Mlp",
+    "PreNormBlock",
+    "PatchEmbed",
+    "conv_bn_act",
+    "AttentionPooling",
+]
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``(B, N, h·d) → (B, h, N, d)``: head ``i`` gets features ``i·d … (i+1)·d − 1``."""
+    check_tensor("x", x, "(B, N, dim)")
+    check_positive_int("num_heads", num_heads)
+    if x.shape[-1] % num_heads:
+        raise ValueError(
+            f"dim = {x.shape[-1]} of x {tuple(x.shape)} is not divisible by num_heads = {num_heads}"
+        )
+    return rearrange(x, "b n (h d) -> b h n d", h=num_heads)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``(B, h, N, d) → (B, N, h·d)``, the inverse of :func:`split_heads` (the "Concat")."""
+    check_tensor("x", x, "(B, h, N, d)")
+    return rearrange(x, "b h n d -> b n (h d)")
+
+
+class MultiHeadAttention(AttentionModule):
+    """Multi-head scaled dot-product self-attention (Vaswani et al. 2017, Sec. 3.2.2).
+
+    ``q, k, v = x W_qkv`` (one ``dim → 3·dim`` projection), each split into ``h`` heads of
+    ``d = dim / h`` features; ``head_i = softmax(q_i k_iᵀ · scale) v_i`` with ``scale = 1/√d``;
+    the heads are concatenated and projected by ``W^O`` (``proj``). The ``h`` heads of size
+    ``dim / h`` cost as much as one head of size ``dim``, and each has its own attention pattern.
+
+    Args:
+        dim: token size ``D`` (input and output); a multiple of ``num_heads``.
+        num_heads: ``h``.
+        qkv_bias: a bias in the ``qkv`` projection (ViT and Swin have one).
+        proj_bias: a bias in the output projection.
+        scale: multiplier of the scores; ``None`` means ``d ** -0.5``.
+
+    Shapes:
+        ``forward(x, mask=None, key_mask=None, return_weights=False)``: tokens ``(B, N, D)``;
+        ``mask`` boolean, broadcastable to ``(B, h, N, N)``, ``True`` = may attend; ``key_mask``
+        boolean ``(B, N)``, ``False`` = a padding token nobody attends to. Returns ``(B, N, D)``,
+        or ``(out, weights)`` with ``return_weights=True``. Records the weights ``(B, h, N, N)``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+        scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int("dim", dim)
+        check_positive_int("num_heads", num_heads)
+        if dim % num_heads:
+            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
+        self.scale = self.head_dim**-0.5 if scale is None else float(scale)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        b, n, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
+        allowed = self._allowed(mask, key_mask, b, n)
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        context, weights = scaled_dot_product_attention(q, k, v, mask=allowed, scale=self.scale)
+        out = self.proj(merge_heads(context))  # Concat(head_1, …, head_h) W^O
+        self.remember(weights)  # (B, h, N, N)
+        return (out, weights) if return_weights else out
+
+    def _allowed(self, mask, key_mask, b: int, n: int) -> torch.Tensor | None:
+        """``mask & key_mask`` as one boolean mask broadcastable to ``(B, h, N, N)``, or ``None``."""
+        if key_mask is not None:
+            check_bool_mask("key_mask", key_mask, shape=(b, n), layout="(B, N)")
+            key_mask = key_mask[:, None, None, :]  # (B, 1, 1, N)
+        if mask is not None:
+            check_bool_mask("mask", mask, broadcast_to=(b, self.num_heads, n, n), layout="(B, h, N, N)")
+        if mask is None:
+            return key_mask
+        return mask if key_mask is None else mask & key_mask
+
+    @torch.no_grad()
+    def load_torch_weights(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
+        """Copy the weights of a :class:`torch.nn.MultiheadAttention` of the same size; return ``self``.
+
+        torch keeps ``W^Q, W^K, W^V`` stacked in ``in_proj_weight`` ``(3·dim, dim)``: the layout of
+        ``qkv.weight``.
+        """
+        same = mha.embed_dim == self.dim and mha.num_heads == self.num_heads
+        if not same or not mha._qkv_same_embed_dim:
+            raise ValueError(
+                f"need an nn.MultiheadAttention({self.dim}, {self.num_heads}) with equal q/k/v sizes"
+            )
+        if (mha.in_proj_bias is None) != (self.qkv.bias is None):
+            raise ValueError("mha and this module must agree on the biases (qkv_bias, proj_bias)")
+        self.qkv.weight.copy_(mha.in_proj_weight)
+        self.proj.weight.copy_(mha.out_proj.weight)
+        if self.qkv.bias is not None:
+            self.qkv.bias.copy_(mha.in_proj_bias)
+        if self.proj.bias is not None:
+            self.proj.bias.copy_(mha.out_proj.bias)
+        return self
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}"
+
+
+class Mlp(nn.Sequential):
+    """The Transformer's position-wise MLP (ViT Eq. 3): ``Linear(dim → hidden_dim)``, GELU, back to dim.
+
+    Shapes: ``(*, dim)`` → ``(*, dim)``.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int) -> None:
+        check_positive_int("dim", dim)
+        check_positive_int("hidden_dim", hidden_dim)
+        super().__init__(nn.Linear(dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, dim))
+
+
+class PreNormBlock(nn.Module):
+    """A pre-norm Transformer block around any attention (ViT Eq. 2-3; Swin Eq. 3).
+
+    ``z' = z + attn(LN(z))``, then ``z = z' + MLP(LN(z'))`` with an :class:`Mlp` of
+    ``mlp_ratio · dim`` hidden units. ``attn`` maps its input to the same shape: tokens
+    ``(B, N, dim)`` (:class:`MultiHeadAttention`) or a grid ``(B, H, W, dim)`` (window attention).
+
+    Args:
+        dim: channels of the tokens.
+        attn: the attention module (built by the caller, so one block serves every kind).
+        mlp_ratio: hidden width of the MLP as a multiple of ``dim``.
+        norm_eps: the LayerNorms' epsilon (timm's ViT uses ``1e-6``, PyTorch's default is ``1e-5``).
+
+    Shapes: ``(B, …, dim)`` → the same; ``forward(x, **kwargs)`` passes ``kwargs`` (e.g. a mask) to
+    ``attn``.
+    """
+
+    def __init__(self, dim: int, attn: nn.Module, mlp_ratio: float = 4.0, norm_eps: float = 1e-5) -> None:
+        super().__init__()
+        check_positive_int("dim", dim)
+        if not isinstance(attn, nn.Module):
+            raise ValueError(f"attn must be an nn.Module, got {type(attn).__name__}")
+        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or not mlp_ratio > 0:
+            raise ValueError(f"mlp_ratio must be a positive number, got {mlp_ratio!r}")
+        self.dim = dim
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = attn
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, **attn_kwargs) -> torch.Tensor:
+        check_tensor("x", x, "(B, *, dim)", dim=self.dim)
+        x = x + self.attn(self.norm1(x), **attn_kwargs)  # z' = z + MSA(LN(z))
+        return x + self.mlp(self.norm2(x))  # z = z' + MLP(LN(z'))
+
+
+class PatchEmbed(nn.Module):
+    """Cut an image into ``p × p`` patches and embed each linearly (ViT Eq. 1, ``x_p E``).
+
+    A convolution with kernel and stride ``p`` is that linear map applied to every patch. With
+    ``stem_channels`` a convolutional stem comes first (Xiao et al., NeurIPS 2021): one ``3 × 3``
+    :func:`conv_bn_act` (no bias) at full resolution per entry — ``16`` is one layer of 16 maps,
+    ``(16, 16)`` two — so each token also sees the pixels just outside its patch; ``0`` or ``()``
+    is the paper's plain ViT. ``norm=True`` adds Swin's LayerNorm after the projection.
+
+    Args:
+        patch_size: ``p``; the image's height and width must be multiples of it.
+        in_channels: channels of the image.
+        dim: size of a token.
+        stem_channels: widths of the stem's layers.
+        norm: LayerNorm the tokens.
+
+    Shapes: ``(B, in_channels, H, W)`` → a grid of tokens ``(B, H/p, W/p, dim)`` (row-major; flatten
+    dimensions 1-2 for a sequence).
+    """
+
+    def __init__(
+        self,
+        patch_size: int,
+        in_channels: int,
+        dim: int,
+        stem_channels: int | Sequence[int] = 0,
+        norm: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in (("patch_size", patch_size), ("in_channels", in_channels), ("dim", dim)):
+            check_positive_int(name, value)
+        widths = (stem_channels,) if isinstance(stem_channels, int) and stem_channels else stem_channels
+        if isinstance(widths, int) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in widths or ()
+        ):
+            raise ValueError(
+                "stem_channels must be a non-negative int or a sequence of positive ints, "
+                f"got {stem_channels!r}"
+            )
+        self.patch_size, self.in_channels, self.dim = patch_size, in_channels, dim
+        layers, c = [], in_channels
+        for width in widths or ():
+            layers.append(conv_bn_act(c, width, bias=False))
+            c = width
+        self.stem = nn.Sequential(*layers) if layers else nn.Identity()
+        self.proj = nn.Conv2d(c, dim, kernel_size=patch_size, stride=patch_size)
+        self.norm = nn.LayerNorm(dim) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = check_tensor("x", x, "(B, C, H, W)", C=self.in_channels)
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(
+                f"H and W of x {tuple(x.shape)} must be multiples of patch_size={self.patch_size}"
+            )
+        return self.norm(rearrange(self.proj(self.stem(x)), "b d h w -> b h w d"))
+
+
+def conv_bn_act(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    groups: int = 1,
+    bias: bool = True,
+    act: bool = True,
+) -> nn.Sequential:
+    """``Conv2d`` (padding ``kernel_size // 2``, so stride 1 keeps ``H × W``), ``BatchNorm2d``, ``ReLU``.
+
+    ``act=False`` leaves out the ReLU. Shapes: ``(B, in_channels, H, W)`` →
+    ``(B, out_channels, ⌈H/stride⌉, ⌈W/stride⌉)``.
+    """
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                        ("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
+        check_positive_int(name, value)
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                     padding=kernel_size // 2, groups=groups, bias=bias)
+    layers = [conv, nn.BatchNorm2d(out_channels)] + ([nn.ReLU()] if act else [])
+    return nn.Sequential(*layers)
+
+
+class AttentionPooling(AttentionModule):
+    """Additive attention pooling with a learned context vector (HAN Eq. 5-7; Attention Clusters Eq. 2-3).
+
+    For vectors ``h_t ∈ R^C``: score ``e_t = w₂ᵀ tanh(W₁ h_t + b₁)`` — ``w₂`` is the learned context
+    vector ("which parts are informative?") —, weight ``α_t = softmax_t(e_t)`` over the valid
+    ``t``, pooled vector ``s = Σ_t α_t h_t``.
+
+    Args:
+        dim: channels ``C`` of the vectors ``h_t``.
+        hidden_dim: size of ``tanh(W₁ h_t + b₁)`` (default ``dim``).
+
+    Shapes:
+        ``forward(h, mask=None)``: ``h`` ``(*B, T, C)``, optional boolean ``mask`` ``(*B, T)``,
+        ``True`` = a valid element → ``(*B, C)`` (zeros where no element is valid). Records the
+        weights ``(*B, T)``, summing to 1 over ``T``; :meth:`weights` computes them alone.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int | None = None) -> None:
+        super().__init__()
+        check_positive_int("dim", dim)
+        hidden_dim = check_int_or_none("hidden_dim", hidden_dim) or dim
+        self.dim = dim
+        self.proj = nn.Linear(dim, hidden_dim)  # W₁, b₁
+        self.score = nn.Linear(hidden_dim, 1, bias=False)  # w₂: a bias would cancel in the softmax
+
+    def weights(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The weights ``α`` ``(*B, T)`` of ``h`` ``(*B, T, C)``, without pooling."""
+        check_tensor("h", h, "(*B, T, C)", C=self.dim)
+        if mask is not None:
+            check_bool_mask("mask", mask, shape=h.shape[:-1], layout="(*B, T)")
+        scores = self.score(torch.tanh(self.proj(h))).squeeze(-1)  # e_t = w₂ᵀ tanh(W₁ h_t + b₁)
+        return masked_softmax(scores, dim=-1, mask=mask)  # α_t
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        alpha = self.remember(self.weights(h, mask))  # (*B, T)
+        return torch.einsum("...t,...tc->...c", alpha, h)  # s = Σ_t α_t h_t
