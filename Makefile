@@ -12,7 +12,7 @@ NODE   := node_modules/.package-lock.json
 NOTEBOOKS := $(wildcard book/*.ipynb)
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit notebooks lab execute assignments bench setup system-deps browser-deps clean
+.PHONY: book test lint unit notebooks lab execute assignments bench setup system-deps browser-deps clean
 
 setup: $(STAMP) system-deps
 
@@ -38,9 +38,15 @@ book: setup $(NODE)
 	rm -rf _build/html _build/.doctrees
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 
-test: browser-deps book
+test: lint browser-deps book
 	$(PY) -m pytest tests book --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval-sanitize.cfg -p no:cacheprovider
+
+# Style (ruff, lines <= 99 in src/) and structure (import-linter: arrows point down, no cycles).
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks scripts book/_ext
+	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/lint-imports
 
 unit: setup
 	$(PY) -m pytest tests -p no:cacheprovider

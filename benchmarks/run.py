@@ -146,7 +146,7 @@ def _module_cases(smoke: bool) -> list:
     except ImportError:
         pass
     try:
-        from visual_attention.multi_head import MultiHeadAttention
+        from visual_attention.blocks import MultiHeadAttention
 
         n, dim, heads = (16, 16, 2) if smoke else (197, 192, 3)
         tokens = torch.randn(8 if not smoke else 2, n, dim, requires_grad=True)

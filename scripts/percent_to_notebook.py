@@ -9,7 +9,11 @@ Cells start at lines beginning with ``# %%``. A header may carry:
   ``nbgrader=check:ID:POINTS``     an nbgrader graded check cell
 Then run ``make execute`` (or scripts/execute_notebooks.py) to store outputs and widget state.
 """
-import sys, re, nbformat
+import re
+import sys
+
+import nbformat
+
 src, dst = sys.argv[1], sys.argv[2]
 text = open(src).read()
 cells = []

@@ -6,7 +6,7 @@ Weight: bytes the browser received (gzip, as served by scripts/serve.py), split 
 own HTML (which carries the widget state) and everything else. Time to interactive: from navigation
 start until every widget on the page is rendered (or, without widgets, until the load event).
 Interaction: for every widget that computes attention in the browser
-(:class:`visual_attention.widgets.AttentionExplorer`), the time from a pointer event on the image (a new
+(:class:`visual_attention.views.widgets.AttentionExplorer`), the time from a pointer event on the image (a new
 query point) to the recomputed, redrawn view, and to the next animation frame, over many queries.
 Timings depend on the machine: this is a report, never a test.
 """

@@ -1,7 +1,7 @@
-"""Tests of visual_attention.widgets.AttentionExplorer (attention computed in the browser), Python side.
+"""Tests of visual_attention.views.widgets.AttentionExplorer (attention computed in the browser), Python side.
 
 The browser's own numbers are compared with these in tests/test_site.py; here: the PyTorch reference
-``explorer_attention`` against explicit formulas and against the package's window attention, the
+``reference_attention`` against explicit formulas and against the package's window attention, the
 widget's traits and buffers, and input validation.
 """
 
@@ -36,9 +36,9 @@ def explicit(q, k, v, i, scale, t, mask=None):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), t=st.floats(0.01, 20), scale=st.floats(0.1, 4), i=st.integers(0, 11))
-def test_explorer_attention_is_softmax_of_scaled_dot_products(seed, t, scale, i):
+def test_reference_attention_is_softmax_of_scaled_dot_products(seed, t, scale, i):
     q, k, v = tokens(seed=seed)[0, 0], tokens(seed=seed + 1)[0, 0], tokens(d=3, seed=seed + 2)[0, 0]
-    w, c = W.explorer_attention(q, k, v, i, scale=scale, temperature=t)
+    w, c = W.reference_attention(q, k, v, i, scale=scale, temperature=t)
     w_ref, c_ref = explicit(q, k, v, i, scale, t)
     assert w.shape == (12,) and c.shape == (3,)
     assert (w >= 0).all() and abs(float(w.sum()) - 1) < 1e-5
@@ -50,7 +50,7 @@ def test_layers_and_heads_select_their_projections():
     q, k, v = tokens(layers=2, heads=3), tokens(seed=1, layers=2, heads=3), tokens(seed=2, layers=2, heads=3)
     for layer in range(2):
         for head in range(3):
-            w, c = W.explorer_attention(q, k, v, 5, layer=layer, head=head, scale=0.5)
+            w, c = W.reference_attention(q, k, v, 5, layer=layer, head=head, scale=0.5)
             w_ref, c_ref = explicit(q[layer, head], k[layer, head], v[layer, head], 5, 0.5, 1.0)
             torch.testing.assert_close(w.double(), w_ref, atol=1e-6, rtol=1e-5)
             torch.testing.assert_close(c.double(), c_ref, atol=1e-5, rtol=1e-5)
@@ -58,7 +58,7 @@ def test_layers_and_heads_select_their_projections():
 
 def test_extreme_logits_stay_finite():
     q = torch.full((1, 1, 6, 2), 1e4)
-    w, c = W.explorer_attention(q, q, q, 0, scale=1.0, temperature=0.01)
+    w, c = W.reference_attention(q, q, q, 0, scale=1.0, temperature=0.01)
     assert torch.isfinite(w).all() and torch.isfinite(c).all() and abs(float(w.sum()) - 1) < 1e-6
 
 
@@ -74,7 +74,7 @@ def test_window_mask_is_the_package_window_attention(m, s):
     dense = to_dense(maps["attn"], window_token_index(h, w, m, s))[0, 0]      # (N, N)
     feats = x[0].reshape(h * w, c)
     for i in range(h * w):
-        got, _ = W.explorer_attention(feats, feats, feats, i, scale=layer.attn.scale, grid=(h, w), window=m, shift=s)
+        got, _ = W.reference_attention(feats, feats, feats, i, scale=layer.attn.scale, grid=(h, w), window=m, shift=s)
         torch.testing.assert_close(got, dense[i], atol=1e-6, rtol=1e-5)
         assert bool(((got > 0) == W.window_keys_mask((h, w), i, m, s)).all())
 
@@ -154,14 +154,14 @@ def test_attention_explorer_validates_its_inputs(kwargs, message):
         W.attention_explorer(**kwargs)
 
 
-def test_explorer_attention_validates_its_inputs():
+def test_reference_attention_validates_its_inputs():
     q = torch.randn(1, 1, 4, 2)
     with pytest.raises(ValueError, match=r"must agree"):
-        W.explorer_attention(q, torch.randn(1, 1, 5, 2), q, 0)
+        W.reference_attention(q, torch.randn(1, 1, 5, 2), q, 0)
     with pytest.raises(ValueError, match=r"query must be a token index in \[0, 4\)"):
-        W.explorer_attention(q, q, q, 4)
+        W.reference_attention(q, q, q, 4)
     with pytest.raises(ValueError, match=r"needs the token grid"):
-        W.explorer_attention(q, q, q, 0, window=2)
+        W.reference_attention(q, q, q, 0, window=2)
     with pytest.raises(ValueError, match=r"query must be a grid token"):
         W.window_keys_mask((2, 2), 0, 2, prefix=1)
 
@@ -169,12 +169,12 @@ def test_explorer_attention_validates_its_inputs():
 def test_gradients_flow_through_the_reference_in_float64():
     q = torch.randn(1, 1, 5, 3, dtype=torch.float64, requires_grad=True)
     v = torch.randn(1, 1, 5, 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: W.explorer_attention(a, a, b, 2, temperature=0.5)[1], (q, v))
+    assert torch.autograd.gradcheck(lambda a, b: W.reference_attention(a, a, b, 2, temperature=0.5)[1], (q, v))
 
 
 def test_static_module_ships_with_the_package():
     from importlib.resources import files
 
-    js = files("visual_attention").joinpath("static", "attention_explorer.js").read_text()
+    js = files("visual_attention").joinpath("views", "static", "attention_explorer.js").read_text()
     assert "export default" in js and "function attend" in js
     assert np.frombuffer(W.attention_explorer(torch.randn(4, 2), grid=(2, 2)).colormap, np.uint8).shape == (768,)

@@ -25,7 +25,6 @@ from visual_attention.channel import (
     make_rd_channels,
 )
 from visual_attention.exercises import ExerciseError, check
-from visual_attention.labs.channel import collect_attention, explorer, gate_profile
 from visual_attention.train import count_parameters
 
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -37,7 +36,9 @@ dims = st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 5), st.in
 def make(kind, c: int, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     m = kind(c).double().eval()
-    for p in m.parameters():  # larger weights than the default init, so the gates move away from 0.5
+    for (
+        p
+    ) in m.parameters():  # larger weights than the default init, so the gates move away from 0.5
         torch.nn.init.normal_(p, std=0.7)
     return m
 
@@ -198,13 +199,39 @@ def test_reduction_is_c_over_16(c, rd):
     assert SqueezeExcitation(c).fc1.out_channels == rd
 
 
+@pytest.mark.parametrize(
+    "args, kwargs, rd",
+    [
+        ((64,), {"min_rd_channels": 32}, 32),
+        ((1024,), {"min_rd_channels": 32}, 64),
+        ((100, 1 / 8), {}, 12),
+        ((16, 1 / 4), {}, 4),
+        ((3, 1 / 4), {}, 1),
+    ],
+)
+def test_one_rounding_rule_floor_then_at_least_min_rd_channels(args, kwargs, rd):
+    """⌊C · rd_ratio⌋, at least ``min_rd_channels``: SE/CBAM (floor 1) and SKNet (floor L)."""
+    assert make_rd_channels(*args, **kwargs) == rd
+
+
+def test_make_rd_channels_validation():
+    with pytest.raises(ValueError, match="rd_ratio must be a positive finite number, got -0.5"):
+        make_rd_channels(16, rd_ratio=-0.5)
+    with pytest.raises(ValueError, match="min_rd_channels must be a positive integer, got 0"):
+        make_rd_channels(16, min_rd_channels=0)
+    with pytest.raises(ValueError, match="rd_channels must be a positive integer, got True"):
+        make_rd_channels(16, rd_channels=True)
+
+
 @pytest.mark.parametrize("c", [64, 256, 2048])
 def test_parameter_counts(c):
     rd = c // 16
     mlp = 2 * c * rd + rd + c  # two fully connected layers with biases
     assert count_parameters(SqueezeExcitation(c)) == mlp
     assert count_parameters(ChannelGate(c)) == mlp  # one MLP shared by both poolings
-    assert count_parameters(EfficientChannelAttention(c)) == eca_kernel_size(c)  # k weights, no bias
+    assert count_parameters(EfficientChannelAttention(c)) == eca_kernel_size(
+        c
+    )  # k weights, no bias
     assert count_parameters(CBAM(c)) == mlp + 7 * 7 * 2 + 2  # + spatial conv and its BatchNorm
 
 
@@ -231,7 +258,10 @@ def test_gradcheck(kind):
     "x, match",
     [
         (torch.zeros(2, 8, 3), r"must be 4-d \(B, C, H, W\), got shape \(2, 8, 3\)"),
-        (torch.zeros(2, 5, 3, 3), r"C = 8 channels, got \(2, 5, 3, 3\)"),
+        (
+            torch.zeros(2, 5, 3, 3),
+            r"x must be \(B, C, H, W\) with C = 8, got shape \(2, 5, 3, 3\)",
+        ),
         (torch.zeros(2, 8, 3, 3, dtype=torch.long), "floating-point"),
     ],
 )
@@ -244,11 +274,22 @@ def test_bad_inputs_are_rejected(kind, x, match):
     "build, match",
     [
         (lambda: SqueezeExcitation(0), "channels must be a positive integer"),
-        (lambda: SqueezeExcitation(16, rd_ratio=0), r"rd_ratio must lie in \(0, 1\]"),
+        (
+            lambda: SqueezeExcitation(16, rd_ratio=0),
+            "rd_ratio must be a positive finite number, got 0",
+        ),
+        (lambda: SqueezeExcitation(True), "channels must be a positive integer, got True"),
         (lambda: ChannelGate(16, rd_channels=0), "rd_channels must be a positive integer"),
         (lambda: EfficientChannelAttention(16, kernel_size=4), "positive odd integer, got 4"),
-        (lambda: EfficientChannelAttention(16, gamma=0), "gamma must be positive"),
-        (lambda: CBAM(16, kernel_size=6), "odd"),
+        (
+            lambda: EfficientChannelAttention(16, gamma=0),
+            "gamma must be a positive finite number, got 0",
+        ),
+        (
+            lambda: EfficientChannelAttention(16, kernel_size=0),
+            "kernel_size must be a positive integer, got 0",
+        ),
+        (lambda: CBAM(16, kernel_size=6), "kernel_size must be a positive odd integer, got 6"),
     ],
 )
 def test_bad_constructor_arguments_are_rejected(build, match):
@@ -257,56 +298,8 @@ def test_bad_constructor_arguments_are_rejected(build, match):
 
 
 # ---------------------------------------------------------------------------------------------
-# the chapter's helpers and exercises
+# the chapter's exercises
 # ---------------------------------------------------------------------------------------------
-
-
-def _tiny_model():
-    from visual_attention.resnet import resnet
-
-    torch.manual_seed(0)
-    return resnet(18, num_classes=10, attention="se", width=4, in_channels=1, small_input=True)
-
-
-def test_gate_profile_collects_every_gate_for_every_image():
-    model = _tiny_model()
-    x = torch.rand(5, 1, 12, 12)
-    profile = gate_profile(model, x, batch_size=2)
-    assert list(profile)[0] == "layer1.0.attn" and len(profile) == 8
-    assert profile["layer4.1.attn"].shape == (5, 32)
-    assert model.training  # restored
-
-
-def test_collect_attention_matches_one_pass_and_applies_reduce_and_names():
-    model = _tiny_model().eval()
-    x = torch.rand(5, 1, 12, 12)
-    with torch.no_grad(), record_attention(model) as maps:
-        model(x)
-    model.train()
-    every = collect_attention(model, x, batch_size=2)  # 3 batches of 2, 2, 1
-    assert list(every) == list(maps) and model.training
-    for name, w in maps.items():
-        torch.testing.assert_close(every[name], w)
-    means = collect_attention(model, x, batch_size=3, names=["layer2.0.attn"], reduce=lambda w: w.mean(-1))
-    assert list(means) == ["layer2.0.attn"]
-    torch.testing.assert_close(means["layer2.0.attn"], maps["layer2.0.attn"].mean(-1))
-
-
-def test_explorer_views_change_with_every_control():
-    from visual_attention.views.widgets import count_views, explorer_view
-
-    model = _tiny_model()
-    x, y = torch.rand(3, 1, 12, 12), torch.tensor([1, 2, 3])
-    names = {"layer3.1.attn": "stage 3", "layer4.1.attn": "stage 4"}
-    ex = explorer(model, x, y, block_names=names)
-    assert count_views(ex) == 6
-    views = {(i, b): explorer_view(ex, image=i, block=b).value for i in range(3) for b in names}
-    assert len(set(views.values())) == 6
-    assert all(v.count("data-value=") == 16 for v in views.values())  # at most max_bars bars
-    ex = explorer(model, x, y, block_names={"layer1.0.attn": "stage 1"}, max_bars=3)
-    assert explorer_view(ex, image=0, block="layer1.0.attn").value.count("data-value=") == 3
-    with pytest.raises(ValueError, match="no channel gate named"):
-        explorer(model, x, y, block_names={"fc": "head"})
 
 
 @pytest.mark.parametrize("name", ["squeeze_excite", "eca_kernel_size", "cbam_channel_gate"])
@@ -329,7 +322,10 @@ def test_exercises_catch_typical_mistakes():
         v = x.mean(dim=(2, 3))
         return torch.sigmoid(2 * (torch.relu(v @ w1.T + b1) @ w2.T + b2))
 
-    for name, wrong in [("squeeze_excite", se_without_bias), ("eca_kernel_size", kernel_not_odd),
-                        ("cbam_channel_gate", gate_avg_only)]:
+    for name, wrong in [
+        ("squeeze_excite", se_without_bias),
+        ("eca_kernel_size", kernel_not_odd),
+        ("cbam_channel_gate", gate_avg_only),
+    ]:
         with pytest.raises(ExerciseError):
             check(f"channel.{name}", wrong)

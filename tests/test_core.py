@@ -532,7 +532,7 @@ def esc(s: str) -> str:
         ),
         (
             dict(scores=torch.zeros(3, 4), mask=torch.ones(2, 3, 4, dtype=torch.bool)),
-            esc("mask of shape (2, 3, 4) would enlarge scores of shape (3, 4)"),
+            esc("mask of shape (2, 3, 4) does not broadcast to scores of shape (3, 4)"),
         ),
     ],
 )
@@ -562,11 +562,11 @@ def r(*shape, dtype=torch.float32):
         ((r(3, 4), r(5, 4), r(5, 2)), {"mask": torch.ones(3, 5, dtype=torch.uint8)}, "boolean.*torch.uint8"),
         (
             (r(3, 4), r(5, 4), r(5, 2)), {"mask": torch.ones(4, 5, dtype=torch.bool)},
-            esc("mask of shape (4, 5) does not broadcast to the scores' shape (3, 5)"),
+            esc("mask of shape (4, 5) does not broadcast to scores of shape (3, 5)"),
         ),
         (
             (r(3, 4), r(5, 4), r(5, 2)), {"mask": torch.ones(2, 3, 5, dtype=torch.bool)},
-            esc("mask of shape (2, 3, 5) does not broadcast to the scores' shape (3, 5)"),
+            esc("mask of shape (2, 3, 5) does not broadcast to scores of shape (3, 5)"),
         ),
     ],
 )
@@ -582,11 +582,11 @@ def test_sdpa_validation(args, kwargs, match):
         ((r(2, 3, 4, 4), r(2, 3, 1)), {}, esc("query must be 2-d (B, C), got shape (2, 3, 1)")),
         (
             (r(2, 3, 4, 4), r(2, 5)), {},
-            esc("query must have shape (B, C) = (2, 3) to match feature_maps (2, 3, 4, 4), got (2, 5)"),
+            esc("query must be (B, C) with B = 2 and C = 3, got shape (2, 5)"),
         ),
         (
             (r(2, 3, 4, 4), r(1, 3)), {},
-            esc("query must have shape (B, C) = (2, 3) to match feature_maps (2, 3, 4, 4), got (1, 3)"),
+            esc("query must be (B, C) with B = 2 and C = 3, got shape (1, 3)"),
         ),
         ((r(2, 3, 4, 4, dtype=torch.int32), r(2, 3)), {}, "feature_maps must be a floating-point.*int32"),
         ((r(2, 3, 4, 4), r(2, 3, dtype=torch.int64)), {}, "query must be a floating-point.*int64"),
@@ -595,11 +595,11 @@ def test_sdpa_validation(args, kwargs, match):
         ((r(2, 3, 4, 4), r(2, 3)), {"mask": torch.ones(2, 4, 4)}, "boolean.*torch.float32"),
         (
             (r(2, 3, 4, 4), r(2, 3)), {"mask": torch.ones(2, 1, 4, 4, dtype=torch.bool)},
-            esc("mask must have shape (B, H, W), got (2, 1, 4, 4)"),
+            esc("mask of shape (2, 1, 4, 4) does not broadcast to (B, H, W) = (2, 4, 4)"),
         ),
         (
             (r(2, 3, 4, 5), r(2, 3)), {"mask": torch.ones(2, 5, 4, dtype=torch.bool)},
-            esc("mask of shape (2, 5, 4) does not broadcast to the scores' shape (2, 4, 5)"),
+            esc("mask of shape (2, 5, 4) does not broadcast to (B, H, W) = (2, 4, 5)"),
         ),
     ],
 )

@@ -1,4 +1,4 @@
-"""Tests of visual_attention.diagrams: the attention flowchart, as DOT source and as rendered SVG."""
+"""Tests of visual_attention.views.diagrams: the attention flowchart, as DOT source and as rendered SVG."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests of visual_attention.efficient: chunked (online-softmax) attention and linear attention."""
+"""Tests of visual_attention.efficient: the online softmax, chunked attention and linear attention.
+The chapter's widget and memory meter are tested in test_lab_efficient_attention.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import scaled_dot_product_attention
-from visual_attention.efficient import chunked_attention, linear_attention
+from visual_attention.efficient import (
+    chunked_attention,
+    linear_attention,
+    online_softmax_trace,
+    online_softmax_update,
+)
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -108,3 +114,48 @@ def test_chunked_validation(args, kwargs, match):
 def test_linear_validation():
     with pytest.raises(ValueError, match="same feature size D"):
         linear_attention(torch.zeros(2, 3), torch.zeros(4, 2), torch.zeros(4, 2))
+
+
+def test_online_softmax_update_folds_blocks_into_the_softmax():
+    g = torch.Generator().manual_seed(8)
+    scores, values = torch.randn(3, 10, generator=g, dtype=torch.float64), torch.randn(3, 10, 2, generator=g, dtype=torch.float64)
+    m, l_, o = torch.full((3, 1), -torch.inf, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 2, dtype=torch.float64)
+    for block in (slice(0, 4), slice(4, 5), slice(5, 10)):
+        m, l_, o = online_softmax_update(m, l_, o, scores[:, block], values[:, block])
+    weights = torch.softmax(scores, dim=-1)
+    torch.testing.assert_close(m, scores.amax(-1, keepdim=True))
+    torch.testing.assert_close(o / l_, torch.einsum("bn,bnd->bd", weights, values))
+    # the same values for every query: (n, Dv) broadcasts
+    shared = values[0]
+    m2, l2, o2 = online_softmax_update(torch.full((3, 1), -torch.inf, dtype=torch.float64),
+                                       torch.zeros(3, 1, dtype=torch.float64),
+                                       torch.zeros(3, 2, dtype=torch.float64), scores, shared)
+    torch.testing.assert_close(o2 / l2, weights @ shared)
+
+
+def test_online_softmax_trace_ends_at_full_attention():
+    g = torch.Generator().manual_seed(9)
+    keys, query = torch.randn(11, 3, generator=g), torch.randn(3, generator=g)
+    states = online_softmax_trace(query, keys, keys, chunk_size=4, scale=2.0)
+    assert len(states) == 3
+    assert (states[0]["weights"][4:] == 0).all() and torch.isclose(states[0]["weights"].sum(), torch.tensor(1.0))
+    weights = torch.softmax(keys @ query * 2.0, dim=0)
+    torch.testing.assert_close(states[-1]["weights"], weights)
+    torch.testing.assert_close(states[-1]["output"], weights @ keys)
+    assert float(states[-1]["max"]) == float((keys @ query * 2.0).max())
+
+
+def test_online_softmax_validation():
+    state = (torch.full((2, 1), -torch.inf), torch.zeros(2, 1), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"values must be \(\*B, n, Dv\) with n = 4"):
+        online_softmax_update(*state, torch.zeros(2, 4), torch.zeros(2, 5, 3))
+    with pytest.raises(ValueError, match="running_max must be a floating-point tensor"):
+        online_softmax_update(torch.zeros(2, 1, dtype=torch.long), *state[1:], torch.zeros(2, 4), torch.zeros(2, 4, 3))
+    with pytest.raises(ValueError, match=r"keys must be \(N, D\) with D = 3"):
+        online_softmax_trace(torch.zeros(3), torch.zeros(5, 2), torch.zeros(5, 2), 2)
+    with pytest.raises(ValueError, match=r"values must be \(N, Dv\) with N = 5"):
+        online_softmax_trace(torch.zeros(3), torch.zeros(5, 3), torch.zeros(4, 2), 2)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, got True"):
+        online_softmax_trace(torch.zeros(3), torch.zeros(5, 3), torch.zeros(5, 2), True)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, got True"):
+        chunked_attention(torch.zeros(2, 3), torch.zeros(4, 3), torch.zeros(4, 2), chunk_size=True)

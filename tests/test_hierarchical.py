@@ -1,5 +1,6 @@
-"""Tests of visual_attention.hierarchical: Swin's patch merging, blocks and the Swin-T parameter count;
-hierarchical attention pooling (HAN) against an explicit formula."""
+"""Tests of visual_attention.hierarchical: Swin's patch merging, blocks and the Swin-T parameter
+count; hierarchical attention pooling (HAN) against an explicit formula. The chapter's classifier and
+widget are tested in test_lab_hierarchical.py."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import record_attention
+from visual_attention.blocks import AttentionPooling, PatchEmbed, PreNormBlock
 from visual_attention.hierarchical import (
-    AttentionPooling,
     HierarchicalAttentionPooling,
     PatchMerging,
     SwinBlock,
@@ -18,7 +19,6 @@ from visual_attention.hierarchical import (
     image_regions,
     swin_tiny,
 )
-from visual_attention.labs.hierarchical import PoolingClassifier
 from visual_attention.train import count_parameters
 
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -32,7 +32,7 @@ def test_swin_tiny_has_28_29_million_parameters():
 
 def test_swin_stage_shapes_and_recorded_windows():
     torch.manual_seed(0)
-    model = SwinTransformer(img_size=56, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=7, num_classes=3)
+    model = SwinTransformer(img_size=56, dim=8, depths=(2, 2), num_heads=(2, 4), window_size=7, num_classes=3)
     x = torch.randn(2, 3, 56, 56)
     with record_attention(model) as maps:
         logits = model(x)
@@ -72,12 +72,12 @@ def test_swin_block_is_residual_and_shrinks_its_window_on_small_grids():
 @given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 5), st.floats(-50, 50))
 def test_attention_pooling_matches_han_equations(b, t, c, shift):
     torch.manual_seed(t)
-    pool = AttentionPooling(c, attn_dim=3)
+    pool = AttentionPooling(c, hidden_dim=3)
     h = torch.randn(b, t, c) + shift
     with record_attention(pool) as maps:
         s = pool(h)
     u = torch.tanh(h @ pool.proj.weight.T + pool.proj.bias)              # Eq. 5
-    alpha = torch.softmax(u @ pool.context, dim=-1)                     # Eq. 6
+    alpha = torch.softmax(u @ pool.score.weight[0], dim=-1)             # Eq. 6, context u_w
     assert torch.allclose(maps[""], alpha, atol=1e-6)
     assert torch.allclose(s, (alpha[..., None] * h).sum(1), atol=1e-4)  # Eq. 7
     assert (maps[""] >= 0).all() and torch.allclose(maps[""].sum(-1), torch.ones(()), atol=1e-6)
@@ -122,16 +122,6 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(pm, (torch.randn(1, 2, 2, 2, dtype=torch.float64, requires_grad=True),))
 
 
-def test_classifiers_record_both_levels():
-    x = torch.randn(2, 1, 40, 40)
-    for pooling, names in (("hierarchical", {"pool.patch_pool": (2, 4, 25), "pool.region_pool": (2, 4)}),
-                           ("flat", {"pool": (2, 100)})):
-        model = PoolingClassifier(pooling)
-        with record_attention(model) as maps:
-            assert model(x).shape == (2, 10)
-        assert {k: tuple(v.shape) for k, v in maps.items()} == names
-
-
 def test_validation_errors():
     with pytest.raises(ValueError, match=r"x must be \(B, H, W, 4\) with even H and W, got \(1, 3, 4, 4\)"):
         PatchMerging(4)(torch.zeros(1, 3, 4, 4))
@@ -139,29 +129,51 @@ def test_validation_errors():
         image_regions(torch.zeros(1, 2, 4, 4), 3)
     with pytest.raises(ValueError, match=r"must be 4-d \(B, C, H, W\)"):
         image_regions(torch.zeros(2, 4, 4), 2)
-    with pytest.raises(ValueError, match="C = 5 channels"):
+    with pytest.raises(ValueError, match=r"h must be \(\*B, T, C\) with C = 5"):
         AttentionPooling(5)(torch.zeros(2, 3, 4))
     with pytest.raises(ValueError, match="floating-point"):
         AttentionPooling(4)(torch.zeros(2, 3, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match="pooling must be"):
-        PoolingClassifier("max")
     with pytest.raises(ValueError, match="equally long"):
         SwinTransformer(depths=(2, 2), num_heads=(3,))
-    with pytest.raises(ValueError, match=r"images must be \(B, 3, 224, 224\)"):
+    with pytest.raises(ValueError, match=r"images must be \(B, C, H, W\) with .*H = 224"):
         swin_tiny().forward_features(torch.zeros(1, 3, 112, 112))
 
 
-def test_explorer_views_change_with_every_control():
-    from visual_attention.labs.hierarchical import explorer
-    from visual_attention.views.widgets import count_views, explorer_view
+def test_swin_is_built_from_the_kit():
+    """Swin's patch embedding and blocks are the shared blocks.PatchEmbed and blocks.PreNormBlock."""
+    model = SwinTransformer(img_size=56, dim=8, depths=(2,), num_heads=(2,), num_classes=3)
+    assert isinstance(model.patch_embed, PatchEmbed) and not isinstance(model.patch_embed.norm, torch.nn.Identity)
+    block = model.stages[0].blocks[1]
+    assert isinstance(block, PreNormBlock) and isinstance(block, SwinBlock)
+    assert block.attn.shift_size == 3 and block.mlp[0].out_features == 32
+    x = torch.randn(2, 14, 14, 8)
+    want = x + block.attn(block.norm1(x))                        # Swin Eq. 3
+    torch.testing.assert_close(block(x), want + block.mlp(block.norm2(want)))
 
-    torch.manual_seed(4)
-    model = PoolingClassifier("hierarchical", channels=8)
-    ex = explorer(model, torch.rand(2, 1, 40, 40), torch.tensor([3, 5]), size=80)
-    assert count_views(ex) == 2 * 2 * 4
-    for level in ("patches", "regions"):
-        base = dict(image=0, level=level, region=0)
-        for name, other in (("image", 1), ("region", 3), ("level", "regions" if level == "patches" else "patches")):
-            assert explorer_view(ex, **base).value != explorer_view(ex, **{**base, name: other}).value
-    with pytest.raises(ValueError, match="pooling='hierarchical'"):
-        explorer(PoolingClassifier("flat"), torch.rand(1, 1, 40, 40), torch.tensor([0]))
+
+def test_hierarchical_pooling_hidden_dim():
+    hap = HierarchicalAttentionPooling(6, region_size=2, hidden_dim=3)
+    assert hap.patch_pool.proj.out_features == 3 and hap.region_pool.proj.out_features == 3
+    assert hap(torch.randn(2, 6, 4, 4)).shape == (2, 6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dim": True}, "dim must be a positive integer, got True"),
+        ({"num_classes": 0}, "num_classes must be a positive integer, got 0"),
+        ({"img_size": 100}, r"img_size=100 must be a multiple of patch_size·2\^\(stages-1\) = 32"),
+        ({"img_size": 96, "depths": (2,), "num_heads": (3,)}, r"stage 0 has a 24×24 grid"),
+        ({"depths": (2, 0), "num_heads": (3, 6)}, "each of depths must be a positive integer, got 0"),
+    ],
+)
+def test_swin_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SwinTransformer(**kwargs)
+
+
+def test_hierarchical_pooling_validation():
+    with pytest.raises(ValueError, match="region_size must be a positive integer, got True"):
+        HierarchicalAttentionPooling(4, region_size=True)
+    with pytest.raises(ValueError, match="hidden_dim must be a positive integer, got 0"):
+        HierarchicalAttentionPooling(4, region_size=2, hidden_dim=0)

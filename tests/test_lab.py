@@ -1,6 +1,6 @@
 """The browser-computing widget in JupyterLab with a live kernel (headless Chromium via Playwright).
 
-A notebook makes an :class:`visual_attention.widgets.AttentionExplorer` and prints its weights; the
+A notebook makes an :class:`visual_attention.views.widgets.AttentionExplorer` and prints its weights; the
 test runs it in a real JupyterLab, checks that the page draws the widget and computes the same numbers,
 then clicks a cell of the image and types a temperature, and checks that the kernel sees both
 (the traits sync back to Python). The static site is tested in ``test_site.py``.
@@ -19,11 +19,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from test_site import CHROMIUM_FLAGS, _chromium
 
 CELLS = [
     "import json, torch\n"
-    "from visual_attention import widgets as W\n"
+    "from visual_attention.views import widgets as W\n"
     "x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))\n"
     'e = W.attention_explorer(x, grid=(4, 4), label="lab", temperature=0.5)\n'
     "e",

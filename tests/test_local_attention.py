@@ -3,20 +3,20 @@ neighbourhood attention, and the linear cost of local attention.
 
 Reference comparisons: window attention covering the whole grid equals global attention; windows
 computed one by one with a plain loop; neighbourhood attention equals global attention with a
-neighbourhood mask; Swin's reference mask construction (additive -100 masks).
+neighbourhood mask; Swin's reference mask construction (additive -100 masks). The chapter's
+widget is tested in test_lab_local_attention.py.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from einops import rearrange
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import masked_softmax, record_attention
+from visual_attention.blocks import MultiHeadAttention
 from visual_attention.global_attention import GlobalAttention
-from visual_attention.labs.local_attention import explorer as la_explorer
 from visual_attention.local_attention import (
     NeighborhoodAttention,
     ShiftedWindowAttention,
@@ -288,15 +288,15 @@ def test_validation_errors():
         ShiftedWindowAttention(8, 4, 2, shift_size=-1)
     with pytest.raises(ValueError, match="divisible by num_heads"):
         WindowAttention(10, 2, 3)
-    with pytest.raises(ValueError, match=r"x must be \(B·nW, 4, 8\)"):
+    with pytest.raises(ValueError, match=r"x must be \(B·nW, M², C\) with M² = 4"):
         WindowAttention(8, 2, 2)(torch.zeros(3, 5, 8))
-    with pytest.raises(ValueError, match=r"mask must be a boolean \(nW, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"mask must be a boolean tensor \(nW, 4, 4\)"):
         WindowAttention(8, 2, 2)(torch.zeros(4, 4, 8), torch.zeros(2, 4, 4))
     with pytest.raises(ValueError, match="not a multiple of the mask's nW=3"):
         WindowAttention(8, 2, 2)(torch.zeros(4, 4, 8), torch.ones(3, 4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"at least kernel_size=5"):
         NeighborhoodAttention(4, 5)(torch.zeros(1, 4, 8, 4))
-    with pytest.raises(ValueError, match=r"C = 4 channels"):
+    with pytest.raises(ValueError, match=r"x must be \(B, H, W, C\) with C = 4"):
         NeighborhoodAttention(4, 3)(torch.zeros(1, 4, 4, 3))
     with pytest.raises(ValueError, match="kind must be"):
         score_entries(4, 4, "dilated")
@@ -304,26 +304,59 @@ def test_validation_errors():
         to_dense(torch.zeros(1, 1, 4, 4), torch.zeros(1, 4, dtype=torch.long), "strided")
 
 
-# ------------------------------------------------------------------ widget
-def test_explorer_computes_what_shifted_window_attention_records():
-    image = torch.rand(3, 24, 36)
-    features = torch.nn.functional.normalize(torch.randn(6, 6, 6), dim=0)
-    ex = la_explorer(image, features, [f"f{i}" for i in range(6)], window_sizes=(2, 3), scale=4.0,
-                     initial={"window": 2, "shift": True, "query": (4, 2)})
-    assert (ex.window, ex.shift, ex.query) == (2, 1, 26) and ex.controls == ["window", "shift"]
-    grid = rearrange(features, "c h w -> 1 h w c")
-    for m, s in ((2, 0), (2, 1), (3, 1), (3, 2)):
-        layer = ShiftedWindowAttention(6, m, 1, shift_size=s, qkv_bias=False, relative_position_bias=False)
-        layer.attn.scale = 4.0
-        with torch.no_grad(), record_attention(layer) as maps:
-            layer.attn.qkv.weight.copy_(torch.eye(6).repeat(3, 1))
-            layer.attn.proj.weight.copy_(torch.eye(6))
-            layer.attn.proj.bias.zero_()
-            context = layer(grid)[0].flatten(0, 1)
-        dense = to_dense(maps["attn"], window_token_index(6, 6, m, s))[0, 0]
-        for q in (0, 7, 26, 35):
-            w, c = ex.compute(window=m, shift=s, query=q)
-            torch.testing.assert_close(w, dense[q], atol=1e-6, rtol=1e-5)
-            torch.testing.assert_close(c, context[q], atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match="window size 4 must divide the grid 6×6"):
-        la_explorer(image, features, [f"f{i}" for i in range(6)], window_sizes=(4,))
+# ------------------------------------------------------------------ the kit
+def test_window_attention_is_multi_head_attention_plus_a_bias():
+    """Without a bias table, one window of window attention is torch's nn.MultiheadAttention."""
+    torch.manual_seed(8)
+    attn = WindowAttention(8, 2, 2, relative_position_bias=False)
+    assert isinstance(attn, MultiHeadAttention) and attn.relative_position_bias_table is None
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    attn.load_torch_weights(mha)
+    x = torch.randn(3, 4, 8)
+    with record_attention(attn) as maps:
+        out = attn(x)
+    want, weights = mha(x, x, x, average_attn_weights=False)
+    torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(maps[""], weights, atol=1e-6, rtol=1e-5)
+
+
+def test_neighborhood_attention_reuses_the_projections_of_the_kit():
+    na = NeighborhoodAttention(8, 3, 2, qkv_bias=False)
+    assert isinstance(na, MultiHeadAttention) and na.qkv.bias is None and na.head_dim == 4
+    assert na.rpb.shape == (2, 5, 5)
+
+
+def test_shifted_window_attention_runs_in_float64():
+    layer = ShiftedWindowAttention(4, 2, 1, shift_size=1).double()
+    x = torch.randn(1, 4, 4, 4, dtype=torch.float64)
+    assert layer(x).dtype == torch.float64 and layer.mask(4, 4).shape == (4, 4, 4)
+
+
+# ------------------------------------------------------------------ more validation
+@pytest.mark.parametrize("shift", [True, 2.0, None])
+def test_shift_size_must_be_an_int(shift):
+    with pytest.raises(ValueError, match=rf"shift_size must be an integer in \[0, window_size=4\), got {shift!r}"):
+        ShiftedWindowAttention(8, 4, 2, shift_size=shift)
+    with pytest.raises(ValueError, match="shift_size must be an integer"):
+        shifted_window_mask(8, 8, 4, shift)
+
+
+def test_more_validation_errors():
+    with pytest.raises(ValueError, match="window_size must be a positive integer, got True"):
+        window_partition(torch.zeros(1, 4, 4, 2), True)
+    with pytest.raises(ValueError, match=r"holds 3 windows, not a multiple of nW=4"):
+        window_reverse(torch.zeros(3, 2, 2, 1), 2, 4, 4)
+    with pytest.raises(ValueError, match="height=6 must be a multiple of window_size=4"):
+        shifted_window_mask(6, 8, 4, 2)
+    with pytest.raises(ValueError, match=r"x must be \(B, H, W, C\) with C = 8"):
+        ShiftedWindowAttention(8, 2, 2)(torch.zeros(1, 4, 4, 6))
+    with pytest.raises(ValueError, match="mask must be a boolean tensor"):
+        WindowAttention(8, 2, 2)(torch.zeros(4, 4, 8), torch.ones(2, 3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="kernel_size must be a positive integer, got 0"):
+        NeighborhoodAttention(4, 0)
+    with pytest.raises(ValueError, match="index must be a 2-d int64 tensor"):
+        to_dense(torch.zeros(4, 1, 4, 4), torch.zeros(1, 4))
+    with pytest.raises(ValueError, match=r"window weights \(3, 1, 4, 4\) must be \(B·2, h, 4, 4\)"):
+        to_dense(torch.zeros(3, 1, 4, 4), torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"must have N = 5 queries"):
+        to_dense(torch.zeros(1, 1, 4, 9), torch.zeros(5, 9, dtype=torch.long), "neighborhood")

@@ -4,7 +4,8 @@ External Attention.
 Property tests check that slot weights are distributions that respect masks and that a read does
 not depend on the order of the slots; reference tests compare with the papers' formulas, with the
 reference code of External Attention and with PyTorch's attention; gradcheck checks the backward
-pass; the last section checks the validation messages.
+pass; the last section checks the validation messages. The chapter's networks and widget are
+tested in ``test_lab_memory.py``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import record_attention
-from visual_attention.labs.memory import DigitEncoder, TokenClassifier, explorer
-from visual_attention.memory import ExternalAttention, KeyValueMemory, SelfAttention, memory_read
+from visual_attention.memory import ExternalAttention, KeyValueMemory, memory_read
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -26,7 +26,9 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-sizes = st.tuples(st.integers(1, 4), st.integers(1, 9), st.integers(1, 5), st.integers(0, 2**31 - 1))
+sizes = st.tuples(
+    st.integers(1, 4), st.integers(1, 9), st.integers(1, 5), st.integers(0, 2**31 - 1)
+)
 
 
 def rand(*shape, seed=0, scale=1.0):
@@ -47,7 +49,7 @@ def test_read_matches_the_memory_network_formula(size, magnitude, shared):
     c = rand(s, 3, seed=seed + 2) if shared else rand(b, s, 3, seed=seed + 2)
     read, p = memory_read(u, m, c, temperature=0.5)
     mb, cb = m.expand(b, s, d), c.expand(b, s, 3)
-    ref_p = torch.softmax(torch.einsum("bd,bsd->bs", u, mb) / 0.5, dim=-1)   # p_i = softmax(uᵀ m_i)
+    ref_p = torch.softmax(torch.einsum("bd,bsd->bs", u, mb) / 0.5, dim=-1)  # p_i = softmax(uᵀ m_i)
     torch.testing.assert_close(p, ref_p)
     torch.testing.assert_close(read, torch.einsum("bs,bsv->bv", ref_p, cb))  # o = Σ p_i c_i
     assert (p >= 0).all() and torch.isfinite(read).all()
@@ -99,10 +101,15 @@ def test_hops_follow_u_next_equals_u_plus_o(size, hops):
 
 
 def test_memory_gradcheck():
-    u, m, c = (rand(2, 3, seed=0).requires_grad_(), rand(4, 3, seed=1).requires_grad_(),
-               rand(4, 3, seed=2).requires_grad_())
+    u, m, c = (
+        rand(2, 3, seed=0).requires_grad_(),
+        rand(4, 3, seed=1).requires_grad_(),
+        rand(4, 3, seed=2).requires_grad_(),
+    )
     mask = torch.tensor([True, False, True, True])
-    assert torch.autograd.gradcheck(lambda a, b, v: KeyValueMemory(3, hops=2)(a, b, v, mask), (u, m, c))
+    assert torch.autograd.gradcheck(
+        lambda a, b, v: KeyValueMemory(3, hops=2)(a, b, v, mask), (u, m, c)
+    )
 
 
 def test_memory_has_no_parameters():
@@ -116,10 +123,10 @@ def test_memory_has_no_parameters():
 
 def reference_external_attention(ea: ExternalAttention, queries: torch.Tensor) -> torch.Tensor:
     """The paper's reference code (MenghaoGuo/EANet, External_attention.forward, tokens last)."""
-    attn = ea.mk(queries)                                         # b, n, k
-    attn = F.softmax(attn, dim=1)                                 # over the n tokens
-    attn = attn / (1e-9 + attn.sum(dim=2, keepdim=True))          # over the k memory units
-    return ea.mv(attn)                                     # bs, n, d_model
+    attn = ea.mk(queries)  # b, n, k
+    attn = F.softmax(attn, dim=1)  # over the n tokens
+    attn = attn / (1e-9 + attn.sum(dim=2, keepdim=True))  # over the k memory units
+    return ea.mv(attn)  # bs, n, d_model
 
 
 @SETTINGS
@@ -135,7 +142,9 @@ def test_external_attention_matches_the_reference_code(size, memory_size, magnit
     w = maps[""]
     assert w.shape == (b, n, memory_size) and (w >= 0).all() and torch.isfinite(out).all()
     assert (w.sum(-1) <= 1 + 1e-12).all()
-    if magnitude <= 5:  # ℓ1 over the units; the 1e-9 of the reference code only shows on extreme scores
+    if (
+        magnitude <= 5
+    ):  # ℓ1 over the units; the 1e-9 of the reference code only shows on extreme scores
         torch.testing.assert_close(w.sum(-1), torch.ones(b, n, dtype=torch.float64))
 
 
@@ -176,44 +185,6 @@ def test_external_attention_parameters_and_gradcheck():
     assert torch.autograd.gradcheck(ea, (x,))
 
 
-def test_self_attention_baseline_matches_torch():
-    torch.manual_seed(0)
-    sa = SelfAttention(6).double()
-    x = rand(2, 7, 6)
-    with record_attention(sa) as maps:
-        out = sa(x)
-    q, k, v = sa.qkv(x).chunk(3, dim=-1)
-    torch.testing.assert_close(out, sa.proj(F.scaled_dot_product_attention(q, k, v)))
-    assert maps[""].shape == (2, 7, 7)
-
-
-# ------------------------------------------------------------------------------------------------
-# the experiment's models and the widget
-# ------------------------------------------------------------------------------------------------
-
-
-def test_experiment_models():
-    enc = DigitEncoder(16)
-    x = torch.rand(5, 8, 8)
-    assert enc(x).shape == (5, 10)
-    torch.testing.assert_close(enc.embed(x).norm(dim=-1), torch.ones(5))
-    for kind in ("external", "self"):
-        assert TokenClassifier(kind)(torch.rand(2, 1, 8, 8)).shape == (2, 10)
-
-
-def test_explorer_views():
-    from visual_attention.views import widgets
-
-    torch.manual_seed(0)
-    enc = DigitEncoder(4)
-    gallery, labels = torch.rand(12, 8, 8), torch.arange(12) % 10
-    box = explorer(enc, torch.rand(3, 8, 8), gallery, labels, hops=(1, 2))
-    assert widgets.count_views(box) == 6
-    a = widgets.explorer_view(box, query=0, hops=1).value
-    b = widgets.explorer_view(box, query=1, hops=1).value
-    assert a != b and "read vector" in a and "data-value" in a
-
-
 # ------------------------------------------------------------------------------------------------
 # validation
 # ------------------------------------------------------------------------------------------------
@@ -229,22 +200,39 @@ def test_validation_messages():
         memory_read(u, m, torch.randn(6, 4))
     with pytest.raises(ValueError, match=r"B = 2 memories"):
         memory_read(u, torch.randn(3, 5, 3), c)
-    with pytest.raises(ValueError, match=r"mask must have shape \(S,\) = \(5,\)"):
+    with pytest.raises(ValueError, match=r"keys must be 2-d \(S, D\) or 3-d \(B, S, D\)"):
+        memory_read(u, torch.randn(1, 2, 5, 3), c)
+    with pytest.raises(
+        ValueError,
+        match=r"mask of shape \(4,\) does not broadcast to \(S,\) or \(B, S\) = \(2, 5\)",
+    ):
         memory_read(u, m, c, mask=torch.ones(4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"mask must be a boolean tensor \(S,\) or \(B, S\)"):
+        memory_read(u, m, c, mask=torch.ones(5))
     with pytest.raises(ValueError, match="floating-point"):
         memory_read(u.long(), m, c)
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(ValueError, match="temperature must be a positive finite number, got 0.0"):
         memory_read(u, m, c, temperature=0.0)
-    with pytest.raises(ValueError, match=r"Dv = D = 3"):
+    with pytest.raises(ValueError, match=r"values must be \(\*B, S, D\) with D = 3"):
         KeyValueMemory(3)(u, m, c)
-    with pytest.raises(ValueError, match="hops must be a positive integer"):
+    with pytest.raises(ValueError, match=r"query must be \(B, D\) with D = 4, got shape \(2, 3\)"):
+        KeyValueMemory(4)(u, m, c)
+    with pytest.raises(ValueError, match="hops must be a positive integer, got 0"):
         KeyValueMemory(3, hops=0)
+    with pytest.raises(ValueError, match="hops must be a positive integer, got True"):
+        KeyValueMemory(3, hops=True)
+    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+        KeyValueMemory(3, temperature=-1.0)
     ea = ExternalAttention(4, 8)
     with pytest.raises(ValueError, match=r"3-d \(B, N, D\), got shape \(2, 4\)"):
         ea(torch.randn(2, 4))
-    with pytest.raises(ValueError, match=r"D = 4 features"):
+    with pytest.raises(ValueError, match=r"\(B, N, D\) with D = 4, got shape \(2, 3, 5\)"):
         ea(torch.randn(2, 3, 5))
-    with pytest.raises(ValueError, match=r"mask must be a boolean tensor \(B, N\) = \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"mask must have shape \(B, N\) = \(2, 3\), got \(2, 4\)"
+    ):
         ea(torch.randn(2, 3, 4), torch.ones(2, 4, dtype=torch.bool))
-    with pytest.raises(ValueError, match="attention must be"):
-        TokenClassifier("local")
+    with pytest.raises(ValueError, match=r"mask must be a boolean tensor \(B, N\)"):
+        ea(torch.randn(2, 3, 4), torch.ones(2, 3))
+    with pytest.raises(ValueError, match="memory_size must be a positive integer, got 0"):
+        ExternalAttention(4, 0)

@@ -50,13 +50,25 @@ def test_exact_counts_of_the_reference_implementations():
     assert params(50, "cbam") - params(50, "se") == 16 * (98 + 2)
 
 
+def test_shortcut_is_a_strided_projection_with_batch_norm():
+    with torch.device("meta"):
+        m = resnet(50)
+    conv, bn = m.layer2[0].downsample  # torchvision's keys: downsample.0, downsample.1
+    assert conv.kernel_size == (1, 1) and conv.stride == (2, 2) and conv.bias is None
+    assert isinstance(bn, torch.nn.BatchNorm2d)
+    assert isinstance(m.layer2[1].downsample, torch.nn.Identity)
+
+
 def test_layout_of_resnet50():
     with torch.device("meta"):
         m = resnet(50)
     assert [len(s) for s in (m.layer1, m.layer2, m.layer3, m.layer4)] == [3, 4, 6, 3]
     assert m.conv1.kernel_size == (7, 7) and m.conv1.stride == (2, 2)
     assert isinstance(m.maxpool, torch.nn.MaxPool2d)
-    assert isinstance(m.layer1[0], Bottleneck) and m.layer2[0].conv2.stride == (2, 2)  # v1.5: stride on 3×3
+    assert isinstance(m.layer1[0], Bottleneck) and m.layer2[0].conv2.stride == (
+        2,
+        2,
+    )  # v1.5: stride on 3×3
     assert m.fc.in_features == 2048
 
 
@@ -65,8 +77,10 @@ def test_layout_of_resnet50():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("attention, kind", [("se", SqueezeExcitation), ("eca", EfficientChannelAttention),
-                                             ("cbam", CBAM)])
+@pytest.mark.parametrize(
+    "attention, kind",
+    [("se", SqueezeExcitation), ("eca", EfficientChannelAttention), ("cbam", CBAM)],
+)
 @pytest.mark.parametrize("depth", [18, 50])
 def test_every_block_gets_one_attention_module(depth, attention, kind):
     with torch.device("meta"):
@@ -89,7 +103,9 @@ def test_attention_rescales_the_residual_branch_before_the_addition(block):
         b.attn.fc2.weight.zero_()
         b.attn.fc2.bias.fill_(1e4)  # gate ≈ 1: the block without attention
         plain = block(cin, 8).eval()
-        plain.load_state_dict({k: v for k, v in b.state_dict().items() if not k.startswith("attn.")})
+        plain.load_state_dict(
+            {k: v for k, v in b.state_dict().items() if not k.startswith("attn.")}
+        )
         assert torch.allclose(b(x), plain(x), atol=1e-6)
 
 
@@ -99,12 +115,19 @@ def test_gates_are_recorded_for_every_block():
     with record_attention(m) as maps:
         m(torch.rand(3, 1, 16, 16))
     assert list(maps) == [f"layer{i}.{j}.attn" for i in range(1, 5) for j in range(2)]
-    assert [maps[f"layer{i}.0.attn"].shape for i in range(1, 5)] == [(3, 4), (3, 8), (3, 16), (3, 32)]
+    assert [maps[f"layer{i}.0.attn"].shape for i in range(1, 5)] == [
+        (3, 4),
+        (3, 8),
+        (3, 16),
+        (3, 32),
+    ]
 
 
 def test_cbam_records_channel_and_spatial_gates():
     torch.manual_seed(0)
-    m = resnet(18, num_classes=10, attention="cbam", width=4, in_channels=1, small_input=True).eval()
+    m = resnet(
+        18, num_classes=10, attention="cbam", width=4, in_channels=1, small_input=True
+    ).eval()
     with record_attention(m) as maps:
         m(torch.rand(2, 1, 16, 16))
     assert maps["layer1.0.attn.channel_gate"].shape == (2, 4)
@@ -156,7 +179,11 @@ def test_small_input_stem_keeps_the_resolution():
 
 def test_gradcheck_tiny_se_resnet():
     torch.manual_seed(0)
-    m = resnet(18, num_classes=3, attention="se", width=2, in_channels=1, small_input=True).double().eval()
+    m = (
+        resnet(18, num_classes=3, attention="se", width=2, in_channels=1, small_input=True)
+        .double()
+        .eval()
+    )
     x = torch.rand(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(m, (x,))
 
@@ -169,10 +196,14 @@ def test_gradcheck_tiny_se_resnet():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"depth": 42}, r"depth must be one of \[18, 34, 50, 101\], got 42"),
-        ({"attention": "nonlocal"}, "attention must be one of"),
-        ({"width": 0}, "width must be a positive integer"),
-        ({"num_classes": 2.5}, "num_classes must be a positive integer"),
+        ({"depth": 42}, "depth must be one of 18, 34, 50, 101, got 42"),
+        (
+            {"attention": "nonlocal"},
+            "attention must be one of None, 'se', 'eca', 'cbam', 'sk', got 'nonlocal'",
+        ),
+        ({"width": 0}, "width must be a positive integer, got 0"),
+        ({"num_classes": 2.5}, "num_classes must be a positive integer, got 2.5"),
+        ({"in_channels": True}, "in_channels must be a positive integer, got True"),
     ],
 )
 def test_bad_arguments_are_rejected(kwargs, match):
@@ -183,7 +214,10 @@ def test_bad_arguments_are_rejected(kwargs, match):
 @pytest.mark.parametrize(
     "x, match",
     [
-        (torch.rand(1, 3, 16, 16), r"x must have shape \(B, 1, H, W\), got \(1, 3, 16, 16\)"),
+        (
+            torch.rand(1, 3, 16, 16),
+            r"x must be \(B, C, H, W\) with C = 1, got shape \(1, 3, 16, 16\)",
+        ),
         (torch.rand(1, 16, 16), r"must be 4-d \(B, C, H, W\)"),
         (torch.zeros(1, 1, 16, 16, dtype=torch.uint8), "floating-point"),
     ],

@@ -1,4 +1,5 @@
-"""Tests of visual_attention.self_attention: position self-attention, the non-local block, the marks task."""
+"""Tests of visual_attention.self_attention: position self-attention, the non-local block, the mean
+attention distance."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import record_attention
-from visual_attention.labs.self_attention import LocalCNN, NonLocalNet, marks_task
 from visual_attention.self_attention import (
     NonLocalBlock,
     mean_attention_distance,
@@ -90,16 +90,28 @@ def test_extreme_inputs_stay_finite():
 
 def test_gradcheck_position_self_attention():
     g = gen(1)
-    args = tuple(torch.randn(1, 2, 2, 3, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    args = tuple(
+        torch.randn(1, 2, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+        for _ in range(3)
+    )
     assert torch.autograd.gradcheck(lambda q, k, v: position_self_attention(q, k, v), args)
 
 
 @pytest.mark.parametrize(
     "args, match",
     [
-        ((torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.zeros(2, 3, 4)), r"q must be 4-d \(B, C, H, W\), got shape \(2, 3, 4\)"),
-        ((torch.zeros(1, 3, 2, 2), torch.zeros(1, 4, 2, 2), torch.zeros(1, 3, 2, 2)), r"q \(1, 3, 2, 2\) and k \(1, 4, 2, 2\) must share"),
-        ((torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 1)), r"k \(1, 3, 2, 2\) and v \(1, 3, 2, 1\)"),
+        (
+            (torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.zeros(2, 3, 4)),
+            r"q must be 4-d \(B, C, H, W\), got shape \(2, 3, 4\)",
+        ),
+        (
+            (torch.zeros(1, 3, 2, 2), torch.zeros(1, 4, 2, 2), torch.zeros(1, 3, 2, 2)),
+            r"q \(1, 3, 2, 2\) and k \(1, 4, 2, 2\) must share",
+        ),
+        (
+            (torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 1)),
+            r"k \(1, 3, 2, 2\) and v \(1, 3, 2, 1\)",
+        ),
         ((torch.zeros(1, 3, 2, 2, dtype=torch.long),) * 3, "q must be a floating-point tensor"),
     ],
 )
@@ -131,9 +143,15 @@ def test_block_matches_the_paper_equations():
     block.norm.running_mean.normal_()
     block.norm.running_var.uniform_(0.5, 2)
     x = torch.randn(2, 6, 3, 4, dtype=torch.float64)
-    conv = lambda layer, t: torch.einsum("oc,bchw->bohw", layer.weight[:, :, 0, 0], t) + layer.bias[:, None, None]  # noqa: E731
-    theta, phi, g = conv(block.theta, x).flatten(2), conv(block.phi, x).flatten(2), conv(block.g, x).flatten(2)
-    f = torch.exp(torch.einsum("bci,bcj->bij", theta, phi))  # Eq. (2): exp(θᵀφ)
+    conv = lambda layer, t: (
+        torch.einsum("oc,bchw->bohw", layer.weight[:, :, 0, 0], t) + layer.bias[:, None, None]
+    )  # noqa: E731
+    theta, phi, g = (
+        conv(block.theta, x).flatten(2),
+        conv(block.phi, x).flatten(2),
+        conv(block.g, x).flatten(2),
+    )
+    f = torch.exp(torch.einsum("bci,bcj->bij", theta, phi))  # Eq. (3): exp(θᵀφ)
     y = torch.einsum("bij,bcj->bci", f / f.sum(-1, keepdim=True), g).reshape(2, 3, 3, 4)  # Eq. (1)
     wz = conv(block.w_z, y)
     bn = block.norm
@@ -176,7 +194,9 @@ def test_gradcheck_non_local_block():
     "kwargs, match",
     [
         (dict(channels=0), "channels must be a positive integer"),
-        (dict(channels=8, rd_ratio=0), r"rd_ratio must be in \(0, 1\]"),
+        (dict(channels=True), "channels must be a positive integer, got True"),
+        (dict(channels=8, rd_ratio=0), "rd_ratio must be a positive finite number, got 0"),
+        (dict(channels=8, rd_ratio=2), r"rd_ratio must be in \(0, 1\], got 2"),
         (dict(channels=8, rd_channels=0), "rd_channels must be a positive integer"),
     ],
 )
@@ -187,14 +207,16 @@ def test_block_constructor_validation(kwargs, match):
 
 def test_block_forward_validation():
     block = NonLocalBlock(4)
-    with pytest.raises(ValueError, match=r"x must have 4 channels \(B, C, H, W\), got shape \(1, 3, 2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"x must be \(B, C, H, W\) with C = 4, got shape \(1, 3, 2, 2\)"
+    ):
         block(torch.zeros(1, 3, 2, 2))
     with pytest.raises(ValueError, match=r"x must be 4-d \(B, C, H, W\)"):
         block(torch.zeros(4, 2, 2))
 
 
 # --------------------------------------------------------------------------------------------
-# mean_attention_distance, the marks task, the models and the widget
+# mean_attention_distance
 # --------------------------------------------------------------------------------------------
 
 
@@ -207,48 +229,5 @@ def test_mean_attention_distance():
     assert torch.allclose(mean_attention_distance(to_first, (2, 3)), expected)
     with pytest.raises(ValueError, match=r"weights must end in \(HW, HW\) = \(6, 6\)"):
         mean_attention_distance(torch.ones(4, 4) / 4, (2, 3))
-
-
-def test_marks_task_is_deterministic_balanced_and_labelled_by_intensity():
-    x, y = marks_task(200, seed=7)
-    x2, y2 = marks_task(200, seed=7)
-    assert torch.equal(x, x2) and torch.equal(y, y2)
-    assert x.shape == (200, 1, 8, 16) and y.dtype == torch.int64
-    assert y.sum().item() == 100
-    clean, labels = marks_task(50, noise=0.0, seed=8)
-    left = clean[:, 0, :, :5].sum(dim=(1, 2))
-    right = clean[:, 0, :, -5:].sum(dim=(1, 2))
-    assert torch.equal(left.abs(), torch.full((50,), 5.0)) and torch.equal(right.abs(), torch.full((50,), 5.0))
-    assert torch.equal((left.sign() == right.sign()).long(), labels)
-    with pytest.raises(ValueError, match="width >= 12"):
-        marks_task(3, width=8)
-
-
-def test_models_shapes_and_recorded_weights():
-    x = torch.randn(3, 1, 8, 16)
-    assert LocalCNN(8)(x).shape == (3, 2)
-    net = NonLocalNet(8)
-    with record_attention(net) as maps:
-        assert net(x).shape == (3, 2)
-    assert maps["features.1"].shape == (3, 128, 128)
-
-
-def test_explorer_computes_position_self_attention_per_embedding():
-    from visual_attention.labs.self_attention import explorer
-
-    image = torch.rand(3, 16, 24, generator=gen(9))
-    feats = torch.randn(3, 2, 3, generator=gen(10))
-    emb = {"all": torch.eye(3), "first": torch.tensor([[1.0, 0, 0]])}
-    box = explorer(image, feats, emb, ["a", "b", "c"], temperature=0.5, initial={"compare": "first", "row": 1, "column": 2})
-    assert box.layer == 1 and box.query == 5 and box.layer_names == ["all", "first"]
-    for layer, e in enumerate(emb.values()):
-        z = torch.einsum("dc,chw->dhw", e, feats)
-        z = z / z.norm(dim=0, keepdim=True).clamp_min(1e-6)
-        for t in (0.5, 0.07):
-            y, a = position_self_attention(z[None], z[None], feats[None], scale=1 / t)
-            for i in range(6):
-                w, out = box.compute(layer=layer, query=i, temperature=t)
-                torch.testing.assert_close(w, a[0, i], atol=1e-5, rtol=1e-4)
-                torch.testing.assert_close(out, y[0].reshape(3, 6)[:, i], atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match=r"must have shape \(C', 3\)"):
-        explorer(image, feats, {"bad": torch.eye(2)}, ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"weights must be at least 2-d"):
+        mean_attention_distance(torch.ones(4), (2, 2))

@@ -3,7 +3,7 @@
 The site in ``_build/html`` is served from a local HTTP server on 127.0.0.1 that compresses text
 like any static host. For every page: no request leaves the site, no console error, no page error,
 every widget rendered, and the page weighs at most 2 MB transferred. For every widget made with
-``visual_attention.widgets``: moving each control changes the view on screen (pixels before and
+``visual_attention.views.widgets``: moving each control changes the view on screen (pixels before and
 after) and the context vector it shows.
 
 ``make test`` builds the site first; run alone, this module builds it if it is missing.

@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention.core import record_attention, scaled_dot_product_attention
-from visual_attention.labs.spatial import ClutteredDigitNet, spatial_map_explorer
 from visual_attention.spatial import (
     QuerySpatialAttention,
     SpatialGate,
@@ -70,7 +69,9 @@ def test_channel_pool_is_mean_then_max_over_channels(x):
         for j in range(w):
             col = x[:, :, i, j]
             torch.testing.assert_close(p[:, 0, i, j], col.sum(1) / c)
-            torch.testing.assert_close(p[:, 1, i, j], torch.tensor([max(r.tolist()) for r in col], dtype=x.dtype))
+            torch.testing.assert_close(
+                p[:, 1, i, j], torch.tensor([max(r.tolist()) for r in col], dtype=x.dtype)
+            )
 
 
 @SETTINGS
@@ -106,7 +107,9 @@ def test_gate_matches_cbam_formula_in_eval_mode():
     pooled = torch.stack([x.mean(1), x.max(1).values], dim=1)
     z = F.conv2d(pooled, gate.conv.weight, padding=3)
     bn = gate.bn
-    z = (z - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(bn.running_var.view(1, -1, 1, 1) + bn.eps)
+    z = (z - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(
+        bn.running_var.view(1, -1, 1, 1) + bn.eps
+    )
     z = z * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
     torch.testing.assert_close(gate(x), x * torch.sigmoid(z))
 
@@ -142,7 +145,9 @@ def test_gate_is_finite_for_extreme_inputs():
 def test_gate_gradcheck():
     gate = randomised(SpatialGate(3).double(), 3).eval()
     x = torch.randn(2, 3, 4, 5, generator=gen(4), dtype=torch.float64, requires_grad=True)
-    x = x + torch.arange(3, dtype=torch.float64).view(1, 3, 1, 1)  # distinct channels: max is smooth
+    x = x + torch.arange(3, dtype=torch.float64).view(
+        1, 3, 1, 1
+    )  # distinct channels: max is smooth
     x = x.detach().requires_grad_(True)
     assert torch.autograd.gradcheck(gate, (x,))
 
@@ -162,8 +167,12 @@ def test_gate_trains_batchnorm_and_records_nothing_when_not_asked():
 
 
 @SETTINGS
-@given(feature_maps(), st.sampled_from(["learned", "global"]), st.sampled_from([None, 3]),
-       st.integers(0, 2**31 - 1))
+@given(
+    feature_maps(),
+    st.sampled_from(["learned", "global"]),
+    st.sampled_from([None, 3]),
+    st.integers(0, 2**31 - 1),
+)
 def test_query_weights_are_a_distribution_and_context_is_their_mean(x, mode, qdim, seed):
     attn = randomised(QuerySpatialAttention(x.shape[1], query_dim=qdim, query=mode).double(), seed)
     with record_attention(attn) as maps:
@@ -199,9 +208,9 @@ def test_query_attention_matches_scaled_dot_product_attention():
     """Learned query, projected keys: the same as SDPA with one query, H·W keys and values x."""
     attn = randomised(QuerySpatialAttention(4, query_dim=3), 7).double()
     x = torch.randn(2, 4, 3, 5, generator=gen(8), dtype=torch.float64)
-    keys = attn.key(x).flatten(2).transpose(1, 2)          # (B, H·W, D)
-    values = x.flatten(2).transpose(1, 2)                  # (B, H·W, C)
-    q = attn.query.expand(2, 1, 3)                         # (B, 1, D)
+    keys = attn.key(x).flatten(2).transpose(1, 2)  # (B, H·W, D)
+    values = x.flatten(2).transpose(1, 2)  # (B, H·W, C)
+    q = attn.query.expand(2, 1, 3)  # (B, 1, D)
     ctx, w = scaled_dot_product_attention(q, keys, values)  # default scale 1/√D
     with record_attention(attn) as maps:
         out = attn(x)
@@ -214,7 +223,9 @@ def test_query_attention_explicit_formula_without_projection():
     with torch.no_grad():
         attn.query.copy_(torch.tensor([2.0, -1.0, 0.5]))
     x = torch.randn(1, 3, 2, 2, generator=gen(9))
-    scores = [(attn.query * x[0, :, i, j]).sum().item() / np.sqrt(3) for i in range(2) for j in range(2)]
+    scores = [
+        (attn.query * x[0, :, i, j]).sum().item() / np.sqrt(3) for i in range(2) for j in range(2)
+    ]
     e = np.exp(np.array(scores) - max(scores))
     w = torch.tensor(e / e.sum(), dtype=torch.float32).reshape(2, 2)
     with record_attention(attn) as maps:
@@ -261,7 +272,9 @@ def test_mass_in_box_matches_a_pixel_loop(b, h, seed):
     cell = 40 // h
     for n in range(b):
         t, l, bo, r = boxes[n].tolist()
-        inside = sum(maps[n, i // cell, j // cell].item() for i in range(t, bo) for j in range(l, r))
+        inside = sum(
+            maps[n, i // cell, j // cell].item() for i in range(t, bo) for j in range(l, r)
+        )
         total = maps[n].sum().item() * cell * cell
         assert abs(got[n].item() - inside / total) < 1e-9
     assert ((got >= 0) & (got <= 1)).all()
@@ -270,7 +283,9 @@ def test_mass_in_box_matches_a_pixel_loop(b, h, seed):
 def test_mass_in_box_edge_cases():
     boxes = torch.tensor([[0, 0, 20, 40], [10, 10, 30, 30], [0, 0, 40, 40]])
     uniform = torch.ones(3, 1, 4, 4)  # (B, 1, h, w) is accepted too
-    torch.testing.assert_close(attention_mass_in_box(uniform, boxes, 40), torch.tensor([0.5, 0.25, 1.0]))
+    torch.testing.assert_close(
+        attention_mass_in_box(uniform, boxes, 40), torch.tensor([0.5, 0.25, 1.0])
+    )
     zero = torch.zeros(1, 5, 5)
     assert attention_mass_in_box(zero, boxes[:1], 40).item() == 0.0
     peak = torch.zeros(1, 10, 10)
@@ -278,26 +293,6 @@ def test_mass_in_box_edge_cases():
     assert attention_mass_in_box(peak, torch.tensor([[8, 12, 12, 16]]), 40).item() == 1.0
     assert attention_mass_in_box(peak, torch.tensor([[8, 12, 10, 16]]), 40).item() == 0.5
     assert attention_mass_in_box(peak, torch.tensor([[0, 0, 8, 40]]), (40, 40)).item() == 0.0
-
-
-# ---------------------------------------------------------------------------------------------
-# the chapter's network
-# ---------------------------------------------------------------------------------------------
-
-
-def test_cluttered_digit_net_shapes_and_recorded_maps():
-    x = torch.rand(3, 1, 40, 40, generator=gen(14))
-    model = ClutteredDigitNet(gate=True, pool="query", width=4).eval()
-    with record_attention(model) as maps:
-        logits = model(x)
-    assert logits.shape == (3, 10)
-    assert {k: tuple(v.shape) for k, v in maps.items()} == {
-        "gate2": (3, 1, 20, 20), "gate3": (3, 1, 10, 10), "pool": (3, 10, 10)}
-    plain = ClutteredDigitNet(width=4)
-    assert count_parameters(model) - count_parameters(plain) == 2 * (2 * 49 + 2) + 16
-    with record_attention(plain) as maps:
-        plain(x)
-    assert maps == {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,64 +307,29 @@ def test_validation_messages():
         SpatialGate()(torch.zeros(1, 2, 3, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="kernel_size must be a positive odd integer, got 4"):
         SpatialGate(4)
-    with pytest.raises(ValueError, match="kernel_size"):
+    with pytest.raises(ValueError, match="kernel_size must be a positive integer, got True"):
         SpatialGate(True)
-    with pytest.raises(ValueError, match=r"x must have 8 channels \(B, C, H, W\), got shape \(2, 4, 3, 3\)"):
+    with pytest.raises(ValueError, match="channels must be a positive integer, got True"):
+        QuerySpatialAttention(True)
+    with pytest.raises(
+        ValueError, match=r"x must be \(B, C, H, W\) with C = 8, got shape \(2, 4, 3, 3\)"
+    ):
         QuerySpatialAttention(8)(torch.zeros(2, 4, 3, 3))
     with pytest.raises(ValueError, match=r"x must be 4-d"):
         QuerySpatialAttention(4)(torch.zeros(2, 4, 9))
     with pytest.raises(ValueError, match="channels must be a positive integer"):
         QuerySpatialAttention(0)
-    with pytest.raises(ValueError, match="query_dim must be None or a positive integer"):
+    with pytest.raises(ValueError, match="query_dim must be a positive integer, got 0"):
         QuerySpatialAttention(4, query_dim=0)
-    with pytest.raises(ValueError, match="query must be 'learned' or 'global'"):
+    with pytest.raises(ValueError, match="query must be one of 'learned', 'global', got 'cls'"):
         QuerySpatialAttention(4, query="cls")
     with pytest.raises(ValueError, match=r"boxes must be an integer tensor \(B, 4\)"):
         attention_mass_in_box(torch.rand(2, 4, 4), torch.zeros(2, 4), 40)
-    with pytest.raises(ValueError, match="same batch size"):
+    with pytest.raises(ValueError, match=r"boxes \(3, 4\) must have the same batch size B = 2"):
         attention_mass_in_box(torch.rand(2, 4, 4), torch.zeros(3, 4, dtype=torch.long), 40)
-    with pytest.raises(ValueError, match=r"canvas \(40, 40\) must be a multiple of the map's \(h, w\) = \(3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"canvas \(40, 40\) must be a multiple of the map's \(h, w\) = \(3, 3\)"
+    ):
         attention_mass_in_box(torch.rand(1, 3, 3), torch.zeros(1, 4, dtype=torch.long), 40)
     with pytest.raises(ValueError, match=r"maps must be 3-d \(B, h, w\)"):
         attention_mass_in_box(torch.rand(4, 4), torch.zeros(1, 4, dtype=torch.long), 40)
-    with pytest.raises(ValueError, match="pool must be 'avg' or 'query'"):
-        ClutteredDigitNet(pool="max")
-
-
-# ---------------------------------------------------------------------------------------------
-# the chapter's explorer
-# ---------------------------------------------------------------------------------------------
-
-
-def _bars(html: str) -> list[float]:
-    import re
-
-    return [float(v) for v in re.findall(r'data-value="([-\d.]+)"', html)]
-
-
-def test_spatial_map_explorer_every_control_changes_the_view_and_the_bars():
-    from visual_attention.views.widgets import count_views, explorer_view
-
-    g = gen(15)
-    images = torch.rand(3, 1, 40, 40, generator=g)
-    boxes = torch.tensor([[0, 0, 20, 20], [10, 10, 30, 30], [20, 20, 40, 40]])
-    maps = {"a": torch.rand(3, 1, 10, 10, generator=g), "b": torch.softmax(torch.randn(3, 100, generator=g), -1).reshape(3, 10, 10)}
-    outputs = {"a": torch.softmax(torch.randn(3, 10, generator=g), -1), "b": torch.softmax(torch.randn(3, 10, generator=g), -1)}
-    for kw in ({"boxes": boxes, "labels": torch.tensor([1, 2, 3])}, {}):
-        ex = spatial_map_explorer(images, maps, outputs, **kw)
-        assert count_views(ex) == 6
-        views = {(k, i): explorer_view(ex, map=k, image=i).value for k in maps for i in range(3)}
-        assert len(set(views.values())) == 6
-        bars = {key: tuple(_bars(v)) for key, v in views.items()}
-        assert len(set(bars.values())) == 6
-        first = 1 if kw else 2
-        for (k, i), b in bars.items():
-            assert len(b) == first + 10
-            torch.testing.assert_close(torch.tensor(b[first:]), outputs[k][i], atol=1e-4, rtol=0)
-        if kw:
-            mass = attention_mass_in_box(maps["a"], boxes, 40)
-            assert abs(bars[("a", 1)][0] - mass[1].item()) < 1e-4
-    with pytest.raises(ValueError, match="same keys"):
-        spatial_map_explorer(images, maps, {"a": outputs["a"]})
-    with pytest.raises(ValueError, match=r"images must be \(N, 1\|3, H, W\)"):
-        spatial_map_explorer(torch.rand(3, 2, 40, 40), maps, outputs)

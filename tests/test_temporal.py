@@ -1,9 +1,11 @@
-"""Tests of visual_attention.temporal: attention pooling over frames and frame-to-frame self-attention.
+"""Tests of visual_attention.temporal: frame-to-frame self-attention, and attention pooling over
+frames as the temporal chapter uses it (:class:`visual_attention.blocks.AttentionPooling`).
 
 Property tests check that frame weights are distributions that respect masks and causality and
 that pooling does not depend on the order of the frames; reference tests compare with the paper's
 formula written out and with a plain loop over positions; gradcheck checks the backward pass; the
-last section checks the validation messages.
+last section checks the validation messages. The chapter's networks and widget are tested in
+``test_lab_temporal.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_attention import record_attention
-from visual_attention.labs.temporal import ClipClassifier, FrameEncoder, explorer
-from visual_attention.temporal import TemporalAttentionPooling, TemporalSelfAttention, causal_mask
+from visual_attention.blocks import AttentionPooling, MultiHeadAttention
+from visual_attention.temporal import TemporalSelfAttention, causal_mask
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -24,11 +26,13 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-dims = st.tuples(st.integers(1, 4), st.integers(1, 7), st.integers(1, 6), st.integers(0, 2**31 - 1))
+dims = st.tuples(
+    st.integers(1, 4), st.integers(1, 7), st.integers(1, 6), st.integers(0, 2**31 - 1)
+)
 
 
 # ------------------------------------------------------------------------------------------------
-# TemporalAttentionPooling
+# attention pooling over frames: blocks.AttentionPooling on (B, T, D) frame features
 # ------------------------------------------------------------------------------------------------
 
 
@@ -37,7 +41,7 @@ dims = st.tuples(st.integers(1, 4), st.integers(1, 7), st.integers(1, 6), st.int
 def test_frame_weights_are_a_distribution_over_time(shape, magnitude):
     b, t, d, seed = shape
     torch.manual_seed(seed)
-    pool = TemporalAttentionPooling(d).double()
+    pool = AttentionPooling(d).double()
     x = torch.randn(b, t, d, generator=gen(seed), dtype=torch.float64) * magnitude
     with record_attention(pool) as maps:
         out = pool(x)
@@ -52,7 +56,7 @@ def test_frame_weights_are_a_distribution_over_time(shape, magnitude):
 def test_pooling_matches_the_additive_attention_formula(shape):
     b, t, d, seed = shape
     torch.manual_seed(seed)
-    pool = TemporalAttentionPooling(d, hidden=3).double()
+    pool = AttentionPooling(d, hidden_dim=3).double()
     x = torch.randn(b, t, d, generator=gen(seed), dtype=torch.float64)
     out = pool(x)
     w1, b1, w2 = pool.proj.weight, pool.proj.bias, pool.score.weight
@@ -67,7 +71,7 @@ def test_pooling_matches_the_additive_attention_formula(shape):
 def test_pooling_does_not_depend_on_frame_order(shape):
     b, t, d, seed = shape
     torch.manual_seed(seed)
-    pool = TemporalAttentionPooling(d).double()
+    pool = AttentionPooling(d).double()
     x = torch.randn(b, t, d, generator=gen(seed), dtype=torch.float64)
     perm = torch.randperm(t, generator=gen(seed + 1))
     with record_attention(pool) as maps:
@@ -83,7 +87,7 @@ def test_pooling_does_not_depend_on_frame_order(shape):
 def test_masked_frames_get_no_weight_and_do_not_matter(shape):
     b, t, d, seed = shape
     torch.manual_seed(seed)
-    pool = TemporalAttentionPooling(d).double()
+    pool = AttentionPooling(d).double()
     x = torch.randn(b, t, d, generator=gen(seed), dtype=torch.float64)
     mask = torch.rand(b, t, generator=gen(seed + 2)) > 0.4
     with record_attention(pool) as maps:
@@ -98,16 +102,25 @@ def test_masked_frames_get_no_weight_and_do_not_matter(shape):
 
 def test_pooling_gradcheck():
     torch.manual_seed(0)
-    pool = TemporalAttentionPooling(3).double()
+    pool = AttentionPooling(3).double()
     x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
     mask = torch.tensor([[True, False, True, True], [True, True, True, True]])
     assert torch.autograd.gradcheck(lambda v: pool(v, mask), (x,))
 
 
 def test_pooling_parameter_count():
-    # W1 (D·hidden + hidden) + w2 (hidden)
-    assert sum(p.numel() for p in TemporalAttentionPooling(32).parameters()) == 32 * 32 + 32 + 32
-    assert sum(p.numel() for p in TemporalAttentionPooling(8, hidden=4).parameters()) == 8 * 4 + 4 + 4
+    # W1 (D·hidden_dim + hidden_dim) + w2 (hidden_dim)
+    assert sum(p.numel() for p in AttentionPooling(32).parameters()) == 32 * 32 + 32 + 32
+    assert sum(p.numel() for p in AttentionPooling(8, hidden_dim=4).parameters()) == 8 * 4 + 4 + 4
+
+
+def test_pooling_weights_are_the_recorded_frame_weights():
+    torch.manual_seed(0)
+    pool = AttentionPooling(4)
+    x = torch.randn(3, 5, 4)
+    with record_attention(pool) as maps:
+        pool(x)
+    torch.testing.assert_close(pool.weights(x), maps[""])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -118,21 +131,21 @@ def test_pooling_parameter_count():
 def loop_reference(tsa: TemporalSelfAttention, x: torch.Tensor, allowed: torch.Tensor | None):
     """TimeSformer's temporal attention written as a loop over clips and positions."""
     b, t, c, h, w = x.shape
-    wq, wk, wv = tsa.qkv.weight.split(c)
-    bq, bk, bv = tsa.qkv.bias.split(c)
+    wq, wk, wv = tsa.attn.qkv.weight.split(c)
+    bq, bk, bv = tsa.attn.qkv.bias.split(c)
     out = x.clone()
     weights = torch.zeros(b, h, w, t, t, dtype=x.dtype)
     for i in range(b):
         for r in range(h):
             for s in range(w):
-                z = x[i, :, :, r, s]                                   # (T, C)
+                z = x[i, :, :, r, s]  # (T, C)
                 q, k, v = z @ wq.T + bq, z @ wk.T + bk, z @ wv.T + bv
                 scores = q @ k.T / c**0.5
                 if allowed is not None:
                     scores = scores.masked_fill(~allowed[i], float("-inf"))
                 a = torch.softmax(scores, dim=-1).nan_to_num(0.0)
                 weights[i, r, s] = a
-                out[i, :, :, r, s] = z + (a @ v) @ tsa.proj.weight.T + tsa.proj.bias
+                out[i, :, :, r, s] = z + (a @ v) @ tsa.attn.proj.weight.T + tsa.attn.proj.bias
     return out, weights
 
 
@@ -156,16 +169,21 @@ def test_frame_mode_attends_between_pooled_frames():
     x = torch.randn(2, 5, 3, 4, 4, dtype=torch.float64)
     with record_attention(tsa) as maps:
         out = tsa(x)
-    pooled = x.mean(dim=(-2, -1))                                      # (B, T, C)
-    q, k, v = (pooled @ tsa.qkv.weight.T + tsa.qkv.bias).chunk(3, dim=-1)
+    pooled = x.mean(dim=(-2, -1))  # (B, T, C)
+    q, k, v = (pooled @ tsa.attn.qkv.weight.T + tsa.attn.qkv.bias).chunk(3, dim=-1)
     a = torch.softmax(q @ k.transpose(1, 2) / 3**0.5, dim=-1)
-    ref = x + ((a @ v) @ tsa.proj.weight.T + tsa.proj.bias)[..., None, None]
+    ref = x + ((a @ v) @ tsa.attn.proj.weight.T + tsa.attn.proj.bias)[..., None, None]
     torch.testing.assert_close(maps[""], a)
     torch.testing.assert_close(out, ref)
 
 
 @SETTINGS
-@given(st.integers(1, 3), st.integers(1, 6), st.sampled_from(["pixel", "frame"]), st.integers(0, 2**31 - 1))
+@given(
+    st.integers(1, 3),
+    st.integers(1, 6),
+    st.sampled_from(["pixel", "frame"]),
+    st.integers(0, 2**31 - 1),
+)
 def test_weights_are_distributions_and_causal_attention_ignores_the_future(b, t, mode, seed):
     torch.manual_seed(seed)
     tsa = TemporalSelfAttention(4, mode=mode, causal=True).double()
@@ -183,7 +201,12 @@ def test_weights_are_distributions_and_causal_attention_ignores_the_future(b, t,
 
 
 @SETTINGS
-@given(st.integers(1, 3), st.integers(2, 6), st.sampled_from(["pixel", "frame"]), st.integers(0, 2**31 - 1))
+@given(
+    st.integers(1, 3),
+    st.integers(2, 6),
+    st.sampled_from(["pixel", "frame"]),
+    st.integers(0, 2**31 - 1),
+)
 def test_invalid_frames_are_never_attended(b, t, mode, seed):
     torch.manual_seed(seed)
     tsa = TemporalSelfAttention(2, mode=mode).double()
@@ -196,7 +219,9 @@ def test_invalid_frames_are_never_attended(b, t, mode, seed):
     key_mask = mask[:, None, None, None, :] if mode == "pixel" else mask[:, None, :]
     assert (w.masked_select(~key_mask.expand_as(w)) == 0).all()
     changed = torch.where(mask[:, :, None, None, None], x, 1e3 * torch.randn_like(x))
-    torch.testing.assert_close(tsa(changed, mask)[mask], out[mask])  # valid frames see only valid frames
+    torch.testing.assert_close(
+        tsa(changed, mask)[mask], out[mask]
+    )  # valid frames see only valid frames
 
 
 def test_self_attention_is_equivariant_to_frame_order_without_a_causal_mask():
@@ -221,36 +246,31 @@ def test_causal_mask():
     assert m.tolist() == [[True, False, False], [True, True, False], [True, True, True]]
 
 
-# ------------------------------------------------------------------------------------------------
-# the experiment's models and the widget
-# ------------------------------------------------------------------------------------------------
+def test_self_attention_is_the_kits_one_head_attention():
+    tsa = TemporalSelfAttention(8, mode="frame")
+    assert isinstance(tsa.attn, MultiHeadAttention) and tsa.attn.num_heads == 1
+    # W_q, W_k, W_v, W_o with biases: 4·D² + 4·D
+    assert sum(p.numel() for p in tsa.parameters()) == 4 * 8 * 8 + 4 * 8
+    x = torch.randn(2, 3, 8, 2, 2)
+    with record_attention(tsa) as maps:
+        tsa(x)
+    torch.testing.assert_close(maps["attn"][:, 0], maps[""])  # the inner weights, (B, 1, T, T)
 
 
-def test_clip_classifier_shapes_and_parameters():
-    clips = torch.rand(3, 8, 1, 24, 24)
-    for pool in ("attention", "mean"):
-        model = ClipClassifier(pool)
-        assert model(clips).shape == (3, 10)
-    assert FrameEncoder(32)(clips).shape == (3, 8, 32)
-    extra = sum(p.numel() for p in ClipClassifier("attention").parameters()) - sum(
-        p.numel() for p in ClipClassifier("mean").parameters())
-    assert extra == 32 * 32 + 32 + 32  # attention pooling costs only its scoring network
-
-
-def test_explorer_has_a_view_per_clip_and_frame():
-    from visual_attention.views import widgets
-
-    torch.manual_seed(0)
-    model = ClipClassifier("attention")
-    clips, labels = torch.rand(2, 4, 1, 24, 24), torch.tensor([3, 5])
-    present = torch.tensor([[True, True, False, False], [False, True, True, False]])
-    box = explorer(model, clips, labels, present)
-    assert widgets.count_views(box) == 8
-    a = widgets.explorer_view(box, clip=0, frame=0).value
-    b = widgets.explorer_view(box, clip=0, frame=1).value
-    assert a != b and "data-value" in a and "frame weights" in a
-    with pytest.raises(ValueError, match="pool='attention'"):
-        explorer(ClipClassifier("mean"), clips, labels, present)
+@pytest.mark.parametrize("mode", ["pixel", "frame"])
+def test_causal_and_padding_masks_combine(mode):
+    torch.manual_seed(4)
+    tsa = TemporalSelfAttention(2, mode=mode, causal=True).double()
+    x = torch.randn(2, 4, 2, 2, 3, dtype=torch.float64)
+    mask = torch.tensor([[True, True, False, True], [True, False, True, True]])
+    with record_attention(tsa) as maps:
+        tsa(x, mask)
+    w = maps[""] if mode == "frame" else maps[""].flatten(1, 2)  # (B, [H·W,] T, T)
+    allowed = causal_mask(4) & mask[:, None, :]  # (B, T, T)
+    if mode == "pixel":
+        allowed = allowed[:, None]
+    assert (w[~allowed.expand_as(w)] == 0).all()
+    torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1], dtype=torch.float64))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -259,27 +279,38 @@ def test_explorer_has_a_view_per_clip_and_frame():
 
 
 def test_validation_messages():
-    pool = TemporalAttentionPooling(4)
-    with pytest.raises(ValueError, match=r"3-d \(B, T, D\), got shape \(2, 4\)"):
-        pool(torch.randn(2, 4))
-    with pytest.raises(ValueError, match=r"D = 4 .* got \(2, 3, 5\)"):
+    pool = AttentionPooling(4)
+    with pytest.raises(ValueError, match=r"at least 2-d \(\*B, T, C\), got shape \(4,\)"):
+        pool(torch.randn(4))
+    with pytest.raises(ValueError, match=r"\(\*B, T, C\) with C = 4, got shape \(2, 3, 5\)"):
         pool(torch.randn(2, 3, 5))
     with pytest.raises(ValueError, match="floating-point"):
         pool(torch.ones(2, 3, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"mask must have shape \(B, T\) = \(2, 3\), got \(2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"mask must have shape \(\*B, T\) = \(2, 3\), got \(2, 4\)"
+    ):
         pool(torch.randn(2, 3, 4), torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="boolean"):
         pool(torch.randn(2, 3, 4), torch.ones(2, 3))
-    tsa = TemporalSelfAttention(4)
-    with pytest.raises(ValueError, match=r"5-d \(B, T, C, H, W\)"):
-        tsa(torch.randn(2, 3, 4, 5))
-    with pytest.raises(ValueError, match=r"C = 4 channels"):
-        tsa(torch.randn(1, 2, 3, 4, 4))
-    with pytest.raises(ValueError, match="mode must be"):
-        TemporalSelfAttention(4, mode="space")
     with pytest.raises(ValueError, match="dim must be a positive integer"):
-        TemporalAttentionPooling(0)
-    with pytest.raises(ValueError, match="frames must be a positive integer"):
-        causal_mask(0)
-    with pytest.raises(ValueError, match="pool must be"):
-        ClipClassifier("max")
+        AttentionPooling(0)
+    tsa = TemporalSelfAttention(4)
+    with pytest.raises(ValueError, match=r"5-d \(B, T, C, H, W\), got shape \(2, 3, 4, 5\)"):
+        tsa(torch.randn(2, 3, 4, 5))
+    with pytest.raises(
+        ValueError, match=r"\(B, T, C, H, W\) with C = 4, got shape \(1, 2, 3, 4, 4\)"
+    ):
+        tsa(torch.randn(1, 2, 3, 4, 4))
+    with pytest.raises(
+        ValueError, match=r"mask must have shape \(B, T\) = \(1, 2\), got \(1, 3\)"
+    ):
+        tsa(torch.randn(1, 2, 4, 2, 2), torch.ones(1, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"mask must be a boolean tensor \(B, T\)"):
+        tsa(torch.randn(1, 2, 4, 2, 2), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="mode must be one of 'pixel', 'frame', got 'space'"):
+        TemporalSelfAttention(4, mode="space")
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match=f"dim must be a positive integer, got {bad!r}"):
+            TemporalSelfAttention(bad)
+        with pytest.raises(ValueError, match=f"frames must be a positive integer, got {bad!r}"):
+            causal_mask(bad)

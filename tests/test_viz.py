@@ -1,4 +1,4 @@
-"""Tests of visual_attention.viz: colour maps, data URIs, the HTML views and the matplotlib plot."""
+"""Tests of visual_attention.views.viz: colour maps, data URIs, the HTML views and the matplotlib plot."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Input validation shared by every public function: errors that name expected and actual shapes."""
+"""Input validation shared by every public function: errors that name expected and actual
+shapes."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ def check_rank(
     at_least: int | None = None,
     expected: str = "",
 ) -> None:
-    """Raise ``ValueError`` if ``t`` has the wrong number of dimensions; ``expected`` names the layout."""
-    bad = (exactly is not None and t.ndim != exactly) or (at_least is not None and t.ndim < at_least)
+    """Raise ``ValueError`` if ``t`` has the wrong number of dimensions; ``expected`` names the
+    layout."""
+    bad = (exactly is not None and t.ndim != exactly) or (
+        at_least is not None and t.ndim < at_least
+    )
     if bad:
         want = f"{exactly}-d" if exactly is not None else f"at least {at_least}-d"
         layout = f" {expected}" if expected else ""
@@ -41,10 +45,12 @@ def check_rank(
 def check_qkv(q: object, k: object, v: object, *, broadcast: bool = True) -> None:
     """Raise ``ValueError`` unless ``q``, ``k``, ``v`` are valid inputs of dot-product attention.
 
-    Expected layouts: ``q (*B, Lq, D)``, ``k (*B, Lk, D)``, ``v (*B, Lk, Dv)``, floating point, one dtype.
+    Expected layouts: ``q (*B, Lq, D)``, ``k (*B, Lk, D)``, ``v (*B, Lk, Dv)``, floating point, one
+        dtype.
     With ``broadcast=True`` the batch dimensions ``*B`` need only broadcast together (as in
     :func:`torch.matmul`); with ``broadcast=False`` they must be equal. Shared by
-    :func:`visual_attention.core.scaled_dot_product_attention` and :mod:`visual_attention.efficient`.
+    :func:`visual_attention.core.scaled_dot_product_attention` and
+    :mod:`visual_attention.efficient`.
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_floating(name, t)
@@ -52,13 +58,20 @@ def check_qkv(q: object, k: object, v: object, *, broadcast: bool = True) -> Non
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q {shape_str(q)} and k {shape_str(k)} must have the same feature size D (last dimension)")
+        raise ValueError(
+            f"q {shape_str(q)} and k {shape_str(k)} must have the same feature size D (last "
+            "dimension)"
+        )
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k {shape_str(k)} and v {shape_str(v)} must have the same number of keys Lk (dimension -2)")
+        raise ValueError(
+            f"k {shape_str(k)} and v {shape_str(v)} must have the same number of keys Lk "
+            "(dimension -2)"
+        )
     if not broadcast:
         if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
             raise ValueError(
-                f"q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} must have the same batch dimensions"
+                f"q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} must have the same "
+                "batch dimensions"
             )
         return
     if q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
@@ -67,12 +80,14 @@ def check_qkv(q: object, k: object, v: object, *, broadcast: bool = True) -> Non
         torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except RuntimeError:
         raise ValueError(
-            f"batch dimensions of q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} do not broadcast"
+            f"batch dimensions of q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} do not "
+            "broadcast"
         ) from None
 
 
 def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` if it is an ``int`` ≥ 1 (``bool`` is not accepted), else raise ``ValueError``."""
+    """Return ``value`` if it is an ``int`` ≥ 1 (``bool`` is not accepted), else raise
+    ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
@@ -121,7 +136,8 @@ def check_tensor(name: str, t: object, layout: str, **sizes: int) -> tuple[int, 
         i = names.index(key)
         axis = i - len(names) if stars and i > stars[0] else i
         if t.shape[axis] != want:
-            raise ValueError(f"{name} must be {layout} with {key} = {want}, got shape {shape_str(t)}")
+            wanted = " and ".join(f"{k} = {v}" for k, v in sizes.items())
+            raise ValueError(f"{name} must be {layout} with {wanted}, got shape {shape_str(t)}")
     return tuple(t.shape)
 
 
@@ -140,15 +156,23 @@ def check_bool_mask(
     """
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"{name} must be a boolean tensor {layout} (True = may attend), got {got}".replace("  ", " "))
+        raise ValueError(
+            f"{name} must be a boolean tensor {layout} (True = may attend), got {got}".replace(
+                "  ", " "
+            )
+        )
     if shape is not None and tuple(mask.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {layout} = {tuple(shape)}, got {shape_str(mask)}")
+        raise ValueError(
+            f"{name} must have shape {layout} = {tuple(shape)}, got {shape_str(mask)}"
+        )
     if broadcast_to is not None:
         try:
             fits = torch.broadcast_shapes(mask.shape, tuple(broadcast_to)) == tuple(broadcast_to)
         except RuntimeError:
             fits = False
         if not fits:
+            target = f"{layout} = " if layout.startswith("(") else f"{layout} " if layout else ""
             raise ValueError(
-                f"{name} of shape {shape_str(mask)} does not broadcast to {layout} = {tuple(broadcast_to)}"
+                f"{name} of shape {shape_str(mask)} does not broadcast to "
+                f"{target}{tuple(broadcast_to)}"
             )

@@ -4,15 +4,16 @@
 
 Each chapter is written in nbgrader's format: solution cells carry ``nbgrader`` metadata with
 ``"solution": true`` and mark the answer with ``### BEGIN SOLUTION`` / ``### END SOLUTION``; graded
-check cells carry ``"grade": true``, a ``grade_id`` and ``points``, and may hold hidden tests between
-``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``. The student version, as nbgrader's
+check cells carry ``"grade": true``, a ``grade_id`` and ``points``, and may hold hidden tests
+between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``. The student version, as nbgrader's
 ``generate_assignment`` makes it:
 
 * every solution region becomes ``raise NotImplementedError()`` (code) or ``YOUR ANSWER HERE``
   (markdown), at the region's indentation;
 * hidden tests are removed;
 * outputs and saved widget state are cleared (students run the notebook themselves);
-* the chapter's name is stored in the notebook's metadata, so the grader finds the instructor version.
+* the chapter's name is stored in the notebook's metadata, so the grader finds the instructor
+  version.
 """
 
 from __future__ import annotations
@@ -26,30 +27,43 @@ import nbformat
 
 __all__ = ["student_version", "write_assignments"]
 
-_SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
-_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)", re.M | re.S)
+_SOLUTION = re.compile(
+    r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S
+)
+_HIDDEN = re.compile(
+    r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)", re.M | re.S
+)
 
 
 def _strip_solution(source: str, markdown: bool) -> str:
     def stub(m: re.Match) -> str:
         indent = m.group(1)
-        body = "YOUR ANSWER HERE" if markdown else "# YOUR CODE HERE\n" + indent + "raise NotImplementedError()"
+        body = (
+            "YOUR ANSWER HERE"
+            if markdown
+            else "# YOUR CODE HERE\n" + indent + "raise NotImplementedError()"
+        )
         return indent + body + m.group(2)
 
     return _SOLUTION.sub(stub, source)
 
 
 def student_version(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
-    """A copy of instructor notebook ``nb`` with solutions stubbed, hidden tests removed, outputs cleared."""
+    """A copy of instructor notebook ``nb`` with solutions stubbed, hidden tests removed, outputs
+    cleared."""
     out = copy.deepcopy(nb)
     n_solutions = 0
     for cell in out.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("solution"):
             if "### BEGIN SOLUTION" not in cell.source:
-                raise ValueError(f"{chapter}: solution cell {meta.get('grade_id')!r} has no ### BEGIN SOLUTION")
+                raise ValueError(
+                    f"{chapter}: solution cell {meta.get('grade_id')!r} has no ### BEGIN SOLUTION"
+                )
             cell.source = _strip_solution(cell.source, cell.cell_type == "markdown")
-            tags = [t for t in cell.metadata.get("tags", []) if t not in ("hide-input", "hide-cell")]
+            tags = [
+                t for t in cell.metadata.get("tags", []) if t not in ("hide-input", "hide-cell")
+            ]
             cell.metadata["tags"] = tags
             n_solutions += 1
         if meta.get("grade"):

@@ -9,13 +9,16 @@
 * :class:`Mlp` — the position-wise feed-forward network: Linear, GELU, Linear (ViT Eq. 3).
 * :class:`PreNormBlock` — ``x + attn(LN(x))`` then ``x + MLP(LN(x))`` (ViT Eq. 2-3, Swin Eq. 3),
   for any attention module.
-* :class:`PatchEmbed` — cut an image into ``p × p`` patches and embed each linearly (ViT Eq. 1), with
+* :class:`PatchEmbed` — cut an image into ``p × p`` patches and embed each linearly (ViT Eq. 1),
+  with
   an optional convolutional stem (Xiao et al., "Early Convolutions Help Transformers See Better",
   NeurIPS 2021) and an optional LayerNorm (Swin Sec. 3.1).
 * :func:`conv_bn_act` — convolution, batch norm and ReLU, the unit of every small CNN in the book.
 * :class:`AttentionPooling` — additive attention pooling with a learned context vector (Bahdanau et
-  al., ICLR 2015; Yang et al., "Hierarchical Attention Networks", NAACL 2016, Eq. 5-7; the attention
-  unit of Long et al., "Attention Clusters", CVPR 2018, Eq. 2-3): ``α = softmax(w₂ᵀ tanh(W₁ h + b₁))``,
+  al., ICLR 2015; Yang et al., "Hierarchical Attention Networks", NAACL 2016, Eq. 5-7; the
+  attention
+  unit of Long et al., "Attention Clusters", CVPR 2018, Eq. 2-3): ``α = softmax(w₂ᵀ tanh(W₁ h +
+  b₁))``,
   ``s = Σ α_t h_t``.
 """
 
@@ -48,7 +51,8 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     check_positive_int("num_heads", num_heads)
     if x.shape[-1] % num_heads:
         raise ValueError(
-            f"dim = {x.shape[-1]} of x {tuple(x.shape)} is not divisible by num_heads = {num_heads}"
+            f"dim = {x.shape[-1]} of x {tuple(x.shape)} is not divisible by num_heads = "
+            f"{num_heads}"
         )
     return rearrange(x, "b n (h d) -> b h n d", h=num_heads)
 
@@ -108,26 +112,32 @@ class MultiHeadAttention(AttentionModule):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         b, n, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
         allowed = self._allowed(mask, key_mask, b, n)
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        q, k, v = rearrange(
+            self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads
+        )
         context, weights = scaled_dot_product_attention(q, k, v, mask=allowed, scale=self.scale)
         out = self.proj(merge_heads(context))  # Concat(head_1, …, head_h) W^O
         self.remember(weights)  # (B, h, N, N)
         return (out, weights) if return_weights else out
 
     def _allowed(self, mask, key_mask, b: int, n: int) -> torch.Tensor | None:
-        """``mask & key_mask`` as one boolean mask broadcastable to ``(B, h, N, N)``, or ``None``."""
+        """``mask & key_mask`` as one boolean mask broadcastable to ``(B, h, N, N)``, or
+        ``None``."""
         if key_mask is not None:
             check_bool_mask("key_mask", key_mask, shape=(b, n), layout="(B, N)")
             key_mask = key_mask[:, None, None, :]  # (B, 1, 1, N)
         if mask is not None:
-            check_bool_mask("mask", mask, broadcast_to=(b, self.num_heads, n, n), layout="(B, h, N, N)")
+            check_bool_mask(
+                "mask", mask, broadcast_to=(b, self.num_heads, n, n), layout="(B, h, N, N)"
+            )
         if mask is None:
             return key_mask
         return mask if key_mask is None else mask & key_mask
 
     @torch.no_grad()
     def load_torch_weights(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
-        """Copy the weights of a :class:`torch.nn.MultiheadAttention` of the same size; return ``self``.
+        """Copy the weights of a :class:`torch.nn.MultiheadAttention` of the same size; return
+        ``self``.
 
         torch keeps ``W^Q, W^K, W^V`` stacked in ``in_proj_weight`` ``(3·dim, dim)``: the layout of
         ``qkv.weight``.
@@ -135,7 +145,8 @@ class MultiHeadAttention(AttentionModule):
         same = mha.embed_dim == self.dim and mha.num_heads == self.num_heads
         if not same or not mha._qkv_same_embed_dim:
             raise ValueError(
-                f"need an nn.MultiheadAttention({self.dim}, {self.num_heads}) with equal q/k/v sizes"
+                f"need an nn.MultiheadAttention({self.dim}, {self.num_heads}) with equal q/k/v "
+                "sizes"
             )
         if (mha.in_proj_bias is None) != (self.qkv.bias is None):
             raise ValueError("mha and this module must agree on the biases (qkv_bias, proj_bias)")
@@ -152,7 +163,8 @@ class MultiHeadAttention(AttentionModule):
 
 
 class Mlp(nn.Sequential):
-    """The Transformer's position-wise MLP (ViT Eq. 3): ``Linear(dim → hidden_dim)``, GELU, back to dim.
+    """The Transformer's position-wise MLP (ViT Eq. 3): ``Linear(dim → hidden_dim)``, GELU, back to
+    dim.
 
     Shapes: ``(*, dim)`` → ``(*, dim)``.
     """
@@ -174,18 +186,25 @@ class PreNormBlock(nn.Module):
         dim: channels of the tokens.
         attn: the attention module (built by the caller, so one block serves every kind).
         mlp_ratio: hidden width of the MLP as a multiple of ``dim``.
-        norm_eps: the LayerNorms' epsilon (timm's ViT uses ``1e-6``, PyTorch's default is ``1e-5``).
+        norm_eps: the LayerNorms' epsilon (timm's ViT uses ``1e-6``, PyTorch's default is
+            ``1e-5``).
 
     Shapes: ``(B, …, dim)`` → the same; ``forward(x, **kwargs)`` passes ``kwargs`` (e.g. a mask) to
     ``attn``.
     """
 
-    def __init__(self, dim: int, attn: nn.Module, mlp_ratio: float = 4.0, norm_eps: float = 1e-5) -> None:
+    def __init__(
+        self, dim: int, attn: nn.Module, mlp_ratio: float = 4.0, norm_eps: float = 1e-5
+    ) -> None:
         super().__init__()
         check_positive_int("dim", dim)
         if not isinstance(attn, nn.Module):
             raise ValueError(f"attn must be an nn.Module, got {type(attn).__name__}")
-        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or not mlp_ratio > 0:
+        if (
+            isinstance(mlp_ratio, bool)
+            or not isinstance(mlp_ratio, (int, float))
+            or not mlp_ratio > 0
+        ):
             raise ValueError(f"mlp_ratio must be a positive number, got {mlp_ratio!r}")
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
@@ -215,7 +234,8 @@ class PatchEmbed(nn.Module):
         stem_channels: widths of the stem's layers.
         norm: LayerNorm the tokens.
 
-    Shapes: ``(B, in_channels, H, W)`` → a grid of tokens ``(B, H/p, W/p, dim)`` (row-major; flatten
+    Shapes: ``(B, in_channels, H, W)`` → a grid of tokens ``(B, H/p, W/p, dim)`` (row-major;
+        flatten
     dimensions 1-2 for a sequence).
     """
 
@@ -228,19 +248,16 @@ class PatchEmbed(nn.Module):
         norm: bool = False,
     ) -> None:
         super().__init__()
-        for name, value in (("patch_size", patch_size), ("in_channels", in_channels), ("dim", dim)):
-            check_positive_int(name, value)
-        widths = (stem_channels,) if isinstance(stem_channels, int) and stem_channels else stem_channels
-        if isinstance(widths, int) or not all(
-            isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in widths or ()
+        for name, value in (
+            ("patch_size", patch_size),
+            ("in_channels", in_channels),
+            ("dim", dim),
         ):
-            raise ValueError(
-                "stem_channels must be a non-negative int or a sequence of positive ints, "
-                f"got {stem_channels!r}"
-            )
+            check_positive_int(name, value)
+        widths = _stem_widths(stem_channels)
         self.patch_size, self.in_channels, self.dim = patch_size, in_channels, dim
         layers, c = [], in_channels
-        for width in widths or ():
+        for width in widths:
             layers.append(conv_bn_act(c, width, bias=False))
             c = width
         self.stem = nn.Sequential(*layers) if layers else nn.Identity()
@@ -256,6 +273,26 @@ class PatchEmbed(nn.Module):
         return self.norm(rearrange(self.proj(self.stem(x)), "b d h w -> b h w d"))
 
 
+def _stem_widths(stem_channels: object) -> tuple[int, ...]:
+    """``16`` → ``(16,)``, ``0`` → ``()``, a sequence of positive ints → a tuple; else
+    ``ValueError``."""
+    if (
+        isinstance(stem_channels, int)
+        and not isinstance(stem_channels, bool)
+        and stem_channels >= 0
+    ):
+        return (stem_channels,) if stem_channels else ()
+    widths = tuple(stem_channels) if isinstance(stem_channels, (list, tuple)) else None
+    if widths is None or not all(
+        isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in widths
+    ):
+        raise ValueError(
+            "stem_channels must be a non-negative int or a sequence of positive ints, "
+            f"got {stem_channels!r}"
+        )
+    return widths
+
+
 def conv_bn_act(
     in_channels: int,
     out_channels: int,
@@ -265,24 +302,39 @@ def conv_bn_act(
     bias: bool = True,
     act: bool = True,
 ) -> nn.Sequential:
-    """``Conv2d`` (padding ``kernel_size // 2``, so stride 1 keeps ``H × W``), ``BatchNorm2d``, ``ReLU``.
+    """``Conv2d`` (padding ``kernel_size // 2``, so stride 1 keeps ``H × W``), ``BatchNorm2d``,
+    ``ReLU``.
 
     ``act=False`` leaves out the ReLU. Shapes: ``(B, in_channels, H, W)`` →
     ``(B, out_channels, ⌈H/stride⌉, ⌈W/stride⌉)``.
     """
-    for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
+    for name, value in (
+        ("in_channels", in_channels),
+        ("out_channels", out_channels),
+        ("kernel_size", kernel_size),
+        ("stride", stride),
+        ("groups", groups),
+    ):
         check_positive_int(name, value)
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                     padding=kernel_size // 2, groups=groups, bias=bias)
+    conv = nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        groups=groups,
+        bias=bias,
+    )
     layers = [conv, nn.BatchNorm2d(out_channels)] + ([nn.ReLU()] if act else [])
     return nn.Sequential(*layers)
 
 
 class AttentionPooling(AttentionModule):
-    """Additive attention pooling with a learned context vector (HAN Eq. 5-7; Attention Clusters Eq. 2-3).
+    """Additive attention pooling with a learned context vector (HAN Eq. 5-7; Attention Clusters
+    Eq. 2-3).
 
-    For vectors ``h_t ∈ R^C``: score ``e_t = w₂ᵀ tanh(W₁ h_t + b₁)`` — ``w₂`` is the learned context
+    For vectors ``h_t ∈ R^C``: score ``e_t = w₂ᵀ tanh(W₁ h_t + b₁)`` — ``w₂`` is the learned
+    context
     vector ("which parts are informative?") —, weight ``α_t = softmax_t(e_t)`` over the valid
     ``t``, pooled vector ``s = Σ_t α_t h_t``.
 
@@ -306,11 +358,14 @@ class AttentionPooling(AttentionModule):
 
     def weights(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The weights ``α`` ``(*B, T)`` of ``h`` ``(*B, T, C)``, without pooling."""
+        self._check(h, mask)
+        scores = self.score(torch.tanh(self.proj(h))).squeeze(-1)  # e_t = w₂ᵀ tanh(W₁ h_t + b₁)
+        return masked_softmax(scores, dim=-1, mask=mask)  # α_t
+
+    def _check(self, h: torch.Tensor, mask: torch.Tensor | None) -> None:
         check_tensor("h", h, "(*B, T, C)", C=self.dim)
         if mask is not None:
             check_bool_mask("mask", mask, shape=h.shape[:-1], layout="(*B, T)")
-        scores = self.score(torch.tanh(self.proj(h))).squeeze(-1)  # e_t = w₂ᵀ tanh(W₁ h_t + b₁)
-        return masked_softmax(scores, dim=-1, mask=mask)  # α_t
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         alpha = self.remember(self.weights(h, mask))  # (*B, T)

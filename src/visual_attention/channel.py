@@ -2,21 +2,23 @@
 
 A convolutional feature map ``(B, C, H, W)`` holds ``C`` channels, each the response of one learned
 feature detector. Channel attention computes one number in ``(0, 1)`` per channel *from the input
-itself* and rescales the channel by it: detectors useful for this image are turned up, the others down.
+itself* and rescales the channel by it: detectors useful for this image are turned up, the others
+down.
 
 * :class:`SqueezeExcitation` — J. Hu, L. Shen, G. Sun, "Squeeze-and-Excitation Networks", CVPR 2018
   (TPAMI 2020), Eq. (2)-(4): global average pooling, a bottleneck of two fully connected layers,
   a sigmoid.
-* :class:`EfficientChannelAttention` — Q. Wang et al., "ECA-Net: Efficient Channel Attention for Deep
-  Convolutional Neural Networks", CVPR 2020, Eq. (12)-(14): global average pooling, a 1-D convolution
-  across neighbouring channels with an adaptive kernel size, a sigmoid.
-* :class:`ChannelGate` and :class:`CBAM` — S. Woo, J. Park, J.-Y. Lee, I. S. Kweon, "CBAM: Convolutional
-  Block Attention Module", ECCV 2018, Eq. (1)-(3): a shared MLP over the average- *and* max-pooled
-  descriptors, then CBAM's spatial gate (:class:`visual_attention.spatial.SpatialGate`).
+* :class:`EfficientChannelAttention` — Q. Wang et al., "ECA-Net: Efficient Channel Attention for
+  Deep Convolutional Neural Networks", CVPR 2020, Eq. (12)-(14): global average pooling, a 1-D
+  convolution across neighbouring channels with an adaptive kernel size, a sigmoid.
+* :class:`ChannelGate` and :class:`CBAM` — S. Woo, J. Park, J.-Y. Lee, I. S. Kweon, "CBAM:
+  Convolutional Block Attention Module", ECCV 2018, Eq. (1)-(3): a shared MLP over the average-
+  *and* max-pooled descriptors, then CBAM's spatial gate
+  (:class:`visual_attention.spatial.SpatialGate`).
 
 Every gate records its weights, the gate values ``(B, C)``, with
-:meth:`visual_attention.core.AttentionModule.remember`. The layer order, pooling, biases and default
-reductions follow the authors' reference code (``hujie-frank/SENet``, ``BangguWu/ECANet``,
+:meth:`visual_attention.core.AttentionModule.remember`. The layer order, pooling, biases and
+default reductions follow the authors' reference code (``hujie-frank/SENet``, ``BangguWu/ECANet``,
 ``Jongchan/attention-module``) and timm's ``squeeze_excite.py``, ``eca.py`` and ``cbam.py``.
 """
 
@@ -27,8 +29,15 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_floating, check_rank, shape_str
+from ._checks import (
+    check_choice,
+    check_int_or_none,
+    check_positive_int,
+    check_positive_number,
+    check_tensor,
+)
 from .core import AttentionModule
+from .spatial import SpatialGate
 
 __all__ = [
     "make_rd_channels",
@@ -41,52 +50,54 @@ __all__ = [
 ]
 
 
-def make_rd_channels(channels: int, rd_ratio: float = 1 / 16, rd_channels: int | None = None) -> int:
-    """Hidden width of a reduction bottleneck: ``rd_channels`` if given, else ``⌊C · rd_ratio⌋`` (at least 1).
+def make_rd_channels(
+    channels: int,
+    rd_ratio: float = 1 / 16,
+    rd_channels: int | None = None,
+    min_rd_channels: int = 1,
+) -> int:
+    """Hidden width of a reduction bottleneck, the book's one rounding rule for reduced widths.
 
-    SENet writes the reduction as ``r`` and the hidden width as ``C / r`` (Hu et al. 2018, Sec. 3.2,
-    ``r = 16``); CBAM uses the same ``r = 16``. ``rd_ratio = 1 / r``.
+    ``rd_channels`` if given, else ``max(⌊C · rd_ratio⌋, min_rd_channels)``: rounded down, as in
+    the reference code of SENet (``planes / r``), CBAM and SKNet (``int(features / r)``). SENet
+    writes the reduction as ``r`` and the hidden width as ``C / r`` (Hu et al. 2018, Sec. 3.2,
+    ``r = 16``); CBAM uses the same ``r = 16``; SKNet's ``d = max(C / r, L)`` (Li et al. 2019,
+    Eq. 4) sets ``min_rd_channels = L`` (see :func:`visual_attention.branch.sk_rd_channels`).
+    ``rd_ratio = 1 / r``.
+
+    >>> make_rd_channels(256), make_rd_channels(48), make_rd_channels(64, min_rd_channels=32)
+    (16, 3, 32)
     """
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"channels must be a positive integer, got {channels!r}")
-    if rd_channels is not None:
-        if isinstance(rd_channels, bool) or not isinstance(rd_channels, int) or rd_channels < 1:
-            raise ValueError(f"rd_channels must be a positive integer, got {rd_channels!r}")
+    check_positive_int("channels", channels)
+    check_positive_number("rd_ratio", rd_ratio)
+    check_positive_int("min_rd_channels", min_rd_channels)
+    if check_int_or_none("rd_channels", rd_channels) is not None:
         return rd_channels
-    if not 0 < rd_ratio <= 1:
-        raise ValueError(f"rd_ratio must lie in (0, 1], got {rd_ratio!r}")
-    return max(1, math.floor(channels * rd_ratio + 1e-9))  # + 1e-9: 48 · (1/16) is 3, not 2.999…
+    # + 1e-9: 48 · (1/16) must give 3, not ⌊2.999…⌋ = 2
+    return max(math.floor(channels * rd_ratio + 1e-9), min_rd_channels)
 
 
 def eca_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> int:
     """ECA's adaptive kernel size ``k = |log2(C) / γ + b / γ|_odd`` (Wang et al. 2020, Eq. 12).
 
-    As in the reference code: ``t = int(|(log2 C + b) / γ|)``, then ``k = t`` if ``t`` is odd else ``t + 1``
-    (so C = 64 → 3, 256 → 5, 2048 → 7 with the defaults γ = 2, b = 1).
+    As in the reference code: ``t = int(|(log2 C + b) / γ|)``, then ``k = t`` if ``t`` is odd
+    else ``t + 1`` (so C = 64 → 3, 256 → 5, 2048 → 7 with the defaults γ = 2, b = 1).
     """
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"channels must be a positive integer, got {channels!r}")
-    if not gamma > 0:
-        raise ValueError(f"gamma must be positive, got {gamma!r}")
-    t = int(abs((math.log2(channels) + beta) / gamma))
-    return t if t % 2 else t + 1
-
-
-def _check_feature_map(name: str, x: torch.Tensor, channels: int) -> None:
-    check_floating(name, x)
-    check_rank(name, x, exactly=4, expected="(B, C, H, W)")
-    if x.shape[1] != channels:
-        raise ValueError(
-            f"{name} must have shape (B, C, H, W) with C = {channels} channels, got {shape_str(x)}"
-        )
+    check_positive_int("channels", channels)
+    check_positive_number("gamma", gamma)
+    # [start-eca-kernel-size]
+    t = int(abs((math.log2(channels) + beta) / gamma))  # |log2(C) / γ + b / γ|, Eq. 12
+    return t if t % 2 else t + 1  # the nearest odd number (upwards)
+    # [end-eca-kernel-size]
 
 
 class SqueezeExcitation(AttentionModule):
     """Squeeze-and-Excitation block (Hu et al., CVPR 2018, Eq. 2-4).
 
     * squeeze: ``z = GAP(x)``, the mean of each channel over ``H × W`` (Eq. 2), ``(B, C)``;
-    * excitation: ``s = σ(W₂ δ(W₁ z))`` with ``W₁ ∈ R^{C/r × C}``, ``W₂ ∈ R^{C × C/r}``, ``δ`` = ReLU,
-      ``σ`` = sigmoid (Eq. 3); both fully connected layers carry a bias, as in the reference code;
+    * excitation: ``s = σ(W₂ δ(W₁ z))`` with ``W₁ ∈ R^{C/r × C}``, ``W₂ ∈ R^{C × C/r}``, ``δ`` =
+      ReLU, ``σ`` = sigmoid (Eq. 3); both fully connected layers carry a bias, as in the reference
+      code;
     * scale: ``x̃_c = s_c · x_c`` (Eq. 4).
 
     The fully connected layers are 1 × 1 convolutions on the pooled ``(B, C, 1, 1)`` tensor (as in
@@ -100,7 +111,9 @@ class SqueezeExcitation(AttentionModule):
     Shapes: ``(B, C, H, W) → (B, C, H, W)``. Records the gate ``s`` as ``(B, C)``.
     """
 
-    def __init__(self, channels: int, rd_ratio: float = 1 / 16, rd_channels: int | None = None) -> None:
+    def __init__(
+        self, channels: int, rd_ratio: float = 1 / 16, rd_channels: int | None = None
+    ) -> None:
         super().__init__()
         rd = make_rd_channels(channels, rd_ratio, rd_channels)
         self.channels = channels
@@ -114,19 +127,19 @@ class SqueezeExcitation(AttentionModule):
         return torch.sigmoid(self.fc2(self.act(self.fc1(z)))).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_feature_map("x", x, self.channels)
-        s = self.remember(self.gate(x))  # (B, C)
-        return x * s[:, :, None, None]
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        s = self.remember(self.gate(x))  # squeeze and excitation, Eq. 2-3: (B, C)
+        return x * s[:, :, None, None]  # scale, Eq. 4
 
 
 class EfficientChannelAttention(AttentionModule):
     """Efficient Channel Attention (Wang et al., CVPR 2020, Eq. 12-14).
 
-    ``y = GAP(x)`` ``(B, C)``; ``ω = σ(C1D_k(y))`` where ``C1D_k`` is one 1-D convolution of kernel size
-    ``k`` *across the channel axis*, without bias, zero-padded so that it keeps ``C`` values (Eq. 14):
-    each channel's gate looks only at its ``k`` neighbours, with ``k`` weights shared by all channels,
-    instead of SE's dimensionality-reducing bottleneck. ``k`` adapts to ``C`` (Eq. 12, see
-    :func:`eca_kernel_size`) unless ``kernel_size`` is given. Output ``x̃_c = ω_c · x_c``.
+    ``y = GAP(x)`` ``(B, C)``; ``ω = σ(C1D_k(y))`` where ``C1D_k`` is one 1-D convolution of kernel
+    size ``k`` *across the channel axis*, without bias, zero-padded so that it keeps ``C`` values
+    (Eq. 14): each channel's gate looks only at its ``k`` neighbours, with ``k`` weights shared by
+    all channels, instead of SE's dimensionality-reducing bottleneck. ``k`` adapts to ``C`` (Eq.
+    12, see :func:`eca_kernel_size`) unless ``kernel_size`` is given. Output ``x̃_c = ω_c · x_c``.
 
     Args:
         channels: ``C``.
@@ -136,10 +149,12 @@ class EfficientChannelAttention(AttentionModule):
     Shapes: ``(B, C, H, W) → (B, C, H, W)``. Records the gate ``ω`` as ``(B, C)``.
     """
 
-    def __init__(self, channels: int, gamma: float = 2, beta: float = 1, kernel_size: int | None = None) -> None:
+    def __init__(
+        self, channels: int, gamma: float = 2, beta: float = 1, kernel_size: int | None = None
+    ) -> None:
         super().__init__()
         k = eca_kernel_size(channels, gamma, beta) if kernel_size is None else kernel_size
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+        if check_positive_int("kernel_size", k) % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd integer, got {k!r}")
         self.channels = channels
         self.kernel_size = k
@@ -151,19 +166,19 @@ class EfficientChannelAttention(AttentionModule):
         return torch.sigmoid(self.conv(y[:, None, :])[:, 0])  # channels as a 1-D signal: (B, 1, C)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_feature_map("x", x, self.channels)
-        w = self.remember(self.gate(x))  # (B, C)
-        return x * w[:, :, None, None]
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        w = self.remember(self.gate(x))  # ω, Eq. 14: (B, C)
+        return x * w[:, :, None, None]  # x̃_c = ω_c · x_c
 
 
 class ChannelGate(AttentionModule):
     """CBAM's channel attention (Woo et al., ECCV 2018, Eq. 2).
 
-    ``M_c(F) = σ(MLP(AvgPool(F)) + MLP(MaxPool(F)))``: the *same* MLP
-    (``Linear(C, C/r) → ReLU → Linear(C/r, C)``, with biases, as in the reference code) is applied to the
-    average-pooled and to the max-pooled descriptors, the two outputs are summed, then squashed by a
-    sigmoid. Max pooling adds a cue SE lacks: the most distinctive response of each detector, not only
-    its mean. Output ``F' = M_c(F) ⊗ F`` (Eq. 1).
+    ``M_c(F) = σ(MLP(AvgPool(F)) + MLP(MaxPool(F)))``: the *same* MLP (``Linear(C, C/r) → ReLU →
+    Linear(C/r, C)``, with biases, as in the reference code) is applied to the average-pooled and
+    to the max-pooled descriptors, the two outputs are summed, then squashed by a sigmoid. Max
+    pooling adds a cue SE lacks: the most distinctive response of each detector, not only its mean.
+    Output ``F' = M_c(F) ⊗ F`` (Eq. 1).
 
     Args:
         channels: ``C``.
@@ -173,11 +188,15 @@ class ChannelGate(AttentionModule):
     Shapes: ``(B, C, H, W) → (B, C, H, W)``. Records the gate ``M_c`` as ``(B, C)``.
     """
 
-    def __init__(self, channels: int, rd_ratio: float = 1 / 16, rd_channels: int | None = None) -> None:
+    def __init__(
+        self, channels: int, rd_ratio: float = 1 / 16, rd_channels: int | None = None
+    ) -> None:
         super().__init__()
         rd = make_rd_channels(channels, rd_ratio, rd_channels)
         self.channels = channels
-        self.mlp = nn.Sequential(nn.Linear(channels, rd), nn.ReLU(inplace=True), nn.Linear(rd, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, rd), nn.ReLU(inplace=True), nn.Linear(rd, channels)
+        )
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The gate ``M_c = σ(MLP(avg) + MLP(max))``, shape ``(B, C)``."""
@@ -186,17 +205,17 @@ class ChannelGate(AttentionModule):
         return torch.sigmoid(self.mlp(avg) + self.mlp(peak))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_feature_map("x", x, self.channels)
-        m = self.remember(self.gate(x))  # (B, C)
-        return x * m[:, :, None, None]
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        m = self.remember(self.gate(x))  # M_c(F), Eq. 2: (B, C)
+        return x * m[:, :, None, None]  # F' = M_c(F) ⊗ F, Eq. 1
 
 
 class CBAM(nn.Module):
     """Convolutional Block Attention Module (Woo et al., ECCV 2018, Eq. 1).
 
     ``F' = M_c(F) ⊗ F`` then ``F'' = M_s(F') ⊗ F'``: channel attention first (*what*), then spatial
-    attention (*where*) on the refined map — the sequential, channel-first order the paper found best
-    (its Table 4). ``M_c`` is :class:`ChannelGate`; ``M_s`` is
+    attention (*where*) on the refined map — the sequential, channel-first order the paper found
+    best (its Table 4). ``M_c`` is :class:`ChannelGate`; ``M_s`` is
     :class:`visual_attention.spatial.SpatialGate` (channel-wise average and max maps → ``k × k``
     convolution → BatchNorm → sigmoid).
 
@@ -211,28 +230,23 @@ class CBAM(nn.Module):
 
     def __init__(self, channels: int, rd_ratio: float = 1 / 16, kernel_size: int = 7) -> None:
         super().__init__()
-        from .spatial import SpatialGate  # lazily: the spatial chapter's module
-
         self.channel_gate = ChannelGate(channels, rd_ratio)
         self.spatial_gate = SpatialGate(kernel_size=kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.spatial_gate(self.channel_gate(x))
+        return self.spatial_gate(self.channel_gate(x))  # F'' = M_s(F') ⊗ F', F' = M_c(F) ⊗ F
 
 
-def make_channel_attention(attention: str | None, channels: int, rd_ratio: float = 1 / 16) -> nn.Module:
-    """``None`` → ``nn.Identity``; ``"se"``, ``"eca"``, ``"cbam"`` → that module for ``channels`` channels."""
-    if attention is None:
-        return nn.Identity()
+def make_channel_attention(
+    attention: str | None, channels: int, rd_ratio: float = 1 / 16
+) -> nn.Module:
+    """``None`` → ``nn.Identity``; ``"se"``, ``"eca"``, ``"cbam"`` → that module for
+    ``channels``."""
+    check_choice("attention", attention, (None, "se", "eca", "cbam"))
     if attention == "se":
         return SqueezeExcitation(channels, rd_ratio)
     if attention == "eca":
         return EfficientChannelAttention(channels)
     if attention == "cbam":
         return CBAM(channels, rd_ratio)
-    raise ValueError(f"attention must be None, 'se', 'eca' or 'cbam', got {attention!r}")
-
-
-# ---------------------------------------------------------------------------------------------
-# For the chapter: gate values by class, and a widget of gates per image and block
-# ---------------------------------------------------------------------------------------------
+    return nn.Identity()

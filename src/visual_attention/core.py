@@ -12,20 +12,26 @@
 Every ``nn.Module`` of the package that computes attention derives from :class:`AttentionModule`
 and hands its weights back the same way: ``with record_attention(model) as maps: model(x)``.
 
-Mask convention, shared by the whole package and by :func:`torch.nn.functional.scaled_dot_product_attention`:
-a boolean mask is ``True`` where attention is *allowed* and ``False`` where it is blocked.
+Mask convention, shared by the whole package and by
+:func:`torch.nn.functional.scaled_dot_product_attention`: a boolean mask is ``True`` where
+attention is *allowed* and ``False`` where it is blocked.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_floating, check_qkv, check_rank, shape_str
+from ._checks import (
+    check_bool_mask,
+    check_floating,
+    check_positive_number,
+    check_qkv,
+    check_tensor,
+)
 
 __all__ = [
     "masked_softmax",
@@ -59,9 +65,9 @@ def masked_softmax(
     """Numerically stable softmax over one or several dimensions, with a mask and a temperature.
 
     ``weights = exp(s / T) / Σ exp(s / T)``, the sum running over ``dim`` and over unmasked entries
-    only. The maximum is subtracted before ``exp`` (it cancels in the ratio), so large logits do not
-    overflow. A slice whose entries are all masked (or all ``-inf``) gets weights of zero, not NaN:
-    "attend to nothing" contributes nothing to a context vector.
+    only. The maximum is subtracted before ``exp`` (it cancels in the ratio), so large logits do
+    not overflow. A slice whose entries are all masked (or all ``-inf``) gets weights of zero, not
+    NaN: "attend to nothing" contributes nothing to a context vector.
 
     Args:
         scores: floating tensor of any shape ``(*S)``.
@@ -70,36 +76,32 @@ def masked_softmax(
         temperature: ``T > 0``; ``T < 1`` sharpens the weights, ``T > 1`` flattens them.
 
     Returns:
-        weights of shape ``(*S)``, non-negative, summing to 1 over ``dim`` (or to 0 where fully masked).
+        weights of shape ``(*S)``, non-negative, summing to 1 over ``dim`` (or to 0 where fully
+        masked).
     """
-    check_floating("scores", scores)
-    dims = _normalise_dims(dim, scores.ndim) if scores.ndim else None
-    if dims is None:
-        raise ValueError("scores must have at least one dimension, got a 0-d tensor")
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not 0 < temperature < math.inf:
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    x = scores
-    if mask is not None:
-        _check_bool_mask(mask)
-        try:
-            torch.broadcast_shapes(mask.shape, scores.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"mask of shape {shape_str(mask)} does not broadcast to scores of shape {shape_str(scores)}"
-            ) from None
-        if torch.broadcast_shapes(mask.shape, scores.shape) != scores.shape:
-            raise ValueError(
-                f"mask of shape {shape_str(mask)} would enlarge scores of shape {shape_str(scores)}"
-            )
-        x = x.masked_fill(~mask, float("-inf"))
-    weights = _fused_softmax(x, dims, temperature)
-    if _has_nan(weights):  # weights lie in [0, 1]: their sum is finite unless one of them is NaN
-        return _careful_softmax(x, dims, temperature)
+    dims = _check_softmax(scores, dim, mask, temperature)
+    x = scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+    weights = _fused_softmax(x, dims, temperature)  # fast path: PyTorch's fused kernel
+    if _has_nan(weights):  # weights lie in [0, 1]: their sum is finite unless one is NaN
+        return _stable_softmax(x, dims, temperature)
     return weights
 
 
+def _check_softmax(scores, dim, mask, temperature) -> tuple[int, ...]:
+    """Validate the arguments of :func:`masked_softmax`; return ``dim`` as a tuple."""
+    check_floating("scores", scores)
+    if scores.ndim == 0:
+        raise ValueError("scores must have at least one dimension, got a 0-d tensor")
+    dims = _normalise_dims(dim, scores.ndim)
+    check_positive_number("temperature", temperature)
+    if mask is not None:
+        check_bool_mask("mask", mask, broadcast_to=scores.shape, layout="scores of shape")
+    return dims
+
+
 def _has_nan(t: torch.Tensor) -> bool:
-    """Whether ``t`` holds a NaN, in one reduction without a temporary (``isnan(t).any()`` costs ~9× more).
+    """Whether ``t`` holds a NaN, in one reduction without a temporary (``isnan(t).any()`` costs
+    ~9× more).
 
     The sum of a tensor holding a NaN is NaN. It can also be NaN when huge values of both signs sum
     to ``inf - inf``: a false alarm that only sends the caller down its slower, careful path.
@@ -110,10 +112,11 @@ def _has_nan(t: torch.Tensor) -> bool:
 def _fused_softmax(x: torch.Tensor, dims: tuple[int, ...], temperature: float) -> torch.Tensor:
     """PyTorch's fused softmax over ``dims``, unchecked.
 
-    It gives NaN exactly in the cases :func:`_careful_softmax` treats specially: a slice with no finite
-    score (fully masked), a slice holding ``+inf``, or scores that overflow when divided by a small
-    temperature. Callers check for NaN (in the weights, or more cheaply in a context computed from
-    them) and then take the careful path; the fused kernel saves several passes over the scores.
+    It gives NaN exactly in the cases :func:`_stable_softmax` treats specially: a slice with no
+    finite score (fully masked), a slice holding ``+inf``, or scores that overflow when divided by
+    a small temperature. Callers check for NaN (in the weights, or more cheaply in a context
+    computed from them) and then take the careful path; the fused kernel saves several passes over
+    the scores.
     """
     if dims == (x.ndim - 1,):
         return torch.softmax(x / temperature if temperature != 1 else x, dim=-1)
@@ -125,25 +128,27 @@ def _fused_softmax(x: torch.Tensor, dims: tuple[int, ...], temperature: float) -
     return w.movedim(last, dims) if dims != last else w
 
 
-def _careful_softmax(x: torch.Tensor, dims: tuple[int, ...], temperature: float) -> torch.Tensor:
-    """The softmax with the limits spelt out: zeros for a slice with no finite score, all weight on ``+inf``."""
-    # Subtracting the (detached) maximum leaves the softmax unchanged and keeps exp() <= 1; it is
-    # done before dividing by the temperature, so a small T cannot overflow the scores to inf.
-    peak = x.detach().amax(dim=dims, keepdim=True)
-    shifted = x - torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-    # a slice holding +inf scores: the limit of the softmax puts all weight on those entries
-    infinite = (peak == float("inf")).expand_as(x)
-    if infinite.any():
-        shifted = torch.where(infinite, torch.where(x == float("inf"), 0.0, float("-inf")).to(x.dtype), shifted)
-    e = torch.exp(shifted / temperature if temperature != 1 else shifted)
-    total = e.sum(dim=dims, keepdim=True)
-    return e / torch.where(total > 0, total, torch.ones_like(total))
+def _stable_softmax(x: torch.Tensor, dims: tuple[int, ...], temperature: float) -> torch.Tensor:
+    """The softmax with its limits spelt out: zeros for a slice with no finite score (fully
+    masked), all the weight on the ``+inf`` entries of a slice that holds some."""
+    x = _infinite_scores_to_limit(x, dims)
+    # [start-stable-softmax]
+    peak = x.detach().amax(dim=dims, keepdim=True)  # the largest score of each slice
+    peak = torch.where(torch.isfinite(peak), peak, 0.0)  # a fully masked slice stays at -inf
+    e = torch.exp((x - peak) / temperature)  # every exp(s - max) <= 1: no overflow
+    total = e.sum(dim=dims, keepdim=True)  # masked entries add exp(-inf) = 0
+    return e / torch.where(total > 0, total, 1.0)  # fully masked: 0 / 1 = 0, not NaN
+    # [end-stable-softmax]
 
 
-def _check_bool_mask(mask: object) -> None:
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"mask must be a boolean tensor, got {got}")
+def _infinite_scores_to_limit(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """In a slice holding ``+inf`` scores the softmax's limit puts all weight on those entries:
+    they become 0 and every other entry ``-inf``. Other slices are returned unchanged."""
+    infinite = (x.detach().amax(dim=dims, keepdim=True) == float("inf")).expand_as(x)
+    if not infinite.any():
+        return x
+    limit = torch.where(x == float("inf"), 0.0, float("-inf")).to(x.dtype)
+    return torch.where(infinite, limit, x)
 
 
 def scaled_dot_product_attention(
@@ -169,41 +174,66 @@ def scaled_dot_product_attention(
         scale: multiplier of the scores; ``None`` means ``D ** -0.5``.
         need_weights: ``False`` returns ``(context, None)`` without materialising the
             ``(*B, Lq, Lk)`` weights: the work goes to PyTorch's fused kernel,
-            :func:`torch.nn.functional.scaled_dot_product_attention` (as ``torch.nn.MultiheadAttention``
-            does with ``need_weights=False``), with the same results up to rounding — queries with no
-            allowed key still get a zero context, and inputs that make the fused kernel return NaN
-            (``+inf`` scores) take the path that keeps the weights.
+            :func:`torch.nn.functional.scaled_dot_product_attention` (as
+            ``torch.nn.MultiheadAttention`` does with ``need_weights=False``), with the same
+            results up to rounding — queries with no allowed key still get a zero context, and
+            inputs that make the fused kernel return NaN (``+inf`` scores) take the path that keeps
+            the weights.
 
     Returns:
-        ``(context, weights)`` with shapes ``(*B, Lq, Dv)`` and ``(*B, Lq, Lk)``; weights is ``None``
-        when ``need_weights=False``.
+        ``(context, weights)`` with shapes ``(*B, Lq, Dv)`` and ``(*B, Lq, Lk)``; weights is
+        ``None`` when ``need_weights=False``.
     """
-    check_qkv(q, k, v)
-    scores_shape = (*torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
-    expanded = _expand_mask(mask, scores_shape)
-    if scale is None:
-        scale = q.shape[-1] ** -0.5
-    number = isinstance(scale, numbers.Real) and not isinstance(scale, bool)
-    if not need_weights and number:
-        context = _fused_context(q, k, v, mask, float(scale))  # the unexpanded mask: less to convert
+    mask, scale = _check_attention(q, k, v, mask, scale)
+    if not need_weights and isinstance(scale, float):
+        context = _fused_context(q, k, v, mask, scale)  # fast path: PyTorch's fused kernel
         if context is not None:
             return context, None
-    scores = _scaled(torch.matmul(q, k.transpose(-2, -1)), scale)  # (*B, Lq, Lk)
-    x = scores if expanded is None else scores.masked_fill(~expanded, float("-inf"))
-    weights = torch.softmax(x, dim=-1)
-    context = torch.matmul(weights, v)
-    # a NaN weight (no finite score in a row, or a +inf score) makes its whole context row NaN, and the
-    # context (*B, Lq, Dv) is cheaper to check than the weights (*B, Lq, Lk)
-    if _has_nan(context if context.numel() else weights):
-        weights = _careful_softmax(x, (x.ndim - 1,), 1.0)
-        context = torch.matmul(weights, v)
+    context, weights = _attention(q, k, v, mask, scale)
     return context, (weights if need_weights else None)
 
 
+def _attention(q, k, v, mask, scale) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(softmax(q kᵀ · scale) v, weights)`` of checked inputs; ``mask`` ``(*B, Lq, Lk)``."""
+    # [start-attention]
+    scores = _scaled(q @ k.transpose(-2, -1), scale)  # q kᵀ / √d   (*B, Lq, Lk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # blocked keys: exp(-inf) = 0
+    weights = torch.softmax(scores, dim=-1)  # each query's weights over the keys sum to 1
+    context = weights @ v  # (*B, Lq, Dv): the weighted sum of the values
+    # [end-attention]
+    # A NaN weight (no finite score in a row, or a +inf score) makes its context row NaN, and
+    # the context (*B, Lq, Dv) is cheaper to check than the weights (*B, Lq, Lk).
+    if _has_nan(context if context.numel() else weights):
+        weights = _stable_softmax(scores, (scores.ndim - 1,), 1.0)
+        context = weights @ v
+    return context, weights
+
+
+def _check_attention(q, k, v, mask, scale) -> tuple[torch.Tensor | None, float | torch.Tensor]:
+    """Validate the inputs of :func:`scaled_dot_product_attention`; return the mask expanded to
+    the scores' shape ``(*B, Lq, Lk)`` (a view) and the scale (``D ** -0.5`` by default)."""
+    check_qkv(q, k, v)
+    scores_shape = (*torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
+    if mask is not None:
+        check_bool_mask("mask", mask, broadcast_to=scores_shape, layout="scores of shape")
+        mask = mask.expand(scores_shape)
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
+        scale = float(scale)
+    return mask, scale
+
+
 def _scaled(scores: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
-    """``scores · scale`` for ``scores`` fresh from a matmul: skipped when the scale is 1, in place when it
-    is a number (the matmul's backward needs its inputs, not its output), out of place for a tensor."""
-    if isinstance(scale, torch.Tensor) or isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+    """``scores · scale`` for ``scores`` fresh from a matmul: skipped when the scale is 1, in place
+    when it is a number (the matmul's backward needs its inputs, not its output), out of place for
+    a tensor."""
+    if (
+        isinstance(scale, torch.Tensor)
+        or isinstance(scale, bool)
+        or not isinstance(scale, numbers.Real)
+    ):
         return scores * scale
     return scores if scale == 1 else scores.mul_(float(scale))
 
@@ -211,7 +241,8 @@ def _scaled(scores: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
 def _fused_context(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float
 ) -> torch.Tensor | None:
-    """The context of :func:`scaled_dot_product_attention` from PyTorch's fused kernel, or ``None``.
+    """The context of :func:`scaled_dot_product_attention` from PyTorch's fused kernel, or
+    ``None``.
 
     ``None`` (the caller then computes the weights) where the fused kernel's result would differ
     from ours: a NaN in its output, which the careful softmax may avoid (``+inf`` scores).
@@ -230,19 +261,6 @@ def _fused_context(
     if empty is not None:
         context = context.masked_fill(empty, 0.0)
     return None if _has_nan(context) else context
-
-
-def _expand_mask(mask: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor | None:
-    """Check that ``mask`` broadcasts to the scores' ``shape`` and expand it (a view, nothing copied)."""
-    if mask is None:
-        return None
-    _check_bool_mask(mask)
-    try:
-        return mask.expand(shape)
-    except RuntimeError:
-        raise ValueError(
-            f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape {tuple(shape)}"
-        ) from None
 
 
 def query_attention(
@@ -266,39 +284,40 @@ def query_attention(
         query: ``(B, C)``, one query per image.
         scale: multiplier of the dot products (default 1: no scaling).
         temperature: softmax temperature ``T > 0``.
-        mask: optional boolean ``(B, H, W)`` (or broadcastable), ``True`` = position may be attended.
+        mask: optional boolean ``(B, H, W)`` (or broadcastable), ``True`` = position may be
+            attended.
 
     Returns:
-        ``(weights, context)``: weights ``(B, H, W)`` summing to 1 over ``H, W``; context ``(B, C)``.
+        ``(weights, context)``: weights ``(B, H, W)`` summing to 1 over ``H, W``; context ``(B,
+        C)``.
     """
-    check_floating("feature_maps", feature_maps)
-    check_floating("query", query)
-    check_rank("feature_maps", feature_maps, exactly=4, expected="(B, C, H, W)")
-    check_rank("query", query, exactly=2, expected="(B, C)")
-    b, c = feature_maps.shape[:2]
-    if query.shape != (b, c):
-        raise ValueError(
-            f"query must have shape (B, C) = ({b}, {c}) to match feature_maps {shape_str(feature_maps)}, "
-            f"got {shape_str(query)}"
-        )
-    if query.dtype != feature_maps.dtype:
-        raise ValueError(f"query dtype {query.dtype} differs from feature_maps dtype {feature_maps.dtype}")
-    if mask is not None and isinstance(mask, torch.Tensor) and mask.ndim > 3:
-        raise ValueError(f"mask must have shape (B, H, W), got {shape_str(mask)}")
-    scores = torch.einsum("bchw,bc->bhw", feature_maps, query)
-    if isinstance(scale, torch.Tensor) or scale != 1:
-        scores = scores * scale
-    weights = masked_softmax(scores, dim=(-2, -1), mask=_expand_mask(mask, scores.shape), temperature=temperature)
-    context = torch.einsum("bhw,bchw->bc", weights, feature_maps)
+    _check_query_attention(feature_maps, query, mask)
+    # [start-query-attention]
+    scores = torch.einsum("bchw,bc->bhw", feature_maps, query) * scale  # e_ij = scale·⟨q, x_ij⟩
+    weights = masked_softmax(scores, dim=(-2, -1), mask=mask, temperature=temperature)  # α_ij
+    context = torch.einsum("bhw,bchw->bc", weights, feature_maps)  # c = Σ_ij α_ij x_ij
+    # [end-query-attention]
     return weights, context
+
+
+def _check_query_attention(feature_maps, query, mask) -> None:
+    b, c, h, w = check_tensor("feature_maps", feature_maps, "(B, C, H, W)")
+    check_tensor("query", query, "(B, C)", B=b, C=c)
+    if query.dtype != feature_maps.dtype:
+        raise ValueError(
+            f"query dtype {query.dtype} differs from feature_maps dtype {feature_maps.dtype}"
+        )
+    if mask is not None:
+        check_bool_mask("mask", mask, broadcast_to=(b, h, w), layout="(B, H, W)")
 
 
 class AttentionModule(torch.nn.Module):
     """Base class of every module in the package that computes attention weights.
 
-    A subclass calls ``self.remember(weights)`` in ``forward`` with its weights — a gate ``(B, C)``,
-    a spatial map ``(B, 1, H, W)``, branch weights ``(B, M, C)``, per-head maps ``(B, h, N, N)``…
-    (its docstring says which). Nothing is kept unless recording is on, so training pays nothing;
+    A subclass calls ``self.remember(weights)`` in ``forward`` with its weights — a gate ``(B,
+    C)``, a spatial map ``(B, 1, H, W)``, branch weights ``(B, M, C)``, per-head maps ``(B, h, N,
+    N)``… (its docstring says which). Nothing is kept unless recording is on, so training pays
+    nothing;
     :func:`record_attention` turns it on for a whole model and collects the weights by module name,
     so one plotting or widget function serves every module.
     """
@@ -315,7 +334,8 @@ class AttentionModule(torch.nn.Module):
         return weights
 
 
-class record_attention:  # noqa: N801  (used as a function: ``with record_attention(model) as maps``)
+# noqa: N801  (used as a function: ``with record_attention(model) as maps``)
+class record_attention:
     """Collect the attention weights of every :class:`AttentionModule` inside ``model``.
 
     Example::

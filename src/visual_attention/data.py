@@ -1,18 +1,20 @@
 """Datasets built only from data that ships with packages (nothing is downloaded).
 
-* :func:`load_photo` — a real photo from :mod:`skimage.data` (``chelsea``, ``astronaut``, ``coffee``…)
-  as a ``(3, H, W)`` float tensor.
+* :func:`load_photo` — a real photo from :mod:`skimage.data` (``chelsea``, ``astronaut``,
+  ``coffee``…) as a ``(3, H, W)`` float tensor.
 * :func:`patch_features` — a small, interpretable feature map for a photo: one vector per
-  ``p × p`` patch (mean colour, contrast and edge strength), so that attention over a real image can
-  be computed and explained without a trained network.
-* :func:`load_digits` — the 1,797 real 8 × 8 handwritten digits of :func:`sklearn.datasets.load_digits`.
+  ``p × p`` patch (mean colour, contrast and edge strength), so that attention over a real image
+  can be computed and explained without a trained network.
+* :func:`load_digits` — the 1,797 real 8 × 8 handwritten digits of
+  :func:`sklearn.datasets.load_digits`.
 * :func:`cluttered_digits` — a digit at a random position and scale on a larger noisy canvas with
   distractor fragments of other digits, and the digit's box: a task where *where to look* matters.
 * :func:`digit_clips` — short clips of a digit moving across a noisy canvas, present in only a few
   frames among distractor frames: a task where *when to look* matters.
 
-Every generator is deterministic given its ``seed``, and train and test sets are drawn from disjoint
-halves of the real digits (``split="train"`` or ``"test"``), so a test digit was never seen in training.
+Every generator is deterministic given its ``seed``, and train and test sets are drawn from
+disjoint halves of the real digits (``split="train"`` or ``"test"``), so a test digit was never
+seen in training.
 """
 
 from __future__ import annotations
@@ -69,11 +71,12 @@ def patch_features(
 ) -> torch.Tensor:
     """Describe each ``patch × patch`` tile of an image by six numbers (see :data:`FEATURE_NAMES`).
 
-    Channels: mean red, green and blue; the standard deviation of the luminance (contrast); the mean
-    absolute horizontal and vertical luminance differences (edges across x and across y).
-    With ``standardise`` each channel is shifted and scaled to mean 0 and standard deviation 1 over
-    the patches of the image, so that no channel dominates the dot products. With ``unit`` each
-    patch's vector is then scaled to length 1, so that the dot product of two of them is their cosine
+    Channels: mean red, green and blue; the standard deviation of the luminance (contrast); the
+        mean
+    absolute horizontal and vertical luminance differences (edges across x and across y). With
+    ``standardise`` each channel is shifted and scaled to mean 0 and standard deviation 1 over the
+    patches of the image, so that no channel dominates the dot products. With ``unit`` each patch's
+    vector is then scaled to length 1, so that the dot product of two of them is their cosine
     similarity: a patch then matches itself best, whatever its norm.
 
     Args:
@@ -88,7 +91,9 @@ def patch_features(
     check_floating("image", image)
     check_rank("image", image, exactly=3, expected="(3, H, W)")
     if image.shape[0] != 3:
-        raise ValueError(f"image must have 3 colour channels (3, H, W), got shape {shape_str(image)}")
+        raise ValueError(
+            f"image must have 3 colour channels (3, H, W), got shape {shape_str(image)}"
+        )
     _, height, width = image.shape
     if not isinstance(patch, int) or patch < 2 or height % patch or width % patch:
         raise ValueError(
@@ -96,7 +101,9 @@ def patch_features(
         )
     h, w = height // patch, width // patch
 
-    def tiles(x: torch.Tensor) -> torch.Tensor:  # (C, H', W') -> (C, h, w, p*p), cropping to whole tiles
+    def tiles(
+        x: torch.Tensor,
+    ) -> torch.Tensor:  # (C, H', W') -> (C, h, w, p*p), cropping to whole tiles
         c = x.shape[0]
         x = x[:, : h * patch, : w * patch]
         return x.reshape(c, h, patch, w, patch).permute(0, 1, 3, 2, 4).reshape(c, h, w, -1)
@@ -119,7 +126,9 @@ def patch_features(
         mean, std = flat.mean(1)[:, None, None], flat.std(1, unbiased=False)[:, None, None]
         # a channel that is constant over the image (up to rounding) carries no information: 0
         flat_channel = std <= 1e-5 * (mean.abs() + 1)
-        feats = torch.where(flat_channel, 0.0, (feats - mean) / torch.where(flat_channel, 1.0, std)).float()
+        feats = torch.where(
+            flat_channel, 0.0, (feats - mean) / torch.where(flat_channel, 1.0, std)
+        ).float()
     if unit:
         feats = feats / feats.norm(dim=0, keepdim=True).clamp_min(1e-6)
     return feats
@@ -129,7 +138,8 @@ def load_digits(split: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The real handwritten digits shipped with scikit-learn.
 
     Args:
-        split: ``None`` for all 1,797 digits, ``"train"`` for the first 1,200, ``"test"`` for the rest.
+        split: ``None`` for all 1,797 digits, ``"train"`` for the first 1,200, ``"test"`` for the
+            rest.
 
     Returns:
         images ``(N, 8, 8)`` float32 in ``[0, 1]`` and labels ``(N,)`` int64.
@@ -157,8 +167,9 @@ class _Resized:
 
     def __call__(self, size: int) -> np.ndarray:
         if size not in self.cache:
-            resized = torch.nn.functional.interpolate(self.digits, size=(size, size), mode="bilinear",
-                                                      align_corners=False)
+            resized = torch.nn.functional.interpolate(
+                self.digits, size=(size, size), mode="bilinear", align_corners=False
+            )
             self.cache[size] = resized[:, 0].clamp(0, 1).double().numpy()
         return self.cache[size]
 
@@ -175,8 +186,8 @@ def cluttered_digits(
     """Real digits placed on a larger noisy canvas among fragments of other digits.
 
     Each image holds one digit resized to a random size in ``digit_sizes`` at a random position,
-    ``distractors`` fragments of *other* digits (random crops of 5/8 of a digit drawn at the same size,
-    so strokes look alike) and Gaussian pixel noise. The label is the digit's class.
+    ``distractors`` fragments of *other* digits (random crops of 5/8 of a digit drawn at the same
+    size, so strokes look alike) and Gaussian pixel noise. The label is the digit's class.
 
     Args:
         n: number of images.
@@ -240,9 +251,9 @@ def digit_clips(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Short clips in which a real digit moves across a noisy canvas during a few frames only.
 
-    In each clip one digit (the label) is visible in a run of ``visible`` consecutive frames, moving
-    in a straight line; every other frame shows only noise and a moving fragment of another digit (a
-    distractor). A model must find *when* the digit appears.
+    In each clip one digit (the label) is visible in a run of ``visible`` consecutive frames,
+    moving in a straight line; every other frame shows only noise and a moving fragment of another
+    digit (a distractor). A model must find *when* the digit appears.
 
     Args:
         n: number of clips.
@@ -260,7 +271,8 @@ def digit_clips(
     size = 12
     if n < 1 or canvas < size + 2 or not 1 <= visible[0] <= visible[1] <= frames:
         raise ValueError(
-            f"need n >= 1, canvas >= {size + 2} and 1 <= visible[0] <= visible[1] <= frames, got n={n}, "
+            f"need n >= 1, canvas >= {size + 2} and 1 <= visible[0] <= visible[1] <= frames, got "
+            f"n={n}, "
             f"canvas={canvas}, visible={visible}, frames={frames}"
         )
     digits, labels = load_digits(split)
@@ -288,7 +300,9 @@ def digit_clips(
             if first <= t < first + count:
                 b = (t - first) / max(count - 1, 1)
                 r, c = round(r0 + b * (r1 - r0)), round(c0 + b * (c1 - c0))
-                np.maximum(frame[r : r + size, c : c + size], digit, out=frame[r : r + size, c : c + size])
+                np.maximum(
+                    frame[r : r + size, c : c + size], digit, out=frame[r : r + size, c : c + size]
+                )
                 present[i, t] = True
         out_labels[i] = labels[k]
     clips += rng.normal(0.0, noise, size=clips.shape)

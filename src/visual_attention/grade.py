@@ -16,8 +16,8 @@ How it works, and why a broken or malicious submission cannot crash it or buy po
   grader sends the exercise's inputs to the kernel and gets back only the outputs of the student's
   function. The comparison with the reference runs **in the grader's own process** with
   :func:`visual_attention.exercises.judge`, so patching ``check``, ``torch.allclose`` or anything
-  else inside the kernel has no effect. Outputs come back through ``torch.load(weights_only=True)``:
-  tensors, numbers, strings and containers only, no code.
+  else inside the kernel has no effect. Outputs come back through
+  ``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, no code.
 """
 
 from __future__ import annotations
@@ -108,11 +108,16 @@ def graded_cells(nb: nbformat.NotebookNode) -> list[_Graded]:
             continue
         call = None
         for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "check":
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", "")) == "check"
+            ):
                 call = node
                 break
         if call is None or len(call.args) < 2 or not isinstance(call.args[0], ast.Constant):
-            raise ValueError(f"graded cell {meta.get('grade_id')!r} does not call check('<exercise>', answer)")
+            raise ValueError(
+                f"graded cell {meta.get('grade_id')!r} does not call check('<exercise>', answer)"
+            )
         found.append(
             _Graded(
                 grade_id=meta["grade_id"],
@@ -150,7 +155,8 @@ class _Kernel:
         self.kc.wait_for_ready(timeout=60)
 
     def run(self, code: str, timeout: float) -> tuple[str, str]:
-        """Execute ``code``; returns ``(status, detail)`` with status ok, error, timeout or died."""
+        """Execute ``code``; returns ``(status, detail)`` with status ok, error, timeout or
+        died."""
         msg_id = self.kc.execute(code, store_history=False, allow_stdin=False)
         deadline = time.monotonic() + timeout
         interrupted = False
@@ -221,17 +227,24 @@ def _grade_one(kernel: _Kernel, g: _Graded, work: Path, timeout: float) -> Exerc
     inputs, outputs = work / f"{g.grade_id}.in.pt", work / f"{g.grade_id}.out.pt"
     outputs.unlink(missing_ok=True)
     torch.save([(c.args, c.kwargs) for c in cases], inputs)
-    status, detail = kernel.run(_RUNNER.format(answer=g.answer, inputs=str(inputs), outputs=str(outputs)), timeout)
+    status, detail = kernel.run(
+        _RUNNER.format(answer=g.answer, inputs=str(inputs), outputs=str(outputs)), timeout
+    )
     if status != "ok":
         return result(0, detail)
     try:
         answers = torch.load(outputs, weights_only=True)
-    except Exception as e:  # missing file, or outputs that are not plain tensors/numbers/containers
-        return result(0, f"could not read the outputs of {g.answer} ({type(e).__name__}); return tensors")
+    # missing file, or outputs that are not plain tensors/numbers/containers
+    except Exception as e:
+        return result(
+            0, f"could not read the outputs of {g.answer} ({type(e).__name__}); return tensors"
+        )
     if not isinstance(answers, list) or len(answers) != len(cases):
         return result(0, f"could not read the outputs of {g.answer}")
     for case, item in zip(cases, answers):
-        kind, got = item if isinstance(item, (list, tuple)) and len(item) == 2 else ("error", "bad output")
+        kind, got = (
+            item if isinstance(item, (list, tuple)) and len(item) == 2 else ("error", "bad output")
+        )
         if kind == "todo":
             return result(0, "not answered yet (raises NotImplementedError)")
         if kind == "error":
@@ -247,7 +260,10 @@ def _find_source(submission: nbformat.NotebookNode, path: Path) -> Path:
     chapter = submission.metadata.get("visual_attention", {}).get("chapter") or path.stem
     candidate = BOOK / f"{chapter}.ipynb"
     if not candidate.is_file():
-        raise SystemExit(f"cannot find the instructor notebook for {path.name}: pass --source book/<chapter>.ipynb")
+        raise SystemExit(
+            f"cannot find the instructor notebook for {path.name}: pass --source "
+            "book/<chapter>.ipynb"
+        )
     return candidate
 
 
@@ -269,7 +285,9 @@ def grade(
     try:
         nb = nbformat.read(submission, as_version=4)
     except Exception as e:
-        raise SystemExit(f"{submission}: not a readable notebook ({type(e).__name__}: {e})") from None
+        raise SystemExit(
+            f"{submission}: not a readable notebook ({type(e).__name__}: {e})"
+        ) from None
     source = Path(source) if source else _find_source(nb, submission)
     expected = graded_cells(nbformat.read(source, as_version=4))
     by_id = {g.grade_id: g for g in expected}
@@ -298,8 +316,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Grade a submitted chapter notebook.")
     parser.add_argument("submission", type=Path)
     parser.add_argument("--source", type=Path, default=None, help="the instructor notebook")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per cell and per exercise")
-    parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per cell and per exercise"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the report as JSON here"
+    )
     args = parser.parse_args(argv)
     report = grade(args.submission, args.source, args.timeout)
     print(report.table())

@@ -4,19 +4,17 @@
   a value: scaled dot-product attention (Vaswani et al., "Attention Is All You Need", NeurIPS 2017,
   Eq. 1) with ``H·W`` queries and ``H·W`` keys, weights ``(B, HW, HW)``.
 * :class:`NonLocalBlock` — Wang, Girshick, Gupta, He, "Non-local Neural Networks", CVPR 2018,
-  Eq. (1)-(2) and (6), in its *embedded Gaussian* form: ``θ``, ``φ``, ``g`` are 1×1 convolutions to
-  ``C/2`` channels, ``y_i = Σ_j softmax_j(θ(x_i)ᵀ φ(x_j)) g(x_j)``, and the residual
-  ``z_i = W_z y_i + x_i`` with ``W_z``'s BatchNorm initialised to zero, so a new block is the identity
-  and can be inserted into a trained network without changing it.
+  Eq. (1), (3) and (6), in its *embedded Gaussian* form: ``θ``, ``φ``, ``g`` are 1×1 convolutions
+  to ``C/2`` channels, ``y_i = Σ_j softmax_j(θ(x_i)ᵀ φ(x_j)) g(x_j)``, and the residual
+  ``z_i = W_z y_i + x_i`` with ``W_z``'s BatchNorm initialised to zero, so a new block is the
+  identity and can be inserted into a trained network without changing it.
 * :func:`mean_attention_distance` — how far, in grid cells, a query's attention reaches on average
   (the "attention distance" of Dosovitskiy et al., ICLR 2021, Fig. 7).
-* :func:`marks_task` — a synthetic task that needs long-range context: two marks at opposite sides
-  of an image, *do they have the same pattern?*
-* :func:`explorer` — the chapter's widget: pick a query patch of a photo and what the embedding
-  compares; see its attention over the photo and its output vector.
 
 Self-attention GAN (Zhang et al., ICML 2019) uses the same block in a generator (with a learned
-scale ``γ`` initialised to zero instead of a zero BatchNorm).
+scale ``γ`` initialised to zero instead of a zero BatchNorm). The chapter's task that needs
+long-range context, its two networks and its widget are in
+:mod:`visual_attention.labs.self_attention`.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_floating, check_rank, shape_str
+from ._checks import check_positive_int, check_positive_number, check_tensor, shape_str
 from .core import AttentionModule, scaled_dot_product_attention
 
 __all__ = [
@@ -42,12 +40,14 @@ def position_self_attention(
     scale: float | None = None,
     mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Self-attention among the positions of feature maps: every position attends to every position.
+    """Self-attention among the positions of feature maps: every position attends to every
+    position.
 
     The ``H·W`` positions are flattened into a sequence (row by row) and
-    ``y = softmax(Q Kᵀ · scale) V`` (Vaswani et al. 2017, Eq. 1) is computed with one query, key and
-    value per position; ``y`` is folded back into a map. For ``q = k = v = x`` this is the
-    "Gaussian" non-local operation of Wang et al. (2018, Eq. 2, first form).
+    ``y = softmax(Q Kᵀ · scale) V`` (Vaswani et al. 2017, Eq. 1) is computed with one query, key
+    and value per position; ``y`` is folded back into a map. For ``q = k = v = x`` and ``scale=1``
+    this is the non-local operation (Wang et al. 2018, Eq. 1) with the "Gaussian" ``f`` of their
+    Eq. 2.
 
     Args:
         q: queries ``(B, Cq, H, W)``.
@@ -60,30 +60,37 @@ def position_self_attention(
         ``(y, weights)``: ``y`` of shape ``(B, Cv, H, W)`` and weights ``(B, HW, H'W')`` whose rows
         sum to 1; row ``i·W + j`` is the attention map of the query at ``(i, j)``.
     """
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        check_floating(name, t)
-        check_rank(name, t, exactly=4, expected="(B, C, H, W)")
+    _, _, h, w = _check_maps(q, k, v)
+    # [start-position-self-attention]
+    seq = lambda t: rearrange(t, "b c h w -> b (h w) c")  # noqa: E731  one row per position
+    y, weights = scaled_dot_product_attention(seq(q), seq(k), seq(v), mask=mask, scale=scale)
+    return rearrange(y, "b (h w) c -> b c h w", h=h, w=w), weights  # (B, Cv, H, W), (B, HW, H'W')
+    # [end-position-self-attention]
+
+
+def _check_maps(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[int, ...]:
+    """Check the maps of :func:`position_self_attention`; return the shape of ``q``."""
+    shape = check_tensor("q", q, "(B, C, H, W)")
+    check_tensor("k", k, "(B, C, H, W)")
+    check_tensor("v", v, "(B, C, H, W)")
     if q.shape[:2] != k.shape[:2]:
         raise ValueError(f"q {shape_str(q)} and k {shape_str(k)} must share (B, C)")
     if k.shape[0] != v.shape[0] or k.shape[2:] != v.shape[2:]:
         raise ValueError(f"k {shape_str(k)} and v {shape_str(v)} must share B, H and W")
-    h, w = q.shape[2:]
-    seq = lambda t: rearrange(t, "b c h w -> b (h w) c")  # noqa: E731  one row per position
-    y, weights = scaled_dot_product_attention(seq(q), seq(k), seq(v), mask=mask, scale=scale)
-    return rearrange(y, "b (h w) c -> b c h w", h=h, w=w), weights
+    return shape
 
 
 class NonLocalBlock(AttentionModule):
     """The non-local block of Wang et al. (CVPR 2018), embedded Gaussian version, for images.
 
-    Eq. (1)-(2): ``y_i = (1 / C(x)) Σ_j exp(θ(x_i)ᵀ φ(x_j)) g(x_j)`` — a softmax over all positions
-    ``j`` — with ``θ``, ``φ``, ``g`` 1×1 convolutions from ``C`` to ``C' = rd_channels`` channels
-    (``C/2`` in the paper). Eq. (6): ``z_i = W_z y_i + x_i`` where ``W_z`` is a 1×1 convolution back
-    to ``C`` channels followed by BatchNorm whose scale ``γ`` starts at zero (Sec. 3.3 and the
-    authors' code), so the block starts as the identity.
+    Eq. (1) with (3): ``y_i = (1 / C(x)) Σ_j exp(θ(x_i)ᵀ φ(x_j)) g(x_j)`` — a softmax over all
+    positions ``j`` — with ``θ``, ``φ``, ``g`` 1×1 convolutions from ``C`` to ``C' = rd_channels``
+    channels (``C/2`` in the paper). Eq. (6): ``z_i = W_z y_i + x_i`` where ``W_z`` is a 1×1
+    convolution back to ``C`` channels followed by BatchNorm whose scale ``γ`` starts at zero
+    (Sec. 3.3 and the authors' code), so the block starts as the identity.
 
     As in the authors' released code (``USE_SCALE``), the dot products are multiplied by
-    ``C' ** -0.5`` (``scale=True``); ``scale=False`` gives Eq. (2) exactly. ``subsample=True`` adds
+    ``C' ** -0.5`` (``scale=True``); ``scale=False`` gives Eq. (3) exactly. ``subsample=True`` adds
     the 2×2 max-pooling after ``φ`` and ``g`` of Sec. 3.3 (4× fewer keys).
 
     Args:
@@ -92,10 +99,11 @@ class NonLocalBlock(AttentionModule):
         rd_channels: ``C'`` directly (overrides ``rd_ratio``).
         scale: multiply the dot products by ``C' ** -0.5``.
         subsample: max-pool keys and values by 2 (``H`` and ``W`` must then be even).
-        use_bn: BatchNorm after ``W_z`` (zero-initialised); without it ``W_z`` itself starts at zero.
+        use_bn: BatchNorm after ``W_z`` (zero-initialised); without it ``W_z`` itself starts
+            at zero.
 
-    Shapes: input and output ``(B, C, H, W)``. Records the weights ``(B, HW, HW)`` (``(B, HW, HW/4)``
-    with ``subsample``): row ``i·W + j`` is where position ``(i, j)`` looks.
+    Shapes: input and output ``(B, C, H, W)``. Records the weights ``(B, HW, HW)``
+    (``(B, HW, HW/4)`` with ``subsample``): row ``i·W + j`` is where position ``(i, j)`` looks.
     """
 
     def __init__(
@@ -108,14 +116,12 @@ class NonLocalBlock(AttentionModule):
         use_bn: bool = True,
     ) -> None:
         super().__init__()
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+        check_positive_int("channels", channels)
         if rd_channels is None:
-            if not 0 < rd_ratio <= 1:
+            if check_positive_number("rd_ratio", rd_ratio) > 1:
                 raise ValueError(f"rd_ratio must be in (0, 1], got {rd_ratio!r}")
             rd_channels = max(1, round(channels * rd_ratio))
-        if not isinstance(rd_channels, int) or rd_channels < 1:
-            raise ValueError(f"rd_channels must be a positive integer, got {rd_channels!r}")
+        check_positive_int("rd_channels", rd_channels)
         self.channels, self.rd_channels, self.subsample = channels, rd_channels, subsample
         self.scale = rd_channels**-0.5 if scale else 1.0
         self.theta = nn.Conv2d(channels, rd_channels, 1)
@@ -132,16 +138,18 @@ class NonLocalBlock(AttentionModule):
             nn.init.zeros_(self.w_z.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_floating("x", x)
-        check_rank("x", x, exactly=4, expected="(B, C, H, W)")
-        if x.shape[1] != self.channels:
-            raise ValueError(f"x must have {self.channels} channels (B, C, H, W), got shape {shape_str(x)}")
-        if self.subsample and (x.shape[2] % 2 or x.shape[3] % 2):
+        self._check(x)
+        queries = self.theta(x)  # θ(x_i), (B, C', H, W)
+        keys, values = self.pool(self.phi(x)), self.pool(self.g(x))  # φ(x_j), g(x_j)
+        y, weights = position_self_attention(queries, keys, values, self.scale)  # Eq. (1), (3)
+        self.remember(weights)  # (B, HW, HW)
+        return self.norm(self.w_z(y)) + x  # Eq. (6): z_i = W_z y_i + x_i
+
+    def _check(self, x: torch.Tensor) -> None:
+        """``x``: ``(B, C, H, W)`` with ``C = channels``; ``H``, ``W`` even to subsample."""
+        _, _, h, w = check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        if self.subsample and (h % 2 or w % 2):
             raise ValueError(f"subsample needs an even H and W, got shape {shape_str(x)}")
-        keys, values = self.pool(self.phi(x)), self.pool(self.g(x))
-        y, weights = position_self_attention(self.theta(x), keys, values, scale=self.scale)  # Eq. (2)
-        self.remember(weights)
-        return self.norm(self.w_z(y)) + x  # Eq. (6)
 
 
 def mean_attention_distance(weights: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -158,22 +166,14 @@ def mean_attention_distance(weights: torch.Tensor, grid: tuple[int, int]) -> tor
     Returns:
         ``(*B, HW)`` distances.
     """
-    check_floating("weights", weights)
-    check_rank("weights", weights, at_least=2, expected="(*B, HW, HW)")
     h, w = grid
-    if weights.shape[-1] != h * w or weights.shape[-2] != h * w:
-        raise ValueError(f"weights must end in (HW, HW) = ({h * w}, {h * w}) for a {h}×{w} grid, got {shape_str(weights)}")
+    check_tensor("weights", weights, "(*B, HW, H'W')")
+    if weights.shape[-2:] != (h * w, h * w):
+        raise ValueError(
+            f"weights must end in (HW, HW) = ({h * w}, {h * w}) for a {h}×{w} grid, "
+            f"got {shape_str(weights)}"
+        )
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     pos = torch.stack([rows.flatten(), cols.flatten()], -1).to(weights.dtype)  # (HW, 2)
     dist = torch.cdist(pos, pos)  # (HW, HW)
     return (weights * dist).sum(-1)
-
-
-# ---------------------------------------------------------------------------------------------
-# A task that needs long-range context
-# ---------------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------------
-# The chapter's widget
-# ---------------------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """Spatial attention: *where* to look in a feature map.
 
-* :class:`SpatialGate` — the spatial attention module of CBAM (Woo et al., "CBAM: Convolutional Block
-  Attention Module", ECCV 2018, Eq. 3): the channel-wise average and maximum of the feature map,
-  a ``k × k`` convolution and a sigmoid give a map ``M_s ∈ (0, 1)^{H×W}`` that is multiplied into
-  every channel.
-* :class:`QuerySpatialAttention` — soft attention over positions with one query per image (Xu et al.,
-  "Show, Attend and Tell", ICML 2015, Eq. 4-6; Jetley et al., "Learn to Pay Attention", ICLR 2018,
-  with a query from a global descriptor): weights that sum to 1 over the ``H·W`` positions and a
-  context vector ``(B, C)``, usable as the attention-pooling head of a CNN.
+* :class:`SpatialGate` — the spatial attention module of CBAM (Woo et al., "CBAM: Convolutional
+  Block Attention Module", ECCV 2018, Eq. 3): the channel-wise average and maximum of the feature
+  map, a ``k × k`` convolution and a sigmoid give a map ``M_s ∈ (0, 1)^{H×W}`` that is multiplied
+  into every channel.
+* :class:`QuerySpatialAttention` — soft attention over positions with one query per image (Xu et
+  al., "Show, Attend and Tell", ICML 2015, Eq. 4-6; Jetley et al., "Learn to Pay Attention", ICLR
+  2018, with a query from a global descriptor): weights that sum to 1 over the ``H·W`` positions
+  and a context vector ``(B, C)``, usable as the attention-pooling head of a CNN.
 * :func:`channel_pool` and :func:`attention_mass_in_box` — the pooling step of CBAM and the
   "how much of the map lies on the object" measure used by the chapter.
 
@@ -20,8 +20,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_floating, check_rank, shape_str
+from ._checks import (
+    check_choice,
+    check_floating,
+    check_int_or_none,
+    check_positive_int,
+    check_tensor,
+    shape_str,
+)
 from .core import AttentionModule, query_attention
+
+#: Values accepted by ``QuerySpatialAttention(query=...)``.
+QUERIES = ("learned", "global")
 
 __all__ = [
     "channel_pool",
@@ -42,9 +52,10 @@ def channel_pool(x: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, 2, H, W)``: channel 0 the mean over ``C``, channel 1 the maximum over ``C``.
     """
-    check_floating("x", x)
-    check_rank("x", x, exactly=4, expected="(B, C, H, W)")
-    return torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+    check_tensor("x", x, "(B, C, H, W)")
+    avg = x.mean(dim=1, keepdim=True)  # AvgPool over the channels: (B, 1, H, W)
+    peak = x.amax(dim=1, keepdim=True)  # MaxPool over the channels: (B, 1, H, W)
+    return torch.cat([avg, peak], dim=1)  # [AvgPool(F); MaxPool(F)], Eq. 3: (B, 2, H, W)
 
 
 class SpatialGate(AttentionModule):
@@ -52,9 +63,9 @@ class SpatialGate(AttentionModule):
 
     ``M_s(F) = σ(BN(f^{k×k}([AvgPool(F); MaxPool(F)])))`` and the output is ``F ⊙ M_s(F)``, the map
     broadcast over the channels. As in the authors' reference code the ``2 → 1`` convolution has no
-    bias and is followed by a one-channel BatchNorm (the reference code uses a BatchNorm momentum of
-    0.01; we keep PyTorch's default, 0.1, so that the running statistics settle in short trainings;
-    it also concatenates max before mean, we follow the paper's order, mean then max).
+    bias and is followed by a one-channel BatchNorm (the reference code uses a BatchNorm momentum
+    of 0.01; we keep PyTorch's default, 0.1, so that the running statistics settle in short
+    trainings; it also concatenates max before mean, we follow the paper's order, mean then max).
 
     Records the spatial map ``(B, 1, H, W)``, values in ``(0, 1)``.
 
@@ -65,17 +76,20 @@ class SpatialGate(AttentionModule):
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        if check_positive_int("kernel_size", kernel_size) % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
         self.kernel_size = kernel_size
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.bn = nn.BatchNorm2d(1)
 
+    # fmt: off
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, C, H, W)`` → ``x ⊙ M_s(x)``, same shape."""
+        check_tensor("x", x, "(B, C, H, W)")
         pooled = channel_pool(x)                          # (B, 2, H, W): mean and max over C
-        gate = torch.sigmoid(self.bn(self.conv(pooled)))  # (B, 1, H, W), in (0, 1)
+        gate = torch.sigmoid(self.bn(self.conv(pooled)))  # M_s, Eq. 3: (B, 1, H, W), in (0, 1)
         return x * self.remember(gate)                    # broadcast over the C channels
+    # fmt: on
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}"
@@ -89,15 +103,17 @@ class QuerySpatialAttention(AttentionModule):
     ``α_ij = softmax_ij(⟨q, k_ij⟩ / √D)``, ``c = Σ_ij α_ij x_ij``
 
     computed by :func:`visual_attention.core.query_attention`. The keys ``k_ij`` are the feature
-    vectors ``x_ij`` themselves (``D = C``) or, with ``query_dim``, a ``1 × 1`` convolution of them to
-    ``D`` dimensions; the values are always the features, so the context lives in the feature space.
+    vectors ``x_ij`` themselves (``D = C``) or, with ``query_dim``, a ``1 × 1`` convolution of them
+    to ``D`` dimensions; the values are always the features, so the context lives in the feature
+    space.
 
     The query is either
 
     * ``"learned"``: one learned vector ``q ∈ R^D`` shared by all images ("what does a digit look
       like?"), or
-    * ``"global"``: computed from the image's global average ``g = mean_ij x_ij`` as ``q = W g + b``
-      (the global descriptor as query, as in Jetley et al., "Learn to Pay Attention", ICLR 2018).
+    * ``"global"``: computed from the image's global average ``g = mean_ij x_ij`` as ``q = W g +
+      b`` (the global descriptor as query, as in Jetley et al., "Learn to Pay Attention", ICLR
+      2018).
 
     Both start at ``q = 0``: uniform weights, so the module begins as global average pooling and
     learns to depart from it.
@@ -106,22 +122,21 @@ class QuerySpatialAttention(AttentionModule):
 
     Args:
         channels: ``C``, the channels of the input.
-        query_dim: ``D``, the dimension of queries and keys; ``None`` means ``C`` and no key projection.
+        query_dim: ``D``, the dimension of queries and keys; ``None`` means ``C`` and no key
+            projection.
         query: ``"learned"`` or ``"global"``.
 
     Returns (forward):
         the context vector ``(B, C)``.
     """
 
-    def __init__(self, channels: int, query_dim: int | None = None, query: str = "learned") -> None:
+    def __init__(
+        self, channels: int, query_dim: int | None = None, query: str = "learned"
+    ) -> None:
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {channels!r}")
-        if query_dim is not None and (isinstance(query_dim, bool) or not isinstance(query_dim, int) or query_dim < 1):
-            raise ValueError(f"query_dim must be None or a positive integer, got {query_dim!r}")
-        if query not in ("learned", "global"):
-            raise ValueError(f"query must be 'learned' or 'global', got {query!r}")
-        self.channels, self.query_mode = channels, query
+        check_positive_int("channels", channels)
+        check_int_or_none("query_dim", query_dim)
+        self.channels, self.query_mode = channels, check_choice("query", query, QUERIES)
         self.query_dim = channels if query_dim is None else query_dim
         self.key = nn.Identity() if query_dim is None else nn.Conv2d(channels, query_dim, 1)
         if query == "learned":
@@ -130,38 +145,40 @@ class QuerySpatialAttention(AttentionModule):
             self.query = nn.Linear(channels, self.query_dim)
             nn.init.zeros_(self.query.weight)
             nn.init.zeros_(self.query.bias)
-        self.scale = self.query_dim ** -0.5  # dot products of D-vectors grow like √D
+        self.scale = self.query_dim**-0.5  # dot products of D-vectors grow like √D
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, C, H, W)`` → context ``(B, C)``."""
-        check_floating("x", x)
-        check_rank("x", x, exactly=4, expected="(B, C, H, W)")
-        if x.shape[1] != self.channels:
-            raise ValueError(f"x must have {self.channels} channels (B, C, H, W), got shape {shape_str(x)}")
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        q = self._query(x)  # (B, D): learned, or from the global descriptor
+        weights, _ = query_attention(self.key(x), q, scale=self.scale)  # α_ij, Eq. 4-5: (B, H, W)
+        return torch.einsum("bhw,bchw->bc", self.remember(weights), x)  # c = Σ α_ij x_ij, Eq. 6
+
+    def _query(self, x: torch.Tensor) -> torch.Tensor:
+        """The query ``q`` ``(B, D)``: the learned vector for every image, or ``W g + b``."""
         if self.query_mode == "learned":
-            q = self.query.expand(x.shape[0], -1)         # (B, D): the same query for every image
-        else:
-            q = self.query(x.mean(dim=(2, 3)))            # (B, D): from the global descriptor
-        weights, _ = query_attention(self.key(x), q, scale=self.scale)  # (B, H, W)
-        self.remember(weights)
-        return torch.einsum("bhw,bchw->bc", weights, x)   # the values are the features themselves
+            return self.query.expand(x.shape[0], -1)
+        return self.query(x.mean(dim=(2, 3)))  # g = mean_ij x_ij, the global descriptor
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, query_dim={self.query_dim}, query={self.query_mode!r}"
 
 
-def attention_mass_in_box(maps: torch.Tensor, boxes: torch.Tensor, canvas: int | tuple[int, int]) -> torch.Tensor:
+def attention_mass_in_box(
+    maps: torch.Tensor, boxes: torch.Tensor, canvas: int | tuple[int, int]
+) -> torch.Tensor:
     """Fraction of a map's mass that falls inside a box of the input image.
 
     Each cell of an ``h × w`` map covers a ``H/h × W/w`` block of the ``H × W`` canvas (nearest
-    upsampling; ``H`` and ``W`` must be multiples of ``h`` and ``w``); the map is normalised to sum 1
-    and the mass of the pixels inside the box is summed. For a softmax map this is the attention
-    weight on the object; for a gate it is the share of the gate's total opening. A uniform map scores
-    the box's share of the canvas area.
+    upsampling; ``H`` and ``W`` must be multiples of ``h`` and ``w``); the map is normalised to sum
+    1 and the mass of the pixels inside the box is summed. For a softmax map this is the attention
+    weight on the object; for a gate it is the share of the gate's total opening. A uniform map
+    scores the box's share of the canvas area.
 
     Args:
         maps: ``(B, h, w)`` or ``(B, 1, h, w)`` non-negative maps.
-        boxes: ``(B, 4)`` integer ``(top, left, bottom, right)`` pixel bounds, bottom and right exclusive.
+        boxes: ``(B, 4)`` integer ``(top, left, bottom, right)`` pixel bounds, bottom and right
+            exclusive.
         canvas: ``H`` (square) or ``(H, W)``, the input image's size in pixels.
 
     Returns:
@@ -170,20 +187,31 @@ def attention_mass_in_box(maps: torch.Tensor, boxes: torch.Tensor, canvas: int |
     check_floating("maps", maps)
     if maps.ndim == 4 and maps.shape[1] == 1:
         maps = maps[:, 0]
-    check_rank("maps", maps, exactly=3, expected="(B, h, w)")
-    if not isinstance(boxes, torch.Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.is_floating_point():
-        got = shape_str(boxes) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
-        raise ValueError(f"boxes must be an integer tensor (B, 4) of (top, left, bottom, right), got {got}")
-    if boxes.shape[0] != maps.shape[0]:
-        raise ValueError(f"maps {shape_str(maps)} and boxes {shape_str(boxes)} must have the same batch size B")
+    b, h, w = check_tensor("maps", maps, "(B, h, w)")
+    _check_boxes(boxes, b)
     height, width = (canvas, canvas) if isinstance(canvas, int) else canvas
-    b, h, w = maps.shape
     if height % h or width % w:
-        raise ValueError(f"the canvas ({height}, {width}) must be a multiple of the map's (h, w) = ({h}, {w})")
-    fine = maps.repeat_interleave(height // h, dim=1).repeat_interleave(width // w, dim=2)  # (B, H, W)
-    rows = torch.arange(height, device=maps.device)[None, :, None]
-    cols = torch.arange(width, device=maps.device)[None, None, :]
+        raise ValueError(
+            f"the canvas ({height}, {width}) must be a multiple of the map's (h, w) = ({h}, {w})"
+        )
+    fine = maps.repeat_interleave(height // h, dim=1).repeat_interleave(width // w, dim=2)
+    rows = torch.arange(height, device=maps.device)[None, :, None]  # (1, H, 1)
+    cols = torch.arange(width, device=maps.device)[None, None, :]  # (1, 1, W)
     top, left, bottom, right = (boxes[:, i, None, None] for i in range(4))
     inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)  # (B, H, W)
     total = fine.sum(dim=(1, 2))
     return (fine * inside).sum(dim=(1, 2)) / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def _check_boxes(boxes: object, batch: int) -> None:
+    """Raise ``ValueError`` unless ``boxes`` is an integer tensor ``(B, 4)`` with ``B = batch``."""
+    ok = isinstance(boxes, torch.Tensor) and not boxes.is_floating_point()
+    if not ok or boxes.ndim != 2 or boxes.shape[1] != 4:
+        got = shape_str(boxes) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
+        raise ValueError(
+            f"boxes must be an integer tensor (B, 4) of (top, left, bottom, right), got {got}"
+        )
+    if boxes.shape[0] != batch:
+        raise ValueError(
+            f"boxes {shape_str(boxes)} must have the same batch size B = {batch} as the maps"
+        )

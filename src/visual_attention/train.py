@@ -1,12 +1,14 @@
 """The one small training loop every experiment in the book shares.
 
 :func:`fit` trains a classifier with cross-entropy, shows progress with ``tqdm.auto`` and returns a
-:class:`History`; :func:`evaluate` gives accuracy; :func:`seed_everything` makes a run repeatable on
+:class:`History`; :func:`evaluate` gives accuracy; :func:`seed_everything` makes a run repeatable
+on
 one machine. Its options cover the small-data Transformer recipe of DeiT (Touvron et al., "Training
 data-efficient image transformers & distillation through attention", ICML 2021), gathered in
 :data:`DEIT_RECIPE`: AdamW (Loshchilov & Hutter, ICLR 2019), a linear warm-up then cosine decay of
 the learning rate (:func:`warmup_cosine`; Loshchilov & Hutter, ICLR 2017), label smoothing (Szegedy
-et al., CVPR 2016) and random translations (:func:`random_shift`). Accuracies still differ in the last digits across machines (different
+et al., CVPR 2016) and random translations (:func:`random_shift`). Accuracies still differ in the
+last digits across machines (different
 CPUs sum floats in different orders), so chapters print them as machine-dependent outputs with a
 floor asserted beside them.
 """
@@ -84,14 +86,18 @@ def _check_xy(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
     if not x.is_floating_point():
         raise ValueError(f"{name}: inputs must be floating point, got {x.dtype}")
     if y.dtype != torch.long or y.ndim != 1:
-        raise ValueError(f"{name}: labels must be a 1-d int64 tensor (N,), got {y.dtype} of shape {tuple(y.shape)}")
+        raise ValueError(
+            f"{name}: labels must be a 1-d int64 tensor (N,), got {y.dtype} of shape "
+            f"{tuple(y.shape)}"
+        )
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{name}: {x.shape[0]} inputs (N, ...) but {y.shape[0]} labels (N,)")
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
-    """Accuracy of ``model`` on inputs ``x`` ``(N, ...)`` with labels ``y`` ``(N,)``, in eval mode."""
+    """Accuracy of ``model`` on inputs ``x`` ``(N, ...)`` with labels ``y`` ``(N,)``, in eval
+    mode."""
     _check_xy(x, y, "evaluate")
     was_training = model.training
     model.eval()
@@ -102,10 +108,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / max(len(x), 1)
 
 
-def random_shift(images: torch.Tensor, max_shift: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Translate each image by its own random ``(dy, dx)``, ``|dy|, |dx| ≤ max_shift`` pixels, filling with zeros.
+def random_shift(
+    images: torch.Tensor, max_shift: int = 1, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Translate each image by its own random ``(dy, dx)``, ``|dy|, |dx| ≤ max_shift`` pixels,
+    filling with zeros.
 
-    The translation augmentation of small-image training (pad by ``max_shift``, crop back at a random
+    The translation augmentation of small-image training (pad by ``max_shift``, crop back at a
+    random
     offset). Input and output ``(B, C, H, W)``; ``max_shift = 0`` returns the images unchanged.
     """
     check_floating("images", images)
@@ -116,21 +126,30 @@ def random_shift(images: torch.Tensor, max_shift: int = 1, generator: torch.Gene
         return images
     b, c, h, w = images.shape
     s = max_shift
-    padded = F.pad(images, (s, s, s, s))                                # (B, C, H + 2s, W + 2s)
-    dy, dx = torch.randint(0, 2 * s + 1, (2, b), generator=generator)  # crop offsets; shift = s − offset
+    padded = F.pad(images, (s, s, s, s))  # (B, C, H + 2s, W + 2s)
+    dy, dx = torch.randint(
+        0, 2 * s + 1, (2, b), generator=generator
+    )  # crop offsets; shift = s − offset
     rows = dy[:, None, None, None] + torch.arange(h)[None, None, :, None]
     cols = dx[:, None, None, None] + torch.arange(w)[None, None, None, :]
-    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    return padded[
+        torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols
+    ]
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Learning-rate factor at ``step``: linear warm-up to 1 over ``warmup_steps``, then cosine decay to 0.
+    """Learning-rate factor at ``step``: linear warm-up to 1 over ``warmup_steps``, then cosine
+    decay to 0.
 
-    ``(step + 1) / warmup_steps`` during warm-up, then ``½ (1 + cos(π t))`` with ``t`` going from 0 to
+    ``(step + 1) / warmup_steps`` during warm-up, then ``½ (1 + cos(π t))`` with ``t`` going from 0
+    to
     1 over the remaining steps (Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts).
     """
     if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"need total_steps >= 1 and 0 <= warmup_steps <= total_steps, got {total_steps}, {warmup_steps}")
+        raise ValueError(
+            f"need total_steps >= 1 and 0 <= warmup_steps <= total_steps, got {total_steps}, "
+            f"{warmup_steps}"
+        )
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -165,9 +184,12 @@ def fit(
             seed the model's initialisation yourself.
         loss_fn: defaults to cross-entropy (with ``label_smoothing``).
         progress: show a ``tqdm.auto`` bar over the batches of all epochs.
-        optimizer: ``"adam"`` (weight decay as an L2 penalty) or ``"adamw"`` (decoupled weight decay).
-        warmup_epochs: ``None`` keeps ``lr`` constant; a number ``w`` warms it up linearly over ``w``
-            epochs and then decays it along a cosine to 0, updated every step (:func:`warmup_cosine`).
+        optimizer: ``"adam"`` (weight decay as an L2 penalty) or ``"adamw"`` (decoupled weight
+            decay).
+        warmup_epochs: ``None`` keeps ``lr`` constant; a number ``w`` warms it up linearly over
+            ``w``
+            epochs and then decays it along a cosine to 0, updated every step
+            (:func:`warmup_cosine`).
         label_smoothing: of the default cross-entropy.
         max_shift: translate every training batch by up to this many pixels (:func:`random_shift`;
             inputs ``(N, C, H, W)``).
@@ -188,8 +210,10 @@ def fit(
     if max_shift:
         check_rank("train inputs", x, exactly=4, expected="(N, C, H, W)")
     if loss_fn is None:
+
         def loss_fn(logits, labels):
             return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+
     gen = torch.Generator().manual_seed(seed)
     adam = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
     opt = adam(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -28,10 +28,21 @@ from typing import Any
 
 import torch
 
-__all__ = ["Case", "Exercise", "ExerciseError", "check", "compare", "get_exercise", "judge", "list_exercises"]
+__all__ = [
+    "Case",
+    "Exercise",
+    "ExerciseError",
+    "check",
+    "compare",
+    "get_exercise",
+    "judge",
+    "list_exercises",
+]
 
 #: chapters with exercises: every module of this package (``foundations``, ``spatial``…)
-CHAPTERS = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
+CHAPTERS = tuple(
+    sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+)
 
 
 class ExerciseError(AssertionError):
@@ -74,14 +85,19 @@ def _shape(t: torch.Tensor) -> str:
     return str(tuple(t.shape))
 
 
-def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e-4, values: bool = True) -> None:
-    """Raise :class:`ExerciseError` unless ``got`` matches ``want`` (tensors, numbers, tuples of them).
+def compare(
+    got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e-4, values: bool = True
+) -> None:
+    """Raise :class:`ExerciseError` unless ``got`` matches ``want`` (tensors, numbers, tuples of
+    them).
 
     With ``values=False`` only the structure is compared: types, lengths, shapes and dtypes.
     """
     if isinstance(want, torch.Tensor):
         if not isinstance(got, torch.Tensor):
-            raise ExerciseError(f"{what} should be a tensor of shape {_shape(want)}, got {type(got).__name__}")
+            raise ExerciseError(
+                f"{what} should be a tensor of shape {_shape(want)}, got {type(got).__name__}"
+            )
         if got.shape != want.shape:
             raise ExerciseError(f"{what} should have shape {_shape(want)}, got {_shape(got)}")
         if got.dtype != want.dtype:
@@ -92,20 +108,29 @@ def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e
             bad = (got != want).nonzero()
             if len(bad):
                 idx = tuple(bad[0].tolist())
-                raise ExerciseError(f"{what} differs at index {idx}: got {got[idx].item()}, expected {want[idx].item()}")
+                raise ExerciseError(
+                    f"{what} differs at index {idx}: got {got[idx].item()}, expected "
+                    f"{want[idx].item()}"
+                )
             return
         got_d, want_d = got.detach().double(), want.detach().double()
         nonfinite = ~torch.isfinite(got_d) & torch.isfinite(want_d)
         if nonfinite.any():
             idx = tuple(nonfinite.nonzero()[0].tolist())
-            raise ExerciseError(f"{what} has a non-finite value {got_d[idx].item()} at index {idx}; expected {want_d[idx].item():.6g}")
+            raise ExerciseError(
+                f"{what} has a non-finite value {got_d[idx].item()} at index {idx}; expected "
+                f"{want_d[idx].item():.6g}"
+            )
         err = (got_d - want_d).abs() - (atol + rtol * want_d.abs())
-        err = torch.where(torch.isnan(want_d) & torch.isnan(got_d), torch.full_like(err, -1.0), err)
+        err = torch.where(
+            torch.isnan(want_d) & torch.isnan(got_d), torch.full_like(err, -1.0), err
+        )
         if (err > 0).any():
             idx = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape))
             n_bad = int((err > 0).sum())
             raise ExerciseError(
-                f"{what} differs from the reference in {n_bad} of {want.numel()} entries; the worst is at index "
+                f"{what} differs from the reference in {n_bad} of {want.numel()} entries; the "
+                "worst is at index "
                 f"{idx}: got {got_d[idx].item():.6g}, expected {want_d[idx].item():.6g}"
             )
         return
@@ -119,7 +144,9 @@ def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e
     if not values:
         return
     if isinstance(want, (int, float)):
-        if not isinstance(got, (int, float, torch.Tensor)) or (isinstance(got, torch.Tensor) and got.numel() != 1):
+        if not isinstance(got, (int, float, torch.Tensor)) or (
+            isinstance(got, torch.Tensor) and got.numel() != 1
+        ):
             raise ExerciseError(f"{what} should be a number, got {type(got).__name__}")
         g = float(got)
         if not math.isclose(g, float(want), rel_tol=rtol, abs_tol=atol):
@@ -143,20 +170,24 @@ def _check_weights(w: Any, dims: int | tuple[int, ...], what: str) -> None:
         where = f"row {idx[0]}" if len(idx) == 1 else f"row {idx}"
         dim_txt = f"dim {dims_t[0]}" if len(dims_t) == 1 else f"dims {dims_t}"
         raise ExerciseError(
-            f"{what}: weights of shape {_shape(w)} do not sum to 1 along {dim_txt}; {where} sums to {sums[idx].item():.4g}"
+            f"{what}: weights of shape {_shape(w)} do not sum to 1 along {dim_txt}; {where} sums "
+            f"to {sums[idx].item():.4g}"
         )
 
 
 def judge(ex: Exercise, case: Case, got: Any, want: Any, name: str | None = None) -> None:
-    """Compare one answer ``got`` with the reference output ``want`` on ``case``; raise on difference.
+    """Compare one answer ``got`` with the reference output ``want`` on ``case``; raise on
+    difference.
 
-    Types and shapes first, then the attention-weight properties, then the values, so that the first
-    message is the most useful one. Used by :func:`check` in a notebook and by the grader.
+    Types and shapes first, then the attention-weight properties, then the values, so that the
+    first message is the most useful one. Used by :func:`check` in a notebook and by the grader.
     """
     what = f"{name or ex.name}, case '{case.label}': the output"
     compare(got, want, what, values=False)
     for index, dims in ex.weights.items():
-        _check_weights(_as_tuple(got)[index] if isinstance(want, tuple) else got, dims, f"{what} {index}")
+        _check_weights(
+            _as_tuple(got)[index] if isinstance(want, tuple) else got, dims, f"{what} {index}"
+        )
     compare(got, want, what, ex.atol, ex.rtol)
 
 
@@ -174,7 +205,9 @@ def get_exercise(name: str) -> Exercise:
     """The exercise called ``chapter.name``."""
     chapter, _, short = name.partition(".")
     if chapter not in CHAPTERS or not short:
-        raise ValueError(f"unknown exercise {name!r}; exercises are named 'chapter.name', chapters: {CHAPTERS}")
+        raise ValueError(
+            f"unknown exercise {name!r}; exercises are named 'chapter.name', chapters: {CHAPTERS}"
+        )
     module = importlib.import_module(f"{__name__}.{chapter}")
     if short not in module.EXERCISES:
         raise ValueError(f"unknown exercise {name!r}; {chapter} has {sorted(module.EXERCISES)}")
@@ -196,9 +229,14 @@ def check(name: str, answer: Callable[..., Any], quiet: bool = False) -> None:
         try:
             got = answer(*case.args, **case.kwargs)
         except NotImplementedError:
-            raise ExerciseError(f"{name}: not answered yet (the function raises NotImplementedError)") from None
-        except Exception as e:  # report the student's error as feedback, not as a crash of the checker
-            raise ExerciseError(f"{name}, case '{case.label}': your function raised {type(e).__name__}: {e}") from e
+            raise ExerciseError(
+                f"{name}: not answered yet (the function raises NotImplementedError)"
+            ) from None
+        # report the student's error as feedback, not as a crash of the checker
+        except Exception as e:
+            raise ExerciseError(
+                f"{name}, case '{case.label}': your function raised {type(e).__name__}: {e}"
+            ) from e
         judge(ex, case, got, want, name)
     if not quiet:
         print(f"✓ {name}: correct on all {len(cases)} cases")

@@ -1,4 +1,4 @@
-"""Exercises of the Branch attention chapter: the softmax across branches, fuse, select, the d rule."""
+"""Exercises of the Branch attention chapter: softmax across branches, fuse, select, the d rule."""
 
 from __future__ import annotations
 
@@ -41,7 +41,10 @@ def _select_cases() -> list[Case]:
     return [
         case("B=2, M=2, C=4, 5×5", 2, 2, 4, 5, 5),
         case("B=1, M=3, C=2, 4×3", 1, 3, 2, 4, 3),
-        Case("all weight on branch 1 (must return U_1)", (torch.randn(2, 2, 3, 4, 4, generator=g), one_hot)),
+        Case(
+            "all weight on branch 1 (must return U_1)",
+            (torch.randn(2, 2, 3, 4, 4, generator=g), one_hot),
+        ),
     ]
 
 
@@ -59,7 +62,8 @@ def _rd_cases() -> list[Case]:
 EXERCISES = {
     "branch_softmax": Exercise(
         "branch_softmax",
-        "Branch weights (B, M, C): a softmax across the M branches (dim 1) for every channel, stable for large logits.",
+        "Branch weights (B, M, C): a softmax across the M branches (dim 1) for every channel, "
+        "stable for large logits.",
         reference=lambda logits: masked_softmax(logits, dim=1),
         make_cases=_softmax_cases,
         weights={0: 1},
@@ -72,14 +76,14 @@ EXERCISES = {
     ),
     "select": Exercise(
         "select",
-        "SKNet's select step: V = Σ_m a_m ⊙ U_m, from branches (B, M, C, H, W) and weights (B, M, C) "
-        "to (B, C, H, W).",
+        "SKNet's select step: V = Σ_m a_m ⊙ U_m, from branches (B, M, C, H, W) and weights "
+        "(B, M, C) to (B, C, H, W).",
         reference=select_branches,
         make_cases=_select_cases,
     ),
     "rd_channels": Exercise(
         "rd_channels",
-        "The width of z: d = max(⌊C / r⌋, L), with rd_ratio = 1/r (default 1/16) and L (default 32).",
+        "The width of z: d = max(⌊C / r⌋, L), with rd_ratio = 1/r (default 1/16), L (default 32).",
         reference=sk_rd_channels,
         make_cases=_rd_cases,
         atol=0,

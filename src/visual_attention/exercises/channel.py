@@ -1,4 +1,4 @@
-"""Exercises of the Channel attention chapter: the SE gate, ECA's kernel size, CBAM's channel gate."""
+"""Exercises of the Channel attention chapter: SE gate, ECA's kernel size, CBAM's channel gate."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from . import Case, Exercise
 
 
 def _se_reference(x, w1, b1, w2, b2):
-    """SE on ``x`` (B, C, H, W) with FC weights ``w1`` (C/r, C), ``b1`` (C/r,), ``w2`` (C, C/r), ``b2`` (C,):
-    returns ``(gate (B, C), output (B, C, H, W))``."""
+    """SE on ``x`` (B, C, H, W) with FC weights ``w1`` (C/r, C), ``b1`` (C/r,), ``w2`` (C, C/r),
+    ``b2`` (C,): returns ``(gate (B, C), output (B, C, H, W))``."""
     z = x.mean(dim=(2, 3))
     s = torch.sigmoid(torch.relu(z @ w1.T + b1) @ w2.T + b2)
     return s, x * s[:, :, None, None]
 
 
 def _cbam_reference(x, w1, b1, w2, b2):
-    """CBAM's channel gate ``σ(MLP(avg) + MLP(max))`` (B, C) with the same weights as the SE exercise."""
+    """CBAM's channel gate ``σ(MLP(avg) + MLP(max))`` (B, C), weights as in the SE exercise."""
+
     def mlp(v):
         return torch.relu(v @ w1.T + b1) @ w2.T + b2
 
@@ -29,14 +30,24 @@ def _mlp_cases(seed: int) -> list[Case]:
 
     def case(label, b, c, r, h, w, scale=1.0):
         rd = max(1, c // r)
-        return Case(label, (
-            torch.randn(b, c, h, w, generator=g) * scale,
-            torch.randn(rd, c, generator=g) / c**0.5, torch.randn(rd, generator=g) * 0.1,
-            torch.randn(c, rd, generator=g) / rd**0.5, torch.randn(c, generator=g) * 0.1,
-        ))
+        return Case(
+            label,
+            (
+                torch.randn(b, c, h, w, generator=g) * scale,
+                torch.randn(rd, c, generator=g) / c**0.5,
+                torch.randn(rd, generator=g) * 0.1,
+                torch.randn(c, rd, generator=g) / rd**0.5,
+                torch.randn(c, generator=g) * 0.1,
+            ),
+        )
 
     x_neg = -torch.rand(2, 16, 3, 3, generator=g) - 0.5  # all negative: max pool ≠ |values|
-    w = (torch.randn(4, 16, generator=g) / 4, torch.zeros(4), torch.randn(16, 4, generator=g) / 2, torch.zeros(16))
+    w = (
+        torch.randn(4, 16, generator=g) / 4,
+        torch.zeros(4),
+        torch.randn(16, 4, generator=g) / 2,
+        torch.zeros(16),
+    )
     return [
         case("B=2, C=32, r=16, 4×4", 2, 32, 16, 4, 4),
         case("B=3, C=16, r=4, 5×3 (not square)", 3, 16, 4, 5, 3),
@@ -48,8 +59,10 @@ def _mlp_cases(seed: int) -> list[Case]:
 
 def _eca_cases() -> list[Case]:
     cases = [Case(f"C = {c}", (c,)) for c in (1, 2, 16, 64, 96, 256, 512, 1000, 1024, 2048)]
-    cases += [Case("C = 256, γ = 1, b = 1", (256,), {"gamma": 1, "beta": 1}),
-              Case("C = 64, γ = 3, b = 2", (64,), {"gamma": 3, "beta": 2})]
+    cases += [
+        Case("C = 256, γ = 1, b = 1", (256,), {"gamma": 1, "beta": 1}),
+        Case("C = 64, γ = 3, b = 2", (64,), {"gamma": 3, "beta": 2}),
+    ]
     return cases
 
 

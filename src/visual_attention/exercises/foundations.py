@@ -21,9 +21,16 @@ def _softmax_cases() -> list[Case]:
 def _query_cases() -> list[Case]:
     g = torch.Generator().manual_seed(2)
     return [
-        Case("B=2, C=3, 4×4", (torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, generator=g))),
-        Case("B=1, C=5, 2×7", (torch.randn(1, 5, 2, 7, generator=g), torch.randn(1, 5, generator=g))),
-        Case("a single position 1×1", (torch.randn(3, 2, 1, 1, generator=g), torch.randn(3, 2, generator=g))),
+        Case(
+            "B=2, C=3, 4×4", (torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, generator=g))
+        ),
+        Case(
+            "B=1, C=5, 2×7", (torch.randn(1, 5, 2, 7, generator=g), torch.randn(1, 5, generator=g))
+        ),
+        Case(
+            "a single position 1×1",
+            (torch.randn(3, 2, 1, 1, generator=g), torch.randn(3, 2, generator=g)),
+        ),
     ]
 
 
@@ -41,6 +48,7 @@ def _masked_cases() -> list[Case]:
     ]
 
 
+# [start-exercise-registry]
 EXERCISES = {
     "softmax": Exercise(
         "softmax",
@@ -49,6 +57,7 @@ EXERCISES = {
         make_cases=_softmax_cases,
         weights={0: -1},
     ),
+    # [end-exercise-registry]
     "query_attention": Exercise(
         "query_attention",
         "Weights (B, H, W) and context (B, C) of one query per image over its feature map.",

@@ -1,22 +1,30 @@
-"""Exercises of the Hierarchical attention chapter: patch merging, image regions, attention pooling."""
+"""Exercises of the Hierarchical attention chapter: patch merging, regions, attention pooling."""
 
 from __future__ import annotations
 
 import torch
 
+from ..blocks import AttentionPooling
 from ..hierarchical import image_regions
 from . import Case, Exercise
 
 
 def _merge(x: torch.Tensor) -> torch.Tensor:
-    """Swin's patch merging before its LayerNorm and projection: (B, H, W, C) → (B, H/2, W/2, 4C)."""
-    return torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+    """Swin's patch merging before its norm and projection: (B, H, W, C) → (B, H/2, W/2, 4C)."""
+    return torch.cat(
+        [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1
+    )
 
 
+@torch.no_grad()
 def _pool(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, context: torch.Tensor):
-    """HAN Eq. 5-7: weights (B, T) and pooled vector (B, C)."""
-    alpha = torch.softmax(torch.tanh(h @ weight.T + bias) @ context, dim=-1)
-    return alpha, (alpha[..., None] * h).sum(-2)
+    """HAN Eq. 5-7 by :class:`~visual_attention.blocks.AttentionPooling` with these parameters:
+    weights (B, T) and pooled vector (B, C)."""
+    pool = AttentionPooling(h.shape[-1], hidden_dim=weight.shape[0]).to(h.dtype)
+    pool.proj.weight.copy_(weight)  # W
+    pool.proj.bias.copy_(bias)  # b
+    pool.score.weight.copy_(context[None])  # the context vector u
+    return pool.weights(h), pool(h)
 
 
 def _merge_cases() -> list[Case]:
@@ -41,11 +49,21 @@ def _pool_cases() -> list[Case]:
     g = torch.Generator().manual_seed(23)
 
     def case(label, b, t, c, a, scale=1.0):
-        return Case(label, (torch.randn(b, t, c, generator=g) * scale, torch.randn(a, c, generator=g),
-                            torch.randn(a, generator=g), torch.randn(a, generator=g)))
+        return Case(
+            label,
+            (
+                torch.randn(b, t, c, generator=g) * scale,
+                torch.randn(a, c, generator=g),
+                torch.randn(a, generator=g),
+                torch.randn(a, generator=g),
+            ),
+        )
 
-    return [case("B=2, T=5, C=3, A=4", 2, 5, 3, 4), case("a single patch T=1", 3, 1, 2, 2),
-            case("large inputs ×1000", 2, 6, 3, 3, 1000.0)]
+    return [
+        case("B=2, T=5, C=3, A=4", 2, 5, 3, 4),
+        case("a single patch T=1", 3, 1, 2, 2),
+        case("large inputs ×1000", 2, 6, 3, 3, 1000.0),
+    ]
 
 
 EXERCISES = {

@@ -1,4 +1,5 @@
-"""Exercises of the Local attention chapter: window partition, the shifted-window mask, Swin's relative position index."""
+"""Exercises of the Local attention chapter: window partition, the shifted-window mask, and
+Swin's relative position index."""
 
 from __future__ import annotations
 
@@ -30,13 +31,15 @@ def _mask_cases() -> list[Case]:
 EXERCISES = {
     "window_partition": Exercise(
         "window_partition",
-        "Cut (B, H, W, C) into (B·nW, M, M, C) windows, windows of one image consecutive in row-major order.",
+        "Cut (B, H, W, C) into (B·nW, M, M, C) windows, windows of one image consecutive in "
+        "row-major order.",
         reference=window_partition,
         make_cases=_partition_cases,
     ),
     "shifted_window_mask": Exercise(
         "shifted_window_mask",
-        "The boolean (nW, M², M²) mask of Swin's shifted windows after the cyclic shift (True = may attend).",
+        "The boolean (nW, M², M²) mask of Swin's shifted windows after the cyclic shift "
+        "(True = may attend).",
         reference=shifted_window_mask,
         make_cases=_mask_cases,
     ),

@@ -1,11 +1,13 @@
-"""Exercises of the Multi-head attention chapter: heads, multi-head attention, attention rollout."""
+"""Exercises of the Multi-head attention chapter: heads, multi-head attention, attention
+rollout."""
 
 from __future__ import annotations
 
 import torch
 
+from ..blocks import merge_heads, split_heads
 from ..core import scaled_dot_product_attention
-from ..multi_head import attention_rollout, merge_heads, split_heads
+from ..multi_head import attention_rollout
 from . import Case, Exercise
 
 
@@ -19,7 +21,8 @@ def _split_cases() -> list[Case]:
 
 
 def mha_reference(x, w_q, w_k, w_v, w_o, num_heads):
-    """Multi-head self-attention with (dim, dim) matrices applied as x @ Wᵀ (as nn.Linear), no biases."""
+    """Multi-head self-attention with (dim, dim) matrices applied as x @ Wᵀ (as nn.Linear), no
+    biases."""
     q, k, v = (split_heads(x @ w.T, num_heads) for w in (w_q, w_k, w_v))
     context, weights = scaled_dot_product_attention(q, k, v)
     return merge_heads(context) @ w_o.T, weights
@@ -54,14 +57,16 @@ EXERCISES = {
     ),
     "multi_head_attention": Exercise(
         "multi_head_attention",
-        "Multi-head self-attention from four (dim, dim) matrices: output (B, N, dim), weights (B, h, N, N).",
+        "Multi-head self-attention from four (dim, dim) matrices: output (B, N, dim), "
+        "weights (B, h, N, N).",
         reference=mha_reference,
         make_cases=_mha_cases,
         weights={1: -1},
     ),
     "rollout": Exercise(
         "rollout",
-        "Attention rollout with mean head fusion: add I, renormalise, multiply the layers (later on the left).",
+        "Attention rollout with mean head fusion: add I, renormalise, multiply the layers "
+        "(later on the left).",
         reference=lambda layers: attention_rollout(layers),
         make_cases=_rollout_cases,
         weights={0: -1},

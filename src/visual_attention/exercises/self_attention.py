@@ -1,4 +1,5 @@
-"""Exercises of the Self-attention chapter: position self-attention, the non-local block, attention distance."""
+"""Exercises of the Self-attention chapter: position self-attention, the non-local block,
+attention distance."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def _nl_cases() -> list[Case]:
     return [
         Case("C=4 → C'=2, 3×3", (r(2, 4, 3, 3), r(2, 4), r(2, 4), r(2, 4), r(4, 2))),
         Case("C=6 → C'=3, 2×5", (r(1, 6, 2, 5), r(3, 6), r(3, 6), r(3, 6), r(6, 3))),
-        Case("W_z = 0: the identity", (r(2, 4, 2, 2), r(2, 4), r(2, 4), r(2, 4), torch.zeros(4, 2))),
+        Case(
+            "W_z = 0: the identity", (r(2, 4, 2, 2), r(2, 4), r(2, 4), r(2, 4), torch.zeros(4, 2))
+        ),
     ]
 
 
@@ -42,7 +45,10 @@ def _dist_cases() -> list[Case]:
     first = torch.zeros(6, 6)
     first[:, 0] = 1
     return [
-        Case("random weights on a 3×4 grid", (torch.softmax(torch.randn(2, 12, 12, generator=g), -1), (3, 4))),
+        Case(
+            "random weights on a 3×4 grid",
+            (torch.softmax(torch.randn(2, 12, 12, generator=g), -1), (3, 4)),
+        ),
         Case("every query looks at itself", (eye, (2, 3))),
         Case("every query looks at the top-left cell", (first, (2, 3))),
         Case("a 1×5 strip", (torch.softmax(torch.randn(5, 5, generator=g), -1), (1, 5))),
@@ -52,7 +58,8 @@ def _dist_cases() -> list[Case]:
 EXERCISES = {
     "position_self_attention": Exercise(
         "position_self_attention",
-        "Every position of (B, C, H, W) maps attends to every position: output (B, Cv, H, W), weights (B, HW, HW).",
+        "Every position of (B, C, H, W) maps attends to every position: output (B, Cv, H, W), "
+        "weights (B, HW, HW).",
         reference=lambda q, k, v: position_self_attention(q, k, v),
         make_cases=_sa_cases,
         weights={1: -1},

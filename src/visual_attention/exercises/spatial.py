@@ -1,4 +1,4 @@
-"""Exercises of the Spatial attention chapter: CBAM's channel pooling, the spatial gate, mass in a box."""
+"""Exercises of the Spatial attention chapter: channel pooling, the spatial gate, mass in a box."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from . import Case, Exercise
 
 
 def _gate_reference(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """CBAM's spatial gate without its BatchNorm: ``M = σ(conv(channel_pool(x)))``, output ``x ⊙ M``."""
+    """CBAM's spatial gate without BatchNorm: ``M = σ(conv(channel_pool(x)))``, out ``x ⊙ M``."""
     gate = torch.sigmoid(F.conv2d(channel_pool(x), weight, padding=weight.shape[-1] // 2))
     return x * gate, gate
 
@@ -28,11 +28,22 @@ def _pool_cases() -> list[Case]:
 def _gate_cases() -> list[Case]:
     g = torch.Generator().manual_seed(12)
     return [
-        Case("B=2, C=3, 6×6, 7×7 conv", (torch.randn(2, 3, 6, 6, generator=g), torch.randn(1, 2, 7, 7, generator=g))),
-        Case("3×3 conv on 5×4", (torch.randn(1, 4, 5, 4, generator=g), torch.randn(1, 2, 3, 3, generator=g))),
-        Case("1×1 conv (a per-pixel gate)", (torch.randn(2, 2, 3, 3, generator=g), torch.randn(1, 2, 1, 1, generator=g))),
-        Case("large scores (the gate saturates)", (10 * torch.randn(1, 3, 4, 4, generator=g),
-                                                   10 * torch.randn(1, 2, 3, 3, generator=g))),
+        Case(
+            "B=2, C=3, 6×6, 7×7 conv",
+            (torch.randn(2, 3, 6, 6, generator=g), torch.randn(1, 2, 7, 7, generator=g)),
+        ),
+        Case(
+            "3×3 conv on 5×4",
+            (torch.randn(1, 4, 5, 4, generator=g), torch.randn(1, 2, 3, 3, generator=g)),
+        ),
+        Case(
+            "1×1 conv (a per-pixel gate)",
+            (torch.randn(2, 2, 3, 3, generator=g), torch.randn(1, 2, 1, 1, generator=g)),
+        ),
+        Case(
+            "large scores (the gate saturates)",
+            (10 * torch.randn(1, 3, 4, 4, generator=g), 10 * torch.randn(1, 2, 3, 3, generator=g)),
+        ),
     ]
 
 
@@ -42,12 +53,30 @@ def _box_cases() -> list[Case]:
     peak[0, 2, 3] = 1.0
     peak[1, 9, 9] = 1.0
     return [
-        Case("softmax maps 10×10 on a 40×40 canvas", (torch.softmax(torch.randn(3, 100, generator=g), -1).reshape(3, 10, 10),
-                                                      torch.tensor([[5, 6, 25, 26], [0, 0, 14, 14], [18, 20, 40, 40]]), 40)),
-        Case("gate maps 20×20 (not normalised)", (torch.rand(2, 20, 20, generator=g),
-                                                   torch.tensor([[3, 1, 21, 19], [10, 10, 32, 32]]), 40)),
-        Case("uniform map: the box's share of the area", (torch.ones(1, 5, 5), torch.tensor([[0, 0, 20, 40]]), 40)),
-        Case("a box that cuts a cell in half", (peak, torch.tensor([[8, 12, 10, 16], [36, 36, 40, 40]]), 40)),
+        Case(
+            "softmax maps 10×10 on a 40×40 canvas",
+            (
+                torch.softmax(torch.randn(3, 100, generator=g), -1).reshape(3, 10, 10),
+                torch.tensor([[5, 6, 25, 26], [0, 0, 14, 14], [18, 20, 40, 40]]),
+                40,
+            ),
+        ),
+        Case(
+            "gate maps 20×20 (not normalised)",
+            (
+                torch.rand(2, 20, 20, generator=g),
+                torch.tensor([[3, 1, 21, 19], [10, 10, 32, 32]]),
+                40,
+            ),
+        ),
+        Case(
+            "uniform map: the box's share of the area",
+            (torch.ones(1, 5, 5), torch.tensor([[0, 0, 20, 40]]), 40),
+        ),
+        Case(
+            "a box that cuts a cell in half",
+            (peak, torch.tensor([[8, 12, 10, 16], [36, 36, 40, 40]]), 40),
+        ),
     ]
 
 
@@ -60,7 +89,8 @@ EXERCISES = {
     ),
     "spatial_gate": Exercise(
         "spatial_gate",
-        "The spatial gate given a conv weight (1, 2, k, k): returns (x ⊙ M, M) with M = σ(conv(pool(x))).",
+        "The spatial gate given a conv weight (1, 2, k, k): returns (x ⊙ M, M) with "
+        "M = σ(conv(pool(x))).",
         reference=_gate_reference,
         make_cases=_gate_cases,
     ),

@@ -1,4 +1,10 @@
-"""The lab of the channel chapter: its tasks, networks and widgets."""
+"""The lab of the channel chapter: its small gated CNN, gate profiles and the gate explorer.
+
+* :class:`GatedDigitNet` — three conv-BN-ReLU stages, each followed by SE, ECA or CBAM.
+* :func:`collect_attention` and :func:`gate_profile` — recorded weights over a whole data set, in
+  batches (shared with the branch chapter).
+* :func:`explorer` — a widget: an image, a block's gate values and its most turned-up channels.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_floating, check_rank
+from .._checks import check_tensor
+from ..blocks import conv_bn_act
 from ..channel import (
     ChannelGate,
     EfficientChannelAttention,
     SqueezeExcitation,
-    _check_feature_map,
     make_channel_attention,
 )
 from ..core import AttentionModule, record_attention
@@ -24,49 +30,53 @@ from ..views.widgets import html_view, precomputed_explorer
 
 
 class GatedDigitNet(nn.Module):
-    """The chapter's small CNN for cluttered digits ``(B, 1, H, W)``, with a channel gate after each stage.
+    """The chapter's small CNN for cluttered digits ``(B, 1, H, W)``, a gate after each stage.
 
-    Three ``3 × 3`` conv-BN-ReLU stages of ``width``, ``2·width`` and ``4·width`` channels (2 × 2 max
-    pooling after the first two), each followed by ``attention`` (recorded as ``gate1``, ``gate2``,
-    ``gate3``), then global average pooling and a linear classifier: the plain CNN of the Spatial
-    chapter, so that the four variants differ only by their gates. In a network without shortcuts SENet
-    gates the output of the whole transformation, after its non-linearity (SE-Inception, Hu et al. 2018,
-    Fig. 2); we do the same for ECA and CBAM.
-    A network this narrow cannot afford SENet's ``r = 16`` (16 channels would keep one hidden unit), so
-    ``rd_ratio`` defaults to 1/4 here.
+    Three ``3 × 3`` conv-BN-ReLU stages of ``width``, ``2·width`` and ``4·width`` channels (2 × 2
+    max pooling after the first two), each followed by ``attention`` (recorded as ``gate1``,
+    ``gate2``, ``gate3``), then global average pooling and a linear classifier: the plain CNN of
+    the Spatial chapter, so that the four variants differ only by their gates. In a network without
+    shortcuts SENet gates the output of the whole transformation, after its non-linearity
+    (SE-Inception, Hu et al. 2018, Fig. 2); we do the same for ECA and CBAM. A network this narrow
+    cannot afford SENet's ``r = 16`` (16 channels would keep one hidden unit), so ``rd_ratio``
+    defaults to 1/4 here.
 
     Args:
         attention: ``None``, ``"se"``, ``"eca"`` or ``"cbam"``.
         width: channels of the first stage.
-        classes: outputs.
+        num_classes: outputs.
         rd_ratio: reduction of the SE and CBAM MLPs.
     """
 
-    def __init__(self, attention: str | None = None, width: int = 16, classes: int = 10,
-                 rd_ratio: float = 1 / 4) -> None:
+    def __init__(
+        self,
+        attention: str | None = None,
+        width: int = 16,
+        num_classes: int = 10,
+        rd_ratio: float = 1 / 4,
+    ) -> None:
         super().__init__()
-
-        def stage(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-
         c1, c2, c3 = width, 2 * width, 4 * width
-        self.stage1, self.stage2, self.stage3 = stage(1, c1), stage(c1, c2), stage(c2, c3)
+        self.stage1 = conv_bn_act(1, c1, bias=False)
+        self.stage2 = conv_bn_act(c1, c2, bias=False)
+        self.stage3 = conv_bn_act(c2, c3, bias=False)
         self.gate1 = make_channel_attention(attention, c1, rd_ratio)
         self.gate2 = make_channel_attention(attention, c2, rd_ratio)
         self.gate3 = make_channel_attention(attention, c3, rd_ratio)
-        self.fc = nn.Linear(c3, classes)
+        self.fc = nn.Linear(c3, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``(B, 1, H, W)`` → logits ``(B, classes)``."""
-        _check_feature_map("x", x, 1)
+        """``x`` ``(B, 1, H, W)`` → logits ``(B, num_classes)``."""
+        check_tensor("x", x, "(B, C, H, W)", C=1)
         x = nn.functional.max_pool2d(self.gate1(self.stage1(x)), 2)  # (B, c1, H/2, W/2)
         x = nn.functional.max_pool2d(self.gate2(self.stage2(x)), 2)  # (B, c2, H/4, W/4)
-        x = self.gate3(self.stage3(x))                               # (B, c3, H/4, W/4)
+        x = self.gate3(self.stage3(x))  # (B, c3, H/4, W/4)
         return self.fc(x.mean(dim=(2, 3)))
 
 
 def _gate_modules(model: nn.Module) -> dict[str, AttentionModule]:
-    """The channel gates of ``model`` by name, in forward order (SE, ECA and CBAM channel gates)."""
+    """The channel gates of ``model`` by name, in forward order (SE, ECA and CBAM channel
+    gates)."""
     kinds = (SqueezeExcitation, EfficientChannelAttention, ChannelGate)
     return {n: m for n, m in model.named_modules() if isinstance(m, kinds)}
 
@@ -79,13 +89,14 @@ def collect_attention(
     names: Iterable[str] | None = None,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Run ``model`` in eval mode on ``x`` in batches; return the recorded attention, ``{name: (N, ...)}``.
+    """Run ``model`` in eval mode on ``x`` in batches; return the recorded attention, ``{name: (N,
+    ...)}``.
 
-    Each batch runs under :func:`~visual_attention.core.record_attention`; the weights of the modules
-    in ``names`` (all that recorded, if ``None``) are passed through ``reduce`` (e.g. a mean over
-    channels) and concatenated over the batches. The model's train/eval mode is restored afterwards.
+    Each batch runs under :func:`~visual_attention.core.record_attention`; the weights of the
+    modules in ``names`` (all that recorded, if ``None``) are passed through ``reduce`` (e.g. a
+    mean over channels) and concatenated over the batches. The model's train/eval mode is restored
+    afterwards.
     """
-
     wanted = None if names is None else list(names)
     was_training = model.training
     model.eval()
@@ -102,8 +113,11 @@ def collect_attention(
     return {name: torch.cat(v) for name, v in parts.items()}
 
 
-def gate_profile(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
-    """Run ``model`` (in eval mode) on ``x`` and return every channel gate's values, ``{name: (N, C)}``."""
+def gate_profile(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 256
+) -> dict[str, torch.Tensor]:
+    """Run ``model`` (in eval mode) on ``x`` and return every channel gate's values, ``{name: (N,
+    C)}``."""
     return collect_attention(model, x, batch_size, names=_gate_modules(model))
 
 
@@ -116,29 +130,26 @@ def explorer(
     size: int = 120,
     max_bars: int = 16,
 ):
-    """A widget: pick a test image and a gated block; see the image, the block's gate values as bars, and
-    the feature maps of the channels the gate turns up most, before and after gating.
+    """A widget: pick a test image and a gated block; see the image, the block's gate values as
+    bars, and the feature maps of the channels the gate turns up most, before and after gating.
 
     Args:
         model: a trained classifier holding channel gates (e.g. ``resnet(..., attention="se")``).
         images: ``(N, 1, H, W)`` greyscale images in ``[0, 1]`` (a dozen or so: every image × block
             is rendered in advance).
         labels: ``(N,)`` true classes.
-        block_names: optional ``{gate module name: label}`` choosing which gates to offer (default: all).
+        block_names: optional ``{gate module name: label}`` choosing which gates to offer (default:
+            all).
         top: how many of the most-gated channels to draw.
         size: displayed image side in CSS pixels.
-        max_bars: a block with more channels shows bars for the ``max_bars`` channels whose gate varies
-            most across ``images`` (the same channels for every image, in channel order).
+        max_bars: a block with more channels shows bars for the ``max_bars`` channels whose gate
+            varies most across ``images`` (the same channels for every image, in channel order).
 
     Returns:
-        an explorer (see :func:`visual_attention.widgets.precomputed_explorer`) with controls
+        an explorer (see :func:`visual_attention.views.widgets.precomputed_explorer`) with controls
         ``image`` and ``block``.
     """
-
-
-
-    check_floating("images", images)
-    check_rank("images", images, exactly=4, expected="(N, 1, H, W)")
+    check_tensor("images", images, "(N, C, H, W)", C=1)
     gates = _gate_modules(model)
     if block_names is None:
         block_names = {n: n for n in gates}
@@ -147,8 +158,10 @@ def explorer(
         raise ValueError(f"no channel gate named {missing}; the model's gates are {list(gates)}")
     # Inputs of each gate (the block's residual branch) are captured with forward hooks.
     inputs: dict[str, torch.Tensor] = {}
-    hooks = [gates[n].register_forward_hook(lambda m, a, o, n=n: inputs.__setitem__(n, a[0].detach()))
-             for n in block_names]
+    hooks = [
+        gates[n].register_forward_hook(lambda m, a, o, n=n: inputs.__setitem__(n, a[0].detach()))
+        for n in block_names
+    ]
     was_training = model.training
     model.eval()
     with torch.no_grad(), record_attention(model) as maps:
@@ -178,8 +191,10 @@ def explorer(
         order = torch.argsort(s, descending=True)[:top].tolist()
         pred = int(probs[image].argmax())
         cap = f"label {int(labels[image])} · predicted {pred} ({float(probs[image, pred]):.2f})"
-        left = (f'<div class="va-view"><img alt="input" src="{grey(images[image])}" style="{style}">'
-                f'<div class="va-cap">{html.escape(cap)}</div></div>')
+        left = (
+            f'<div class="va-view"><img alt="input" src="{grey(images[image])}" style="{style}">'
+            f'<div class="va-cap">{html.escape(cap)}</div></div>'
+        )
         tiles = []
         vmax = float(fmap[order].abs().max()) or 1.0
         for c in order:
@@ -188,13 +203,16 @@ def explorer(
                 f'<div class="va-view"><img alt="channel {c}" src="{png(before, vmax)}" '
                 f'style="{small}"><div class="va-cap">ch {c}: s = {float(s[c]):.2f}</div></div>'
             )
-        shown = bar_channels[block]
-        title = (f"gate s of {block_names[block]}, all {len(s)} channels" if len(shown) == len(s) else
-                 f"gate s of {block_names[block]}: the {len(shown)} of {len(s)} channels that vary most")
+        shown, name = bar_channels[block], block_names[block]
+        title = f"gate s of {name}, all {len(s)} channels"
+        if len(shown) < len(s):
+            title = f"gate s of {name}: the {len(shown)} of {len(s)} channels that vary most"
         gate_bars = bars_html(s[shown].tolist(), [f"ch {c}" for c in shown], title=title, vmax=1.0)
-        return html_view(f'<div class="va-flex">{left}{gate_bars}'
-                         f'<div><div class="va-title">most turned-up channels (input to the gate)</div>'
-                         f'<div class="va-flex">{"".join(tiles)}</div></div></div>')
+        return html_view(
+            f'<div class="va-flex">{left}{gate_bars}'
+            f'<div><div class="va-title">most turned-up channels (input to the gate)</div>'
+            f'<div class="va-flex">{"".join(tiles)}</div></div></div>'
+        )
 
     header = ipywidgets.HTML(VIEW_CSS)
     controls = {

@@ -1,4 +1,4 @@
-"""The lab of the efficient attention chapter: its tasks, networks and widgets."""
+"""The lab of the efficient attention chapter: the online-softmax widget and a memory meter."""
 
 from __future__ import annotations
 
@@ -11,32 +11,46 @@ from collections.abc import Callable
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from .._checks import check_rank
+from .._checks import check_tensor
 from ..efficient import online_softmax_trace
 from ..views import viz, widgets
 
 
-def online_softmax_explorer(image: torch.Tensor, features: torch.Tensor, feature_names, queries,
-                            chunk_sizes=(8, 16, 32, 48), scale: float = 5.0, display_size=None):
+def online_softmax_explorer(
+    image: torch.Tensor,
+    features: torch.Tensor,
+    feature_names,
+    queries,
+    chunk_sizes=(8, 16, 32, 48),
+    scale: float = 5.0,
+    display_size=None,
+):
     """A widget that steps through the online softmax for a query patch of a photo.
 
     Keys are the ``h·w`` patches in reading order, processed ``chunk_size`` at a time: the heatmap
     shows the softmax over the patches seen so far, the bars the output ``o / l`` so far; after the
-    last block both equal full attention. Controls: chunk size, block (steps past the last block show
-    the final state), query patch.
+    last block both equal full attention. Controls: chunk size, block (steps past the last block
+    show the final state), query patch.
 
     Args:
-        image: ``(3, H, W)`` photo; features: ``(C, h, w)`` patch features; feature_names: ``C`` labels;
-        queries: ``(row, col)`` query patches; chunk_sizes: block sizes; scale: score multiplier.
+        image: ``(3, H, W)`` photo.
+        features: ``(C, h, w)`` patch features.
+        feature_names: ``C`` labels.
+        queries: ``(row, col)`` query patches.
+        chunk_sizes: block sizes.
+        scale: score multiplier.
+        display_size: drawn ``(height, width)``; ``None`` is twice the photo's size.
     """
 
-    check_rank("features", features, exactly=3, expected="(C, h, w)")
-    c, h, w = features.shape
+    c, h, w = check_tensor("features", features, "(C, h, w)")
     keys = features.reshape(c, h * w).T
     size = display_size or (2 * image.shape[-2], 2 * image.shape[-1])
     css, style = viz.photo_style(image)
-    traces = {(cs, q): online_softmax_trace(keys[q[0] * w + q[1]], keys, keys, cs, scale)
-              for cs in chunk_sizes for q in queries}
+    traces = {
+        (cs, q): online_softmax_trace(keys[q[0] * w + q[1]], keys, keys, cs, scale)
+        for cs in chunk_sizes
+        for q in queries
+    }
     steps = max(len(t) for t in traces.values())
 
     def render(chunk, block, query):
@@ -44,16 +58,25 @@ def online_softmax_explorer(image: torch.Tensor, features: torch.Tensor, feature
         trace = traces[(chunk_size, query)]
         state = trace[min(block, len(trace)) - 1]
         done = block >= len(trace)
-        cap = (f"block {min(block, len(trace))} of {len(trace)} ({chunk_size} keys each)"
-               f"{' — done: full attention' if done else ''} · m = {float(state['max']):.3f} · "
-               f"l = {float(state['sum']):.3f}")
-        left = viz.attention_overlay_html(css, state["weights"].reshape(h, w), size, query=query, caption=cap)
-        right = viz.bars_html(state["output"].tolist(), list(feature_names), title="output o / l so far", vmax=1.0)
+        cap = (
+            f"block {min(block, len(trace))} of {len(trace)} ({chunk_size} keys each)"
+            f"{' — done: full attention' if done else ''} · m = {float(state['max']):.3f} · "
+            f"l = {float(state['sum']):.3f}"
+        )
+        left = viz.attention_overlay_html(
+            css, state["weights"].reshape(h, w), size, query=query, caption=cap
+        )
+        right = viz.bars_html(
+            state["output"].tolist(), list(feature_names), title="output o / l so far", vmax=1.0
+        )
         return widgets.html_view(f'<div class="va-flex">{left}{right}</div>')
 
     return widgets.precomputed_explorer(
-        {"chunk": list(chunk_sizes), "block": list(range(1, steps + 1)),
-         "query": [(f"{r},{cc}", (r, cc)) for r, cc in queries]},
+        {
+            "chunk": list(chunk_sizes),
+            "block": list(range(1, steps + 1)),
+            "query": [(f"{r},{cc}", (r, cc)) for r, cc in queries],
+        },
         render,
         header=widgets.widgets.HTML(viz.VIEW_CSS + style),
     )

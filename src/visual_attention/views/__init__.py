@@ -1,0 +1,8 @@
+"""Widgets, plots and diagrams: how the book shows attention, never imported by a paper module.
+
+* :mod:`visual_attention.views.widgets` — the explorers: precomputed views switched in the browser,
+  and :class:`~visual_attention.views.widgets.AttentionExplorer`, which computes attention in the
+  reader's browser (``static/attention_explorer.js``).
+* :mod:`visual_attention.views.viz` — colour maps, data URIs, the HTML views and matplotlib plots.
+* :mod:`visual_attention.views.diagrams` — the graphviz flowchart of the attention steps.
+"""

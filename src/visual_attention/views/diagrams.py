@@ -22,8 +22,9 @@ ATTENTION_STEPS = (
 def attention_flowchart(rankdir: str = "TB") -> graphviz.Digraph:
     """The attention process as a flowchart, one box per entry of :data:`ATTENTION_STEPS`.
 
-    Feature maps feed both the scores (as keys) and the weighted sum (as values); the query feeds the
-    scores. Display the returned object in a notebook to get an SVG; ``.source`` is the DOT text.
+    Feature maps feed both the scores (as keys) and the weighted sum (as values); the query feeds
+    the scores. Display the returned object in a notebook to get an SVG; ``.source`` is the DOT
+    text.
 
     Args:
         rankdir: graphviz layout direction, ``"LR"`` (left to right) or ``"TB"`` (top to bottom).
@@ -34,12 +35,24 @@ def attention_flowchart(rankdir: str = "TB") -> graphviz.Digraph:
     if rankdir not in ("LR", "TB"):
         raise ValueError(f"rankdir must be 'LR' or 'TB', got {rankdir!r}")
     g = graphviz.Digraph("attention", format="svg")
-    g.attr(rankdir=rankdir, bgcolor="transparent", fontname="Helvetica", nodesep="0.35", ranksep="0.4")
-    g.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11",
-           fillcolor="#dbe9f6", color="#2b5d8a", fontcolor="#10243a")
+    g.attr(
+        rankdir=rankdir, bgcolor="transparent", fontname="Helvetica", nodesep="0.35", ranksep="0.4"
+    )
+    g.attr(
+        "node",
+        shape="box",
+        style="rounded,filled",
+        fontname="Helvetica",
+        fontsize="11",
+        fillcolor="#dbe9f6",
+        color="#2b5d8a",
+        fontcolor="#10243a",
+    )
     g.attr("edge", color="#4a6a8a", fontname="Helvetica", fontsize="9", fontcolor="#4a6a8a")
     for node, label, shape in ATTENTION_STEPS:
-        extra = {"fillcolor": "#fde2c8", "color": "#a35a12"} if node in ("query", "context") else {}
+        extra = (
+            {"fillcolor": "#fde2c8", "color": "#a35a12"} if node in ("query", "context") else {}
+        )
         g.node(node, f"{label}\n{shape}" if shape else label, **extra)
     g.edge("image", "features")
     g.edge("features", "scores", label="keys")

@@ -2,7 +2,8 @@
 
 Matplotlib figures (:func:`plot_attention`) serve the printed page; the HTML helpers
 (:func:`attention_overlay_html`, :func:`bars_html`) build light views for the widgets in
-:mod:`visual_attention.widgets`, a few hundred bytes each, so that a page can carry hundreds of them.
+:mod:`visual_attention.views.widgets`, a few hundred bytes each, so that a page can carry hundreds
+of them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import html
 import io
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.patches import Rectangle
+from PIL import Image
 
 from .._checks import check_floating, check_rank
 
@@ -36,7 +41,8 @@ CMAP = "magma"
 
 
 def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """A ``(3, H, W)`` tensor or an ``(H, W, 3)`` array, values in ``[0, 1]`` (or uint8) → ``(H, W, 3)`` uint8.
+    """A ``(3, H, W)`` tensor or an ``(H, W, 3)`` array, values in ``[0, 1]`` (or uint8) → ``(H, W,
+    3)`` uint8.
 
     Tensors are channels-first and arrays channels-last, as in PyTorch and matplotlib.
     """
@@ -53,9 +59,10 @@ def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return arr
 
 
-def colorize(values: np.ndarray, vmax: float | None = None, cmap: str = CMAP, alpha: float = 1.0) -> np.ndarray:
+def colorize(
+    values: np.ndarray, vmax: float | None = None, cmap: str = CMAP, alpha: float = 1.0
+) -> np.ndarray:
     """Map an ``(h, w)`` array in ``[0, vmax]`` through a colour map → ``(h, w, 4)`` uint8 RGBA."""
-    from matplotlib import colormaps
 
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2:
@@ -69,7 +76,6 @@ def colorize(values: np.ndarray, vmax: float | None = None, cmap: str = CMAP, al
 
 def data_uri(array: np.ndarray, fmt: str = "png", quality: int = 80) -> str:
     """Encode an ``(h, w, 3|4)`` uint8 array as a ``data:`` URI (PNG or JPEG)."""
-    from PIL import Image
 
     buf = io.BytesIO()
     img = Image.fromarray(np.ascontiguousarray(array))
@@ -86,7 +92,8 @@ def photo_style(image: torch.Tensor | np.ndarray, grey: bool = True) -> tuple[st
     """A CSS rule that makes a photo the background of a class, so many views can share one copy.
 
     Returns:
-        ``(css_class, style_tag)``; put ``style_tag`` in the page once and use ``css_class`` in views.
+        ``(css_class, style_tag)``; put ``style_tag`` in the page once and use ``css_class`` in
+        views.
     """
     arr = to_numpy_image(image)
     if grey:  # a grey photo lets the coloured weights stand out
@@ -94,7 +101,10 @@ def photo_style(image: torch.Tensor | np.ndarray, grey: bool = True) -> tuple[st
         arr = np.repeat(lum[..., None], 3, axis=-1)
     uri = data_uri(arr, fmt="jpeg", quality=85)
     css_class = "va-photo-" + hashlib.sha1(uri.encode()).hexdigest()[:10]
-    return css_class, f"<style>.{css_class}{{background-image:url({uri});background-size:100% 100%}}</style>"
+    return (
+        css_class,
+        f"<style>.{css_class}{{background-image:url({uri});background-size:100% 100%}}</style>",
+    )
 
 
 def attention_overlay_html(
@@ -107,8 +117,9 @@ def attention_overlay_html(
 ) -> str:
     """A heatmap of ``(h, w)`` weights laid over a photo (see :func:`photo_style`), as HTML.
 
-    The weights travel as an ``h × w`` PNG stretched with ``image-rendering: pixelated``: a view costs
-    a few hundred bytes however large it is drawn. Colours are scaled to the view's largest weight.
+    The weights travel as an ``h × w`` PNG stretched with ``image-rendering: pixelated``: a view
+    costs a few hundred bytes however large it is drawn. Colours are scaled to the view's largest
+    weight.
 
     Args:
         css_class: the class returned by :func:`photo_style`.
@@ -118,7 +129,11 @@ def attention_overlay_html(
         alpha: opacity of the heatmap over the photo.
         caption: text shown under the image.
     """
-    w = weights.detach().cpu().numpy() if isinstance(weights, torch.Tensor) else np.asarray(weights)
+    w = (
+        weights.detach().cpu().numpy()
+        if isinstance(weights, torch.Tensor)
+        else np.asarray(weights)
+    )
     if w.ndim != 2:
         raise ValueError(f"weights must be 2-d (h, w), got shape {w.shape}")
     h_cells, w_cells = w.shape
@@ -129,15 +144,18 @@ def attention_overlay_html(
         if not (0 <= r < h_cells and 0 <= c < w_cells):
             raise ValueError(f"query {query} lies outside the {h_cells}×{w_cells} grid")
         box = (
-            f'<div style="position:absolute;left:{100 * c / w_cells:.4f}%;top:{100 * r / h_cells:.4f}%;'
+            f'<div style="position:absolute;left:{100 * c / w_cells:.4f}%;'
+            f"top:{100 * r / h_cells:.4f}%;"
             f"width:{100 / w_cells:.4f}%;height:{100 / h_cells:.4f}%;box-sizing:border-box;"
             'border:2px solid #39d0ff;outline:1px solid #000"></div>'
         )
     cap = f'<div class="va-cap">{html.escape(caption)}</div>' if caption else ""
     return (
-        f'<div class="va-view"><div class="{css_class}" style="position:relative;width:{width}px;height:{height}px">'
+        f'<div class="va-view"><div class="{css_class}" style="position:relative;width:{width}px;'
+        f'height:{height}px">'
         f'<img alt="attention weights" src="{data_uri(colorize(w)[..., :3])}" '
-        f'style="position:absolute;inset:0;width:100%;height:100%;image-rendering:pixelated;opacity:{alpha}">'
+        f'style="position:absolute;inset:0;width:100%;height:100%;image-rendering:pixelated;'
+        f'opacity:{alpha}">'
         f"{box}</div>{cap}</div>"
     )
 
@@ -146,19 +164,24 @@ def attention_overlay_html(
 VIEW_CSS = (
     "<style>.va-bars{font-size:12px}.va-row{display:flex;align-items:center;gap:6px;height:18px}"
     ".va-name{width:70px;text-align:right}.va-track{position:relative;width:140px;height:12px;"
-    "background:rgba(127,127,127,.15);border-left:0}.va-track:after{content:'';position:absolute;left:50%;"
+    "background:rgba(127,127,127,.15);border-left:0}.va-track:after{content:'';position:absolute;"
+    "left:50%;"
     "top:0;bottom:0;border-left:1px solid #888}.va-bar{position:absolute;top:1px;bottom:1px}"
-    ".va-pos{background:#d9534f}.va-neg{background:#337ab7}.va-num{width:52px;font-family:monospace}"
+    ".va-pos{background:#d9534f}.va-neg{background:#337ab7}.va-num{width:52px;"
+    "font-family:monospace}"
     ".va-title{font-weight:600;margin-bottom:4px}.va-cap{font-size:12px;margin-top:2px}"
     ".va-flex{display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap}</style>"
 )
 
 
-def bars_html(values: Sequence[float], names: Sequence[str], title: str = "", vmax: float | None = None) -> str:
-    """Signed values as labelled horizontal bars (a context vector, say), as HTML styled by :data:`VIEW_CSS`.
+def bars_html(
+    values: Sequence[float], names: Sequence[str], title: str = "", vmax: float | None = None
+) -> str:
+    """Signed values as labelled horizontal bars (a context vector, say), as HTML styled by
+    :data:`VIEW_CSS`.
 
-    Each bar carries its value in a ``data-value`` attribute, so tests and scripts can read it back.
-    Bars are scaled so that ``vmax`` (default: the largest ``|value|``) fills half the track.
+    Each bar carries its value in a ``data-value`` attribute, so tests and scripts can read it
+    back. Bars are scaled so that ``vmax`` (default: the largest ``|value|``) fills half the track.
     """
     vals = [float(v) for v in values]
     if len(vals) != len(names):
@@ -173,7 +196,8 @@ def bars_html(values: Sequence[float], names: Sequence[str], title: str = "", vm
         rows.append(
             f'<div class="va-row"><span class="va-name">{label}</span><span class="va-track">'
             f'<span class="va-bar va-{sign}" data-name="{label}" data-value="{v:.4f}" '
-            f'style="left:{left:.1f}%;width:{frac:.1f}%"></span></span><span class="va-num">{v:+.3f}</span></div>'
+            f'style="left:{left:.1f}%;width:{frac:.1f}%"></span></span><span '
+            f'class="va-num">{v:+.3f}</span></div>'
         )
     head = f'<div class="va-title">{html.escape(title)}</div>' if title else ""
     return f'<div class="va-bars">{head}{"".join(rows)}</div>'
@@ -198,8 +222,6 @@ def plot_attention(
     Returns:
         the axes.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
 
     check_floating("weights", weights)
     check_rank("weights", weights, exactly=2, expected="(h, w)")
@@ -209,16 +231,28 @@ def plot_attention(
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 3.2))
     ax.imshow(img.mean(-1), cmap="gray", extent=(0, width, height, 0))
-    im = ax.imshow(weights.detach().cpu().numpy(), cmap=CMAP, alpha=alpha, extent=(0, width, height, 0),
-                   interpolation="nearest")
+    im = ax.imshow(
+        weights.detach().cpu().numpy(),
+        cmap=CMAP,
+        alpha=alpha,
+        extent=(0, width, height, 0),
+        interpolation="nearest",
+    )
     if query is not None:
         r, c = query
-        ax.add_patch(Rectangle((c * width / w, r * height / h), width / w, height / h, fill=False,
-                               edgecolor="#39d0ff", linewidth=2))
+        ax.add_patch(
+            Rectangle(
+                (c * width / w, r * height / h),
+                width / w,
+                height / h,
+                fill=False,
+                edgecolor="#39d0ff",
+                linewidth=2,
+            )
+        )
     ax.figure.colorbar(im, ax=ax, fraction=0.035, pad=0.02, label="attention weight")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title)
     return ax
-

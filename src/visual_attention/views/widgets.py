@@ -2,37 +2,60 @@
 
 :func:`precomputed_explorer` renders a view for every combination of control values when the
 notebook runs, and stacks the views in nested :class:`ipywidgets.Stack` widgets. Each control is
-``jslink``-ed to the ``selected_index`` of the stacks at its depth, so moving a control switches views
-in the browser itself: the widget is live in JupyterLab with a kernel *and* on the static site with no
+``jslink``-ed to the ``selected_index`` of the stacks at its depth, so moving a control switches
+views
+in the browser itself: the widget is live in JupyterLab with a kernel *and* on the static site with
+    no
 kernel at all (the views travel in the notebook's saved widget state).
 
-Views can be any widget; :func:`html_view` makes a light one from HTML (see :mod:`visual_attention.viz`).
+Views can be any widget; :func:`html_view` makes a light one from HTML (see
+:mod:`visual_attention.views.viz`).
 
-:class:`AttentionExplorer` goes further where a view is plain maths: the notebook sends the queries,
-keys and values as float32 buffers, and the widget's JavaScript (``static/attention_explorer.js``,
-an anywidget module) computes the weights and the context vector in the reader's browser on every
-interaction, so any query point, temperature, head, layer or window can be chosen.
-:func:`explorer_attention` is the same computation in PyTorch (the browser tests compare the two).
+:class:`AttentionExplorer` goes further where a view is plain maths: the notebook sends the
+queries, keys and values as float32 buffers, and the widget's JavaScript
+(``static/attention_explorer.js``, an anywidget module) computes the weights and the context vector
+in the reader's browser on every interaction, so any query point, temperature, head, layer or
+window can be chosen.
+:func:`reference_attention` is the same computation in PyTorch (the browser tests compare the two).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import anywidget
 import ipywidgets as widgets
+import numpy as np
+import torch
+import traitlets as tl
 from ipywidgets.widgets.widget_string import HTMLStyle
+from matplotlib import colormaps
+
+from .._checks import check_floating
+from ..core import masked_softmax
+from ..local_attention import shifted_window_mask, window_token_index
+from .viz import CMAP, data_uri, to_numpy_image
 
 __all__ = [
-    "precomputed_explorer", "html_view", "explorer_view", "count_views",
-    "AttentionExplorer", "attention_explorer", "explorer_attention", "window_keys_mask",
+    "precomputed_explorer",
+    "html_view",
+    "explorer_view",
+    "count_views",
+    "AttentionExplorer",
+    "attention_explorer",
+    "reference_attention",
+    "window_keys_mask",
 ]
 
 _SHARED: dict[str, widgets.Widget] = {}
 
 
 def html_view(value: str) -> widgets.HTML:
-    """An HTML view; all views share one layout and one style model to keep the saved state small."""
+    """An HTML view; all views share one layout and one style model to keep the saved state
+    small."""
     if not _SHARED:
         _SHARED.update(layout=widgets.Layout(), style=HTMLStyle())
     return widgets.HTML(value=value, layout=_SHARED["layout"], style=_SHARED["style"])
@@ -41,7 +64,9 @@ def html_view(value: str) -> widgets.HTML:
 def _options(values: Sequence[Any]) -> list[tuple[str, Any]]:
     opts = []
     for v in values:
-        opts.append(v if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) else (str(v), v))
+        opts.append(
+            v if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) else (str(v), v)
+        )
     if not opts:
         raise ValueError("every control needs at least one value")
     return opts
@@ -64,9 +89,9 @@ def precomputed_explorer(
         initial: optional ``{name: value}`` shown first (default: each control's first value).
 
     Returns:
-        a ``VBox`` with attributes ``controls`` (the sliders, in order), ``stack`` (the outer Stack)
-        and ``links`` (the ``jslink`` objects). The number of views is the product of the numbers of
-        values, so keep the grids coarse. In the page, the controls carry the CSS class
+        a ``VBox`` with attributes ``controls`` (the sliders, in order), ``stack`` (the outer
+        Stack) and ``links`` (the ``jslink`` objects). The number of views is the product of the
+        numbers of values, so keep the grids coarse. In the page, the controls carry the CSS class
         ``va-controls`` and the views ``va-views`` (the browser tests look for them).
     """
     if not controls:
@@ -85,8 +110,12 @@ def precomputed_explorer(
         start.append(values.index(initial[name]) if name in initial else 0)
     sliders = [
         widgets.SelectionSlider(
-            options=opts, index=first, description=name, continuous_update=True,
-            style={"description_width": "initial"}, layout=widgets.Layout(width="260px"),
+            options=opts,
+            index=first,
+            description=name,
+            continuous_update=True,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="260px"),
         )
         for name, opts, first in zip(names, options, start)
     ]
@@ -95,7 +124,9 @@ def precomputed_explorer(
     def build(depth: int, chosen: dict[str, Any]) -> widgets.Widget:
         if depth == len(names):
             return render(**chosen)
-        children = [build(depth + 1, {**chosen, names[depth]: value}) for _, value in options[depth]]
+        children = [
+            build(depth + 1, {**chosen, names[depth]: value}) for _, value in options[depth]
+        ]
         stack = widgets.Stack(children=children, selected_index=start[depth])
         links.append(widgets.jslink((sliders[depth], "index"), (stack, "selected_index")))
         return stack
@@ -119,7 +150,9 @@ def explorer_view(explorer: widgets.VBox, **values: Any) -> widgets.Widget:
             raise ValueError(f"missing a value for control {name!r}")
         choices = [value for _, value in slider.options]
         if values[name] not in choices:
-            raise ValueError(f"{values[name]!r} is not a value of control {name!r}; choose from {choices}")
+            raise ValueError(
+                f"{values[name]!r} is not a value of control {name!r}; choose from {choices}"
+            )
         index = choices.index(values[name])
         node = node.children[index]
     return node
@@ -127,53 +160,52 @@ def explorer_view(explorer: widgets.VBox, **values: Any) -> widgets.Widget:
 
 def count_views(explorer: widgets.VBox) -> int:
     """Number of leaf views held by an explorer."""
+
     def leaves(w: widgets.Widget) -> int:
         return sum(leaves(c) for c in w.children) if isinstance(w, widgets.Stack) else 1
 
     return leaves(explorer.stack)
 
 
-# --- attention computed in the browser ------------------------------------------------------------
+# --- attention computed in the browser
+# ------------------------------------------------------------
 
-import math  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import anywidget  # noqa: E402
-import traitlets as tl  # noqa: E402
 
 _STATIC = Path(__file__).parent / "static"
 
 
 def _as_lhnd(name: str, t, expected_n: int | None = None):
     """``(N, d)``, ``(H, N, d)`` or ``(L, H, N, d)`` floating tensor → float32 ``(L, H, N, d)``."""
-    import torch
-
-    from .._checks import check_floating
 
     check_floating(name, t)
     if t.ndim not in (2, 3, 4):
-        raise ValueError(f"{name} must be (N, d), (H, N, d) or (L, H, N, d), got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must be (N, d), (H, N, d) or (L, H, N, d), got shape {tuple(t.shape)}"
+        )
     t = t.detach().to(torch.float32).cpu()
     while t.ndim < 4:
         t = t[None]
     if expected_n is not None and t.shape[2] != expected_n:
-        raise ValueError(f"{name} has {t.shape[2]} tokens, expected {expected_n} (shape {tuple(t.shape)})")
+        raise ValueError(
+            f"{name} has {t.shape[2]} tokens, expected {expected_n} (shape {tuple(t.shape)})"
+        )
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} must be finite")
     return t.contiguous()
 
 
-def window_keys_mask(grid: tuple[int, int], query: int, window: int, shift: int = 0, prefix: int = 0):
-    """Which tokens grid token ``query`` may attend to under (shifted) window attention: bool ``(N,)``.
+def window_keys_mask(
+    grid: tuple[int, int], query: int, window: int, shift: int = 0, prefix: int = 0
+):
+    """Which tokens grid token ``query`` may attend to under (shifted) window attention: bool
+    ``(N,)``.
 
-    The same rule as :class:`visual_attention.local_attention.ShiftedWindowAttention` (built from its
+    The same rule as :class:`visual_attention.local_attention.ShiftedWindowAttention` (built from
+    its
     :func:`~visual_attention.local_attention.window_token_index` and
-    :func:`~visual_attention.local_attention.shifted_window_mask`); ``prefix`` extra tokens (a class
-    token) come first and are never inside a window. ``window = 0`` means global attention.
+    :func:`~visual_attention.local_attention.shifted_window_mask`); ``prefix`` extra tokens (a
+    class token) come first and are never inside a window. ``window = 0`` means global attention.
     """
-    import torch
-
-    from ..local_attention import shifted_window_mask, window_token_index
 
     gh, gw = grid
     n = prefix + gh * gw
@@ -181,15 +213,15 @@ def window_keys_mask(grid: tuple[int, int], query: int, window: int, shift: int 
         raise ValueError(f"query must be a grid token in [{prefix}, {n}), got {query}")
     if window == 0:
         return torch.ones(n, dtype=torch.bool)
-    index = window_token_index(gh, gw, window, shift)          # (nW, M²): grid index of each window slot
-    allowed = shifted_window_mask(gh, gw, window, shift)        # (nW, M², M²)
+    index = window_token_index(gh, gw, window, shift)  # (nW, M²): grid index of each window slot
+    allowed = shifted_window_mask(gh, gw, window, shift)  # (nW, M², M²)
     win, slot = (index == query - prefix).nonzero()[0].tolist()
     mask = torch.zeros(n, dtype=torch.bool)
     mask[prefix + index[win][allowed[win, slot]]] = True
     return mask
 
 
-def explorer_attention(
+def reference_attention(
     queries,
     keys,
     values,
@@ -204,11 +236,12 @@ def explorer_attention(
     window: int = 0,
     shift: int = 0,
 ):
-    """What :class:`AttentionExplorer` draws, computed with :func:`visual_attention.core.masked_softmax`.
+    """What :class:`AttentionExplorer` draws, computed with
+    :func:`visual_attention.core.masked_softmax`.
 
-    ``a = softmax(scale · q kᵀ / T)`` over the keys the query may attend to (all of them, or those of its
-    shifted window, see :func:`window_keys_mask`), and ``c = a V``, for query token ``query`` of
-    ``(layer, head)``.
+    ``a = softmax(scale · q kᵀ / T)`` over the keys the query may attend to (all of them, or those
+    of its shifted window, see :func:`window_keys_mask`), and ``c = a V``, for query token
+    ``query`` of ``(layer, head)``.
 
     Args:
         queries, keys: ``(L, H, N, d)`` (or ``(H, N, d)``, ``(N, d)``).
@@ -216,14 +249,13 @@ def explorer_attention(
         query: index of the query token in ``[0, N)``.
         scale, temperature: logits are ``scale · ⟨q, k⟩ / temperature``.
         layer, head: which projections to use.
-        grid: ``(h, w)`` of the image tokens (needed for windows); ``prefix`` tokens come before them.
+        grid: ``(h, w)`` of the image tokens (needed for windows); ``prefix`` tokens come before
+            them.
         window, shift: window size ``M`` (``0`` = global) and cyclic shift ``s``.
 
     Returns:
         ``(weights (N,), context (dv,))`` in the dtype of the inputs.
     """
-    from .._checks import check_floating
-    from ..core import masked_softmax
 
     for name, t in (("queries", queries), ("keys", keys), ("values", values)):
         check_floating(name, t)
@@ -238,7 +270,7 @@ def explorer_attention(
     n = q.shape[2]
     if not 0 <= query < n:
         raise ValueError(f"query must be a token index in [0, {n}), got {query}")
-    logits = scale * (k[layer, head] @ q[layer, head, query])                      # (N,)
+    logits = scale * (k[layer, head] @ q[layer, head, query])  # (N,)
     mask = None
     if window:
         if grid is None:
@@ -251,20 +283,20 @@ def explorer_attention(
 class AttentionExplorer(anywidget.AnyWidget):
     """A live view of attention whose weights and context are computed in the reader's browser.
 
-    Build it with :func:`attention_explorer`. Traits the reader changes (``query``, ``temperature``,
-    ``layer``, ``head``, ``window``, ``shift``) sync back to Python when a kernel runs, so a notebook
-    can read them or call :meth:`compute` for the same numbers in PyTorch.
+    Build it with :func:`attention_explorer`. Traits the reader changes (``query``,
+    ``temperature``, ``layer``, ``head``, ``window``, ``shift``) sync back to Python when a kernel
+    runs, so a notebook can read them or call :meth:`compute` for the same numbers in PyTorch.
     """
 
     _esm = _STATIC / "attention_explorer.js"
 
     label = tl.Unicode("").tag(sync=True)
-    shape = tl.List(tl.Int()).tag(sync=True)          # [L, H, N, d, dv]
-    grid = tl.List(tl.Int()).tag(sync=True)           # [h, w]
+    shape = tl.List(tl.Int()).tag(sync=True)  # [L, H, N, d, dv]
+    grid = tl.List(tl.Int()).tag(sync=True)  # [h, w]
     prefix = tl.Int(0).tag(sync=True)
-    query_buffer = tl.Bytes(b"").tag(sync=True)       # float32 (L, H, N, d), little-endian
+    query_buffer = tl.Bytes(b"").tag(sync=True)  # float32 (L, H, N, d), little-endian
     key_buffer = tl.Bytes(b"").tag(sync=True)
-    value_buffer = tl.Bytes(b"").tag(sync=True)       # float32 (L, H, N, dv)
+    value_buffer = tl.Bytes(b"").tag(sync=True)  # float32 (L, H, N, dv)
     scale = tl.Float(1.0).tag(sync=True)
     query = tl.Int(0).tag(sync=True)
     layer = tl.Int(0).tag(sync=True)
@@ -281,16 +313,18 @@ class AttentionExplorer(anywidget.AnyWidget):
     value_names = tl.List(tl.Unicode()).tag(sync=True)
     value_max = tl.Float(1.0).tag(sync=True)
     context_title = tl.Unicode("context vector c").tag(sync=True)
-    image = tl.Unicode("").tag(sync=True)             # data: URI of the (grey) photo
+    image = tl.Unicode("").tag(sync=True)  # data: URI of the (grey) photo
     display_size = tl.List(tl.Int(), [256, 256]).tag(sync=True)
     alpha = tl.Float(0.75).tag(sync=True)
-    colormap = tl.Bytes(b"").tag(sync=True)           # 256 × RGB uint8
+    colormap = tl.Bytes(b"").tag(sync=True)  # 256 × RGB uint8
 
     @tl.validate("query")
     def _valid_query(self, proposal):
         n = self.shape[2] if self.shape else 0
         if not 0 <= proposal["value"] < max(n, 1):
-            raise tl.TraitError(f"query must be a token index in [0, {n}), got {proposal['value']}")
+            raise tl.TraitError(
+                f"query must be a token index in [0, {n}), got {proposal['value']}"
+            )
         return proposal["value"]
 
     @tl.validate("temperature")
@@ -304,26 +338,47 @@ class AttentionExplorer(anywidget.AnyWidget):
     def _valid_window(self, proposal):
         m = proposal["value"]
         if m and m not in self.window_sizes:
-            raise tl.TraitError(f"window must be 0 (global) or one of {list(self.window_sizes)}, got {m}")
+            raise tl.TraitError(
+                f"window must be 0 (global) or one of {list(self.window_sizes)}, got {m}"
+            )
         return m
 
     def arrays(self):
-        """``(queries, keys, values)`` as float32 tensors ``(L, H, N, d)``, ``(L, H, N, d)``, ``(L, H, N, dv)``."""
-        import numpy as np
-        import torch
+        """``(queries, keys, values)`` as float32 tensors ``(L, H, N, d)``, ``(L, H, N, d)``, ``(L,
+        H, N, dv)``."""
 
         nl, nh, n, d, dv = self.shape
+
         def decode(raw, width):
-            return torch.from_numpy(np.frombuffer(raw, dtype="<f4").copy()).reshape(nl, nh, n, width)
-        return decode(self.query_buffer, d), decode(self.key_buffer, d), decode(self.value_buffer, dv)
+            return torch.from_numpy(np.frombuffer(raw, dtype="<f4").copy()).reshape(
+                nl, nh, n, width
+            )
+
+        return (
+            decode(self.query_buffer, d),
+            decode(self.key_buffer, d),
+            decode(self.value_buffer, dv),
+        )
 
     def compute(self, **state):
-        """``(weights (N,), context (dv,))`` for the current controls (or those given), in PyTorch."""
-        cur = {name: getattr(self, name) for name in ("query", "layer", "head", "temperature", "window", "shift")}
+        """``(weights (N,), context (dv,))`` for the current controls (or those given), in
+        PyTorch."""
+        cur = {
+            name: getattr(self, name)
+            for name in ("query", "layer", "head", "temperature", "window", "shift")
+        }
         cur.update(state)
         q, k, v = self.arrays()
-        return explorer_attention(q, k, v, cur.pop("query"), scale=self.scale, grid=tuple(self.grid),
-                                  prefix=self.prefix, **cur)
+        return reference_attention(
+            q,
+            k,
+            v,
+            cur.pop("query"),
+            scale=self.scale,
+            grid=tuple(self.grid),
+            prefix=self.prefix,
+            **cur,
+        )
 
 
 def attention_explorer(
@@ -355,9 +410,9 @@ def attention_explorer(
     """An :class:`AttentionExplorer` over the tokens of an image grid.
 
     Args:
-        queries: ``(N, d)``, ``(H, N, d)`` or ``(L, H, N, d)``: the query of every token for every layer
-            and head; ``N = prefix + h·w`` (extra tokens such as a class token first, then the grid in
-            row-major order).
+        queries: ``(N, d)``, ``(H, N, d)`` or ``(L, H, N, d)``: the query of every token for every
+            layer and head; ``N = prefix + h·w`` (extra tokens such as a class token first, then
+            the grid in row-major order).
         keys: same shape (default: ``queries``).
         values: ``(…, N, dv)`` with the same leading dimensions (default: ``keys``).
         grid: ``(h, w)`` of the image tokens.
@@ -374,10 +429,6 @@ def attention_explorer(
         display_size: drawn ``(height, width)`` in CSS pixels.
         label: a name for the widget on its page (tests find it by ``data-label``).
     """
-    import numpy as np
-    from matplotlib import colormaps
-
-    from .viz import CMAP, data_uri, to_numpy_image
 
     gh, gw = (int(g) for g in grid)
     if gh <= 0 or gw <= 0:
@@ -387,9 +438,15 @@ def attention_explorer(
     k = _as_lhnd("keys", keys, n) if keys is not None else q
     v = _as_lhnd("values", values, n) if values is not None else k
     if q.shape != k.shape:
-        raise ValueError(f"queries and keys must have the same shape (L, H, N, d), got {tuple(q.shape)} and {tuple(k.shape)}")
+        raise ValueError(
+            f"queries and keys must have the same shape (L, H, N, d), got {tuple(q.shape)} and "
+            f"{tuple(k.shape)}"
+        )
     if v.shape[:3] != q.shape[:3]:
-        raise ValueError(f"values must be (L, H, N, dv) with (L, H, N) = {tuple(q.shape[:3])}, got {tuple(v.shape)}")
+        raise ValueError(
+            f"values must be (L, H, N, dv) with (L, H, N) = {tuple(q.shape[:3])}, got "
+            f"{tuple(v.shape)}"
+        )
     unknown = set(controls) - {"temperature", "layer", "head", "window", "shift"}
     if unknown:
         raise ValueError(f"unknown controls {sorted(unknown)}")
@@ -416,16 +473,33 @@ def attention_explorer(
     else:
         size = display_size or (16 * gh, 16 * gw)
     widget = AttentionExplorer(
-        label=label, shape=[*q.shape, dv], grid=[gh, gw], prefix=prefix,
-        query_buffer=q.numpy().astype("<f4").tobytes(), key_buffer=k.numpy().astype("<f4").tobytes(),
-        value_buffer=v.numpy().astype("<f4").tobytes(), scale=float(scale),
-        temperature_range=[float(x) for x in temperature_range], window_sizes=list(window_sizes),
-        controls=list(controls), layer_label=layer_label, layer_names=list(layer_names),
-        head_names=list(head_names), value_names=list(value_names),
-        value_max=float(v.abs().max()) or 1.0, context_title=context_title, image=photo,
-        display_size=[int(size[0]), int(size[1])], colormap=lut.tobytes(),
+        label=label,
+        shape=[*q.shape, dv],
+        grid=[gh, gw],
+        prefix=prefix,
+        query_buffer=q.numpy().astype("<f4").tobytes(),
+        key_buffer=k.numpy().astype("<f4").tobytes(),
+        value_buffer=v.numpy().astype("<f4").tobytes(),
+        scale=float(scale),
+        temperature_range=[float(x) for x in temperature_range],
+        window_sizes=list(window_sizes),
+        controls=list(controls),
+        layer_label=layer_label,
+        layer_names=list(layer_names),
+        head_names=list(head_names),
+        value_names=list(value_names),
+        value_max=float(v.abs().max()) or 1.0,
+        context_title=context_title,
+        image=photo,
+        display_size=[int(size[0]), int(size[1])],
+        colormap=lut.tobytes(),
     )
     widget.set_trait("temperature", float(temperature))
     widget.set_trait("window", int(window))
-    widget.shift, widget.layer, widget.head, widget.query = int(shift), int(layer), int(head), int(query)
+    widget.shift, widget.layer, widget.head, widget.query = (
+        int(shift),
+        int(layer),
+        int(head),
+        int(query),
+    )
     return widget

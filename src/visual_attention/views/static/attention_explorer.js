@@ -1,4 +1,4 @@
-// AttentionExplorer: attention computed in the reader's browser (visual_attention.widgets.AttentionExplorer).
+// AttentionExplorer: attention computed in the reader's browser (visual_attention.views.widgets.AttentionExplorer).
 //
 // The notebook sends, as float32 binary buffers, the queries, keys and values of every token for every
 // (layer, head): shape (L, H, N, d) and (L, H, N, dv). On every interaction this module computes, for the
@@ -8,7 +8,7 @@
 //     c   = Σ_j a_j v_j,
 //
 // in float64 from the float32 inputs, and draws a_j as a heatmap over the image, with a colour bar, and c
-// as labelled bars. visual_attention.widgets.explorer_attention is the same maths in PyTorch; the browser
+// as labelled bars. visual_attention.views.widgets.reference_attention is the same maths in PyTorch; the browser
 // tests compare the two. The result of the latest update is left on the root element as `vaState`.
 
 const CSS = `

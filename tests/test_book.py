@@ -1,0 +1,82 @@
+"""The chapters show the package's code through excerpts that cannot drift silently.
+
+Every ``{literalinclude}`` of a chapter is either ``:pyobject:`` on a function or method that is short
+by itself, or cut by explicit markers (``# [start-name]`` / ``# [end-name]``) that occur exactly once
+in the source file. Anchors such as ``:start-at: return`` would match whatever line comes first after
+an edit; markers move with the code they frame.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+DIRECTIVE = re.compile(r"```\{literalinclude\}\s*(\S+)\n(.*?)```", re.S)
+ALLOWED = {"pyobject", "start-after", "end-before", "dedent", "language", "caption", "emphasize-lines"}
+MAX_PYOBJECT_LINES = 30
+
+
+def excerpts():
+    for path in sorted(BOOK.glob("*.ipynb")) + sorted(BOOK.glob("*.md")):
+        if path.suffix == ".ipynb":
+            texts = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+        else:
+            texts = [path.read_text()]
+        for text in texts:
+            for m in DIRECTIVE.finditer(text):
+                options = dict(re.findall(r"^:([\w-]+):\s*(.*)$", m.group(2), re.M))
+                yield pytest.param(path, m.group(1), options, id=f"{path.stem}:{m.group(1).split('/')[-1]}:"
+                                   f"{options.get('pyobject') or options.get('start-after', '')}")
+
+
+def unquote(value: str) -> str:
+    return value.strip().strip('"').strip("'")
+
+
+def find_object(tree: ast.Module, dotted: str) -> ast.AST | None:
+    nodes: list[ast.AST] = list(tree.body)
+    found = None
+    for part in dotted.split("."):
+        found = next((n for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part), None)
+        if found is None:
+            return None
+        nodes = list(found.body)
+    return found
+
+
+@pytest.mark.parametrize(("page", "target", "options"), list(excerpts()))
+def test_excerpts_are_cut_by_markers_or_are_short_objects(page, target, options):
+    source = (page.parent / target).resolve()
+    assert source.is_file(), f"{page.name}: {target} does not exist"
+    unknown = set(options) - ALLOWED
+    assert not unknown, f"{page.name} cuts {target} with {sorted(unknown)}: use markers or :pyobject:"
+    text = source.read_text()
+    if "start-after" in options or "end-before" in options:
+        start, end = unquote(options.get("start-after", "")), unquote(options.get("end-before", ""))
+        name = re.fullmatch(r"# \[start-([\w-]+)\]", start)
+        assert name, f"{page.name}: start-after must be a '# [start-name]' marker, got {start!r}"
+        assert end == f"# [end-{name.group(1)}]", f"{page.name}: end-before must be '# [end-{name.group(1)}]'"
+        assert text.count(start) == 1 and text.count(end) == 1, f"markers of {name.group(1)} must be unique"
+        assert text.index(start) < text.index(end)
+        assert "pyobject" not in options
+    else:
+        assert "pyobject" in options, f"{page.name} includes all of {target}"
+        node = find_object(ast.parse(text), options["pyobject"])
+        assert node is not None, f"{page.name}: {options['pyobject']} is not in {target}"
+        length = node.end_lineno - node.lineno + 1
+        assert length <= MAX_PYOBJECT_LINES, (
+            f"{page.name} shows {options['pyobject']} whole ({length} lines): cut it with markers"
+        )
+
+
+def test_every_marker_in_the_package_is_shown_somewhere():
+    shown = {unquote(opts["start-after"]) for _, _, opts in (p.values for p in excerpts()) if "start-after" in opts}
+    for path in (ROOT / "src" / "visual_attention").rglob("*.py"):
+        for marker in re.findall(r"# \[start-[\w-]+\]", path.read_text()):
+            assert marker in shown, f"{path.name}: {marker} is shown by no chapter (remove it or show it)"
