@@ -115,67 +115,57 @@ def speed_cases(smoke: bool) -> list[tuple[str, str, Callable, Callable, list[to
 
 
 def _module_cases(smoke: bool) -> list:
-    """Modules written by the chapters, each against a reference on the same weights (if present)."""
+    """Modules written by the chapters, each against a reference on the same weights."""
     cases = []
     b, c, s = (2, 32, 8) if smoke else (16, 256, 28)
     x = torch.randn(b, c, s, s, requires_grad=True)
-    try:
-        from visual_attention.channel import EfficientChannelAttention, SqueezeExcitation
+    from visual_attention.channel import EfficientChannelAttention, SqueezeExcitation
 
-        se = SqueezeExcitation(c)
-        fc1, fc2 = [m for m in se.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][:2]
+    se = SqueezeExcitation(c)
+    fc1, fc2 = [m for m in se.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][:2]
 
-        def plain_se():
-            z = x.mean((2, 3), keepdim=True)
-            if isinstance(fc1, nn.Linear):
-                z = z.flatten(1)
-            gate = torch.sigmoid(fc2(torch.relu(fc1(z))))
-            return x * gate.reshape(b, c, 1, 1)
+    def plain_se():
+        z = x.mean((2, 3), keepdim=True)
+        if isinstance(fc1, nn.Linear):
+            z = z.flatten(1)
+        gate = torch.sigmoid(fc2(torch.relu(fc1(z))))
+        return x * gate.reshape(b, c, 1, 1)
 
-        cases.append(("channel.SqueezeExcitation", "GAP → FC → ReLU → FC → sigmoid, written plainly",
-                      lambda: se(x), plain_se, [x, *se.parameters()], 1.10))
-        eca = EfficientChannelAttention(c)
-        conv = next(m for m in eca.modules() if isinstance(m, nn.Conv1d))
+    cases.append(("channel.SqueezeExcitation", "GAP → FC → ReLU → FC → sigmoid, written plainly",
+                  lambda: se(x), plain_se, [x, *se.parameters()], 1.10))
+    eca = EfficientChannelAttention(c)
+    conv = next(m for m in eca.modules() if isinstance(m, nn.Conv1d))
 
-        def plain_eca():
-            z = x.mean((2, 3)).unsqueeze(1)  # (B, 1, C)
-            return x * torch.sigmoid(conv(z)).reshape(b, c, 1, 1)
+    def plain_eca():
+        z = x.mean((2, 3)).unsqueeze(1)  # (B, 1, C)
+        return x * torch.sigmoid(conv(z)).reshape(b, c, 1, 1)
 
-        cases.append(("channel.EfficientChannelAttention", "GAP → conv1d → sigmoid, written plainly",
-                      lambda: eca(x), plain_eca, [x, *eca.parameters()], 1.10))
-    except ImportError:
-        pass
-    try:
-        from visual_attention.blocks import MultiHeadAttention
+    cases.append(("channel.EfficientChannelAttention", "GAP → conv1d → sigmoid, written plainly",
+                  lambda: eca(x), plain_eca, [x, *eca.parameters()], 1.10))
+    # the Transformer kit's attention against torch's
+    from visual_attention.blocks import MultiHeadAttention
 
-        n, dim, heads = (16, 16, 2) if smoke else (197, 192, 3)
-        tokens = torch.randn(8 if not smoke else 2, n, dim, requires_grad=True)
-        ours = MultiHeadAttention(dim, heads)
-        ref = nn.MultiheadAttention(dim, heads, batch_first=True)
-        _copy_mha(ours, ref)
-        cases.append(("multi_head.MultiHeadAttention", "torch.nn.MultiheadAttention (need_weights=True)",
-                      lambda: ours(tokens), lambda: ref(tokens, tokens, tokens, need_weights=True)[0],
-                      [tokens, *ours.parameters(), *ref.parameters()], 1.05))
-        cases.append(("multi_head.MultiHeadAttention", "torch.nn.MultiheadAttention (need_weights=False, fused)",
-                      lambda: ours(tokens), lambda: ref(tokens, tokens, tokens, need_weights=False)[0],
-                      [tokens, *ours.parameters(), *ref.parameters()], 1.05))
-    except (ImportError, AttributeError, RuntimeError):
-        pass
+    n, dim, heads = (16, 16, 2) if smoke else (197, 192, 3)
+    tokens = torch.randn(8 if not smoke else 2, n, dim, requires_grad=True)
+    ours = MultiHeadAttention(dim, heads)
+    ref = nn.MultiheadAttention(dim, heads, batch_first=True)
+    _copy_mha(ours, ref)
+    cases.append(("blocks.MultiHeadAttention", "torch.nn.MultiheadAttention (need_weights=True)",
+                  lambda: ours(tokens), lambda: ref(tokens, tokens, tokens, need_weights=True)[0],
+                  [tokens, *ours.parameters(), *ref.parameters()], 1.05))
+    cases.append(("blocks.MultiHeadAttention", "torch.nn.MultiheadAttention (need_weights=False, fused)",
+                  lambda: ours(tokens), lambda: ref(tokens, tokens, tokens, need_weights=False)[0],
+                  [tokens, *ours.parameters(), *ref.parameters()], 1.05))
     return cases
 
 
 def _copy_mha(ours: nn.Module, ref: nn.MultiheadAttention) -> None:
-    """Copy our projections into torch's module (names differ between implementations)."""
+    """Give torch's module our weights: ``qkv`` is torch's stacked ``in_proj``, ``proj`` its ``out_proj``."""
     with torch.no_grad():
-        linears = [m for m in ours.modules() if isinstance(m, nn.Linear)]
-        if len(linears) == 2:  # fused qkv + out
-            ref.in_proj_weight.copy_(linears[0].weight)
-            ref.in_proj_bias.copy_(linears[0].bias)
-        else:  # q, k, v, out
-            ref.in_proj_weight.copy_(torch.cat([m.weight for m in linears[:3]]))
-            ref.in_proj_bias.copy_(torch.cat([m.bias for m in linears[:3]]))
-        ref.out_proj.weight.copy_(linears[-1].weight)
-        ref.out_proj.bias.copy_(linears[-1].bias)
+        ref.in_proj_weight.copy_(ours.qkv.weight)
+        ref.in_proj_bias.copy_(ours.qkv.bias)
+        ref.out_proj.weight.copy_(ours.proj.weight)
+        ref.out_proj.bias.copy_(ours.proj.bias)
 
 
 def run_speed(smoke: bool, cases: list[str] | None = None, reps: int | None = None) -> list[str]:

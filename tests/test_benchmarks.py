@@ -20,10 +20,11 @@ def test_benchmarks_run_on_tiny_sizes(tmp_path):
     assert text.startswith("# Benchmarks") and "Machine:" in text and "Allocator:" in text and "smoke run" in text
     assert "| core.scaled_dot_product_attention | torch.nn.functional.scaled_dot_product_attention" in text
     assert "| core.query_attention |" in text
+    assert "| blocks.MultiHeadAttention | torch.nn.MultiheadAttention" in text
     assert "growth exponent" in text
     assert "| foundations |" in text
     for line in text.splitlines():  # every ratio is a positive number
-        if line.startswith("| core.") or line.startswith("| channel.") or line.startswith("| multi_head."):
+        if line.startswith("| core.") or line.startswith("| channel.") or line.startswith("| blocks."):
             ratio = float(line.split("|")[5].split()[0])
             assert ratio > 0
 

@@ -280,3 +280,26 @@ def test_patch_embed_default_is_the_plain_vit():
     for bad in (-1, True, (4, 0), "16", (2.0,)):
         with pytest.raises(ValueError, match="stem_channels must be a non-negative int or a sequence"):
             PatchEmbed(2, 1, 5, stem_channels=bad)
+
+
+def test_conv_bn_act_dilation_keeps_the_size_and_act_layer_is_optional():
+    from visual_attention.blocks import conv_bn_act
+
+    x = torch.randn(2, 4, 9, 9)
+    unit = conv_bn_act(4, 6, 3, dilation=2)
+    assert unit[0].dilation == (2, 2) and unit(x).shape == (2, 6, 9, 9)
+    assert isinstance(unit[2], torch.nn.ReLU)
+    assert len(conv_bn_act(4, 6, 1, act_layer=None)) == 2
+    assert isinstance(conv_bn_act(4, 6, act_layer=torch.nn.GELU)[2], torch.nn.GELU)
+    with pytest.raises(ValueError, match="dilation must be a positive integer"):
+        conv_bn_act(4, 6, dilation=0)
+
+
+def test_mlp_activation_is_a_parameter():
+    from visual_attention.blocks import Mlp
+
+    assert isinstance(Mlp(4, 8)[1], torch.nn.GELU)
+    relu = Mlp(4, 8, act_layer=torch.nn.ReLU)
+    assert isinstance(relu[1], torch.nn.ReLU)
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(relu(x), relu[2](torch.relu(relu[0](x))))

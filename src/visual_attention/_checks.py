@@ -176,3 +176,10 @@ def check_bool_mask(
                 f"{name} of shape {shape_str(mask)} does not broadcast to "
                 f"{target}{tuple(broadcast_to)}"
             )
+
+
+def check_odd_int(name: str, value: object) -> int:
+    """Return ``value`` if it is a positive odd ``int`` (a kernel with a centre); else raise."""
+    if check_positive_int(name, value) % 2 == 0:
+        raise ValueError(f"{name} must be a positive odd integer, got {value!r}")
+    return value

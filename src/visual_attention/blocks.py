@@ -163,16 +163,16 @@ class MultiHeadAttention(AttentionModule):
 
 
 class Mlp(nn.Sequential):
-    """The Transformer's position-wise MLP (ViT Eq. 3): ``Linear(dim → hidden_dim)``, GELU, back to
-    dim.
+    """A two-layer MLP: ``Linear(dim → hidden_dim)``, an activation, ``Linear(hidden_dim → dim)``.
 
-    Shapes: ``(*, dim)`` → ``(*, dim)``.
+    With GELU (the default) it is the Transformer's position-wise MLP (ViT Eq. 3); with ReLU, the
+    shared MLP of CBAM's channel attention. Shapes: ``(*, dim)`` → ``(*, dim)``.
     """
 
-    def __init__(self, dim: int, hidden_dim: int) -> None:
+    def __init__(self, dim: int, hidden_dim: int, act_layer: type[nn.Module] = nn.GELU) -> None:
         check_positive_int("dim", dim)
         check_positive_int("hidden_dim", hidden_dim)
-        super().__init__(nn.Linear(dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, dim))
+        super().__init__(nn.Linear(dim, hidden_dim), act_layer(), nn.Linear(hidden_dim, dim))
 
 
 class PreNormBlock(nn.Module):
@@ -300,12 +300,13 @@ def conv_bn_act(
     stride: int = 1,
     groups: int = 1,
     bias: bool = True,
-    act: bool = True,
+    dilation: int = 1,
+    act_layer: type[nn.Module] | None = nn.ReLU,
 ) -> nn.Sequential:
-    """``Conv2d`` (padding ``kernel_size // 2``, so stride 1 keeps ``H × W``), ``BatchNorm2d``,
-    ``ReLU``.
+    """``Conv2d``, ``BatchNorm2d`` and an activation (``ReLU``; ``act_layer=None`` for none).
 
-    ``act=False`` leaves out the ReLU. Shapes: ``(B, in_channels, H, W)`` →
+    The padding ``dilation · (kernel_size - 1) // 2`` keeps ``H × W`` at stride 1 for an odd
+    kernel, dilated or not. Shapes: ``(B, in_channels, H, W)`` →
     ``(B, out_channels, ⌈H/stride⌉, ⌈W/stride⌉)``.
     """
     for name, value in (
@@ -314,18 +315,14 @@ def conv_bn_act(
         ("kernel_size", kernel_size),
         ("stride", stride),
         ("groups", groups),
+        ("dilation", dilation),
     ):
         check_positive_int(name, value)
+    padding = dilation * (kernel_size - 1) // 2
     conv = nn.Conv2d(
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=stride,
-        padding=kernel_size // 2,
-        groups=groups,
-        bias=bias,
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=bias
     )
-    layers = [conv, nn.BatchNorm2d(out_channels)] + ([nn.ReLU()] if act else [])
+    layers = [conv, nn.BatchNorm2d(out_channels)] + ([act_layer()] if act_layer else [])
     return nn.Sequential(*layers)
 
 

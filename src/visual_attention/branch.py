@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ._checks import check_positive_int, check_tensor
+from .blocks import conv_bn_act
 from .channel import make_rd_channels
 from .core import AttentionModule, masked_softmax
 
@@ -174,13 +175,18 @@ class SelectiveKernel(AttentionModule):
         self.num_branches = len(kernel_sizes)
 
         # [start-sk-layers]
-        def branch(k: int) -> nn.Sequential:
+        def branch(k: int) -> nn.Sequential:  # "same" padding: every branch has the same H', W'
             size, dilation = (3, (k - 1) // 2) if dilate else (k, 1)
-            padding = dilation * (size - 1) // 2  # "same": every branch has the same H', W'
-            conv = nn.Conv2d(
-                in_channels, out_channels, size, stride, padding, dilation, groups, bias=False
+            return conv_bn_act(
+                in_channels,
+                out_channels,
+                size,
+                stride,
+                groups,
+                bias=False,
+                dilation=dilation,
+                act_layer=act_layer,
             )
-            return nn.Sequential(conv, nn.BatchNorm2d(out_channels), act_layer())
 
         self.branches = nn.ModuleList(branch(k) for k in kernel_sizes)
         # fuse: z = δ(B(W s)), W: C -> d (Eq. 4); select: A_m: d -> C for every branch (Eq. 5)

@@ -32,10 +32,12 @@ from torch import nn
 from ._checks import (
     check_choice,
     check_int_or_none,
+    check_odd_int,
     check_positive_int,
     check_positive_number,
     check_tensor,
 )
+from .blocks import Mlp
 from .core import AttentionModule
 from .spatial import SpatialGate
 
@@ -154,10 +156,8 @@ class EfficientChannelAttention(AttentionModule):
     ) -> None:
         super().__init__()
         k = eca_kernel_size(channels, gamma, beta) if kernel_size is None else kernel_size
-        if check_positive_int("kernel_size", k) % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd integer, got {k!r}")
         self.channels = channels
-        self.kernel_size = k
+        self.kernel_size = check_odd_int("kernel_size", k)
         self.conv = nn.Conv1d(1, 1, kernel_size=k, padding=(k - 1) // 2, bias=False)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,9 +194,7 @@ class ChannelGate(AttentionModule):
         super().__init__()
         rd = make_rd_channels(channels, rd_ratio, rd_channels)
         self.channels = channels
-        self.mlp = nn.Sequential(
-            nn.Linear(channels, rd), nn.ReLU(inplace=True), nn.Linear(rd, channels)
-        )
+        self.mlp = Mlp(channels, rd, act_layer=nn.ReLU)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The gate ``M_c = σ(MLP(avg) + MLP(max))``, shape ``(B, C)``."""

@@ -136,7 +136,7 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     B)."""
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
-    return conv_bn_act(in_channels, out_channels, 1, stride=stride, bias=False, act=False)
+    return conv_bn_act(in_channels, out_channels, 1, stride=stride, bias=False, act_layer=None)
 
 
 class ResNet(nn.Module):

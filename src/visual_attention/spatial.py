@@ -24,6 +24,7 @@ from ._checks import (
     check_choice,
     check_floating,
     check_int_or_none,
+    check_odd_int,
     check_positive_int,
     check_tensor,
     shape_str,
@@ -76,9 +77,7 @@ class SpatialGate(AttentionModule):
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
-        if check_positive_int("kernel_size", kernel_size) % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
-        self.kernel_size = kernel_size
+        self.kernel_size = check_odd_int("kernel_size", kernel_size)
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.bn = nn.BatchNorm2d(1)
 
