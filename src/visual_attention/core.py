@@ -293,7 +293,7 @@ def query_attention(
     """
     _check_query_attention(feature_maps, query, mask)
     # [start-query-attention]
-    scores = torch.einsum("bchw,bc->bhw", feature_maps, query) * scale  # e_ij = scale·⟨q, x_ij⟩
+    scores = _scaled(torch.einsum("bchw,bc->bhw", feature_maps, query), scale)  # scale·⟨q, x_ij⟩
     weights = masked_softmax(scores, dim=(-2, -1), mask=mask, temperature=temperature)  # α_ij
     context = torch.einsum("bhw,bchw->bc", weights, feature_maps)  # c = Σ_ij α_ij x_ij
     # [end-query-attention]
