@@ -8,8 +8,8 @@ mechanism, over several seeds. :func:`report_evidence` turns the per-seed result
   direction the chapter claims (and, optionally, that the attention model clears a floor such as
   "clearly above chance"), so a run that does not support the text fails the notebook,
 * a machine-readable record, displayed as one output of MIME type :data:`EVIDENCE_MIME` beside the
-  table (myst-nb leaves it off the page; nbval does not compare it), so tools can collect the book's
-  evidence from the notebooks.
+  table (myst-nb leaves it off the page; nbval does not compare it), so tools can collect the
+  book's evidence from the notebooks.
 
 The standard error of the difference of two means is ``√(s_a²/n_a + s_c²/n_c)`` with the sample
 standard deviations ``s`` (Welch's form: the two sides need not share a variance).
@@ -62,7 +62,9 @@ class Evidence:
         """The difference in standard errors (``inf`` for a positive difference with no spread)."""
         se = self.standard_error
         if se == 0:
-            return math.inf if self.difference > 0 else (0.0 if self.difference == 0 else -math.inf)
+            return (
+                math.inf if self.difference > 0 else (0.0 if self.difference == 0 else -math.inf)
+            )
         return self.difference / se
 
     def record(self) -> dict:
