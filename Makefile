@@ -12,7 +12,7 @@ NODE   := node_modules/.package-lock.json
 NOTEBOOKS := $(wildcard book/*.ipynb)
 export PYTHONHASHSEED := 0
 
-.PHONY: book test lint unit notebooks lab execute assignments bench setup system-deps browser-deps clean
+.PHONY: book test lint weights unit notebooks lab execute assignments bench setup system-deps browser-deps clean
 
 setup: $(STAMP) system-deps
 
@@ -57,6 +57,10 @@ notebooks: setup
 
 execute: setup
 	$(PY) scripts/execute_notebooks.py $(NOTEBOOKS)
+
+# The frozen digit encoder the chapters' experiments share (seeded; tests/test_lab_digits.py checks it).
+weights: setup
+	$(PY) scripts/train_digit_cnn.py
 
 # Student versions of every chapter with exercises (solutions stubbed, outputs cleared).
 assignments: setup

@@ -182,6 +182,7 @@ def cluttered_digits(
     noise: float = 0.15,
     split: str = "train",
     seed: int = 0,
+    fragment: float = 5 / 8,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Real digits placed on a larger noisy canvas among fragments of other digits.
 
@@ -197,6 +198,7 @@ def cluttered_digits(
         noise: standard deviation of the pixel noise.
         split: ``"train"`` or ``"test"``: which half of the real digits to draw from.
         seed: random seed; the same arguments give the same images.
+        fragment: side of a fragment as a fraction of the digit's side (at least 3 pixels).
 
     Returns:
         images ``(n, 1, canvas, canvas)`` float32 clipped to ``[0, 1]``, labels ``(n,)`` int64 and
@@ -218,7 +220,7 @@ def cluttered_digits(
         k = rng.integers(len(digits))
         size = int(rng.integers(digit_sizes[0], digit_sizes[1] + 1))
         img = images[i]
-        piece = max(3, round(5 * size / 8))  # a 5/8 crop of another digit drawn at the same size
+        piece = max(3, round(fragment * size))  # a crop of another digit drawn at the same size
         for _ in range(distractors):
             other = resized(size)[rng.integers(len(digits))]
             r, c = rng.integers(0, size - piece + 1, size=2)
