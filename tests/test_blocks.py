@@ -303,3 +303,22 @@ def test_mlp_activation_is_a_parameter():
     assert isinstance(relu[1], torch.nn.ReLU)
     x = torch.randn(3, 4)
     torch.testing.assert_close(relu(x), relu[2](torch.relu(relu[0](x))))
+
+
+def test_attention_pooling_with_a_query_is_bahdanau_additive_attention():
+    from visual_attention.blocks import AttentionPooling
+
+    torch.manual_seed(0)
+    pool = AttentionPooling(6, 5, query_dim=3)
+    h, q = torch.randn(2, 4, 6), torch.randn(2, 3)
+    e = pool.score(torch.tanh(pool.proj(h) + pool.query_proj(q)[:, None, :])).squeeze(-1)
+    torch.testing.assert_close(pool.weights(h, query=q), torch.softmax(e, -1))
+    torch.testing.assert_close(pool(h, query=q), (torch.softmax(e, -1)[..., None] * h).sum(1))
+    with pytest.raises(ValueError, match="query .* is required"):
+        pool(h)
+    with pytest.raises(ValueError, match=r"query must be \(\*B, D\) with D = 3"):
+        pool(h, query=torch.randn(2, 4))
+    with pytest.raises(ValueError, match="must have the batch dimensions of h"):
+        pool(h, query=torch.randn(3, 3))
+    with pytest.raises(ValueError, match="built without query_dim"):
+        AttentionPooling(6)(h, query=q)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from visual_attention import record_attention
 from visual_attention.blocks import MultiHeadAttention
+from visual_attention.labs import memory as lab
 from visual_attention.labs.memory import DigitEncoder, TokenClassifier, explorer
 from visual_attention.memory import ExternalAttention
 
@@ -76,5 +77,58 @@ def test_validation_messages():
         TokenClassifier()(torch.rand(2, 3, 8, 8))
     with pytest.raises(ValueError, match=r"x must be \(B, H, W\) with H = 8"):
         DigitEncoder()(torch.rand(2, 7, 8))
+    with pytest.raises(ValueError, match=r"keys must be \(S, D\) with D = 3"):
+        lab.memory_classify(torch.rand(2, 3), torch.rand(4, 2), torch.arange(4), 4)
+    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
+        lab.linear_head_classify(torch.rand(2, 3), torch.rand(4, 3), torch.arange(4), 4, steps=0)
+    with pytest.raises(ValueError, match="k must be a positive integer, got 0"):
+        lab.few_shot_indices(torch.arange(4), (1,), 0, torch.Generator())
     with pytest.raises(ValueError, match=r"queries must be 3-d \(Q, H, W\)"):
         explorer(DigitEncoder(4), torch.rand(8, 8), torch.rand(3, 8, 8), torch.arange(3))
+
+
+def test_features_are_unit_length_hidden_activations():
+    enc = DigitEncoder(4, hidden_dim=8)
+    f = enc.features(torch.rand(3, 8, 8))
+    assert f.shape == (3, 8) and (f >= 0).all()
+    torch.testing.assert_close(f.norm(dim=-1), torch.ones(3))
+
+
+def test_few_shot_indices_pick_k_of_each_class():
+    labels = torch.arange(40) % 10
+    idx = lab.few_shot_indices(labels, (5, 6, 7), 3, torch.Generator().manual_seed(0))
+    assert idx.shape == (9,)
+    assert labels[idx].tolist() == [5] * 3 + [6] * 3 + [7] * 3
+    assert len(set(idx.tolist())) == 9
+    with pytest.raises(ValueError, match="class 5 has 4 examples, fewer than k = 5"):
+        lab.few_shot_indices(labels, (5,), 5, torch.Generator())
+
+
+def test_memory_classify_reads_the_nearest_labels():
+    keys = torch.eye(3)  # three slots, labels 2, 0, 1
+    labels = torch.tensor([2, 0, 1])
+    query = torch.tensor([[0.9, 0.1, 0.0], [0.0, 0.2, 1.0]])
+    for hops in (0, 1, 3):
+        pred = lab.memory_classify(query, keys, labels, 3, hops=hops)
+        assert pred.tolist() == [2, 1]
+
+
+def test_linear_head_classify_fits_separable_examples():
+    keys = torch.eye(4)
+    labels = torch.tensor([0, 1, 2, 3])
+    pred = lab.linear_head_classify(keys, keys, labels, 4, steps=50)
+    assert pred.tolist() == [0, 1, 2, 3]
+
+
+def test_few_shot_experiment_layout_on_a_tiny_task():
+    torch.manual_seed(0)
+    x, y = torch.rand(40, 8, 8), torch.arange(40) % 4
+    threads = torch.get_num_threads()
+    out = lab.few_shot_experiment(
+        (x, y), (x[:20], y[:20]), seeds=(0, 1), shots=(1, 2), hops=(1,), base_classes=2, epochs=1
+    )
+    assert torch.get_num_threads() == threads
+    assert set(out) == {"memory", "base head", "linear head", "hops 1"}
+    assert all(len(v) == 2 for d in out.values() for v in d.values())
+    assert out["base head"][1] == [0.0, 0.0]  # the base head never names a new class
+    assert all(0 <= a <= 1 for d in out.values() for v in d.values() for a in v)

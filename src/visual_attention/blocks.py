@@ -327,43 +327,67 @@ def conv_bn_act(
 
 
 class AttentionPooling(AttentionModule):
-    """Additive attention pooling with a learned context vector (HAN Eq. 5-7; Attention Clusters
-    Eq. 2-3).
+    """Additive attention pooling (Bahdanau et al. 2015; HAN Eq. 5-7; Attention Clusters Eq. 2-3).
 
-    For vectors ``h_t ∈ R^C``: score ``e_t = w₂ᵀ tanh(W₁ h_t + b₁)`` — ``w₂`` is the learned
-    context
-    vector ("which parts are informative?") —, weight ``α_t = softmax_t(e_t)`` over the valid
-    ``t``, pooled vector ``s = Σ_t α_t h_t``.
+    For vectors ``h_t ∈ R^C``: score ``e_t = w₂ᵀ tanh(W₁ h_t + b₁)``, weight
+    ``α_t = softmax_t(e_t)`` over the valid ``t``, pooled vector ``s = Σ_t α_t h_t``. Without a
+    query, ``w₂`` is a learned context vector ("which parts are informative?", as in HAN). With
+    ``query_dim``, each call also takes a query ``q`` and scores ``e_t = w₂ᵀ tanh(W₁ h_t + W_q q +
+    b₁)``: Bahdanau's additive attention, where what counts as informative depends on the input.
 
     Args:
         dim: channels ``C`` of the vectors ``h_t``.
         hidden_dim: size of ``tanh(W₁ h_t + b₁)`` (default ``dim``).
+        query_dim: size ``D`` of a query ``q``; ``None`` (default): no query.
 
     Shapes:
-        ``forward(h, mask=None)``: ``h`` ``(*B, T, C)``, optional boolean ``mask`` ``(*B, T)``,
-        ``True`` = a valid element → ``(*B, C)`` (zeros where no element is valid). Records the
-        weights ``(*B, T)``, summing to 1 over ``T``; :meth:`weights` computes them alone.
+        ``forward(h, mask=None, query=None)``: ``h`` ``(*B, T, C)``, optional boolean ``mask``
+        ``(*B, T)``, ``True`` = a valid element, and with ``query_dim`` a query ``(*B, D)`` →
+        ``(*B, C)`` (zeros where no element is valid). Records the weights ``(*B, T)``, summing
+        to 1 over ``T``; :meth:`weights` computes them alone.
     """
 
-    def __init__(self, dim: int, hidden_dim: int | None = None) -> None:
+    def __init__(
+        self, dim: int, hidden_dim: int | None = None, query_dim: int | None = None
+    ) -> None:
         super().__init__()
         check_positive_int("dim", dim)
         hidden_dim = check_int_or_none("hidden_dim", hidden_dim) or dim
-        self.dim = dim
+        self.dim, self.query_dim = dim, check_int_or_none("query_dim", query_dim)
         self.proj = nn.Linear(dim, hidden_dim)  # W₁, b₁
         self.score = nn.Linear(hidden_dim, 1, bias=False)  # w₂: a bias would cancel in the softmax
+        if query_dim is not None:
+            self.query_proj = nn.Linear(query_dim, hidden_dim, bias=False)  # W_q
 
-    def weights(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def weights(
+        self, h: torch.Tensor, mask: torch.Tensor | None = None, query: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The weights ``α`` ``(*B, T)`` of ``h`` ``(*B, T, C)``, without pooling."""
-        self._check(h, mask)
-        scores = self.score(torch.tanh(self.proj(h))).squeeze(-1)  # e_t = w₂ᵀ tanh(W₁ h_t + b₁)
+        wq = self._checked_query_term(h, mask, query)  # W_q q (*B, 1, hidden), or 0
+        u = self.proj(h) + wq  # W₁ h_t + b₁ (+ W_q q)
+        scores = self.score(torch.tanh(u)).squeeze(-1)  # e_t = w₂ᵀ tanh(…)
         return masked_softmax(scores, dim=-1, mask=mask)  # α_t
 
-    def _check(self, h: torch.Tensor, mask: torch.Tensor | None) -> None:
+    def _checked_query_term(self, h, mask, query) -> torch.Tensor | float:
+        """Check the inputs; ``W_q q`` broadcast over ``T`` ``(*B, 1, hidden)``, or 0."""
         check_tensor("h", h, "(*B, T, C)", C=self.dim)
         if mask is not None:
             check_bool_mask("mask", mask, shape=h.shape[:-1], layout="(*B, T)")
+        if self.query_dim is None:
+            if query is not None:
+                raise ValueError("query given to an AttentionPooling built without query_dim")
+            return 0.0
+        if query is None:
+            raise ValueError(f"query (*B, D = {self.query_dim}) is required: query_dim is set")
+        check_tensor("query", query, "(*B, D)", D=self.query_dim)
+        if query.shape[:-1] != h.shape[:-2]:
+            raise ValueError(
+                f"query {tuple(query.shape)} must have the batch dimensions of h {tuple(h.shape)}"
+            )
+        return self.query_proj(query).unsqueeze(-2)
 
-    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        alpha = self.remember(self.weights(h, mask))  # (*B, T)
+    def forward(
+        self, h: torch.Tensor, mask: torch.Tensor | None = None, query: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        alpha = self.remember(self.weights(h, mask, query))  # (*B, T)
         return torch.einsum("...t,...tc->...c", alpha, h)  # s = Σ_t α_t h_t

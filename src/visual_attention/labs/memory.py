@@ -1,4 +1,11 @@
-"""The lab of the memory chapter: its tasks, networks and widgets."""
+"""The lab of the memory chapter: its tasks, networks and widgets.
+
+The few-shot experiment: :func:`train_base_encoder` trains a :class:`DigitEncoder` on the digits
+0–4 only; :func:`few_shot_indices` picks ``k`` training examples of each new digit 5–9; the new
+digits are then classified either by a memory read over those examples (:func:`memory_classify`,
+no training) or by a linear head trained on the same examples (:func:`linear_head_classify`);
+:func:`few_shot_experiment` runs both over seeds, numbers of examples and hops.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,10 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, check_tensor
+from .. import train as _train
+from .._checks import check_choice, check_positive_int, check_positive_number, check_tensor
 from ..blocks import MultiHeadAttention
-from ..memory import ExternalAttention, KeyValueMemory
+from ..memory import ExternalAttention, KeyValueMemory, memory_read
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
 from ..views.widgets import html_view, precomputed_explorer
 
@@ -22,7 +30,9 @@ class DigitEncoder(nn.Module):
 
     :meth:`embed` gives the embedding ``(B, dim)``, scaled to unit length, so that dot products
     between embeddings are cosine similarities: a memory read then prefers the slots that look
-    like the query.
+    like the query. :meth:`features` gives the hidden layer ``(B, hidden_dim)``, also unit length:
+    the features of the few-shot experiment (they carry more about digits the head never saw
+    than the ``dim``-wide embedding, which is shaped to separate the trained classes only).
     """
 
     def __init__(self, dim: int = 16, hidden_dim: int = 64, num_classes: int = 10) -> None:
@@ -42,8 +52,193 @@ class DigitEncoder(nn.Module):
         check_tensor("x", x, "(B, H, W)", H=8, W=8)
         return nn.functional.normalize(self.body(x), dim=-1)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, "(B, H, W)", H=8, W=8)
+        return nn.functional.normalize(self.body[:3](x), dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
+
+
+def train_base_encoder(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seed: int,
+    base_classes: int = 5,
+    epochs: int = 20,
+    hidden_dim: int = 128,
+) -> DigitEncoder:
+    """Train a :class:`DigitEncoder` on the digits ``0 … base_classes − 1`` of ``(x, y)`` only.
+
+    Args:
+        x: digits ``(N, 8, 8)``; y: labels ``(N,)`` (the other digits are left out).
+        seed: seeds the initialisation and the shuffling.
+
+    Returns:
+        the encoder in eval mode, its head answering ``base_classes`` classes.
+    """
+    check_tensor("x", x, "(N, H, W)", H=8, W=8)
+    check_positive_int("base_classes", base_classes)
+    keep = y < base_classes
+    _train.seed_everything(seed)
+    encoder = DigitEncoder(16, hidden_dim=hidden_dim, num_classes=base_classes)
+    _train.fit(encoder, (x[keep], y[keep]), epochs=epochs, lr=3e-3, seed=seed, progress=False)
+    return encoder.eval()
+
+
+def few_shot_indices(
+    labels: torch.Tensor, classes: tuple[int, ...], k: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``k`` random indices of each class in ``classes``: ``(len(classes) · k,)``, class-major."""
+    check_positive_int("k", k)
+    picks = []
+    for c in classes:
+        idx = torch.nonzero(labels == c)[:, 0]
+        if len(idx) < k:
+            raise ValueError(f"class {c} has {len(idx)} examples, fewer than k = {k}")
+        picks.append(idx[torch.randperm(len(idx), generator=generator)[:k]])
+    return torch.cat(picks)
+
+
+@torch.no_grad()
+def memory_classify(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    hops: int = 0,
+    temperature: float = 0.1,
+) -> torch.Tensor:
+    """Classify by reading a memory of labelled examples; nothing is trained.
+
+    ``hops = 0``: one read with the one-hot labels as values, ``p = softmax(u·m_i / T)``, and the
+    answer is the class of largest read ``Σ_i p_i onehot(y_i)``. ``hops = K ≥ 1``: first ``K``
+    hops of :class:`~visual_attention.memory.KeyValueMemory` with the keys as values
+    (``u_{k+1} = u_k + o_k``, staying in feature space), then that read of the labels with
+    ``u_K``.
+
+    Args:
+        query: ``(B, D)``; keys: ``(S, D)``; labels: ``(S,)`` in ``0 … num_classes − 1``.
+
+    Returns:
+        predicted classes ``(B,)``.
+    """
+    check_tensor("query", query, "(B, D)")
+    check_tensor("keys", keys, "(S, D)", D=query.shape[-1])
+    if hops:
+        check_positive_int("hops", hops)
+        query = KeyValueMemory(keys.shape[-1], hops=hops, temperature=temperature)(
+            query, keys, keys
+        )
+    onehot = nn.functional.one_hot(labels, num_classes).to(keys.dtype)  # (S, classes)
+    read, _ = memory_read(query, keys, onehot, temperature=temperature)  # (B, classes)
+    return read.argmax(-1)
+
+
+def linear_head_classify(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    seed: int = 0,
+    steps: int = 300,
+    lr: float = 1e-2,
+) -> torch.Tensor:
+    """The control: a linear head trained on the same labelled examples, full batch, Adam.
+
+    Args:
+        query: ``(B, D)``; keys: the examples' features ``(S, D)``; labels ``(S,)``.
+        steps: full-batch steps (300 reach a plateau: the training loss is flat by then).
+
+    Returns:
+        predicted classes ``(B,)``.
+    """
+    check_tensor("query", query, "(B, D)")
+    check_tensor("keys", keys, "(S, D)", D=query.shape[-1])
+    check_positive_int("steps", steps)
+    check_positive_number("lr", lr)
+    torch.manual_seed(seed)
+    head = nn.Linear(keys.shape[-1], num_classes)
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(head(keys), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return head(query).argmax(-1)
+
+
+def few_shot_experiment(
+    train_split: tuple[torch.Tensor, torch.Tensor],
+    test_split: tuple[torch.Tensor, torch.Tensor],
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
+    shots: tuple[int, ...] = (1, 5, 10),
+    hops: tuple[int, ...] = (1, 2, 3),
+    base_classes: int = 5,
+    epochs: int = 20,
+) -> dict[str, dict]:
+    """Few-shot classification of digits the encoder never saw, per seed.
+
+    Per seed: an encoder trained on the digits ``< base_classes`` (:func:`train_base_encoder`);
+    for each ``k`` in ``shots``, ``k`` training examples of each new digit (the seed picks them)
+    are written into a memory (keys: :meth:`DigitEncoder.features`, values: their labels), and
+    every test digit of a new class is classified by
+
+    * ``"memory"``: a memory read (:func:`memory_classify`, no training);
+    * ``"base head"``: the encoder's own head (it can only answer the base digits, so it is
+      never right);
+    * ``"linear head"``: a head trained on the same examples (:func:`linear_head_classify`);
+    * ``"hops K"``: the memory read after ``K`` hops.
+
+    Runs on one CPU thread (restored afterwards): these networks are so small that more threads
+    only add overhead.
+
+    Args:
+        train_split, test_split: digits ``(N, 8, 8)`` and labels ``(N,)``.
+
+    Returns:
+        ``{name: {k: [accuracy per seed]}}``, labels of the new digits counted from 0.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _few_shot(train_split, test_split, seeds, shots, hops, base_classes, epochs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _few_shot(train_split, test_split, seeds, shots, hops, base_classes, epochs):
+    """The body of :func:`few_shot_experiment`."""
+    (x, y), (xt, yt) = train_split, test_split
+    check_tensor("train digits", x, "(N, H, W)", H=8, W=8)
+    check_tensor("test digits", xt, "(N, H, W)", H=8, W=8)
+    num_classes = int(y.max()) + 1
+    new = tuple(range(base_classes, num_classes))
+    is_new = yt >= base_classes
+    yq = yt[is_new] - base_classes  # (Q,) new classes counted from 0
+    names = ["memory", "base head", "linear head"] + [f"hops {h}" for h in hops]
+    out: dict[str, dict] = {n: {k: [] for k in shots} for n in names}
+    for seed in seeds:
+        encoder = train_base_encoder(x, y, seed, base_classes, epochs)
+        with torch.no_grad():
+            feats, query = encoder.features(x), encoder.features(xt[is_new])
+            base_pred = encoder(xt[is_new]).argmax(-1)  # a base digit 0 … base_classes − 1
+        base_acc = (base_pred == yt[is_new]).float().mean().item()  # true digits are new: 0
+        gen = torch.Generator().manual_seed(seed)
+        for k in shots:
+            idx = few_shot_indices(y, new, k, gen)
+            keys, labels = feats[idx], y[idx] - base_classes
+            preds = {
+                "memory": memory_classify(query, keys, labels, len(new)),
+                "linear head": linear_head_classify(query, keys, labels, len(new), seed),
+            }
+            for h in hops:
+                preds[f"hops {h}"] = memory_classify(query, keys, labels, len(new), hops=h)
+            out["base head"][k].append(base_acc)
+            for name, pred in preds.items():
+                out[name][k].append((pred == yq).float().mean().item())
+    return out
 
 
 class TokenClassifier(nn.Module):
