@@ -1,4 +1,5 @@
-"""Tests of visual_attention.labs.temporal: the temporal chapter's clip classifier and widget."""
+"""Tests of visual_attention.labs.temporal: the temporal chapter's clips, pooling head, experiment
+runner and widget."""
 
 from __future__ import annotations
 
@@ -7,71 +8,105 @@ import torch
 
 from visual_attention import record_attention
 from visual_attention.blocks import AttentionPooling
-from visual_attention.labs.temporal import ClipClassifier, FrameEncoder, explorer
+from visual_attention.labs import temporal as lab
+from visual_attention.labs.digits import DigitCNN
 
 
-def test_clip_classifier_shapes_and_parameters():
-    clips = torch.rand(3, 8, 1, 24, 24)
-    for pool in ("attention", "mean"):
-        model = ClipClassifier(pool)
-        assert model(clips).shape == (3, 10)
-    assert ClipClassifier("mean", num_classes=4)(clips).shape == (3, 4)
-    assert FrameEncoder(32)(clips).shape == (3, 8, 32)
-    extra = sum(p.numel() for p in ClipClassifier("attention").parameters()) - sum(
-        p.numel() for p in ClipClassifier("mean").parameters()
-    )
-    assert extra == 32 * 32 + 32 + 32  # attention pooling costs only its scoring network
+def test_make_clips_shows_the_digit_in_a_few_consecutive_frames():
+    clips, labels, present = lab.make_clips(40, frames=6, visible=(1, 2), split="test", seed=3)
+    assert clips.shape == (40, 6, 1, 16, 16) and labels.shape == (40,)
+    assert present.shape == (40, 6) and present.dtype == torch.bool
+    assert clips.min() >= 0 and clips.max() <= 1
+    counts = present.sum(-1)
+    assert counts.min() >= 1 and counts.max() <= 2
+    for row in present:  # one run of consecutive frames
+        idx = row.nonzero().flatten()
+        assert (idx.diff() == 1).all()
+    again = lab.make_clips(40, frames=6, visible=(1, 2), split="test", seed=3)
+    torch.testing.assert_close(clips, again[0])
+    # without noise and fragments, only the digit's frames hold ink
+    bare, _, shown = lab.make_clips(20, frames=4, fragments=0, noise=0.0, seed=1)
+    assert (bare[~shown] == 0).all() and (bare[shown].flatten(1).sum(-1) > 0).all()
 
 
-def test_clip_classifier_pools_with_the_kits_attention_pooling():
+def test_paste_takes_the_maximum_in_place():
+    canvas = torch.zeros(2, 5, 5)
+    lab._paste(canvas, torch.ones(2, 2, 3), torch.tensor([0, 3]), torch.tensor([1, 2]))
+    assert canvas[0, 0:2, 1:4].eq(1).all() and canvas[1, 3:5, 2:5].eq(1).all()
+    assert canvas.sum() == 12
+
+
+def test_frame_features_are_the_encoders_pooled_vectors():
     torch.manual_seed(0)
-    model = ClipClassifier("attention", dim=8, channels=4).eval()
+    encoder = DigitCNN().eval()
+    clips = torch.rand(3, 4, 1, 16, 16)
+    feats = lab.frame_features(encoder, clips, batch_size=5)
+    assert feats.shape == (3, 4, 64) and not feats.requires_grad
+    with torch.no_grad():
+        expected = encoder.feature_map(clips[1, 2][None]).mean(dim=(2, 3))[0]
+    torch.testing.assert_close(feats[1, 2], expected)
+
+
+def test_clip_head_pools_with_the_kits_attention_pooling():
+    torch.manual_seed(0)
+    model = lab.ClipHead("attention", dim=8).eval()
     assert isinstance(model.pool, AttentionPooling)
-    clips = torch.rand(2, 5, 1, 24, 24)
+    feats = torch.randn(2, 5, 8)
     with torch.no_grad(), record_attention(model) as maps:
-        logits = model(clips)
+        logits = model(feats)
     w = maps["pool"]
     assert w.shape == (2, 5)
     torch.testing.assert_close(w.sum(-1), torch.ones(2))
-    feats = model.encoder(clips)
     torch.testing.assert_close(logits, model.head(torch.einsum("bt,btd->bd", w, feats)))
+    mean = lab.ClipHead("mean", dim=8, num_classes=4)
+    torch.testing.assert_close(mean(feats), mean.head(feats.mean(1)))
+    extra = sum(p.numel() for p in lab.ClipHead("attention").parameters()) - sum(
+        p.numel() for p in lab.ClipHead("mean").parameters()
+    )
+    assert extra == 64 * 64 + 64 + 64  # the mechanism costs only its scoring network
 
 
-def test_frame_encoder_is_two_conv_bn_relu_stages():
-    enc = FrameEncoder(dim=6, channels=3)
-    convs = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
-    norms = [m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
-        (1, 3, (3, 3), (1, 1)),
-        (3, 6, (3, 3), (1, 1)),
-    ]
-    assert [n.num_features for n in norms] == [3, 6]
+def test_run_experiment_returns_one_accuracy_per_seed_and_kind():
+    torch.manual_seed(0)
+    feats, labels = torch.randn(24, 3, 6), torch.randint(0, 10, (24,))
+    acc, models, histories = lab.run_experiment(
+        (feats, labels), (feats, labels), seeds=(0, 1), epochs=2, batch_size=8
+    )
+    assert set(acc) == {"attention", "mean"} and all(len(v) == 2 for v in acc.values())
+    assert models["attention"].pool is not None and models["mean"].pool is None
+    assert len(histories["mean"].test_accuracy) == 2
+
+
+def test_weight_on_digit_frames():
+    w = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]])
+    present = torch.tensor([[True, False, False], [False, True, True]])
+    assert lab.weight_on_digit_frames(w, present) == pytest.approx(0.7)
 
 
 def test_explorer_has_a_view_per_clip_and_frame():
     from visual_attention.views import widgets
 
     torch.manual_seed(0)
-    model = ClipClassifier("attention")
-    clips, labels = torch.rand(2, 4, 1, 24, 24), torch.tensor([3, 5])
+    model = lab.ClipHead("attention", dim=8)
+    clips, feats, labels = torch.rand(2, 4, 1, 16, 16), torch.randn(2, 4, 8), torch.tensor([3, 5])
     present = torch.tensor([[True, True, False, False], [False, True, True, False]])
-    box = explorer(model, clips, labels, present)
+    box = lab.explorer(model, clips, feats, labels, present)
     assert widgets.count_views(box) == 8
     a = widgets.explorer_view(box, clip=0, frame=0).value
     b = widgets.explorer_view(box, clip=0, frame=1).value
     assert a != b and "data-value" in a and "frame weights" in a
     with pytest.raises(ValueError, match="pool='attention'"):
-        explorer(ClipClassifier("mean"), clips, labels, present)
+        lab.explorer(lab.ClipHead("mean", dim=8), clips, feats, labels, present)
 
 
 def test_validation_messages():
     with pytest.raises(ValueError, match="pool must be one of 'attention', 'mean', got 'max'"):
-        ClipClassifier("max")
+        lab.ClipHead("max")
     with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
-        ClipClassifier(num_classes=0)
-    with pytest.raises(ValueError, match="channels must be a positive integer, got True"):
-        FrameEncoder(channels=True)
-    with pytest.raises(ValueError, match=r"clips must be \(B, T, C, H, W\) with C = 1"):
-        FrameEncoder()(torch.rand(2, 3, 3, 24, 24))
-    with pytest.raises(ValueError, match=r"clips must be 5-d \(B, T, C, H, W\)"):
-        FrameEncoder()(torch.rand(2, 3, 24, 24))
+        lab.ClipHead(num_classes=0)
+    with pytest.raises(ValueError, match=r"feats must be \(B, T, D\) with D = 64"):
+        lab.ClipHead()(torch.randn(2, 3, 8))
+    with pytest.raises(ValueError, match=r"clips must be 5-d \(N, T, C, H, W\)"):
+        lab.frame_features(DigitCNN(), torch.rand(2, 3, 16, 16))
+    with pytest.raises(ValueError, match="visible"):
+        lab.make_clips(4, frames=3, visible=(2, 4))

@@ -46,7 +46,9 @@ class TemporalSelfAttention(AttentionModule):
     * ``mode="pixel"`` (TimeSformer's temporal attention, Bertasius et al. 2021, Eq. 7): at every
       position ``p = (i, j)`` the ``T`` feature vectors ``x_{t,p}`` attend to each other,
       ``A_p = softmax(Q_p K_pᵀ / √D)`` over the key frames,
-      ``y_{t,p} = x_{t,p} + W_o (A_p V_p)_t``. Cost: ``H·W·T²`` scores.
+      ``y_{t,p} = x_{t,p} + W_o (A_p V_p)_t``. Cost: ``H·W·T²`` scores (a divided space-time
+      block adds spatial attention within each frame, ``T·(H·W)²``, for ``T·(H·W)² + H·W·T²``
+      in all, against ``(H·W·T)²`` for joint space-time attention).
     * ``mode="frame"``: each frame is first pooled to one vector ``x̄_t`` (mean over ``H, W``); the
       ``T`` frame vectors attend to each other, ``A = softmax(Q Kᵀ / √D)``, and the context of
       frame ``t`` is added at every position of that frame: ``y_{t,p} = x_{t,p} + W_o (A V)_t``.

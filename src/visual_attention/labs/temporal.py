@@ -1,4 +1,14 @@
-"""The lab of the temporal chapter: its tasks, networks and widgets."""
+"""The lab of the temporal chapter: digit clips, a pooling head on frozen frame features, the
+multi-seed experiment and the clip explorer.
+
+* :func:`make_clips` — clips of ``16 × 16`` frames in which one digit (the label) is shown in only
+  1–2 frames; the other frames hold noise and fragments of other digits (distractors).
+* :func:`frame_features` — the frozen digit encoder (``labs.digits.load_digit_cnn``) turns every
+  frame into its pooled 64-d feature vector, once.
+* :class:`ClipHead` — attention pooling over the frames (the mechanism) or their plain mean (the
+  control), then one linear classifier: the only trained parameters.
+* :func:`run_experiment` — both heads over several seeds; :func:`explorer` — scrub through clips.
+"""
 
 from __future__ import annotations
 
@@ -7,77 +17,208 @@ import html
 import ipywidgets as widgets
 import numpy as np
 import torch
-from einops import rearrange
 from torch import nn
 
 from .._checks import check_choice, check_positive_int, check_tensor
-from ..blocks import AttentionPooling, conv_bn_act
+from ..blocks import AttentionPooling
+from ..train import History, fit, seed_everything
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
 from ..views.widgets import html_view, precomputed_explorer
+from .digits import DIGIT_SIZE, DigitCNN, digits_at
+
+#: The side of a frame in pixels: the size at which the frozen encoder learned the digits.
+FRAME = DIGIT_SIZE
 
 
-class FrameEncoder(nn.Module):
-    """A small CNN applied to every frame: clips ``(B, T, in_channels, H, W)`` → ``(B, T, dim)``.
+def _paste(canvas: torch.Tensor, patch: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor):
+    """In place, ``canvas[m, r:r+h, c:c+w] = max(canvas[...], patch[m])`` for every ``m``.
 
-    Two 3 × 3 :func:`~visual_attention.blocks.conv_bn_act` + 2 × 2 max-pooling stages, a global
-    max-pool (the digit may be anywhere in the frame) and a linear layer to ``dim`` features.
-    (Without batch-norm this small network barely leaves chance level in the chapter's few epochs.)
+    ``canvas`` ``(M, S, S)``, ``patch`` ``(M, h, w)``, top-left corners ``rows, cols`` ``(M,)``.
     """
-
-    def __init__(self, dim: int = 32, channels: int = 16, in_channels: int = 1) -> None:
-        super().__init__()
-        for name, value in (("dim", dim), ("channels", channels), ("in_channels", in_channels)):
-            check_positive_int(name, value)
-        self.in_channels = in_channels
-        self.net = nn.Sequential(
-            conv_bn_act(in_channels, channels),
-            nn.MaxPool2d(2),
-            conv_bn_act(channels, 2 * channels),
-            nn.MaxPool2d(2),
-            nn.AdaptiveMaxPool2d(1),
-            nn.Flatten(),
-            nn.Linear(2 * channels, dim),
-        )
-
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        b = check_tensor("clips", clips, "(B, T, C, H, W)", C=self.in_channels)[0]
-        feats = self.net(rearrange(clips, "b t c h w -> (b t) c h w"))
-        return rearrange(feats, "(b t) d -> b t d", b=b)
+    m, h, w = patch.shape
+    r = (rows[:, None, None] + torch.arange(h)[None, :, None]).expand(m, h, w)
+    c = (cols[:, None, None] + torch.arange(w)[None, None, :]).expand(m, h, w)
+    i = torch.arange(m)[:, None, None].expand(m, h, w)
+    canvas[i, r, c] = torch.maximum(canvas[i, r, c], patch)
 
 
-class ClipClassifier(nn.Module):
-    """Per-frame CNN, then pooling over frames, then a linear classifier.
+def make_clips(
+    n: int,
+    frames: int = 8,
+    visible: tuple[int, int] = (1, 2),
+    fragments: int = 2,
+    fragment: int = 8,
+    noise: float = 0.1,
+    split: str = "train",
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clips in which a digit is visible in only a few consecutive frames.
+
+    Each clip shows one scikit-learn digit (the label), drawn at ``16 × 16`` pixels and shifted by
+    up to 2 pixels (as the frozen encoder saw digits in training), in a run of ``visible``
+    consecutive frames, moving along a line; every other frame shows ``fragments`` random
+    ``fragment × fragment`` crops of other digits at random places. Gaussian pixel noise
+    (``noise``) everywhere. Drawn with tensor ops (no per-clip loop).
 
     Args:
-        pool: ``"attention"`` (:class:`~visual_attention.blocks.AttentionPooling` over the frames)
-            or ``"mean"`` (plain average over frames).
-        dim: frame feature size.
-        num_classes: number of classes.
-        channels: width of the :class:`FrameEncoder`'s first stage.
+        n: number of clips; frames: frames per clip ``T``.
+        visible: ``(fewest, most)`` frames that show the digit.
+        fragments, fragment: distractors per empty frame and their side in pixels.
+        noise: standard deviation of the pixel noise.
+        split: ``"train"`` or ``"test"`` digits (:func:`~visual_attention.labs.digits.digits_at`).
+        seed: random seed.
 
-    ``forward(clips)`` maps ``(B, T, 1, H, W)`` to logits ``(B, num_classes)``.
+    Returns:
+        clips ``(n, T, 1, 16, 16)`` in ``[0, 1]``, labels ``(n,)`` int64 and ``present``
+        ``(n, T)`` bool, True where the digit is shown.
+    """
+    check_positive_int("n", n)
+    check_positive_int("frames", frames)
+    if not 1 <= visible[0] <= visible[1] <= frames or not 1 <= fragment <= FRAME:
+        raise ValueError(
+            f"need 1 <= visible[0] <= visible[1] <= frames and 1 <= fragment <= {FRAME}, got "
+            f"visible={visible}, frames={frames}, fragment={fragment}"
+        )
+    g = torch.Generator().manual_seed(seed)
+    digits, labels = digits_at(FRAME, split)
+    digits = digits[:, 0]  # (D, 16, 16)
+    pad, side = 2, FRAME + 4  # draw on 20 × 20, keep the central 16 × 16: shifts of ±2 pixels
+    k = torch.randint(len(digits), (n,), generator=g)
+    count = torch.randint(visible[0], visible[1] + 1, (n,), generator=g)
+    first = (torch.rand(n, generator=g) * (frames - count + 1)).long()
+    t = torch.arange(frames)
+    present = (t >= first[:, None]) & (t < (first + count)[:, None])  # (n, T)
+    start, end = (torch.randint(side - FRAME + 1, (n, 2), generator=g) for _ in range(2))
+    step = ((t - first[:, None]) / (count[:, None] - 1).clamp(min=1)).clamp(0, 1)  # (n, T)
+    pos = (start[:, None] + step[..., None] * (end - start)[:, None]).round().long()  # (n, T, 2)
+    canvas = torch.zeros(n * frames, side, side)
+    on, off = present.flatten(), ~present.flatten()
+    drawn = canvas[on]
+    patch = digits[k].repeat_interleave(frames, 0)[on]
+    _paste(drawn, patch, pos.flatten(0, 1)[on, 0], pos.flatten(0, 1)[on, 1])
+    canvas[on] = drawn
+    empty, m = canvas[off], int(off.sum())
+    for _ in range(fragments):
+        other = digits[torch.randint(len(digits), (m,), generator=g)]
+        corner = torch.randint(FRAME - fragment + 1, (m, 2), generator=g)
+        rows = (corner[:, 0, None, None] + torch.arange(fragment)[None, :, None]).expand(
+            m, fragment, fragment
+        )
+        cols = (corner[:, 1, None, None] + torch.arange(fragment)[None, None, :]).expand(
+            m, fragment, fragment
+        )
+        piece = other[torch.arange(m)[:, None, None], rows, cols]  # (m, f, f)
+        where = torch.randint(side - fragment + 1, (m, 2), generator=g)
+        _paste(empty, piece, where[:, 0], where[:, 1])
+    canvas[off] = empty
+    clips = canvas[:, pad:-pad, pad:-pad].reshape(n, frames, 1, FRAME, FRAME)
+    clips = (clips + noise * torch.randn(clips.shape, generator=g)).clamp(0, 1)
+    return clips, labels[k], present
+
+
+@torch.no_grad()
+def frame_features(encoder: DigitCNN, clips: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Every frame's feature vector from the frozen encoder: its feature map averaged over
+    positions (the vector its own classifier reads).
+
+    ``clips`` ``(N, T, 1, H, W)`` → ``(N, T, 64)``; computed once, in batches, without gradients.
+    """
+    n, t = check_tensor("clips", clips, "(N, T, C, H, W)", C=1)[:2]
+    check_positive_int("batch_size", batch_size)
+    frames = clips.flatten(0, 1)
+    feats = [
+        encoder.feature_map(frames[i : i + batch_size]).mean(dim=(2, 3))
+        for i in range(0, len(frames), batch_size)
+    ]
+    return torch.cat(feats).reshape(n, t, -1)
+
+
+class ClipHead(nn.Module):
+    """Pooling over frames, then a linear classifier: the only trained part of the clip model.
+
+    Args:
+        pool: ``"attention"`` (:class:`~visual_attention.blocks.AttentionPooling` over the
+            frames, recorded as ``pool``) or ``"mean"`` (plain average: the control).
+        dim: frame feature size ``D``; num_classes: number of classes.
+
+    ``forward(feats)`` maps frame features ``(B, T, D)`` to logits ``(B, num_classes)``.
     """
 
-    def __init__(
-        self, pool: str = "attention", dim: int = 32, num_classes: int = 10, channels: int = 16
-    ) -> None:
+    def __init__(self, pool: str = "attention", dim: int = 64, num_classes: int = 10) -> None:
         super().__init__()
         check_choice("pool", pool, ("attention", "mean"))
+        check_positive_int("dim", dim)
         check_positive_int("num_classes", num_classes)
-        self.encoder = FrameEncoder(dim, channels)
+        self.dim = dim
         self.pool = AttentionPooling(dim) if pool == "attention" else None
         self.head = nn.Linear(dim, num_classes)
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder(clips)  # (B, T, D)
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        check_tensor("feats", feats, "(B, T, D)", D=self.dim)
         pooled = feats.mean(dim=1) if self.pool is None else self.pool(feats)  # (B, D)
         return self.head(pooled)
 
 
+def run_experiment(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: tuple[int, ...] = (0, 1, 2),
+    epochs: int = 30,
+    lr: float = 1e-2,
+    batch_size: int = 128,
+) -> tuple[dict[str, list[float]], dict[str, ClipHead], dict[str, History]]:
+    """Train a :class:`ClipHead` of each kind (``"attention"``, ``"mean"``) once per seed.
+
+    Args:
+        train, test: frame features ``(N, T, D)`` and labels ``(N,)``.
+        seeds: one training per seed and kind (the seed sets the initialisation and the order).
+        epochs, lr, batch_size: Adam, one epoch of linear warm-up, then a cosine decay to 0.
+
+    Returns:
+        final test accuracies ``{kind: [one per seed]}``, and the model and the history of the
+        first seed of each kind.
+    """
+    check_tensor("train features", train[0], "(N, T, D)")
+    accuracies: dict[str, list[float]] = {}
+    models: dict[str, ClipHead] = {}
+    histories: dict[str, History] = {}
+    for kind in ("attention", "mean"):
+        accuracies[kind] = []
+        for seed in seeds:
+            seed_everything(seed)
+            model = ClipHead(kind, dim=train[0].shape[-1])
+            history = fit(
+                model,
+                train,
+                test,
+                epochs=epochs,
+                lr=lr,
+                batch_size=batch_size,
+                seed=seed,
+                warmup_epochs=1,
+                progress=False,
+            )
+            accuracies[kind].append(history.final_test_accuracy)
+            if seed == seeds[0]:
+                models[kind], histories[kind] = model.eval(), history
+    return accuracies, models, histories
+
+
+def weight_on_digit_frames(weights: torch.Tensor, present: torch.Tensor) -> float:
+    """Mean over clips of the total weight on the frames that show the digit.
+
+    ``weights`` ``(N, T)`` (each row sums to 1), ``present`` ``(N, T)`` bool. Averaging gives
+    these frames their share, ``present.float().mean()``.
+    """
+    check_tensor("weights", weights, "(N, T)")
+    return float((weights * present).sum(-1).mean())
+
+
 @torch.no_grad()
 def explorer(
-    model: ClipClassifier,
+    model: ClipHead,
     clips: torch.Tensor,
+    feats: torch.Tensor,
     labels: torch.Tensor,
     present: torch.Tensor,
     size: int = 144,
@@ -91,15 +232,16 @@ def explorer(
     chosen frame alone (classifier on its features), so one sees what each frame would say alone.
 
     Args:
-        model: a trained :class:`ClipClassifier` with ``pool="attention"``.
-        clips: ``(N, T, 1, H, W)``; labels ``(N,)``; present ``(N, T)`` bool.
+        model: a trained :class:`ClipHead` with ``pool="attention"``.
+        clips: ``(N, T, 1, H, W)``; feats: their frame features ``(N, T, D)``
+            (:func:`frame_features`); labels ``(N,)``; present ``(N, T)`` bool.
         size: displayed side of the chosen frame in CSS pixels.
     """
     if model.pool is None:
-        raise ValueError("explorer needs a ClipClassifier with pool='attention'")
-    n, t = check_tensor("clips", clips, "(N, T, C, H, W)", C=model.encoder.in_channels)[:2]
+        raise ValueError("explorer needs a ClipHead with pool='attention'")
+    n, t = check_tensor("clips", clips, "(N, T, C, H, W)", C=1)[:2]
+    check_tensor("feats", feats, "(N, T, D)", N=n, T=t, D=model.dim)
     model.eval()
-    feats = model.encoder(clips)  # (N, T, D)
     weights = model.pool.weights(feats)  # (N, T)
     clip_probs = model.head(torch.einsum("nt,ntd->nd", weights, feats)).softmax(-1)  # (N, K)
     frame_probs = model.head(feats).softmax(-1)  # (N, T, K)
