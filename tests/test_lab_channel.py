@@ -1,4 +1,4 @@
-"""Tests of visual_attention.labs.channel: the gated CNN, gate profiles and the gate explorer."""
+"""Tests of visual_attention.labs.channel: the sensor experiment, gate profiles and explorers."""
 
 from __future__ import annotations
 
@@ -6,9 +6,20 @@ import pytest
 import torch
 
 from visual_attention import record_attention
-from visual_attention.channel import CBAM, EfficientChannelAttention, SqueezeExcitation
-from visual_attention.labs.channel import GatedDigitNet, collect_attention, explorer, gate_profile
-from visual_attention.train import count_parameters
+from visual_attention.channel import SqueezeExcitation
+from visual_attention.labs.channel import (
+    NUM_SENSORS,
+    SensorHead,
+    collect_attention,
+    explorer,
+    gate_by_sensor,
+    gate_profile,
+    run_seeds,
+    sensor_explorer,
+    sensor_features,
+    sensor_task,
+)
+from visual_attention.labs.digits import digits_at
 
 
 def _tiny_model():
@@ -61,33 +72,65 @@ def test_explorer_views_change_with_every_control():
         explorer(model, x, y, block_names={"fc": "head"})
 
 
-@pytest.mark.parametrize(
-    "attention, kind",
-    [("se", SqueezeExcitation), ("eca", EfficientChannelAttention), ("cbam", CBAM)],
-)
-def test_gated_digit_net_puts_one_gate_after_each_stage(attention, kind):
+def test_sensor_task_has_one_clean_sensor_whose_digit_is_the_label():
+    x, y, clean = sensor_task(6, "test", seed=0, clean_noise=0.0, noisy_noise=0.5)
+    assert x.shape == (6, NUM_SENSORS, 1, 16, 16) and y.shape == clean.shape == (6,)
+    assert 0 <= float(x.min()) and float(x.max()) <= 1
+    digits, labels = digits_at(16, "test")
+    for i in range(6):
+        clean_image = x[i, int(clean[i])]
+        match = (digits - clean_image).abs().flatten(1).amax(1) < 1e-6  # noise-free: exact
+        assert match.any() and int(y[i]) in labels[match].tolist()
+    again = sensor_task(6, "test", seed=0, clean_noise=0.0, noisy_noise=0.5)
+    assert torch.equal(again[0], x)  # seeded
+    with pytest.raises(ValueError, match="n must be"):
+        sensor_task(0, "test", seed=0)
+
+
+def test_sensor_features_batches_and_matches_one_pass():
+    from visual_attention.labs.digits import DigitCNN
+
     torch.manual_seed(0)
-    model = GatedDigitNet(attention, width=4, num_classes=7).eval()
-    assert all(isinstance(getattr(model, f"gate{i}"), kind) for i in (1, 2, 3))
-    conv, bn, act = model.stage1
-    assert (
-        conv.bias is None
-        and isinstance(bn, torch.nn.BatchNorm2d)
-        and isinstance(act, torch.nn.ReLU)
-    )
-    x = torch.rand(2, 1, 28, 28)
-    with record_attention(model) as maps:
-        assert model(x).shape == (2, 7)
-    gates = {k: v for k, v in maps.items() if not k.endswith("spatial_gate")}
-    assert [tuple(v.shape) for v in gates.values()] == [(2, 4), (2, 8), (2, 16)]
+    encoder = DigitCNN().eval()
+    x = torch.rand(3, 2, 1, 16, 16)
+    f = sensor_features(encoder, x, batch_size=4)  # 6 images in batches of 4 and 2
+    assert f.shape == (3, 2, 64)
+    with torch.no_grad():
+        one = encoder.feature_map(x[1, 0:1]).mean(dim=(2, 3))[0]
+    torch.testing.assert_close(f[1, 0], one)
+    with pytest.raises(ValueError, match=r"images must be 5-d \(N, S, C, H, W\)"):
+        sensor_features(encoder, torch.rand(3, 1, 16, 16))
 
 
-def test_gated_digit_net_plain_has_no_gates_and_rd_ratio_sets_the_bottleneck():
-    plain = GatedDigitNet(None, width=16)
-    assert count_parameters(GatedDigitNet("se", width=16)) - count_parameters(plain) == sum(
-        2 * c * (c // 4) + c // 4 + c for c in (16, 32, 64)
-    )
-    with pytest.raises(ValueError, match="attention must be one of None, 'se', 'eca', 'cbam'"):
-        GatedDigitNet("sk")
-    with pytest.raises(ValueError, match=r"x must be \(B, C, H, W\) with C = 1"):
-        plain(torch.rand(2, 3, 28, 28))
+def test_sensor_head_gate_is_the_chapters_se_module_and_control_has_none():
+    torch.manual_seed(0)
+    gated, plain = SensorHead(3, 8, gate=True, rd_channels=4), SensorHead(3, 8, gate=False)
+    assert isinstance(gated.gate, SqueezeExcitation) and plain.gate is None
+    f = torch.rand(5, 3, 8)
+    with record_attention(gated) as maps:
+        out = gated(f)
+    s = maps["gate"]  # (5, 24)
+    assert s.shape == (5, 24) and out.shape == (5, 10)
+    by_hand = gated.fc((f * s.reshape(5, 3, 8)).sum(1))
+    torch.testing.assert_close(out, by_hand)
+    torch.testing.assert_close(plain(f), plain.fc(f.sum(1)))
+    torch.testing.assert_close(gate_by_sensor(gated, f), s.reshape(5, 3, 8).mean(-1))
+    with pytest.raises(ValueError, match="no gate"):
+        gate_by_sensor(plain, f)
+    with pytest.raises(ValueError, match=r"f must be \(B, S, C\)"):
+        gated(torch.rand(5, 4, 8))
+
+
+def test_run_seeds_and_sensor_explorer_on_a_tiny_task():
+    from visual_attention.views.widgets import count_views, explorer_view
+
+    torch.manual_seed(0)
+    f, y = torch.rand(16, 2, 8), torch.randint(10, (16,))
+    accs, hists, models = run_seeds((f, y), (f, y), gate=True, seeds=(0, 1), epochs=1)
+    assert len(accs) == len(hists) == len(models) == 2
+    assert all(0 <= a <= 1 for a in accs) and not models[0].training
+    images, clean = torch.rand(3, 2, 1, 16, 16), torch.tensor([0, 1, 0])
+    ex = sensor_explorer(models[0], images, f[:3], y[:3], clean)
+    assert count_views(ex) == 3
+    view = explorer_view(ex, example=1).value
+    assert view.count("data-value=") == 2 and "sensor 1 (clean)" in view

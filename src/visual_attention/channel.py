@@ -213,7 +213,8 @@ class CBAM(nn.Module):
 
     ``F' = M_c(F) ⊗ F`` then ``F'' = M_s(F') ⊗ F'``: channel attention first (*what*), then spatial
     attention (*where*) on the refined map — the sequential, channel-first order the paper found
-    best (its Table 4). ``M_c`` is :class:`ChannelGate`; ``M_s`` is
+    best (its Table 3, against spatial-first and parallel). ``M_c`` is :class:`ChannelGate`;
+    ``M_s`` is
     :class:`visual_attention.spatial.SpatialGate` (channel-wise average and max maps → ``k × k``
     convolution → BatchNorm → sigmoid).
 

@@ -1,6 +1,9 @@
-"""The lab of the channel chapter: its small gated CNN, gate profiles and the gate explorer.
+"""The lab of the channel chapter: the sensor experiment, gate profiles and the explorers.
 
-* :class:`GatedDigitNet` — three conv-BN-ReLU stages, each followed by SE, ECA or CBAM.
+* :func:`sensor_task`, :func:`sensor_features`, :class:`SensorHead`, :func:`run_seeds` and
+  :func:`gate_by_sensor` — which of four sensors to trust: an SE gate over the frozen digit
+  encoder's features of every sensor, against the same head without the gate.
+* :func:`sensor_explorer` — a widget: an example's sensors and the gate's value on each.
 * :func:`collect_attention` and :func:`gate_profile` — recorded weights over a whole data set, in
   batches (shared with the branch chapter).
 * :func:`explorer` — a widget: an image, a block's gate values and its most turned-up channels.
@@ -16,62 +19,189 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_tensor
-from ..blocks import conv_bn_act
-from ..channel import (
-    ChannelGate,
-    EfficientChannelAttention,
-    SqueezeExcitation,
-    make_channel_attention,
-)
+from .._checks import check_positive_int, check_tensor
+from ..channel import ChannelGate, EfficientChannelAttention, SqueezeExcitation
 from ..core import AttentionModule, record_attention
+from ..train import History, fit, seed_everything
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
 from ..views.widgets import html_view, precomputed_explorer
+from .digits import DIGIT_SIZE, digits_at
+
+#: Sensors per example in the chapter's experiment.
+NUM_SENSORS = 4
 
 
-class GatedDigitNet(nn.Module):
-    """The chapter's small CNN for cluttered digits ``(B, 1, H, W)``, a gate after each stage.
+def sensor_task(
+    n: int,
+    split: str,
+    seed: int,
+    sensors: int = NUM_SENSORS,
+    clean_noise: float = 0.1,
+    noisy_noise: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The "which sensor to trust" task: ``n`` examples of ``sensors`` 16 × 16 images each.
 
-    Three ``3 × 3`` conv-BN-ReLU stages of ``width``, ``2·width`` and ``4·width`` channels (2 × 2
-    max pooling after the first two), each followed by ``attention`` (recorded as ``gate1``,
-    ``gate2``, ``gate3``), then global average pooling and a linear classifier: the plain CNN of
-    the Spatial chapter, so that the four variants differ only by their gates. In a network without
-    shortcuts SENet gates the output of the whole transformation, after its non-linearity
-    (SE-Inception, Hu et al. 2018, Fig. 2); we do the same for ECA and CBAM. A network this narrow
-    cannot afford SENet's ``r = 16`` (16 channels would keep one hidden unit), so ``rd_ratio``
-    defaults to 1/4 here.
+    Every sensor shows a random digit of ``split`` (drawn at 16 × 16 by
+    :func:`~visual_attention.labs.digits.digits_at`). One sensor per example, at a random index,
+    is the *clean* one: its digit is the label and its pixels get Gaussian noise of
+    ``clean_noise``; the others show other random digits under noise
+    of ``noisy_noise`` (clipped to ``[0, 1]``). Which sensor to trust is visible only in the data.
+
+    Returns:
+        images ``(n, S, 1, 16, 16)``, labels ``(n,)`` and the clean sensor's index ``(n,)``.
+    """
+    check_positive_int("n", n)
+    check_positive_int("sensors", sensors)
+    g = torch.Generator().manual_seed(seed)
+    x, y = digits_at(DIGIT_SIZE, split)
+    idx = torch.randint(len(x), (n, sensors), generator=g)
+    images = x[idx]  # (n, S, 1, 16, 16)
+    clean = torch.randint(sensors, (n,), generator=g)
+    rows = torch.arange(n)
+    sigma = torch.full((n, sensors), float(noisy_noise))
+    sigma[rows, clean] = clean_noise
+    noise = sigma[..., None, None, None] * torch.randn(images.shape, generator=g)
+    return (images + noise).clamp(0, 1), y[idx][rows, clean], clean
+
+
+@torch.no_grad()
+def sensor_features(
+    encoder: nn.Module, images: torch.Tensor, batch_size: int = 2048
+) -> torch.Tensor:
+    """Pooled features of every sensor from the frozen ``encoder`` (``feature_map`` averaged over
+    positions): images ``(N, S, 1, H, W)`` → ``(N, S, C)``, computed once, in batches."""
+    check_tensor("images", images, "(N, S, C, H, W)", C=1)
+    n, s = images.shape[:2]
+    flat = images.reshape(n * s, *images.shape[2:])
+    parts = [
+        encoder.feature_map(flat[i : i + batch_size]).mean(dim=(2, 3))
+        for i in range(0, len(flat), batch_size)
+    ]
+    return torch.cat(parts).reshape(n, s, -1)
+
+
+class SensorHead(nn.Module):
+    """Sum the sensors' feature vectors and classify, with or without an SE gate before the sum.
+
+    ``(B, S, C)`` features → logits ``(B, num_classes)``. With ``gate=True`` the ``S · C``
+    feature channels pass through :class:`~visual_attention.channel.SqueezeExcitation` as a
+    ``(B, S·C, 1, 1)`` map (its squeeze is then the identity): ``s = σ(W₂ δ(W₁ z))`` rescales
+    every channel of every sensor, per example, before ``Σ_sensors`` and the linear classifier.
+    Without it the same sum and classifier see every sensor with weight one: the control.
 
     Args:
-        attention: ``None``, ``"se"``, ``"eca"`` or ``"cbam"``.
-        width: channels of the first stage.
+        sensors, channels: ``S`` and ``C``.
+        gate: use the SE gate.
+        rd_channels: hidden width of the gate.
         num_classes: outputs.
-        rd_ratio: reduction of the SE and CBAM MLPs.
     """
 
     def __init__(
         self,
-        attention: str | None = None,
-        width: int = 16,
+        sensors: int = NUM_SENSORS,
+        channels: int = 64,
+        gate: bool = True,
+        rd_channels: int = 32,
         num_classes: int = 10,
-        rd_ratio: float = 1 / 4,
     ) -> None:
         super().__init__()
-        c1, c2, c3 = width, 2 * width, 4 * width
-        self.stage1 = conv_bn_act(1, c1, bias=False)
-        self.stage2 = conv_bn_act(c1, c2, bias=False)
-        self.stage3 = conv_bn_act(c2, c3, bias=False)
-        self.gate1 = make_channel_attention(attention, c1, rd_ratio)
-        self.gate2 = make_channel_attention(attention, c2, rd_ratio)
-        self.gate3 = make_channel_attention(attention, c3, rd_ratio)
-        self.fc = nn.Linear(c3, num_classes)
+        self.sensors, self.channels = sensors, channels
+        self.gate = (
+            SqueezeExcitation(sensors * channels, rd_channels=rd_channels) if gate else None
+        )
+        self.fc = nn.Linear(channels, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``(B, 1, H, W)`` → logits ``(B, num_classes)``."""
-        check_tensor("x", x, "(B, C, H, W)", C=1)
-        x = nn.functional.max_pool2d(self.gate1(self.stage1(x)), 2)  # (B, c1, H/2, W/2)
-        x = nn.functional.max_pool2d(self.gate2(self.stage2(x)), 2)  # (B, c2, H/4, W/4)
-        x = self.gate3(self.stage3(x))  # (B, c3, H/4, W/4)
-        return self.fc(x.mean(dim=(2, 3)))
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """``f`` ``(B, S, C)`` → logits ``(B, num_classes)``."""
+        check_tensor("f", f, "(B, S, C)", S=self.sensors, C=self.channels)
+        b = f.shape[0]
+        if self.gate is not None:
+            f = self.gate(f.reshape(b, -1, 1, 1)).reshape(b, self.sensors, self.channels)
+        return self.fc(f.sum(dim=1))
+
+
+def run_seeds(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    gate: bool,
+    seeds: Iterable[int] = (0, 1, 2),
+    epochs: int = 20,
+    lr: float = 1e-2,
+) -> tuple[list[float], list[History], list[SensorHead]]:
+    """Train a :class:`SensorHead` (``gate`` on or off) once per seed on features ``(N, S, C)``;
+    return the final test accuracies, the histories and the models."""
+    accs, hists, models = [], [], []
+    for seed in seeds:
+        seed_everything(seed)
+        model = SensorHead(train[0].shape[1], train[0].shape[2], gate=gate)
+        h = fit(
+            model, train, test, epochs=epochs, lr=lr, batch_size=128, seed=seed, progress=False
+        )
+        accs.append(h.final_test_accuracy)
+        hists.append(h)
+        models.append(model.eval())
+    return accs, hists, models
+
+
+@torch.no_grad()
+def gate_by_sensor(model: SensorHead, f: torch.Tensor) -> torch.Tensor:
+    """The SE gate's mean over each sensor's channels: features ``(N, S, C)`` → ``(N, S)``."""
+    if model.gate is None:
+        raise ValueError("the model has no gate")
+    w = collect_attention(model, f, names=["gate"])["gate"]  # (N, S·C)
+    return w.reshape(len(f), model.sensors, model.channels).mean(-1)
+
+
+def sensor_explorer(
+    model: SensorHead,
+    images: torch.Tensor,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    clean: torch.Tensor,
+    size: int = 96,
+):
+    """A widget: pick an example; see its sensors, the SE gate's mean on each, and the prediction.
+
+    Args:
+        model: a trained gated :class:`SensorHead`.
+        images: ``(N, S, 1, H, W)`` sensor images in ``[0, 1]`` (a dozen or so).
+        features: their features ``(N, S, C)``.
+        labels, clean: ``(N,)`` labels and clean-sensor indices.
+        size: displayed side of a sensor image in CSS pixels.
+    """
+    check_tensor("images", images, "(N, S, C, H, W)", C=1)
+    gates = gate_by_sensor(model, features)  # (N, S)
+    with torch.no_grad():
+        probs = model(features).softmax(-1)
+
+    def grey(img: torch.Tensor) -> str:
+        a = (img[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        return data_uri(np.repeat(a[..., None], 3, axis=-1))
+
+    style = f"width:{size}px;height:{size}px;image-rendering:pixelated"
+
+    def render(example: int) -> ipywidgets.Widget:
+        tiles = []
+        for k in range(images.shape[1]):
+            tag = " (clean)" if k == int(clean[example]) else ""
+            tiles.append(
+                f'<div class="va-view"><img alt="sensor {k}" src="{grey(images[example, k])}" '
+                f'style="{style}"><div class="va-cap">sensor {k}{tag}: gate '
+                f"{float(gates[example, k]):.2f}</div></div>"
+            )
+        pred = int(probs[example].argmax())
+        cap = (
+            f"label {int(labels[example])} · predicted {pred} ({float(probs[example, pred]):.2f})"
+        )
+        names = [f"sensor {k}" for k in range(images.shape[1])]
+        bars = bars_html(gates[example].tolist(), names, title="mean gate per sensor", vmax=1.0)
+        return html_view(
+            f'<div class="va-flex">{"".join(tiles)}{bars}</div>'
+            f'<div class="va-cap">{html.escape(cap)}</div>'
+        )
+
+    controls = {"example": [(f"#{i} (digit {int(labels[i])})", i) for i in range(len(images))]}
+    return precomputed_explorer(controls, render, header=ipywidgets.HTML(VIEW_CSS))
 
 
 def _gate_modules(model: nn.Module) -> dict[str, AttentionModule]:
