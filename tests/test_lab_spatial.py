@@ -1,4 +1,4 @@
-"""Tests of visual_attention.labs.spatial: the chapter's small CNN and its map explorer."""
+"""Tests of visual_attention.labs.spatial: the task, the heads, the runner and the explorer."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import re
 import pytest
 import torch
 
+from visual_attention import data
 from visual_attention.core import record_attention
-from visual_attention.labs.spatial import ClutteredDigitNet, spatial_map_explorer
+from visual_attention.labs import spatial as lab
+from visual_attention.labs.spatial import PooledHead, spatial_map_explorer
 from visual_attention.spatial import attention_mass_in_box
 from visual_attention.train import count_parameters
 
@@ -18,44 +20,89 @@ def gen(seed: int) -> torch.Generator:
 
 
 # ---------------------------------------------------------------------------------------------
-# the chapter's network
+# the chapter's task, encoder features, heads and runner
 # ---------------------------------------------------------------------------------------------
 
 
-def test_cluttered_digit_net_shapes_and_recorded_maps():
-    x = torch.rand(3, 1, 40, 40, generator=gen(14))
-    model = ClutteredDigitNet(gate=True, pool="query", width=4).eval()
-    with record_attention(model) as maps:
-        logits = model(x)
-    assert logits.shape == (3, 10)
-    assert {k: tuple(v.shape) for k, v in maps.items()} == {
-        "gate2": (3, 1, 20, 20),
-        "gate3": (3, 1, 10, 10),
-        "pool": (3, 10, 10),
+def test_cluttered_task_is_cluttered_digits_with_the_chapters_settings():
+    x, y, boxes = lab.cluttered_task(4, split="test", seed=3)
+    assert x.shape == (4, 1, 48, 48) and y.shape == (4,) and boxes.shape == (4, 4)
+    assert ((boxes[:, 2] - boxes[:, 0]) == 16).all() and ((boxes[:, 3] - boxes[:, 1]) == 16).all()
+    ref = data.cluttered_digits(4, split="test", seed=3, **lab.TASK)
+    for a, b in zip((x, y, boxes), ref):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        lab.cluttered_task(0)
+
+
+def test_encode_is_the_frozen_feature_map_in_batches():
+    x = torch.rand(5, 1, 16, 24, generator=gen(1))
+    f = lab.encode(x, batch_size=2)
+    assert f.shape == (5, 64, 4, 6) and not f.requires_grad
+    from visual_attention.labs.digits import load_digit_cnn
+
+    with torch.no_grad():
+        torch.testing.assert_close(f, load_digit_cnn().feature_map(x))
+    with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\) with C = 1"):
+        lab.encode(torch.rand(2, 3, 8, 8))
+
+
+def test_standardize_uses_the_training_statistics_per_channel():
+    g = gen(4)
+    a, b = 3 + 2 * torch.rand(6, 4, 3, 3, generator=g), torch.rand(2, 4, 3, 3, generator=g)
+    sa, sb = lab.standardize(a, b)
+    torch.testing.assert_close(sa.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(sa.std(dim=(0, 2, 3)), torch.ones(4))
+    mean, std = a.mean(dim=(0, 2, 3), keepdim=True), a.std(dim=(0, 2, 3), keepdim=True)
+    torch.testing.assert_close(sb, (b - mean) / std)
+    with pytest.raises(ValueError, match=r"others\[0\] must be \(N, C, h, w\) with C = 4"):
+        lab.standardize(a, torch.rand(2, 3, 3, 3))
+
+
+def test_pooled_heads_differ_only_by_the_pooling():
+    f = torch.rand(3, 8, 4, 4, generator=gen(2))
+    heads = {p: PooledHead(p, channels=8, num_classes=5).eval() for p in lab.POOLS}
+    recorded = {}
+    for p, head in heads.items():
+        with record_attention(head) as maps:
+            assert head(f).shape == (3, 5)
+        recorded[p] = {k: tuple(v.shape) for k, v in maps.items()}
+    assert recorded == {
+        "attention": {"pool": (3, 4, 4)},
+        "gate": {"gate": (3, 1, 4, 4)},
+        "avg": {},
     }
-    plain = ClutteredDigitNet(width=4)
-    assert count_parameters(model) - count_parameters(plain) == 2 * (2 * 49 + 2) + 16
-    with record_attention(plain) as maps:
-        plain(x)
-    assert maps == {}
+    plain = count_parameters(heads["avg"])
+    assert count_parameters(heads["attention"]) - plain == 8  # the query
+    assert count_parameters(heads["gate"]) - plain == 2 * 49 + 2  # 7x7 conv 2 -> 1, BN
+    # the query starts at zero: attention pooling begins as global average pooling
+    heads["attention"].fc.load_state_dict(heads["avg"].fc.state_dict())
+    torch.testing.assert_close(heads["attention"](f), heads["avg"](f))
 
 
-def test_cluttered_digit_net_stages_are_conv_bn_relu_without_bias():
-    model = ClutteredDigitNet(width=4, num_classes=7)
-    conv, bn, act = model.stage2
-    assert isinstance(conv, torch.nn.Conv2d) and conv.bias is None and conv.padding == (1, 1)
-    assert isinstance(bn, torch.nn.BatchNorm2d) and isinstance(act, torch.nn.ReLU)
-    assert model.fc.out_features == 7
-    assert model(torch.rand(2, 1, 40, 40)).shape == (2, 7)
-
-
-def test_cluttered_digit_net_validation():
-    with pytest.raises(ValueError, match="pool must be one of 'avg', 'query', got 'max'"):
-        ClutteredDigitNet(pool="max")
+def test_pooled_head_validation():
+    with pytest.raises(ValueError, match="pool must be one of 'attention', 'gate', 'avg'"):
+        PooledHead("max")
     with pytest.raises(
-        ValueError, match=r"x must be \(B, C, H, W\) with C = 1, got shape \(2, 3, 40, 40\)"
+        ValueError, match=r"f must be \(B, C, h, w\) with C = 64, got shape \(2, 8, 4, 4\)"
     ):
-        ClutteredDigitNet(width=4)(torch.rand(2, 3, 40, 40))
+        PooledHead()(torch.rand(2, 8, 4, 4))
+
+
+def test_run_seeds_trains_one_head_per_seed_reproducibly():
+    g = gen(3)
+    f, y = torch.rand(40, 8, 3, 3, generator=g), torch.randint(0, 3, (40,), generator=g)
+    acc, heads, curves = lab.run_seeds(
+        "attention", (f, y), (f[:10], y[:10]), seeds=(0, 1), epochs=2
+    )
+    assert len(acc) == len(heads) == 2 and [len(c) for c in curves] == [2, 2]
+    assert all(0 <= a <= 1 for a in acc) and not heads[0].training
+    again, heads_again, _ = lab.run_seeds(
+        "attention", (f, y), (f[:10], y[:10]), seeds=(0,), epochs=2
+    )
+    assert again[0] == acc[0]
+    torch.testing.assert_close(heads_again[0].pool.query, heads[0].pool.query)
+    assert not torch.equal(heads[0].pool.query, heads[1].pool.query)
 
 
 # ---------------------------------------------------------------------------------------------
