@@ -7,7 +7,7 @@
 * :func:`query_attention` is the vision form used in the Foundations chapter: one query vector per
   image attends over the ``H·W`` positions of a feature map and returns a spatial weight map and a
   context vector (the "soft attention" of Xu et al., "Show, Attend and Tell", ICML 2015, Eq. 4-6,
-  with a dot-product score).
+  with a dot-product score in place of their MLP score).
 
 Every ``nn.Module`` of the package that computes attention derives from :class:`AttentionModule`
 and hands its weights back the same way: ``with record_attention(model) as maps: model(x)``.

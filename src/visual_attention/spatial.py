@@ -97,7 +97,8 @@ class SpatialGate(AttentionModule):
 class QuerySpatialAttention(AttentionModule):
     """Attention pooling: one query per image attends over the ``H·W`` positions of a feature map.
 
-    Soft attention of Xu et al. (ICML 2015, Eq. 4-6) with a scaled dot-product score:
+    Soft attention of Xu et al. (ICML 2015, Eq. 4-6), whose score is an MLP of the features and
+    the query (additive attention), here with a scaled dot-product score instead:
 
     ``α_ij = softmax_ij(⟨q, k_ij⟩ / √D)``, ``c = Σ_ij α_ij x_ij``
 
