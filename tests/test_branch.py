@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _helpers import randomise
 from visual_attention import record_attention
 from visual_attention.branch import (
     SelectiveKernel,
@@ -27,17 +28,6 @@ from visual_attention.channel import make_rd_channels
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
-def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random parameters and BN running statistics, so that no term of the maths is trivially 0 or 1."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        for m in module.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return module.eval()
 
 
 def by_hand(sk: SelectiveKernel, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

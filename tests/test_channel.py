@@ -36,9 +36,8 @@ dims = st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 5), st.in
 def make(kind, c: int, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     m = kind(c).double().eval()
-    for (
-        p
-    ) in m.parameters():  # larger weights than the default init, so the gates move away from 0.5
+    # larger weights than the default init, so the gates move away from 0.5
+    for p in m.parameters():
         torch.nn.init.normal_(p, std=0.7)
     return m
 
@@ -58,7 +57,9 @@ def test_gates_lie_in_0_1_and_rescale_each_channel(kind, shape, seed):
         y = m(x)
     s = maps[""]
     assert s.shape == (b, c)
-    assert ((s > 0) & (s < 1)).all()
+    # σ lies in (0, 1); in float64 it rounds to exactly 1 for logits above about 37 (these
+    # weights reach that), while it stays above 0 down to logits of about -745
+    assert ((s > 0) & (s <= 1)).all()
     assert torch.allclose(y, x * s[:, :, None, None])
 
 

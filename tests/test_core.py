@@ -19,6 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from _helpers import gen
 from visual_attention import masked_softmax, query_attention, scaled_dot_product_attention
 
 SETTINGS = settings(max_examples=50, deadline=None)
@@ -27,8 +28,6 @@ finite = st.floats(min_value=-30, max_value=30, allow_nan=False, allow_infinity=
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5)
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @st.composite

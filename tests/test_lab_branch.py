@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from _helpers import randomise
 from visual_attention.branch import SelectiveKernel
 from visual_attention.labs.branch import (
     BranchNet,
@@ -14,20 +15,6 @@ from visual_attention.labs.branch import (
     render_digits,
 )
 from visual_attention.views.widgets import count_views, explorer_view
-
-
-def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random parameters and BN running statistics, so that no term is trivially 0 or 1."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        for m in module.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return module.eval()
-
 
 # ---------------------------------------------------------------------------------------------
 # the chapter's model, data and widget

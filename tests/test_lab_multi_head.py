@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from _helpers import gen
 from visual_attention import record_attention
 from visual_attention.labs.multi_head import digit_vit, explorer
 from visual_attention.multi_head import VisionTransformer
 from visual_attention.train import count_parameters
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def test_digit_vit_is_the_chapters_configuration():

@@ -6,13 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from _helpers import gen
 from visual_attention import record_attention
 from visual_attention.labs.self_attention import LocalCNN, NonLocalNet, explorer, marks_task
 from visual_attention.self_attention import NonLocalBlock, position_self_attention
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def test_marks_task_is_deterministic_balanced_and_labelled_by_intensity():

@@ -7,17 +7,13 @@ import re
 import pytest
 import torch
 
+from _helpers import gen
 from visual_attention import data
 from visual_attention.core import record_attention
 from visual_attention.labs import spatial as lab
 from visual_attention.labs.spatial import PooledHead, spatial_map_explorer
 from visual_attention.spatial import attention_mass_in_box
 from visual_attention.train import count_parameters
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
 
 # ---------------------------------------------------------------------------------------------
 # the chapter's task, encoder features, heads and runner

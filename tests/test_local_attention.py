@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _helpers import gen
 from visual_attention import masked_softmax, record_attention
 from visual_attention.blocks import MultiHeadAttention
 from visual_attention.global_attention import GlobalAttention
@@ -34,8 +35,6 @@ from visual_attention.local_attention import (
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 grids = st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3))  # B, nh, nw, M

@@ -16,14 +16,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _helpers import gen
 from visual_attention import record_attention
 from visual_attention.memory import ExternalAttention, KeyValueMemory, memory_read
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 sizes = st.tuples(

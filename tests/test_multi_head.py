@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _helpers import gen
 from visual_attention import record_attention
 from visual_attention.blocks import MultiHeadAttention, PreNormBlock
 from visual_attention.multi_head import (
@@ -20,8 +21,6 @@ from visual_attention.train import count_parameters
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _helpers import gen
 from visual_attention import record_attention
 from visual_attention.self_attention import (
     NonLocalBlock,
@@ -21,8 +22,6 @@ SETTINGS = settings(max_examples=30, deadline=None)
 sizes = st.integers(1, 4)
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def loop_self_attention(q, k, v, scale):

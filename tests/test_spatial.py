@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _helpers import gen
 from visual_attention.core import record_attention, scaled_dot_product_attention
 from visual_attention.spatial import (
     QuerySpatialAttention,
@@ -27,8 +28,6 @@ from visual_attention.train import count_parameters
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @st.composite

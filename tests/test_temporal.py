@@ -15,6 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _helpers import gen
 from visual_attention import record_attention
 from visual_attention.blocks import AttentionPooling, MultiHeadAttention
 from visual_attention.temporal import TemporalSelfAttention, causal_mask
@@ -22,8 +23,6 @@ from visual_attention.temporal import TemporalSelfAttention, causal_mask
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 dims = st.tuples(

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from _helpers import gen
 from visual_attention.labs.multi_head import digit_vit
 from visual_attention.train import (
     DEIT_RECIPE,
@@ -23,8 +24,6 @@ from visual_attention.train import (
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _blobs(n=200, seed=0):
