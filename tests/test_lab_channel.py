@@ -11,9 +11,7 @@ from visual_attention.labs.channel import (
     NUM_SENSORS,
     SensorHead,
     collect_attention,
-    explorer,
     gate_by_sensor,
-    gate_profile,
     run_seeds,
     sensor_explorer,
     sensor_features,
@@ -27,15 +25,6 @@ def _tiny_model():
 
     torch.manual_seed(0)
     return resnet(18, num_classes=10, attention="se", width=4, in_channels=1, small_input=True)
-
-
-def test_gate_profile_collects_every_gate_for_every_image():
-    model = _tiny_model()
-    x = torch.rand(5, 1, 12, 12)
-    profile = gate_profile(model, x, batch_size=2)
-    assert list(profile)[0] == "layer1.0.attn" and len(profile) == 8
-    assert profile["layer4.1.attn"].shape == (5, 32)
-    assert model.training  # restored
 
 
 def test_collect_attention_matches_one_pass_and_applies_reduce_and_names():
@@ -53,23 +42,6 @@ def test_collect_attention_matches_one_pass_and_applies_reduce_and_names():
     )
     assert list(means) == ["layer2.0.attn"]
     torch.testing.assert_close(means["layer2.0.attn"], maps["layer2.0.attn"].mean(-1))
-
-
-def test_explorer_views_change_with_every_control():
-    from visual_attention.views.widgets import count_views, explorer_view
-
-    model = _tiny_model()
-    x, y = torch.rand(3, 1, 12, 12), torch.tensor([1, 2, 3])
-    names = {"layer3.1.attn": "stage 3", "layer4.1.attn": "stage 4"}
-    ex = explorer(model, x, y, block_names=names)
-    assert count_views(ex) == 6
-    views = {(i, b): explorer_view(ex, image=i, block=b).value for i in range(3) for b in names}
-    assert len(set(views.values())) == 6
-    assert all(v.count("data-value=") == 16 for v in views.values())  # at most max_bars bars
-    ex = explorer(model, x, y, block_names={"layer1.0.attn": "stage 1"}, max_bars=3)
-    assert explorer_view(ex, image=0, block="layer1.0.attn").value.count("data-value=") == 3
-    with pytest.raises(ValueError, match="no channel gate named"):
-        explorer(model, x, y, block_names={"fc": "head"})
 
 
 def test_sensor_task_has_one_clean_sensor_whose_digit_is_the_label():

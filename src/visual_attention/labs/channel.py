@@ -1,12 +1,11 @@
-"""The lab of the channel chapter: the sensor experiment, gate profiles and the explorers.
+"""The lab of the channel chapter: the sensor experiment and its explorer.
 
 * :func:`sensor_task`, :func:`sensor_features`, :class:`SensorHead`, :func:`run_seeds` and
   :func:`gate_by_sensor` — which of four sensors to trust: an SE gate over the frozen digit
   encoder's features of every sensor, against the same head without the gate.
 * :func:`sensor_explorer` — a widget: an example's sensors and the gate's value on each.
-* :func:`collect_attention` and :func:`gate_profile` — recorded weights over a whole data set, in
-  batches (shared with the branch chapter).
-* :func:`explorer` — a widget: an image, a block's gate values and its most turned-up channels.
+* :func:`collect_attention` — recorded weights over a whole data set, in batches (used by the
+  branch chapter).
 """
 
 from __future__ import annotations
@@ -20,10 +19,10 @@ import torch
 from torch import nn
 
 from .._checks import check_positive_int, check_tensor
-from ..channel import ChannelGate, EfficientChannelAttention, SqueezeExcitation
-from ..core import AttentionModule, record_attention
+from ..channel import SqueezeExcitation
+from ..core import record_attention
 from ..train import History, fit, seed_everything
-from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
+from ..views.viz import VIEW_CSS, bars_html, data_uri
 from ..views.widgets import html_view, precomputed_explorer
 from .digits import DIGIT_SIZE, digits_at
 
@@ -204,13 +203,6 @@ def sensor_explorer(
     return precomputed_explorer(controls, render, header=ipywidgets.HTML(VIEW_CSS))
 
 
-def _gate_modules(model: nn.Module) -> dict[str, AttentionModule]:
-    """The channel gates of ``model`` by name, in forward order (SE, ECA and CBAM channel
-    gates)."""
-    kinds = (SqueezeExcitation, EfficientChannelAttention, ChannelGate)
-    return {n: m for n, m in model.named_modules() if isinstance(m, kinds)}
-
-
 @torch.no_grad()
 def collect_attention(
     model: nn.Module,
@@ -241,112 +233,3 @@ def collect_attention(
     finally:
         model.train(was_training)
     return {name: torch.cat(v) for name, v in parts.items()}
-
-
-def gate_profile(
-    model: nn.Module, x: torch.Tensor, batch_size: int = 256
-) -> dict[str, torch.Tensor]:
-    """Run ``model`` (in eval mode) on ``x`` and return every channel gate's values, ``{name: (N,
-    C)}``."""
-    return collect_attention(model, x, batch_size, names=_gate_modules(model))
-
-
-def explorer(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    block_names: dict[str, str] | None = None,
-    top: int = 3,
-    size: int = 120,
-    max_bars: int = 16,
-):
-    """A widget: pick a test image and a gated block; see the image, the block's gate values as
-    bars, and the feature maps of the channels the gate turns up most, before and after gating.
-
-    Args:
-        model: a trained classifier holding channel gates (e.g. ``resnet(..., attention="se")``).
-        images: ``(N, 1, H, W)`` greyscale images in ``[0, 1]`` (a dozen or so: every image × block
-            is rendered in advance).
-        labels: ``(N,)`` true classes.
-        block_names: optional ``{gate module name: label}`` choosing which gates to offer (default:
-            all).
-        top: how many of the most-gated channels to draw.
-        size: displayed image side in CSS pixels.
-        max_bars: a block with more channels shows bars for the ``max_bars`` channels whose gate
-            varies most across ``images`` (the same channels for every image, in channel order).
-
-    Returns:
-        an explorer (see :func:`visual_attention.views.widgets.precomputed_explorer`) with controls
-        ``image`` and ``block``.
-    """
-    check_tensor("images", images, "(N, C, H, W)", C=1)
-    gates = _gate_modules(model)
-    if block_names is None:
-        block_names = {n: n for n in gates}
-    missing = [n for n in block_names if n not in gates]
-    if missing:
-        raise ValueError(f"no channel gate named {missing}; the model's gates are {list(gates)}")
-    # Inputs of each gate (the block's residual branch) are captured with forward hooks.
-    inputs: dict[str, torch.Tensor] = {}
-    hooks = [
-        gates[n].register_forward_hook(lambda m, a, o, n=n: inputs.__setitem__(n, a[0].detach()))
-        for n in block_names
-    ]
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), record_attention(model) as maps:
-        probs = model(images).softmax(-1)
-    model.train(was_training)
-    for h in hooks:
-        h.remove()
-
-    bar_channels = {}
-    for name in block_names:
-        spread = maps[name].std(dim=0) if len(images) > 1 else maps[name][0]
-        bar_channels[name] = sorted(torch.argsort(spread, descending=True)[:max_bars].tolist())
-
-    def png(arr: np.ndarray, vmax: float) -> str:
-        return data_uri(colorize(arr, vmax=vmax)[..., :3])
-
-    def grey(img: torch.Tensor) -> str:
-        a = (img[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-        return data_uri(np.repeat(a[..., None], 3, axis=-1))
-
-    style = f"width:{size}px;height:{size}px;image-rendering:pixelated"
-    small = f"width:{size // 2}px;height:{size // 2}px;image-rendering:pixelated"
-
-    def render(image: int, block: str) -> ipywidgets.Widget:
-        s = maps[block][image]  # (C,)
-        fmap = inputs[block][image]  # (C, h, w)
-        order = torch.argsort(s, descending=True)[:top].tolist()
-        pred = int(probs[image].argmax())
-        cap = f"label {int(labels[image])} · predicted {pred} ({float(probs[image, pred]):.2f})"
-        left = (
-            f'<div class="va-view"><img alt="input" src="{grey(images[image])}" style="{style}">'
-            f'<div class="va-cap">{html.escape(cap)}</div></div>'
-        )
-        tiles = []
-        vmax = float(fmap[order].abs().max()) or 1.0
-        for c in order:
-            before = fmap[c].clamp_min(0).numpy()
-            tiles.append(
-                f'<div class="va-view"><img alt="channel {c}" src="{png(before, vmax)}" '
-                f'style="{small}"><div class="va-cap">ch {c}: s = {float(s[c]):.2f}</div></div>'
-            )
-        shown, name = bar_channels[block], block_names[block]
-        title = f"gate s of {name}, all {len(s)} channels"
-        if len(shown) < len(s):
-            title = f"gate s of {name}: the {len(shown)} of {len(s)} channels that vary most"
-        gate_bars = bars_html(s[shown].tolist(), [f"ch {c}" for c in shown], title=title, vmax=1.0)
-        return html_view(
-            f'<div class="va-flex">{left}{gate_bars}'
-            f'<div><div class="va-title">most turned-up channels (input to the gate)</div>'
-            f'<div class="va-flex">{"".join(tiles)}</div></div></div>'
-        )
-
-    header = ipywidgets.HTML(VIEW_CSS)
-    controls = {
-        "image": [(f"#{i} (digit {int(labels[i])})", i) for i in range(len(images))],
-        "block": [(label, name) for name, label in block_names.items()],
-    }
-    return precomputed_explorer(controls, render, header=header)
