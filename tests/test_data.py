@@ -202,6 +202,25 @@ def test_cluttered_digit_is_brighter_inside_its_box():
     assert torch.allclose(inside, x.sum(dim=(1, 2, 3)))  # without clutter all ink is in the box
 
 
+def test_cluttered_digits_cuts_fragments_from_digits_drawn_at_distractor_size():
+    # one fragment of 1/4 of a digit drawn at 32 px: all ink outside the 16-px digit's box lies in
+    # one 8 × 8 square (without distractor_size it would be cut from a 16-px digit: 4 × 4)
+    x, _, b = cluttered_digits(
+        50, canvas=48, digit_sizes=(16, 16), distractors=1, noise=0.0, seed=2,
+        fragment=1 / 4, distractor_size=32,
+    )  # fmt: skip
+    widths = []
+    for image, (t, l, bt, r) in zip(x[:, 0], b.tolist()):
+        outside = image.clone()
+        outside[t:bt, l:r] = 0
+        rows, cols = torch.nonzero(outside, as_tuple=True)
+        if len(rows):
+            widths.append(max(rows.max() - rows.min(), cols.max() - cols.min()).item() + 1)
+    assert max(widths) <= 8 and max(widths) > 4
+    with pytest.raises(ValueError, match="distractor_size must be a positive integer"):
+        cluttered_digits(2, distractor_size=0)
+
+
 def test_cluttered_digits_validation():
     with pytest.raises(ValueError, match="digit_sizes"):
         cluttered_digits(4, canvas=20, digit_sizes=(14, 22))

@@ -1,83 +1,142 @@
-"""Tests of visual_attention.labs.branch: the chapter's SK network, rendered digits, the explorer."""
+"""Tests of visual_attention.labs.branch: the two-scale task, the branches, the heads, the sweep and
+the explorer."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
-from _helpers import randomise
-from visual_attention.branch import SelectiveKernel
-from visual_attention.labs.branch import (
-    BranchNet,
-    branch_weights_by_size,
-    explorer,
-    render_digit,
-    render_digits,
-)
+from _helpers import gen, randomise
+from visual_attention.core import record_attention
+from visual_attention.labs import branch as lab
+from visual_attention.labs.digits import DigitCNN
 from visual_attention.views.widgets import count_views, explorer_view
 
-# ---------------------------------------------------------------------------------------------
-# the chapter's model, data and widget
-# ---------------------------------------------------------------------------------------------
+
+def _heads(seed: int = 0) -> dict[str, lab.ScaleHead]:
+    torch.manual_seed(seed)
+    heads = {mode: lab.ScaleHead(mode, channels=64) for mode in lab.HEADS}
+    for h in heads.values():
+        for p in h.parameters():  # non-trivial weights, so that the views differ
+            nn.init.normal_(p, std=0.5)
+    return {k: h.eval() for k, h in heads.items()}
 
 
-def test_branch_net_records_every_block():
-    net = BranchNet((8, 16, 16), groups=4, min_rd_channels=4)
-    x = torch.rand(3, 1, 40, 40)
-    assert net(x).shape == (3, 10)
-    weights = branch_weights_by_size(net, x)
-    assert list(weights) == ["blocks.0", "blocks.1"]
-    assert all(w.shape == (3, 2) for w in weights.values())
-    torch.testing.assert_close(weights["blocks.0"].sum(-1), torch.ones(3))
-    plain = BranchNet((8, 16, 16), selective=False)
-    assert not any(isinstance(m, SelectiveKernel) for m in plain.modules())
-    assert plain(x).shape == (3, 10)
+def test_scale_task_is_half_small_half_large_digits_with_clutter_at_the_other_scale():
+    x, y, size = lab.scale_task(9, "test", seed=3)
+    assert x.shape == (9, 1, 48, 48) and y.shape == size.shape == (9,)
+    assert sorted(size.tolist()) == [16] * 5 + [32] * 4
+    assert 0 <= x.min() and x.max() <= 1
+    x2, y2, size2 = lab.scale_task(9, "test", seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(size, size2)
+    assert not torch.equal(x, lab.scale_task(9, "test", seed=4)[0])
+    assert [c["distractor_size"] for c in lab.SCALES.values()] == [32, 16]  # the other scale
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        lab.scale_task(0)
 
 
-def test_render_digit_changes_only_the_scale():
-    a, label = render_digit(3, 10)
-    b, label_b = render_digit(3, 26)
-    assert a.shape == b.shape == (1, 40, 40) and label == label_b
-    assert 0 <= a.min() and a.max() <= 1
-    assert (a[:, :5, :5] == b[:, :5, :5]).all()  # same noise outside the digit
-    assert not torch.equal(a, b)
-    with pytest.raises(ValueError, match="size must be between 2 and canvas=40"):
-        render_digit(0, 41)
+def test_branch_features_are_the_encoder_at_full_and_half_resolution_averaged():
+    encoder = randomise(DigitCNN(), seed=1)
+    x = torch.rand(3, 1, 48, 48, generator=gen(0))
+    f = lab.branch_features(x, encoder, batch_size=2)
+    assert f.shape == (3, 2, 64)
+    with torch.no_grad():
+        small = encoder.feature_map(x).mean((2, 3))
+        large = encoder.feature_map(nn.functional.avg_pool2d(x, 2)).mean((2, 3))
+    torch.testing.assert_close(f[:, 0], small)
+    torch.testing.assert_close(f[:, 1], large)
+    with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\) with C = 1"):
+        lab.branch_features(torch.rand(2, 3, 48, 48), encoder)
 
 
-def test_render_digits_is_a_batch_of_render_digit():
-    images, labels = render_digits([7, 0, 7], 14)
-    assert images.shape == (3, 1, 40, 40) and labels.dtype == torch.int64
-    for k, index in enumerate([7, 0, 7]):
-        image, label = render_digit(index, 14)
-        assert torch.equal(images[k], image) and int(labels[k]) == label
-    assert render_digits([], 14)[0].shape == (0, 1, 40, 40)
+def test_standardize_branches_uses_one_affine_map_per_channel_for_both_branches():
+    train = torch.randn(50, 2, 4, generator=gen(0)) * 3 + 1
+    test = torch.randn(7, 2, 4, generator=gen(1))
+    u_train, u_test = lab.standardize_branches(train, test)
+    torch.testing.assert_close(u_train.mean((0, 1)), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(u_train.std((0, 1)), torch.ones(4))
+    mean, std = train.mean((0, 1)), train.std((0, 1))
+    torch.testing.assert_close(u_test, (test - mean) / std)
+    with pytest.raises(ValueError, match=r"others\[0\] must be \(N, M, C\)"):
+        lab.standardize_branches(train, torch.randn(3, 2, 5))
+
+
+def test_select_head_is_sk_fuse_and_select_and_records_its_weights():
+    head = _heads()["select"]
+    u = torch.randn(5, 2, 64, generator=gen(2))
+    with record_attention(head) as maps:
+        logits = head(u)
+    a = maps[""]
+    assert a.shape == (5, 2, 64) and (a >= 0).all()
+    torch.testing.assert_close(a.sum(1), torch.ones(5, 64))
+    z = torch.relu(head.bn(head.fc_reduce(u.sum(1))))  # s = Σ_m U_m (already averaged), Eq. 3-4
+    by_hand = head.fc_select(z).reshape(5, 2, 64).softmax(1)  # Eq. 5
+    torch.testing.assert_close(a, by_hand)
+    torch.testing.assert_close(logits, head.fc((by_hand * u).sum(1)))  # V = Σ_m a_m ⊙ U_m
+
+
+def test_controls_mix_with_fixed_weights_or_use_one_branch():
+    heads = _heads()
+    u = torch.randn(4, 2, 64, generator=gen(3))
+    other = u.clone()
+    other[:, 1] += 1.0  # change the large field only
+    torch.testing.assert_close(heads["mix"](u), heads["mix"].fc(0.5 * u[:, 0] + 0.5 * u[:, 1]))
+    torch.testing.assert_close(heads["small"](u), heads["small"](other))
+    assert not torch.allclose(heads["large"](u), heads["large"](other))
+    assert sum(p.numel() for p in heads["mix"].parameters()) == 64 * 10 + 10
+    with pytest.raises(ValueError, match="mode must be one of"):
+        lab.ScaleHead("concat")
+    with pytest.raises(ValueError, match=r"u must be \(B, M, C\) with M = 2 and C = 64, got shape \(4, 3, 64\)"):
+        heads["mix"](torch.randn(4, 3, 64))
+
+
+def test_run_seeds_trains_one_head_per_seed():
+    x = torch.randn(60, 2, 8, generator=gen(4))
+    y = (x[:, 0, 0] > 0).long()
+    accs, heads, histories = lab.run_seeds("select", (x, y), (x, y), seeds=(0, 1), epochs=2)
+    assert len(accs) == len(heads) == len(histories) == 2
+    assert all(not h.training and h.mode == "select" for h in heads)
+    assert accs == [h.final_test_accuracy for h in histories]
+
+
+def test_render_digits_changes_only_the_scale():
+    a, labels = lab.render_digits([3, 3], 12)
+    b, labels_b = lab.render_digits([3], 36)
+    assert a.shape == (2, 1, 48, 48) and b.shape == (1, 1, 48, 48)
+    assert torch.equal(a[0], a[1]) and int(labels[0]) == int(labels_b[0])
+    assert (a[0, :, :5, :5] == b[0, :, :5, :5]).all()  # same noise outside the digit
+    assert not torch.equal(a[0], b[0])
+    assert lab.render_digits([], 14)[0].shape == (0, 1, 48, 48)
+    with pytest.raises(ValueError, match="size must be an integer between 2 and canvas=48"):
+        lab.render_digits([0], 49)
     with pytest.raises(ValueError, match="indices must be in"):
-        render_digits([0, 10_000], 14)
+        lab.render_digits([0, 10_000], 14)
+
+
+def test_weights_by_size_gives_the_large_fields_weight_per_image_and_the_accuracy():
+    encoder = randomise(DigitCNN(), seed=1)
+    head = _heads()["select"]
+    result = lab.weights_by_size(head, [12, 30], count=6, encoder=encoder)
+    assert list(result) == [12, 30]
+    for weights, accuracy in result.values():
+        assert weights.shape == (6,) and ((weights >= 0) & (weights <= 1)).all()
+        assert 0 <= accuracy <= 1
+    assert not torch.equal(result[12][0], result[30][0])
+    with pytest.raises(ValueError, match="head must be a 'select' ScaleHead"):
+        lab.weights_by_size(_heads()["mix"], [12], encoder=encoder)
 
 
 def test_explorer_every_control_changes_the_view():
-    net = randomise(
-        BranchNet((8, 16, 16), groups=4, min_rd_channels=4), seed=1
-    )  # non-trivial weights
-    ex = explorer(net, digits=[0, 1], sizes=[10, 18, 26])
-    assert count_views(ex) == 2 * 3 * 2
-    base = dict(digit=0, size=18, block="blocks.0")
-    html = explorer_view(ex, **base).value
-    assert html.count("data-value") == 3 + 10
-    for name, other in (("digit", 1), ("size", 10), ("block", "blocks.1")):
-        changed = explorer_view(ex, **{**base, name: other}).value
-        bars = lambda h: [p.split('"')[0] for p in h.split('data-value="')[1:]]  # noqa: E731
-        assert changed != html and bars(changed) != bars(html), name
-
-
-def test_branch_net_plain_blocks_are_strided_grouped_conv_bn_relu():
-    plain = BranchNet((8, 16, 32), selective=False, groups=4)
-    conv, bn, act = plain.blocks[1]
-    assert conv.stride == (2, 2) and conv.groups == 4 and conv.bias is None
-    assert isinstance(bn, torch.nn.BatchNorm2d) and isinstance(act, torch.nn.ReLU)
-    assert plain.stem[0].stride == (1, 1) and plain.stem[0].bias is None
-    with pytest.raises(ValueError, match=r"x must be \(B, C, H, W\) with C = 1"):
-        plain(torch.rand(2, 3, 40, 40))
-    with pytest.raises(ValueError, match="at least one block"):
-        BranchNet((8,))
+    encoder = randomise(DigitCNN(), seed=1)
+    heads = _heads()
+    ex = lab.explorer({"SK": heads["select"], "mix": heads["mix"]}, [0, 1], [12, 30], encoder)
+    assert count_views(ex) == 2 * 2
+    html = explorer_view(ex, digit=0, size=12).value
+    assert html.count("data-value") == 3 + 10 + 10  # branch bars, then two heads' probabilities
+    bars = lambda h: [p.split('"')[0] for p in h.split('data-value="')[1:]]  # noqa: E731
+    for change in ({"digit": 1}, {"size": 30}):
+        changed = explorer_view(ex, **{"digit": 0, "size": 12, **change}).value
+        assert bars(changed) != bars(html), change
+    with pytest.raises(ValueError, match="exactly one 'select' head"):
+        lab.explorer({"mix": heads["mix"]}, [0], [12], encoder)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import check_floating, check_rank, shape_str
+from ._checks import check_floating, check_int_or_none, check_rank, shape_str
 
 __all__ = [
     "PHOTOS",
@@ -183,6 +183,7 @@ def cluttered_digits(
     split: str = "train",
     seed: int = 0,
     fragment: float = 5 / 8,
+    distractor_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Real digits placed on a larger noisy canvas among fragments of other digits.
 
@@ -198,7 +199,11 @@ def cluttered_digits(
         noise: standard deviation of the pixel noise.
         split: ``"train"`` or ``"test"``: which half of the real digits to draw from.
         seed: random seed; the same arguments give the same images.
-        fragment: side of a fragment as a fraction of the digit's side (at least 3 pixels).
+        fragment: side of a fragment as a fraction of the side its digit is drawn at (at least 3
+            pixels).
+        distractor_size: side at which the other digits are drawn before a fragment is cut from
+            them; ``None`` draws them at the size of the image's digit, so that strokes look
+            alike. (The branch chapter draws them at another scale than the digit.)
 
     Returns:
         images ``(n, 1, canvas, canvas)`` float32 clipped to ``[0, 1]``, labels ``(n,)`` int64 and
@@ -210,6 +215,7 @@ def cluttered_digits(
             f"need n >= 1 and 2 <= digit_sizes[0] <= digit_sizes[1] <= canvas, got n={n}, "
             f"digit_sizes={digit_sizes}, canvas={canvas}"
         )
+    check_int_or_none("distractor_size", distractor_size)
     digits, labels = load_digits(split)
     resized = _Resized(digits)
     rng = np.random.default_rng(seed)
@@ -220,10 +226,11 @@ def cluttered_digits(
         k = rng.integers(len(digits))
         size = int(rng.integers(digit_sizes[0], digit_sizes[1] + 1))
         img = images[i]
-        piece = max(3, round(fragment * size))  # a crop of another digit drawn at the same size
+        side = size if distractor_size is None else distractor_size
+        piece = max(3, round(fragment * side))  # a crop of another digit drawn at side × side
         for _ in range(distractors):
-            other = resized(size)[rng.integers(len(digits))]
-            r, c = rng.integers(0, size - piece + 1, size=2)
+            other = resized(side)[rng.integers(len(digits))]
+            r, c = rng.integers(0, side - piece + 1, size=2)
             frag = other[r : r + piece, c : c + piece]
             fr, fc = rng.integers(0, canvas - piece + 1, size=2)
             region = img[fr : fr + frag.shape[0], fc : fc + frag.shape[1]]

@@ -1,9 +1,17 @@
-"""The lab of the branch chapter: its small SK network, digits drawn at chosen sizes, the explorer.
+"""The lab of the branch chapter: digits at two scales, two receptive fields, SK's select step.
 
-* :class:`BranchNet` — a small classifier of cluttered digits, with SK units or plain convolutions.
-* :func:`render_digits` / :func:`render_digit` — real digits at a chosen size on a noisy canvas.
-* :func:`branch_weights_by_size` — the SK branch weights over a data set, averaged over channels.
-* :func:`explorer` — a widget: a digit, its drawn size and an SK block; the branch weights.
+* :func:`scale_task` — a digit drawn at 16 or 32 pixels on a noisy ``48 × 48`` canvas, with
+  fragments of other digits drawn at the *other* scale: the receptive field that reads the digit
+  changes from image to image, and the wrong one sees clutter of its own size.
+* :func:`branch_features` — the two branches: the frozen
+  :class:`~visual_attention.labs.digits.DigitCNN` (it reads 16-pixel digits) on the canvas and on
+  the canvas at half resolution (the same filters reaching twice as far), each averaged over
+  positions: ``(N, 1, 48, 48)`` → ``(N, 2, 64)``.
+* :class:`ScaleHead` — what is trained on them: SK's fuse and select steps then a linear
+  classifier, against a fixed ½ + ½ mix and each branch alone (the controls).
+* :func:`run_seeds` — one head trained per seed; :func:`weights_by_size` — the large field's
+  weight as a digit grows; :func:`explorer` — a widget: a digit at any of several sizes, the branch
+  weights and the predictions.
 """
 
 from __future__ import annotations
@@ -14,77 +22,209 @@ import ipywidgets
 import torch
 from torch import nn
 
-from .._checks import check_tensor
-from ..blocks import conv_bn_act
-from ..branch import SelectiveKernel
-from ..core import record_attention
-from ..data import load_digits
+from .._checks import check_choice, check_positive_int, check_tensor
+from ..branch import fuse_branches, select_branches
+from ..core import AttentionModule, masked_softmax
+from ..data import cluttered_digits, load_digits
+from ..train import History, fit, seed_everything
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
 from ..views.widgets import html_view, precomputed_explorer
 from .channel import collect_attention
+from .digits import load_digit_cnn
+from .spatial import standardize
+
+__all__ = [
+    "CANVAS",
+    "SCALES",
+    "HEADS",
+    "BRANCHES",
+    "scale_task",
+    "branch_features",
+    "standardize_branches",
+    "ScaleHead",
+    "run_seeds",
+    "render_digits",
+    "weights_by_size",
+    "explorer",
+]
+
+#: Side of the canvases in pixels.
+CANVAS = 48
+#: Digit side → ``data.cluttered_digits`` options of its clutter: a 16-pixel digit gets one
+#: ``8 × 8`` fragment (1/4) of a digit drawn at 32 pixels; a 32-pixel digit gets four ``6 × 6``
+#: fragments (3/8) of digits drawn at 16 pixels.
+SCALES = {
+    16: {"distractors": 1, "distractor_size": 32, "fragment": 1 / 4},
+    32: {"distractors": 4, "distractor_size": 16, "fragment": 3 / 8},
+}
+_TASK = {"canvas": CANVAS, "noise": 0.1}
+#: The heads :class:`ScaleHead` builds: SK's select step, then the controls.
+HEADS = ("select", "mix", "small", "large")
+#: The branches of :func:`branch_features`, in order.
+BRANCHES = ("small field", "large field")
 
 
-class BranchNet(nn.Module):
-    """A small classifier for ``(B, 1, 40, 40)`` cluttered digits, with or without SK units.
+def scale_task(
+    n: int, split: str = "train", seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` canvases, half with a 16-pixel digit and half with a 32-pixel digit, shuffled.
 
-    ``stem (conv 3×3) → blocks (each stride 2) → GAP → linear``; ``widths = (stem, block 1, …)``.
-    With ``selective=True`` each block is a :class:`SelectiveKernel` (3×3 and dilated "5×5"
-    branches, ``groups`` groups, ``d = max(C / 16, min_rd_channels)``); otherwise a ``conv 3×3 → BN
-    → ReLU`` (pass wider ``widths`` so that both models have about the same number of parameters).
-    The blocks are ``blocks[0]``, ``blocks[1]``…, so their recorded weights are named
-    ``"blocks.0"``, ``"blocks.1"``….
+    Each digit sits at a random position among fragments of other digits drawn at the other
+    scale (:data:`SCALES`), with Gaussian pixel noise 0.1 (``data.cluttered_digits``).
+
+    Returns:
+        images ``(n, 1, 48, 48)`` in ``[0, 1]``, labels ``(n,)`` and the digits' sides ``(n,)``
+        (16 or 32), all int64 but the images.
+    """
+    check_positive_int("n", n)
+    parts = []
+    for k, (size, clutter) in enumerate(SCALES.items()):
+        count = n // 2 + (n % 2 if k == 0 else 0)
+        if count:
+            images, labels, _ = cluttered_digits(
+                count,
+                digit_sizes=(size, size),
+                split=split,
+                seed=seed * len(SCALES) + k,
+                **clutter,
+                **_TASK,
+            )
+            parts.append((images, labels, torch.full((count,), size)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return tuple(torch.cat(column)[order] for column in zip(*parts))
+
+
+@torch.no_grad()
+def branch_features(
+    images: torch.Tensor, encoder: nn.Module | None = None, batch_size: int = 500
+) -> torch.Tensor:
+    """The two branches' outputs, averaged over positions: ``(N, 1, H, W)`` → ``(N, 2, C)``.
+
+    Branch 0 (the small field) is the frozen digit encoder on the canvas; branch 1 (the large
+    field) is the same encoder on the canvas at half resolution (``2 × 2`` average pooling), so
+    every filter reaches twice as far, as a dilated kernel does. Each feature map is averaged over
+    its positions: SK's fuse and select steps act per channel, so averaging before or after them
+    gives the same result.
+
+    Args:
+        images: canvases ``(N, 1, H, W)``, ``H`` and ``W`` multiples of 8.
+        encoder: a module with ``feature_map`` (default: ``load_digit_cnn()``, frozen).
+        batch_size: canvases per forward pass.
+    """
+    check_tensor("images", images, "(N, C, H, W)", C=1)
+    check_positive_int("batch_size", batch_size)
+    encoder = load_digit_cnn() if encoder is None else encoder.eval()
+    parts = []
+    for x in images.split(batch_size):
+        small = encoder.feature_map(x).mean(dim=(2, 3))  # (b, C)
+        large = encoder.feature_map(nn.functional.avg_pool2d(x, 2)).mean(dim=(2, 3))  # (b, C)
+        parts.append(torch.stack([small, large], dim=1))  # (b, 2, C)
+    return torch.cat(parts)
+
+
+def standardize_branches(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Standardise branch features ``(N, M, C)`` per channel, with one mean and standard deviation
+    for all branches (from ``train``), so that the branches stay comparable and their sum
+    meaningful (:func:`visual_attention.labs.spatial.standardize`)."""
+    check_tensor("train", train, "(N, M, C)")
+    for i, f in enumerate(others):
+        check_tensor(f"others[{i}]", f, "(N, M, C)", C=train.shape[2])
+    as_maps = [f.transpose(1, 2)[..., None] for f in (train, *others)]  # (N, C, M, 1)
+    return tuple(f[..., 0].transpose(1, 2) for f in standardize(*as_maps))
+
+
+class ScaleHead(AttentionModule):
+    """A linear classifier on two branches ``(B, M, C)`` mixed one of four ways.
+
+    * ``"select"``: SK's fuse and select steps (Li et al., Eq. 1-6) on the branch outputs:
+      ``s = GAP(Σ_m U_m)``, ``z = δ(B(W s))``, ``a = softmax_m(A_m z)`` per channel,
+      ``V = Σ_m a_m ⊙ U_m``; records the branch weights ``a`` ``(B, M, C)``;
+    * ``"mix"``: ``V = Σ_m U_m / M``, the same mixture with fixed weights (the control);
+    * ``"small"`` / ``"large"``: the first or the last branch alone.
+
+    All four end in the same ``nn.Linear(C, num_classes)``; ``"select"`` adds ``W`` (``C × d``),
+    a batch norm and the ``A_m`` (``d × M·C``).
+
+    Shapes: ``forward``: ``(B, M, C)`` → logits ``(B, num_classes)``.
     """
 
     def __init__(
         self,
-        widths: Sequence[int] = (16, 32, 48, 64),
-        selective: bool = True,
-        groups: int = 4,
-        min_rd_channels: int = 16,
+        mode: str = "select",
+        channels: int = 64,
+        branches: int = 2,
+        rd_channels: int = 32,
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        widths = tuple(widths)
-        if len(widths) < 2:
-            raise ValueError(
-                f"widths must be (stem, block 1, …) with at least one block, got {widths!r}"
-            )
-        self.selective = selective
-        self.stem = conv_bn_act(1, widths[0], bias=False)
+        self.mode = check_choice("mode", mode, HEADS)
+        self.channels = check_positive_int("channels", channels)
+        self.branches = check_positive_int("branches", branches)
+        check_positive_int("rd_channels", rd_channels)
+        if mode == "select":  # as in SelectiveKernel: W, BN, δ, then every A_m at once
+            self.fc_reduce = nn.Linear(channels, rd_channels, bias=False)
+            self.bn = nn.BatchNorm1d(rd_channels)
+            self.fc_select = nn.Linear(rd_channels, branches * channels, bias=False)
+        self.fc = nn.Linear(channels, check_positive_int("num_classes", num_classes))
 
-        def block(in_channels: int, out_channels: int) -> nn.Module:
-            if selective:
-                return SelectiveKernel(
-                    in_channels,
-                    out_channels,
-                    stride=2,
-                    groups=groups,
-                    min_rd_channels=min_rd_channels,
-                )
-            return conv_bn_act(in_channels, out_channels, stride=2, groups=groups, bias=False)
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """``u`` ``(B, M, C)`` → logits ``(B, num_classes)``."""
+        check_tensor("u", u, "(B, M, C)", M=self.branches, C=self.channels)
+        if self.mode == "small":
+            return self.fc(u[:, 0])
+        if self.mode == "large":
+            return self.fc(u[:, -1])
+        if self.mode == "mix":
+            return self.fc(u.mean(dim=1))
+        maps = u[..., None, None]  # (B, M, C, 1, 1): branch outputs averaged over positions
+        z = torch.relu(self.bn(self.fc_reduce(fuse_branches(maps))))  # fuse: (B, d)
+        logits = self.fc_select(z).reshape(-1, self.branches, self.channels)  # (B, M, C)
+        weights = self.remember(masked_softmax(logits, dim=1))  # across the branches
+        return self.fc(select_branches(maps, weights)[..., 0, 0])  # select: (B, C)
 
-        self.blocks = nn.Sequential(*(block(a, b) for a, b in zip(widths[:-1], widths[1:])))
-        self.head = nn.Linear(widths[-1], num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, "(B, C, H, W)", C=1)
-        return self.head(self.blocks(self.stem(x)).mean(dim=(-2, -1)))
+def run_seeds(
+    mode: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 30,
+    lr: float = 1e-2,
+    batch_size: int = 128,
+) -> tuple[list[float], list[ScaleHead], list[History]]:
+    """Train one :class:`ScaleHead` per seed on branch features ``(N, M, C)``; evaluate on
+    ``test``.
+
+    Each seed seeds the head's initialisation and the data order; Adam, constant ``lr``.
+
+    Returns:
+        final test accuracies (one per seed), the heads (eval mode) and their histories.
+    """
+    check_tensor("train features", train[0], "(N, M, C)")
+    accuracies, heads, histories = [], [], []
+    for seed in seeds:
+        seed_everything(seed)
+        head = ScaleHead(mode, channels=train[0].shape[2], branches=train[0].shape[1])
+        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+        history = fit(head, train, test, progress=False, **options)
+        accuracies.append(history.final_test_accuracy)
+        heads.append(head.eval())
+        histories.append(history)
+    return accuracies, heads, histories
 
 
 def render_digits(
     indices: Sequence[int],
     size: int,
-    canvas: int = 40,
-    noise: float = 0.15,
+    canvas: int = CANVAS,
+    noise: float = 0.1,
     split: str = "test",
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real digits drawn at ``size × size`` pixels in the centre of a noisy canvas, all in one
-    batch.
+    """Real digits drawn at ``size × size`` pixels in the centre of a noisy canvas, no clutter.
 
     The noise is the same for every ``size`` and every digit (it depends only on ``seed``), so
-    images of one digit at several sizes differ only by the digit's scale. The digits are loaded
-    and resized once for the whole batch.
+    images of one digit at several sizes differ only by the digit's scale.
 
     Returns:
         images ``(N, 1, canvas, canvas)`` in ``[0, 1]`` and labels ``(N,)`` int64.
@@ -93,8 +233,8 @@ def render_digits(
     index = torch.as_tensor(list(indices), dtype=torch.long).reshape(-1)
     if len(index) and not bool(((index >= 0) & (index < len(digits))).all()):
         raise ValueError(f"indices must be in [0, {len(digits)}), got {index.tolist()}")
-    if not 2 <= size <= canvas:
-        raise ValueError(f"size must be between 2 and canvas={canvas}, got {size}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= canvas:
+        raise ValueError(f"size must be an integer between 2 and canvas={canvas}, got {size!r}")
     resized = nn.functional.interpolate(
         digits[index][:, None], size=(size, size), mode="bilinear", align_corners=False
     ).clamp(0, 1)  # (N, 1, size, size)
@@ -105,120 +245,118 @@ def render_digits(
     return (images + noise_map).clamp(0, 1), labels[index]
 
 
-def render_digit(
-    index: int,
-    size: int,
-    canvas: int = 40,
-    noise: float = 0.15,
-    split: str = "test",
-    seed: int = 0,
-) -> tuple[torch.Tensor, int]:
-    """One real digit drawn at ``size × size`` pixels in the centre of a noisy canvas.
+def weights_by_size(
+    head: ScaleHead,
+    sizes: Sequence[int],
+    count: int = 200,
+    encoder: nn.Module | None = None,
+    normalize: tuple[torch.Tensor, ...] | None = None,
+) -> dict[int, tuple[torch.Tensor, float]]:
+    """The same ``count`` test digits drawn at each size (:func:`render_digits`): the weight of
+    the last branch (averaged over channels) and the accuracy of ``head``.
 
-    The noise is the same for every ``size`` (it depends only on ``seed``), so images of one digit
-    at several sizes differ only by the digit's scale. (:func:`render_digits` draws many at once.)
+    Args:
+        head: a trained ``"select"`` :class:`ScaleHead`.
+        sizes: digit sides in pixels.
+        count: test digits per size (the first ``count``).
+        encoder: passed to :func:`branch_features`.
+        normalize: ``(train features,)``: standardise as the head's training features were
+            (:func:`standardize_branches`); ``None`` leaves the features raw.
 
     Returns:
-        the image ``(1, canvas, canvas)`` in ``[0, 1]`` and the digit's label.
+        ``{size: (weights (count,), accuracy)}``.
     """
-    images, labels = render_digits(
-        [index], size, canvas=canvas, noise=noise, split=split, seed=seed
-    )
-    return images[0], int(labels[0])
-
-
-def branch_weights_by_size(
-    model: nn.Module, images: torch.Tensor, batch_size: int = 256
-) -> dict[str, torch.Tensor]:
-    """The SK branch weights of ``model`` on ``images``, averaged over channels: ``{block: (N,
-    M)}``.
-
-    Runs ``model`` in eval mode under :func:`~visual_attention.core.record_attention`, in batches
-    (:func:`visual_attention.channel.collect_attention`, shared with the channel chapter's gate
-    profiles).
-    """
-    return collect_attention(
-        model, images, batch_size, reduce=lambda w: w.mean(dim=-1)
-    )  # (b, M, C) -> (b, M)
+    if head.mode != "select":
+        raise ValueError(f"head must be a 'select' ScaleHead, got mode={head.mode!r}")
+    encoder = load_digit_cnn() if encoder is None else encoder
+    result = {}
+    for size in sizes:
+        images, labels = render_digits(range(count), size)
+        f = branch_features(images, encoder)
+        if normalize is not None:
+            f = standardize_branches(*normalize, f)[-1]
+        a = collect_attention(head, f, names=[""])[""]  # (count, M, C)
+        with torch.no_grad():
+            accuracy = float((head.eval()(f).argmax(-1) == labels).float().mean())
+        result[size] = (a[:, -1].mean(dim=-1), accuracy)
+    return result
 
 
 def explorer(
-    model: nn.Module,
+    heads: dict[str, ScaleHead],
     digits: Sequence[int],
     sizes: Sequence[int],
-    display: int = 160,
-    split: str = "test",
-    seed: int = 0,
+    encoder: nn.Module | None = None,
+    normalize: tuple[torch.Tensor, ...] | None = None,
+    display: int = 144,
 ):
-    """A widget: pick a digit, the size it is drawn at and an SK block; see the branch weights.
-
-    Each view shows the image, the block's mean branch weights (3×3 vs 5×5) with the share of
-    channels that prefer the larger kernel, and the model's class probabilities (its output).
+    """A widget: pick a test digit and the size it is drawn at; see the branch weights of the
+    ``"select"`` head and the class probabilities of every head.
 
     Args:
-        model: a trained network holding :class:`SelectiveKernel` units (e.g. :class:`BranchNet`).
-        digits: indices of test digits (see :func:`render_digit`).
+        heads: ``{name: trained ScaleHead}``; exactly one has mode ``"select"``.
+        digits: indices of test digits (:func:`render_digits`).
         sizes: digit sides in pixels.
+        encoder, normalize: as in :func:`weights_by_size`.
         display: drawn side of the image in CSS pixels.
 
     Returns:
-        an explorer (see :func:`visual_attention.views.widgets.precomputed_explorer`) with controls
-        ``digit``, ``size`` and ``block``.
+        an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
+        ``digit`` and ``size``.
     """
-    was_training = model.training
-    model.eval()
-    results = {}
+    selecting = [name for name, h in heads.items() if h.mode == "select"]
+    if len(selecting) != 1:
+        raise ValueError(f"heads must hold exactly one 'select' head, got {len(selecting)}")
+    encoder = load_digit_cnn() if encoder is None else encoder
+    views = {}
     for size in sizes:
-        batch, labels = render_digits(digits, size, split=split, seed=seed)
-        with torch.no_grad(), record_attention(model) as maps:
-            probs = model(batch).softmax(-1)
+        images, labels = render_digits(digits, size)
+        f = branch_features(images, encoder)
+        if normalize is not None:
+            f = standardize_branches(*normalize, f)[-1]
+        a = collect_attention(heads[selecting[0]], f, names=[""])[""]  # (n, M, C)
+        with torch.no_grad():
+            probs = {name: h.eval()(f).softmax(-1) for name, h in heads.items()}
         for k, index in enumerate(digits):
-            results[index, size] = (
-                batch[k, 0],
+            views[index, size] = (
+                images[k, 0],
                 int(labels[k]),
-                probs[k],
-                {n: w[k] for n, w in maps.items()},
+                a[k],
+                {n: p[k] for n, p in probs.items()},
             )
-    model.train(was_training)
-    blocks = list(next(iter(results.values()))[3])
-    if not blocks:
-        raise ValueError("model holds no SelectiveKernel unit that recorded weights")
-    first = next(m for m in model.modules() if isinstance(m, SelectiveKernel))
-    branch_names = [f"{k}×{k} branch" for k in first.kernel_sizes]
 
-    def render(digit: int, size: int, block: str) -> ipywidgets.Widget:
-        image, label, probs, maps = results[digit, size]
-        w = maps[block]  # (M, C)
+    def render(digit: int, size: int) -> ipywidgets.Widget:
+        image, label, a, probs = views[digit, size]
         img = colorize(image.numpy(), vmax=1.0, cmap="gray")[..., :3]
-        pred = int(probs.argmax())
-        caption = f"digit {label} drawn at {size}×{size} px · predicted {pred}"
-        caption += f" ({float(probs[pred]):.2f})"
         style = f"width:{display}px;height:{display}px;image-rendering:pixelated"
-        left = (
-            f'<div class="va-view"><img alt="digit" src="{data_uri(img)}" style="{style}">'
-            f'<div class="va-cap">{caption}</div></div>'
+        parts = [
+            f'<div class="va-view"><img alt="digit {label} at {size} px" src="{data_uri(img)}" '
+            f'style="{style}"><div class="va-cap">digit {label} drawn at {size} × {size} px'
+            "</div></div>"
+        ]
+        prefer = float((a[-1] > a[0]).float().mean())
+        parts.append(
+            bars_html(
+                a.mean(dim=-1).tolist() + [prefer],
+                [f"{b} (mean weight)" for b in BRANCHES] + ["channels preferring the large"],
+                title=f"{selecting[0]}: branch weights",
+                vmax=1.0,
+            )
         )
-        means = w.mean(dim=-1).tolist()
-        prefer = float((w[-1] > w[0]).float().mean())
-        share = (
-            f"share of channels with {branch_names[-1].split()[0]} > {branch_names[0].split()[0]}"
-        )
-        middle = bars_html(
-            means + [prefer],
-            branch_names + [share],
-            title=f"{block}: mean branch weight",
-            vmax=1.0,
-        )
-        right = bars_html(
-            probs.tolist(),
-            [str(c) for c in range(len(probs))],
-            title="output: class probabilities",
-            vmax=1.0,
-        )
-        return html_view(f'<div class="va-flex">{left}{middle}{right}</div>')
+        for name, p in probs.items():
+            pred = int(p.argmax())
+            parts.append(
+                bars_html(
+                    p.tolist(),
+                    [str(c) for c in range(len(p))],
+                    title=f"{name}: predicts {pred} ({float(p[pred]):.2f})",
+                    vmax=1.0,
+                )
+            )
+        return html_view(f'<div class="va-flex">{"".join(parts)}</div>')
 
     return precomputed_explorer(
-        {"digit": list(digits), "size": list(sizes), "block": blocks},
+        {"digit": list(digits), "size": list(sizes)},
         render,
         header=ipywidgets.HTML(VIEW_CSS),
     )
