@@ -1,44 +1,172 @@
-"""Tests of visual_attention.labs.self_attention: the marks task, the local CNN and the non-local
-network, and the chapter's explorer."""
+"""Tests of visual_attention.labs.self_attention: the two-digit task at controlled distances, the
+receptive field, the local and non-local networks, their measurements and explorers, and the
+photo explorer."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
-from _helpers import gen
+from _helpers import gen, randomise
 from visual_attention import record_attention
-from visual_attention.labs.self_attention import LocalCNN, NonLocalNet, explorer, marks_task
+from visual_attention.labs import self_attention as lab
+from visual_attention.labs.digits import digits_at
+from visual_attention.labs.self_attention import explorer
 from visual_attention.self_attention import NonLocalBlock, position_self_attention
+from visual_attention.train import evaluate
+from visual_attention.views.widgets import count_views, explorer_view
 
 
-def test_marks_task_is_deterministic_balanced_and_labelled_by_intensity():
-    x, y = marks_task(200, seed=7)
-    x2, y2 = marks_task(200, seed=7)
-    assert torch.equal(x, x2) and torch.equal(y, y2)
-    assert x.shape == (200, 1, 8, 16) and y.dtype == torch.int64
-    assert y.sum().item() == 100
-    clean, labels = marks_task(50, noise=0.0, seed=8)
-    left = clean[:, 0, :, :5].sum(dim=(1, 2))
-    right = clean[:, 0, :, -5:].sum(dim=(1, 2))
-    assert torch.equal(left.abs(), torch.full((50,), 5.0)) and torch.equal(
-        right.abs(), torch.full((50,), 5.0)
-    )
-    assert torch.equal((left.sign() == right.sign()).long(), labels)
-    with pytest.raises(ValueError, match="width >= 12, got height=8, width=8"):
-        marks_task(3, width=8)
+def test_pair_task_places_two_digits_and_labels_whether_they_match():
+    x, y, cols = lab.pair_task(40, distances=(16, 48, 96), split="test", seed=3)
+    x2, y2, cols2 = lab.pair_task(40, distances=(16, 48, 96), split="test", seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(cols, cols2)
+    assert x.shape == (40, 1, 16, 128) and y.dtype == cols.dtype == torch.int64
+    assert y.sum().item() == 20 and 0 <= x.min() and x.max() <= 1
+    d = cols[:, 1] - cols[:, 0]
+    assert set(d.tolist()) <= {16, 48, 96} and (cols[:, 0] >= 0).all()
+    assert (cols[:, 1] + 16 <= 128).all()
+    # by hand: the nearest test digit to each crop is a digit of the label's relation
+    digits, classes = digits_at(16, "test")
+    flat = digits.flatten(1)
+    for i in range(40):
+        found = []
+        for c in cols[i].tolist():
+            crop = x[i, 0, :, c : c + 16].flatten()
+            found.append(int(classes[((flat - crop) ** 2).sum(-1).argmin()]))
+        assert (found[0] == found[1]) == bool(y[i])
+    with pytest.raises(ValueError, match=r"distances must lie in \[16, 112\], got \[8\]"):
+        lab.pair_task(4, distances=(8,))
     with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
-        marks_task(0)
+        lab.pair_task(0)
 
 
-def test_models_shapes_and_recorded_weights():
-    x = torch.randn(3, 1, 8, 16)
-    assert LocalCNN(8)(x).shape == (3, 2)
-    net = NonLocalNet(8)
+def test_strip_features_average_the_encoder_map_over_rows():
+    x, _, _ = lab.pair_task(3, seed=0)
+    encoder = randomise(lab.load_digit_cnn(), seed=1)
+    f = lab.strip_features(x, encoder)
+    assert f.shape == (3, 64, 1, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(f, encoder.feature_map(x).mean(dim=2, keepdim=True))
+    with pytest.raises(ValueError, match="images must be"):
+        lab.strip_features(torch.rand(2, 1, 8, 128))
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        ((3, 1),),
+        ((3, 1),) * 3,
+        lab.ENCODER_LAYERS,
+        lab.ENCODER_LAYERS + ((9, 1),),
+        ((5, 2), (3, 2)),
+    ],
+)
+def test_receptive_field_matches_the_support_of_a_gradient(layers):
+    convs = [nn.Conv1d(1, 1, k, stride=s, bias=False) for k, s in layers]
+    for conv in convs:
+        nn.init.constant_(conv.weight, 1.0)
+    x = torch.ones(1, 1, 200, requires_grad=True)
+    y = nn.Sequential(*convs)(x)
+    y[0, 0, y.shape[-1] // 2].backward()
+    support = torch.nonzero(x.grad[0, 0])[:, 0]
+    assert lab.receptive_field(layers) == int(support[-1] - support[0] + 1)
+    assert lab.receptive_field(lab.ENCODER_LAYERS + ((lab.KERNEL, 1),)) == 50
+
+
+def test_local_block_starts_as_identity_and_sees_only_its_window():
+    block = lab.LocalBlock(4, kernel=5)
+    x = torch.randn(2, 4, 1, 20, generator=gen(0))
+    assert torch.equal(block.eval()(x), x)
+    randomise(block, seed=2)
+    y = block(x)
+    x2 = x.clone()
+    x2[..., 10] += 5.0  # column 10 reaches columns 8 … 12 only
+    changed = (block(x2) - y).abs().amax(dim=(0, 1, 2)) > 1e-6
+    assert torch.nonzero(changed)[:, 0].tolist() == [8, 9, 10, 11, 12]
+
+
+def test_pair_net_modes_shapes_and_recorded_weights():
+    x = torch.randn(3, 8, 1, 32, generator=gen(1))
+    local = lab.PairNet("local", channels=8, kernel=3, hidden=5)
+    assert local(x).shape == (3, 2) and isinstance(local.mix, lab.LocalBlock)
+    net = lab.PairNet("non-local", channels=8, hidden=5)
+    assert isinstance(net.mix, NonLocalBlock)
     with record_attention(net) as maps:
         assert net(x).shape == (3, 2)
-    assert maps["features.1"].shape == (3, 128, 128)
-    assert isinstance(net.features[1], NonLocalBlock)
+    assert maps["mix"].shape == (3, 32, 32)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        lab.PairNet("global")
+
+
+def test_run_seeds_and_accuracy_by_distance():
+    x, y, cols = lab.pair_task(24, distances=(16, 96), seed=1)
+    f = torch.randn(24, 8, 1, 32, generator=gen(2))
+    acc, nets, hist = lab.run_seeds("local", (f, y), (f, y), seeds=(0, 1, 2), epochs=2)
+    assert len(acc) == len(nets) == len(hist) == 3 and not nets[0].training
+    assert acc[0] == hist[0].test_accuracy[-1]
+    by_d = lab.accuracy_by_distance(nets[0], f, y, cols)
+    d = cols[:, 1] - cols[:, 0]
+    assert list(by_d) == [16, 96]
+    for v, a in by_d.items():
+        assert a == evaluate(nets[0], f[d == v], y[d == v])
+    with pytest.raises(ValueError, match=r"columns must be an integer \(N=24, 2\) tensor"):
+        lab.accuracy_by_distance(nets[0], f, y, cols.float())
+
+
+def test_digit_columns_by_hand():
+    inside = lab.digit_columns(torch.tensor([[0, 20], [2, 98]]))
+    assert inside.shape == (2, 2, 32)
+    assert torch.nonzero(inside[0, 0])[:, 0].tolist() == [0, 1, 2, 3]
+    assert torch.nonzero(inside[0, 1])[:, 0].tolist() == [5, 6, 7, 8]
+    assert torch.nonzero(inside[1, 0])[:, 0].tolist() == [1, 2, 3]
+    assert torch.nonzero(inside[1, 1])[:, 0].tolist() == [25, 26, 27]
+
+
+def test_attention_to_other_is_the_mass_on_the_second_digit():
+    cols = torch.tensor([[0, 40], [10, 90]])
+    f = torch.randn(2, 8, 1, 32, generator=gen(3))
+    net = randomise(lab.PairNet("non-local", channels=8, hidden=4), seed=4)
+    with torch.no_grad(), record_attention(net) as maps:
+        net(f)
+    a = maps["mix"]
+    inside = lab.digit_columns(cols)
+    for i in range(2):
+        first, second = inside[i, 0], inside[i, 1]
+        want = a[i][first][:, second].sum(-1).mean()
+        torch.testing.assert_close(lab.attention_to_other(net, f, cols)[i], want)
+    with pytest.raises(ValueError, match="must be a 'non-local' PairNet"):
+        lab.attention_to_other(lab.PairNet("local", channels=8), f, cols)
+
+
+def test_render_pair_keeps_the_noise_and_moves_the_second_digit():
+    near, far = lab.render_pair(0, 1, 16), lab.render_pair(0, 1, 96)
+    assert near.shape == far.shape == (1, 16, 128)
+    digits, _ = digits_at(16, "test")
+    # centred: the first digit starts at (128 − 16 − d) // 2
+    noise = torch.randn(16, 128, generator=gen(0)) * 0.1
+    left = (112 - 96) // 2
+    torch.testing.assert_close(
+        far[0, :, left : left + 16], (digits[0, 0] + noise[:, left : left + 16]).clamp(0, 1)
+    )
+    torch.testing.assert_close(near[0, :, :8], noise[:, :8].clamp(0, 1))  # left of both digits
+    with pytest.raises(ValueError, match=r"distance must lie in \[16, 112\], got 120"):
+        lab.render_pair(0, 1, 120)
+
+
+def test_pair_explorer_views_and_bars():
+    nets = {
+        "non-local": randomise(lab.PairNet("non-local"), seed=5),
+        "local": randomise(lab.PairNet("local"), seed=6),
+    }
+    box = lab.pair_explorer(nets, [(0, 1), (3, 10)], distances=(16, 96))
+    assert count_views(box) == 4
+    view = explorer_view(box, pair=1, distance=96).value
+    assert "centres 96 px apart" in view and view.count("data-value=") == 2
+    assert "the same digit" in explorer_view(box, pair=0, distance=16).value  # digits 0, 1: 7, 7
+    with pytest.raises(ValueError, match="exactly one 'non-local' PairNet"):
+        lab.pair_explorer({"local": nets["local"]}, [(0, 1)])
 
 
 def test_explorer_computes_position_self_attention_per_embedding():

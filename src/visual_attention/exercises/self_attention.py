@@ -1,22 +1,28 @@
-"""Exercises of the Self-attention chapter: position self-attention, the non-local block,
-attention distance."""
+"""Exercises of the Self-attention chapter: the receptive field of a local stack, the non-local
+block, attention distance."""
 
 from __future__ import annotations
 
 import torch
 
+from ..labs.self_attention import receptive_field
 from ..self_attention import mean_attention_distance, position_self_attention
 from . import Case, Exercise
 
 
-def _sa_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(21)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+def _rf_cases() -> list[Case]:
     return [
-        Case("B=2, C=3, 3×4", (r(2, 3, 3, 4), r(2, 3, 3, 4), r(2, 3, 3, 4))),
-        Case("values with 5 channels", (r(1, 2, 2, 2), r(1, 2, 2, 2), r(1, 5, 2, 2))),
-        Case("one position 1×1", (r(3, 4, 1, 1), r(3, 4, 1, 1), r(3, 4, 1, 1))),
-        Case("large scores", (r(1, 4, 2, 3) * 100, r(1, 4, 2, 3) * 100, r(1, 4, 2, 3))),
+        Case("one 3×3 convolution", ([(3, 1)],)),
+        Case("three 3×3 convolutions", ([(3, 1)] * 3,)),
+        Case(
+            "the digit encoder: conv, pool, conv, pool, conv", ([(3, 1), (2, 2)] * 2 + [(3, 1)],)
+        ),
+        Case(
+            "the encoder, then a 1×9 convolution",
+            ([(3, 1), (2, 2)] * 2 + [(3, 1), (9, 1)],),
+        ),
+        Case("a 7×7 stride-2 stem, a pool, two 3×3", ([(7, 2), (3, 2), (3, 1), (3, 1)],)),
+        Case("1×1 convolutions see one pixel", ([(1, 1), (1, 2)],)),
     ]
 
 
@@ -56,13 +62,12 @@ def _dist_cases() -> list[Case]:
 
 
 EXERCISES = {
-    "position_self_attention": Exercise(
-        "position_self_attention",
-        "Every position of (B, C, H, W) maps attends to every position: output (B, Cv, H, W), "
-        "weights (B, HW, HW).",
-        reference=lambda q, k, v: position_self_attention(q, k, v),
-        make_cases=_sa_cases,
-        weights={1: -1},
+    "receptive_field": Exercise(
+        "receptive_field",
+        "The receptive field in input pixels of one output of (kernel, stride) layers, first to "
+        "last: each adds (kernel − 1) × the product of the strides before it.",
+        reference=receptive_field,
+        make_cases=_rf_cases,
     ),
     "non_local": Exercise(
         "non_local",

@@ -1,124 +1,355 @@
-"""The lab of the self-attention chapter: the marks task that needs long-range context, a local CNN
-and the same network with a non-local block, and the explorer of self-attention over a photo."""
+"""The lab of the self-attention chapter: two digits at a controlled distance ("the same digit?"),
+a local network whose receptive field is known and the same network with a non-local block, and
+the explorers.
+
+* :func:`pair_task` — two real digits on a noisy ``16 × 128`` strip, their centres ``d`` pixels
+  apart; label 1 if they are the same digit. An XOR-like relation: no sum of separate evidence
+  about each digit gives it, so a network must see both digits at one position.
+* :func:`strip_features` — the frozen digit encoder run over the strips once: ``(N, 1, 16, 128)``
+  → ``(N, 64, 1, 32)``, one feature vector per 4-pixel column.
+* :class:`PairNet` — what is trained on them: a mixing block, then the same per-position MLP and
+  the average of its logits over positions. The block is a :class:`NonLocalBlock` (every column
+  sees every column) or, the control, a :class:`LocalBlock` (a ``1 × k`` convolution: every column
+  sees ``k`` columns); :func:`receptive_field` says how many pixels that is.
+* :func:`run_seeds`, :func:`accuracy_by_distance`, :func:`attention_to_other` — the multi-seed
+  runner and the two measurements; :func:`pair_explorer` — a widget: a pair at any distance, where
+  the non-local block looks and what both networks answer.
+* :func:`explorer` — the self-attention of a photo's patches, computed in the browser.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ipywidgets
 import torch
 from torch import nn
 
-from .._checks import check_positive_int, check_tensor, shape_str
+from .._checks import check_choice, check_positive_int, check_rank, check_tensor, shape_str
 from ..self_attention import NonLocalBlock
-from ..views.widgets import attention_explorer
+from ..train import History, evaluate, fit, seed_everything
+from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
+from ..views.widgets import attention_explorer, html_view, precomputed_explorer
+from .channel import collect_attention
+from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
+from .spatial import encode, standardize
 
-#: The two 3×3 marks: a bright plus and a dark plus (the same shape, opposite intensity).
-MARK_PATTERNS = (
-    torch.tensor([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], dtype=torch.float32)
-    * torch.tensor([1.0, -1.0])[:, None, None]
-)
+__all__ = [
+    "STRIP",
+    "DISTANCES",
+    "KERNEL",
+    "ENCODER_LAYERS",
+    "MODES",
+    "pair_task",
+    "strip_features",
+    "receptive_field",
+    "LocalBlock",
+    "PairNet",
+    "run_seeds",
+    "accuracy_by_distance",
+    "digit_columns",
+    "attention_to_other",
+    "render_pair",
+    "pair_explorer",
+    "explorer",
+]
+
+#: ``(height, width)`` of the strips in pixels: one row of 16-pixel digits.
+STRIP = (DIGIT_SIZE, 128)
+#: Distances between the centres of the two digits, in pixels (16 = side by side).
+DISTANCES = (16, 24, 32, 40, 48, 64, 80, 96)
+#: Width, in encoder columns, of the control's convolution (:class:`LocalBlock`).
+KERNEL = 9
+#: The frozen encoder's layers as ``(kernel, stride)``: conv, pool, conv, pool, conv.
+ENCODER_LAYERS = ((3, 1), (2, 2), (3, 1), (2, 2), (3, 1))
+#: The mixing blocks :class:`PairNet` builds: the non-local block, then the local control.
+MODES = ("non-local", "local")
 
 
-def marks_task(
-    n: int, height: int = 8, width: int = 16, noise: float = 0.2, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images with one 3×3 mark near the left edge and one near the right edge: same intensity or
-    not?
+def pair_task(
+    n: int, distances: Sequence[int] = DISTANCES, split: str = "train", seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` strips with two digits whose centres are ``d`` pixels apart: the same digit or not?
 
-    Each image is ``(1, height, width)``: a mark from :data:`MARK_PATTERNS` (bright or dark) in
-    columns 0-4 at a random row, another in the last five columns at an independent random row, and
-    Gaussian noise. Half of the images (label 1) show the same mark twice, the other half one
-    bright and one dark mark: an XOR of the two marks, which no sum of separate evidence about each
-    can give. The marks are at least ``width − 10`` columns apart, so a network whose per-position
-    decisions only see a small window cannot compare them.
-
-    Args:
-        n: number of images.
-        height, width: image size in pixels (``height ≥ 3``, ``width ≥ 12``).
-        noise: standard deviation of the pixel noise.
-        seed: random seed; the same arguments give the same images.
+    Each strip is ``STRIP = (16, 128)`` pixels: a real digit (drawn at 16 × 16) at a random
+    column, a second one ``d`` pixels to its right (``d`` drawn uniformly from ``distances``),
+    Gaussian pixel noise 0.1, clipped to ``[0, 1]``. Half of the strips (label 1) show two
+    images of the same class (usually two different images), the other half two different
+    classes. Digits come from ``split`` of the scikit-learn digits (``labs.digits.digits_at``).
 
     Returns:
-        images ``(n, 1, height, width)`` float32 and labels ``(n,)`` int64 (1 = same mark).
+        images ``(n, 1, 16, 128)``, labels ``(n,)`` int64 (1 = same digit) and the left columns
+        of the two digits ``(n, 2)`` int64 (their difference is ``d``).
     """
-    for name, value in (("n", n), ("height", height), ("width", width)):
-        check_positive_int(name, value)
-    if height < 3 or width < 12:
-        raise ValueError(f"need height >= 3 and width >= 12, got height={height}, width={width}")
+    check_positive_int("n", n)
+    height, width = STRIP
+    dist = torch.as_tensor(list(distances), dtype=torch.long)
+    if len(dist) == 0 or bool(((dist < height) | (dist > width - height)).any()):
+        raise ValueError(
+            f"distances must lie in [{height}, {width - height}], got {dist.tolist()}"
+        )
     g = torch.Generator().manual_seed(seed)
-    k = len(MARK_PATTERNS)
-    labels = torch.arange(n) % 2
-    labels = labels[torch.randperm(n, generator=g)]
-    left = torch.randint(k, (n,), generator=g)
-    shift = torch.randint(1, k, (n,), generator=g)  # a different pattern: shift by 1..k-1
-    right = torch.where(labels == 1, left, (left + shift) % k)
+    digits, classes = digits_at(DIGIT_SIZE, split)
+    same = (torch.arange(n) % 2 == 0)[torch.randperm(n, generator=g)]
+    first = torch.randint(len(digits), (n,), generator=g)
+    wanted = torch.where(
+        same, classes[first], (classes[first] + torch.randint(1, 10, (n,), generator=g)) % 10
+    )
+    by_class = [torch.nonzero(classes == c)[:, 0] for c in range(10)]
+    pick = torch.rand(n, generator=g)
+    second = torch.stack([by_class[c][int(u * len(by_class[c]))] for c, u in zip(wanted, pick)])
+    d = dist[torch.randint(len(dist), (n,), generator=g)]
+    left = (torch.rand(n, generator=g) * (width - height - d + 1)).long()
+    columns = torch.stack([left, left + d], 1)
     images = torch.zeros(n, 1, height, width)
-    rows = torch.randint(0, height - 2, (n, 2), generator=g)
-    cols = torch.stack(
-        [
-            torch.randint(0, 3, (n,), generator=g),
-            torch.randint(width - 5, width - 2, (n,), generator=g),
-        ],
-        1,
-    )
     for i in range(n):
-        for side, pat in enumerate((left[i], right[i])):
-            r, c = rows[i, side].item(), cols[i, side].item()
-            images[i, 0, r : r + 3, c : c + 3] = MARK_PATTERNS[pat]
-    images += noise * torch.randn(images.shape, generator=g)
-    return images, labels.long()
+        for digit, c in zip((first[i], second[i]), columns[i].tolist()):
+            images[i, :, :, c : c + height] = digits[digit]
+    images = (images + 0.1 * torch.randn(images.shape, generator=g)).clamp(0, 1)
+    return images, same.long(), columns
 
 
-def _stem(channels: int) -> nn.Sequential:
-    """Two 3×3 convolutions: a receptive field of 5×5 pixels, enough to recognise a 3×3 mark."""
-    return nn.Sequential(
-        nn.Conv2d(1, channels, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(channels, channels, 3, padding=1),
-        nn.ReLU(),
+def strip_features(images: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
+    """The frozen digit encoder over strips, averaged over its 4 rows: ``(N, 1, 16, W)`` →
+    ``(N, 64, 1, W/4)``, one feature vector per 4-pixel column (``labs.spatial.encode``)."""
+    check_tensor("images", images, "(N, C, H, W)", C=1, H=STRIP[0])
+    return encode(images, encoder).mean(dim=2, keepdim=True)
+
+
+def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
+    """The receptive field, in input pixels, of one output position of a stack of layers.
+
+    Each layer is ``(kernel, stride)``; a layer of kernel ``k`` adds ``(k − 1)·J`` pixels, where
+    ``J`` is the product of the strides of the layers before it. The encoder
+    (:data:`ENCODER_LAYERS`) gives 18; a ``1 × 9`` convolution on its output adds ``8 · 4``.
+    """
+    field, jump = 1, 1
+    for kernel, stride in layers:
+        check_positive_int("kernel", kernel)
+        check_positive_int("stride", stride)
+        field, jump = field + (kernel - 1) * jump, jump * stride
+    return field
+
+
+class LocalBlock(nn.Module):
+    """The control: :class:`NonLocalBlock`'s residual form with a local window instead of all
+    positions.
+
+    ``y = ReLU(conv_{1×k}(x))`` (every column combines the ``k`` columns around it, full
+    ``C → C`` weights) and ``z = BN(W_z y) + x`` with the BatchNorm's scale starting at zero, as in
+    Eq. (6). Shapes: ``(B, C, H, W)`` → ``(B, C, H, W)``.
+    """
+
+    def __init__(self, channels: int, kernel: int = KERNEL) -> None:
+        super().__init__()
+        check_positive_int("channels", channels)
+        self.kernel = check_positive_int("kernel", kernel)
+        self.conv = nn.Conv2d(channels, channels, (1, kernel), padding=(0, kernel // 2))
+        self.w_z = nn.Conv2d(channels, channels, 1)
+        self.norm = nn.BatchNorm2d(channels)
+        nn.init.zeros_(self.norm.weight)  # the block starts as the identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.w_z(torch.relu(self.conv(x)))) + x
+
+
+class PairNet(nn.Module):
+    """A mixing block, then the same per-position MLP and the average of its logits.
+
+    ``mode="non-local"``: a :class:`NonLocalBlock` (embedded Gaussian, ``C' = C/2``);
+    ``mode="local"``: a :class:`LocalBlock` of width ``kernel``. The head, two ``1 × 1``
+    convolutions (``C → hidden → 2``), decides at every position from what the block brought
+    there; the decisions are averaged. Input ``(B, C, 1, L)`` features, output ``(B, 2)``; the
+    non-local block records ``(B, L, L)`` weights under the name ``"mix"``.
+    """
+
+    def __init__(
+        self, mode: str = "non-local", channels: int = 64, kernel: int = KERNEL, hidden: int = 64
+    ) -> None:
+        super().__init__()
+        self.mode = check_choice("mode", mode, MODES)
+        check_positive_int("hidden", hidden)
+        if mode == "local":
+            self.mix = LocalBlock(channels, kernel)
+        else:
+            self.mix = NonLocalBlock(channels)
+        self.head = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, 2, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mix(x)).mean(dim=(2, 3))
+
+
+def run_seeds(
+    mode: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 20,
+    lr: float = 1e-2,
+    batch_size: int = 128,
+) -> tuple[list[float], list[PairNet], list[History]]:
+    """Train one :class:`PairNet` per seed on features ``(N, C, 1, L)``; evaluate on ``test``.
+
+    Each seed seeds the initialisation and the data order; Adam, constant ``lr``.
+
+    Returns:
+        final test accuracies (one per seed), the networks (eval mode) and their histories.
+    """
+    check_tensor("train features", train[0], "(N, C, H, W)")
+    accuracies, nets, histories = [], [], []
+    for seed in seeds:
+        seed_everything(seed)
+        net = PairNet(mode, channels=train[0].shape[1])
+        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+        history = fit(net, train, test, progress=False, **options)
+        accuracies.append(history.final_test_accuracy)
+        nets.append(net.eval())
+        histories.append(history)
+    return accuracies, nets, histories
+
+
+def accuracy_by_distance(
+    net: nn.Module, features: torch.Tensor, labels: torch.Tensor, columns: torch.Tensor
+) -> dict[int, float]:
+    """Test accuracy of ``net`` for each distance between the digits: ``{d: accuracy}``, ``d`` in
+    increasing order (``columns`` ``(N, 2)`` from :func:`pair_task`)."""
+    _check_columns(columns, len(labels))
+    d = columns[:, 1] - columns[:, 0]
+    return {
+        int(v): evaluate(net, features[d == v], labels[d == v]) for v in torch.unique(d).tolist()
+    }
+
+
+def _check_columns(columns: torch.Tensor, n: int | None = None) -> None:
+    """``columns``: an integer ``(N, 2)`` tensor of left pixel columns (``N = n`` if given)."""
+    check_rank("columns", columns, exactly=2, expected="(N, 2)")
+    if columns.is_floating_point() or columns.shape[1] != 2 or n not in (None, len(columns)):
+        raise ValueError(
+            f"columns must be an integer (N={n or 'N'}, 2) tensor, got "
+            f"{columns.dtype} {shape_str(columns)}"
+        )
+
+
+def digit_columns(columns: torch.Tensor, length: int = STRIP[1] // 4) -> torch.Tensor:
+    """Which encoder columns lie inside each digit: ``(N, 2)`` left pixel columns → a boolean
+    ``(N, 2, length)`` mask (column ``j`` covers pixels ``4j … 4j + 3``; it is inside a digit when
+    all four are)."""
+    _check_columns(columns)
+    start = torch.arange(length) * 4  # (L,)
+    left = columns[..., None]  # (N, 2, 1)
+    return (start >= left) & (start + 4 <= left + DIGIT_SIZE)
+
+
+def attention_to_other(
+    net: PairNet, features: torch.Tensor, columns: torch.Tensor
+) -> torch.Tensor:
+    """The share of the non-local block's attention that the first digit's columns put on the
+    second digit's columns, per strip: ``(N,)`` (averaged over the first digit's columns).
+
+    A uniform attention would give ``(columns of the second digit) / L``.
+    """
+    if net.mode != "non-local":
+        raise ValueError(f"net must be a 'non-local' PairNet, got mode={net.mode!r}")
+    a = collect_attention(net, features, names=["mix"])["mix"]  # (N, L, L)
+    inside = digit_columns(columns, a.shape[-1]).to(a.dtype)  # (N, 2, L)
+    to_second = (a * inside[:, 1, None, :]).sum(-1)  # (N, L): mass on the second digit
+    return (to_second * inside[:, 0]).sum(-1) / inside[:, 0].sum(-1)
+
+
+def render_pair(
+    first: int, second: int, distance: int, split: str = "test", seed: int = 0
+) -> torch.Tensor:
+    """Test digits ``first`` and ``second`` (indices into ``digits_at(16, split)``) centred on a
+    strip, ``distance`` pixels apart, with the same noise at every distance: ``(1, 16, 128)``."""
+    height, width = STRIP
+    if not height <= distance <= width - height:
+        raise ValueError(f"distance must lie in [{height}, {width - height}], got {distance}")
+    digits, _ = digits_at(DIGIT_SIZE, split)
+    image = torch.zeros(1, height, width)
+    left = (width - height - distance) // 2
+    for index, c in ((first, left), (second, left + distance)):
+        image[:, :, c : c + height] = digits[index]
+    noise = torch.randn(STRIP, generator=torch.Generator().manual_seed(seed))
+    return (image + 0.1 * noise).clamp(0, 1)
+
+
+def pair_explorer(
+    nets: Mapping[str, PairNet],
+    pairs: Sequence[tuple[int, int]],
+    distances: Sequence[int] = DISTANCES,
+    normalize: tuple[torch.Tensor] | None = None,
+    scale: int = 4,
+):
+    """A widget: pick a pair of test digits and their distance; see where the non-local block's
+    query at the first digit looks and what every network answers.
+
+    Args:
+        nets: ``{name: trained PairNet}``; exactly one has mode ``"non-local"``.
+        pairs: ``(first, second)`` test-digit indices (:func:`render_pair`).
+        distances: centre distances in pixels.
+        normalize: ``(train features,)``: standardise as the training features were
+            (``labs.spatial.standardize``); ``None`` leaves the features raw.
+        scale: CSS pixels per image pixel.
+
+    Returns:
+        an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
+        ``pair`` and ``distance``.
+    """
+    attending = [name for name, net in nets.items() if net.mode == "non-local"]
+    if len(attending) != 1:
+        raise ValueError(f"nets must hold exactly one 'non-local' PairNet, got {len(attending)}")
+    encoder = load_digit_cnn()
+    _, classes = digits_at(DIGIT_SIZE, "test")
+    height, width = STRIP
+    views = {}
+    for p, (first, second) in enumerate(pairs):
+        images = torch.stack([render_pair(first, second, d) for d in distances])
+        f = strip_features(images, encoder)
+        if normalize is not None:
+            f = standardize(*normalize, f)[-1]
+        a = collect_attention(nets[attending[0]], f, names=["mix"])["mix"]  # (D, L, L)
+        with torch.no_grad():
+            probs = {name: net.eval()(f).softmax(-1)[:, 1] for name, net in nets.items()}
+        for k, d in enumerate(distances):
+            left = (width - height - d) // 2
+            query = (left + height // 2) // 4  # the column at the first digit's centre
+            views[p, d] = (
+                images[k, 0],
+                a[k, query],
+                query,
+                {n: float(v[k]) for n, v in probs.items()},
+            )
+    same = {p: bool(classes[a_] == classes[b_]) for p, (a_, b_) in enumerate(pairs)}
+
+    def render(pair: int, distance: int) -> ipywidgets.Widget:
+        image, weights, query, probs = views[pair, distance]
+        style = f"width:{width * scale}px;image-rendering:pixelated;display:block"
+        strip = colorize(image.numpy(), vmax=1.0, cmap="gray")[..., :3]
+        row = colorize(weights[None].numpy(), vmax=float(weights.max()))[..., :3]
+        truth = "the same digit" if same[pair] else "different digits"
+        parts = [
+            f'<div class="va-view"><img alt="two digits {distance} px apart" '
+            f'src="{data_uri(strip)}" style="{style}"><img alt="attention of column {query}" '
+            f'src="{data_uri(row)}" style="{style};height:{4 * scale}px"><div class="va-cap">'
+            f"{truth}, centres {distance} px apart; below: where column {query} (the first "
+            f"digit's centre) looks</div></div>",
+            bars_html(
+                list(probs.values()),
+                [f"{n}" for n in probs],
+                title="P(same digit)",
+                vmax=1.0,
+            ),
+        ]
+        return html_view(f'<div class="va-flex">{"".join(parts)}</div>')
+
+    return precomputed_explorer(
+        {"pair": list(range(len(pairs))), "distance": list(distances)},
+        render,
+        header=ipywidgets.HTML(VIEW_CSS),
     )
-
-
-class LocalCNN(nn.Module):
-    """A fully convolutional baseline: each position decides from a 7×7 window; the decisions are
-    averaged.
-
-    Three 3×3 convolutions (receptive field 7×7), then 1×1 convolutions give two logits per
-    position, averaged over the positions. Input ``(B, 1, H, W)``, output ``(B, 2)``.
-    """
-
-    def __init__(self, channels: int = 32) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            _stem(channels), nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()
-        )
-        self.head = nn.Sequential(
-            nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 2, 1)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).mean(dim=(2, 3))
-
-
-class NonLocalNet(nn.Module):
-    """The same network with a :class:`NonLocalBlock` after the stem: each position sees every
-    position.
-
-    Stem (two 3×3 convolutions), a non-local block, then the per-position head of :class:`LocalCNN`
-    and the average of the logits. Input ``(B, 1, H, W)``, output ``(B, 2)``; the block records
-    ``(B, HW, HW)`` weights.
-    """
-
-    def __init__(self, channels: int = 32) -> None:
-        super().__init__()
-        self.features = nn.Sequential(_stem(channels), NonLocalBlock(channels))
-        self.head = nn.Sequential(
-            nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 2, 1)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).mean(dim=(2, 3))
 
 
 def explorer(
