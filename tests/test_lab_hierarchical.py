@@ -1,56 +1,152 @@
-"""Tests of visual_attention.labs.hierarchical: the chapter's pooling classifier and its widget."""
+"""Tests of visual_attention.labs.hierarchical: the flagged-panel task, the two heads, their
+weights, Swin's receptive fields and the explorer."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
-from visual_attention import record_attention
-from visual_attention.blocks import AttentionPooling
-from visual_attention.hierarchical import HierarchicalAttentionPooling
-from visual_attention.labs.hierarchical import PoolingClassifier, explorer
-from visual_attention.train import count_parameters
+from _helpers import gen, randomise
+from visual_attention import hierarchical as hi
+from visual_attention.core import record_attention
+from visual_attention.labs import hierarchical as lab
+from visual_attention.labs.digits import digits_at
 from visual_attention.views.widgets import count_views, explorer_view
 
 
-def test_classifiers_record_both_levels():
-    x = torch.randn(2, 1, 40, 40)
-    for pooling, names in (("hierarchical", {"pool.patch_pool": (2, 4, 25), "pool.region_pool": (2, 4)}),
-                           ("flat", {"pool": (2, 100)})):
-        model = PoolingClassifier(pooling)
-        with record_attention(model) as maps:
-            assert model(x).shape == (2, 10)
-        assert {k: tuple(v.shape) for k, v in maps.items()} == names
+def test_flagged_panels_shapes_determinism_and_validation():
+    x, y, flagged = lab.flagged_panels(6, "test", seed=3)
+    assert x.shape == (6, 1, 64, 64) and y.shape == flagged.shape == (6,)
+    assert y.dtype == flagged.dtype == torch.int64 and 0 <= x.min() and x.max() <= 1
+    assert ((flagged >= 0) & (flagged < 4)).all()
+    x2, y2, f2 = lab.flagged_panels(6, "test", seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(flagged, f2)
+    assert not torch.equal(x, lab.flagged_panels(6, "test", seed=4)[0])
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        lab.flagged_panels(0)
+    with pytest.raises(ValueError, match="split must be one of"):
+        lab.flagged_panels(2, "val")
 
 
-def test_classifier_is_conv_bn_relu_then_pooling():
-    model = PoolingClassifier("flat", in_channels=3, num_classes=4, channels=8)
-    assert isinstance(model.pool, AttentionPooling)
-    assert isinstance(PoolingClassifier("hierarchical").pool, HierarchicalAttentionPooling)
-    assert [type(m).__name__ for m in model.features[0]] == ["Conv2d", "BatchNorm2d", "ReLU"]
-    assert [m[0].stride for m in model.features] == [(2, 2), (1, 1), (2, 2)]
-    assert model.features(torch.randn(1, 3, 40, 40)).shape == (1, 8, 10, 10)
-    convs = (3 * 8 * 9 + 8) + 2 * (8 * 8 * 9 + 8) + 3 * 2 * 8        # conv weights, biases, BN
-    assert count_parameters(model) == convs + (8 * 8 + 8 + 8) + (8 * 4 + 4)
+def test_the_label_is_the_digit_of_the_flagged_panel_and_only_it_has_a_flag(monkeypatch):
+    monkeypatch.setattr(lab, "_NOISE", 0.0)  # exact digits on the canvas
+    x, y, flagged = lab.flagged_panels(12, "test", seed=0)
+    digits, labels = digits_at(16, "test")
+    k = lab.CANVAS // lab.PANEL
+    for i in range(12):
+        panels = x[i, 0].reshape(k, lab.PANEL, k, lab.PANEL).permute(0, 2, 1, 3).flatten(0, 1)
+        white = (panels == 1).float()[:, None]  # (4, 1, 32, 32)
+        full = nn.functional.avg_pool2d(white, lab.FLAG, stride=1).amax((1, 2, 3)) == 1
+        assert full[flagged[i]] and full.sum() == 1  # a 5 × 5 white square: the flag
+        # the flagged panel's digit: some 16 × 16 window equals a test digit with label y[i]
+        windows = panels[flagged[i]].unfold(0, 16, 1).unfold(1, 16, 1).reshape(-1, 256)
+        distance = torch.cdist(windows, digits.reshape(len(digits), 256))  # (windows, digits)
+        best = distance.min(0).values
+        assert best.min() < 1e-4 and int(y[i]) in labels[best < 1e-4].tolist()
 
 
-def test_classifier_validation():
-    with pytest.raises(ValueError, match="pooling must be one of 'flat', 'hierarchical', got 'max'"):
-        PoolingClassifier("max")
-    with pytest.raises(ValueError, match="channels must be a positive integer, got 0"):
-        PoolingClassifier(channels=0)
-    with pytest.raises(ValueError, match=r"images must be \(B, C, H, W\) with C = 1"):
-        PoolingClassifier()(torch.zeros(1, 3, 40, 40))
+def test_panel_boxes():
+    boxes = lab.panel_boxes(torch.tensor([0, 1, 2, 3]))
+    assert boxes.tolist() == [[0, 0, 32, 32], [0, 32, 32, 64], [32, 0, 64, 32], [32, 32, 64, 64]]
+    with pytest.raises(ValueError, match=r"flagged must be an integer tensor \(N,\) in \[0, 4\)"):
+        lab.panel_boxes(torch.tensor([4]))
+    with pytest.raises(ValueError, match="flagged must be an integer tensor"):
+        lab.panel_boxes(torch.tensor([0.0]))
 
 
-def test_explorer_views_change_with_every_control():
-    torch.manual_seed(4)
-    model = PoolingClassifier("hierarchical", channels=8)
-    ex = explorer(model, torch.rand(2, 1, 40, 40), torch.tensor([3, 5]), size=80)
-    assert count_views(ex) == 2 * 2 * 4
-    for level in ("patches", "regions"):
-        base = dict(image=0, level=level, region=0)
-        for name, other in (("image", 1), ("region", 3), ("level", "regions" if level == "patches" else "patches")):
-            assert explorer_view(ex, **base).value != explorer_view(ex, **{**base, name: other}).value
-    with pytest.raises(ValueError, match="pooling='hierarchical'"):
-        explorer(PoolingClassifier("flat"), torch.rand(1, 1, 40, 40), torch.tensor([0]))
+def _heads(channels: int = 6, region_size: int = 2) -> dict[str, lab.RegionHead]:
+    torch.manual_seed(0)
+    return {
+        p: randomise(lab.RegionHead(p, channels, region_size, hidden_dim=4)) for p in lab.POOLS
+    }
+
+
+def test_heads_differ_only_by_the_pooling_and_compute_it_by_hand():
+    heads = _heads()
+    f = torch.randn(3, 6, 4, 4, generator=gen(1))
+    flat, hier = heads["flat"], heads["hierarchical"]
+    with record_attention(flat) as maps:
+        logits = flat(f)
+    h = f.flatten(2).transpose(1, 2)  # (3, 16, 6)
+    scores = flat.pool.score(torch.tanh(flat.pool.proj(h)))[..., 0]
+    a = scores.softmax(-1)
+    torch.testing.assert_close(maps["pool"], a)
+    torch.testing.assert_close(logits, flat.fc((a[..., None] * h).sum(1)))
+    regions = hi.image_regions(f, 2)  # (3, 4, 4, 6)
+    torch.testing.assert_close(
+        hier(f), hier.fc(hier.pool.region_pool(hier.pool.patch_pool(regions)))
+    )
+    assert isinstance(hier.pool, hi.HierarchicalAttentionPooling)
+    assert type(flat.fc) is type(hier.fc) and flat.fc.weight.shape == hier.fc.weight.shape
+    with pytest.raises(ValueError, match="pool must be one of 'hierarchical', 'flat', got 'avg'"):
+        lab.RegionHead("avg")
+    with pytest.raises(ValueError, match=r"f must be \(B, C, h, w\) with C = 6"):
+        flat(torch.zeros(1, 5, 4, 4))
+
+
+def test_position_weights_are_the_product_of_the_two_levels_and_sum_to_one():
+    heads = _heads()
+    f = torch.randn(2, 6, 4, 4, generator=gen(2))
+    hier = heads["hierarchical"]
+    w = lab.position_weights(hier, f)
+    assert w.shape == (2, 4, 4)
+    torch.testing.assert_close(w.sum((1, 2)), torch.ones(2))
+    with record_attention(hier) as maps:
+        hier(f)
+    region, patch = maps["pool.region_pool"], maps["pool.patch_pool"]  # (2, 4), (2, 4, 4)
+    # position (row 3, column 0): region 2 (bottom left), position 2 in it (row 1, column 0)
+    torch.testing.assert_close(w[:, 3, 0], region[:, 2] * patch[:, 2, 2])
+    flat_w = lab.position_weights(heads["flat"], f)
+    with record_attention(heads["flat"]) as maps:
+        heads["flat"](f)
+    torch.testing.assert_close(flat_w, maps["pool"].reshape(2, 4, 4))
+
+
+def test_region_mass_sums_the_chosen_block():
+    w = torch.arange(32.0).reshape(2, 4, 4)
+    mass = lab.region_mass(w, torch.tensor([1, 2]), 2)
+    assert mass.tolist() == [2 + 3 + 6 + 7, 24 + 25 + 28 + 29]  # top right; bottom left
+    with pytest.raises(ValueError, match=r"region must be an integer tensor \(2,\) in \[0, 4\)"):
+        lab.region_mass(w, torch.tensor([0, 4]), 2)
+    with pytest.raises(ValueError, match=r"region must be an integer tensor \(2,\)"):
+        lab.region_mass(w, torch.tensor([0]), 2)
+
+
+def test_receptive_fields_of_a_small_swin_match_the_windows():
+    torch.manual_seed(0)
+    swin = hi.SwinTransformer(
+        img_size=32,
+        in_channels=1,
+        num_classes=3,
+        dim=8,
+        depths=(2, 2),
+        num_heads=(1, 2),
+        window_size=4,
+    )
+    fields = lab.receptive_fields(swin)
+    assert [(f["stage"], f["block"], f["kind"], f["grid"]) for f in fields] == [
+        (1, 1, "W-MSA", 8),
+        (1, 2, "SW-MSA", 8),
+        (2, 1, "W-MSA", 4),
+        (2, 2, "W-MSA", 4),
+    ]
+    # token (4, 4): its 4 × 4 window; then the shifted window (rows 2-5) brings two windows a side
+    assert [(f["patches"], f["side"]) for f in fields] == [(16, 4), (64, 8), (64, 8), (64, 8)]
+    assert all(1 <= f["effective"] <= f["patches"] for f in fields)
+    g = fields[0]["gradient"]
+    assert g.shape == (8, 8) and (g[4:8, 4:8] > 0).all() and (g[:4].sum() == 0)
+
+
+def test_explorer_shows_each_heads_map_with_the_flagged_panel():
+    heads = _heads(channels=64, region_size=8)
+    x, y, flagged = lab.flagged_panels(3, "test", seed=1)
+    f = torch.randn(3, 64, 16, 16, generator=gen(3))
+    ex = lab.explorer(x, heads, f, flagged, y)
+    assert count_views(ex) == 2 * 3
+    base = explorer_view(ex, map="hierarchical", image=0).value
+    assert base != explorer_view(ex, map="flat", image=0).value
+    assert base != explorer_view(ex, map="hierarchical", image=1).value
+    assert "in box" in base and "dashed" in base
+    with pytest.raises(ValueError, match=r"features must be \(n, C, h, w\) with n = 3"):
+        lab.explorer(x, heads, f[:2], flagged, y)

@@ -20,7 +20,8 @@ Two ways of building a hierarchy of attention over an image:
   patches and gives a region vector; a second one (Eq. 8-10) weighs the regions and gives the
   image vector. :class:`HierarchicalAttentionPooling` records both levels' weights.
 
-The chapter's classifier and widget are in :mod:`visual_attention.labs.hierarchical`.
+The chapter's experiment (hierarchical against flat attention pooling), its receptive-field
+measurement and its widget are in :mod:`visual_attention.labs.hierarchical`.
 """
 
 from __future__ import annotations

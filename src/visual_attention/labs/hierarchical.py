@@ -1,137 +1,306 @@
-"""The lab of the hierarchical chapter: a small CNN with attention pooling, and the widget."""
+"""The lab of the hierarchical chapter: a task where the region decides, flat against
+hierarchical attention pooling on a frozen encoder, and Swin's receptive field stage by stage.
+
+* :func:`flagged_panels` — a ``64 × 64`` canvas cut into four ``32 × 32`` panels, each holding a
+  digit in one of its corners; one panel also holds a small square, the flag, in the opposite
+  corner. The label is the digit of the flagged panel: which digit counts is decided by a mark
+  that no feature seeing the digit whole also sees (the encoder's features see ``18 × 18``
+  pixels), but that lies inside the digit's panel.
+* :class:`RegionHead` — what is trained on the frozen encoder's features ``(N, 64, 16, 16)``:
+  hierarchical attention pooling over ``8 × 8``-position regions (one per panel), or one flat
+  attention pooling over all 256 positions (the control), each followed by one linear layer.
+* :func:`run_seeds` — one head trained per seed; :func:`position_weights` — the weight each head
+  gives each position; :func:`region_mass` — the weight inside the flagged panel.
+* :func:`receptive_fields` — which input patches can move a token of a Swin Transformer, block by
+  block (the gradient of the token with respect to the image).
+* :func:`explorer` — a widget: both heads' weights over the canvas.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from einops import rearrange
 from torch import nn
 
 from .._checks import check_choice, check_positive_int, check_tensor
-from ..blocks import AttentionPooling, conv_bn_act
+from ..blocks import AttentionPooling
 from ..core import record_attention
-from ..hierarchical import HierarchicalAttentionPooling, image_regions
-from ..views import widgets as W
-from ..views.viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
+from ..hierarchical import HierarchicalAttentionPooling, SwinTransformer
+from ..train import fit, seed_everything
+from .digits import DIGIT_SIZE, digits_at
+from .spatial import spatial_map_explorer
+
+__all__ = [
+    "CANVAS",
+    "PANEL",
+    "FLAG",
+    "POOLS",
+    "flagged_panels",
+    "panel_boxes",
+    "RegionHead",
+    "run_seeds",
+    "position_weights",
+    "region_mass",
+    "receptive_fields",
+    "explorer",
+]
+
+#: Side of the canvases in pixels.
+CANVAS = 64
+#: Side of a panel in pixels (a ``2 × 2`` grid of panels); ``8 × 8`` positions of the encoder.
+PANEL = 32
+#: Side of the flag, a white square, in pixels.
+FLAG = 5
+_JITTER, _NOISE = 2, 0.1
+#: The heads :class:`RegionHead` builds: the mechanism, then the control.
+POOLS = ("hierarchical", "flat")
 
 
-class PoolingClassifier(nn.Module):
-    """A small CNN whose feature map is pooled by attention, flat or hierarchical, then classified.
+def flagged_panels(
+    n: int, split: str = "train", seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` canvases of four panels, one digit each; the label is the digit of the flagged panel.
 
-    Three ``3 × 3`` :func:`~visual_attention.blocks.conv_bn_act` layers (the first and last with
-    stride 2, so 40 × 40 → 10 × 10), then ``pooling="flat"`` (one
-    :class:`~visual_attention.blocks.AttentionPooling` over all ``H·W`` positions) or
-    ``"hierarchical"`` (:class:`~visual_attention.hierarchical.HierarchicalAttentionPooling` with
-    ``region_size``), then a linear head.
+    Each ``32 × 32`` panel holds a ``16 × 16`` digit (``labs.digits.digits_at``, from ``split``)
+    in a random corner, moved inwards by up to 2 pixels; the flagged panel holds a ``5 × 5``
+    white square in the opposite corner, moved inwards by the same amount. Gaussian pixel noise
+    0.1. The digit and its flag are at least 7 pixels apart along each axis.
 
-    Shapes: ``(B, in_channels, H, W)`` → logits ``(B, num_classes)``.
+    Returns:
+        images ``(n, 1, 64, 64)`` in ``[0, 1]``, labels ``(n,)`` and the flagged panel ``(n,)``
+        (0-3 in row-major order), int64.
+    """
+    check_positive_int("n", n)
+    check_choice("split", split, ("train", "test"))
+    digits, digit_labels = digits_at(DIGIT_SIZE, split)
+    g = torch.Generator().manual_seed(seed)
+    k, far, d = CANVAS // PANEL, PANEL - DIGIT_SIZE, DIGIT_SIZE
+    images = torch.zeros(n, 1, CANVAS, CANVAS)
+    flagged = torch.randint(k * k, (n,), generator=g)
+    chosen = torch.randint(len(digits), (n, k * k), generator=g)
+    corners = torch.randint(2, (n, k * k, 2), generator=g)  # (bottom?, right?) per panel
+    shifts = torch.randint(_JITTER + 1, (n, k * k, 2), generator=g)
+    for i in range(n):
+        for p in range(k * k):
+            (br, bc), (jr, jc) = corners[i, p].tolist(), shifts[i, p].tolist()
+            top = (p // k) * PANEL + (far - jr if br else jr)
+            left = (p % k) * PANEL + (far - jc if bc else jc)
+            images[i, 0, top : top + d, left : left + d] = digits[chosen[i, p], 0]
+            if p == int(flagged[i]):  # the flag in the opposite corner
+                top = (p // k) * PANEL + (jr if br else PANEL - FLAG - jr)
+                left = (p % k) * PANEL + (jc if bc else PANEL - FLAG - jc)
+                images[i, 0, top : top + FLAG, left : left + FLAG] = 1.0
+    labels = digit_labels[chosen.gather(1, flagged[:, None])[:, 0]]
+    images = (images + _NOISE * torch.randn(images.shape, generator=g)).clamp(0, 1)
+    return images, labels, flagged
+
+
+def _check_indices(name: str, t: object, count: int, n: int | None = None) -> torch.Tensor:
+    """Check a 1-D integer tensor (of length ``n`` if given) with entries in ``[0, count)``."""
+    ok = isinstance(t, torch.Tensor) and t.ndim == 1 and not t.is_floating_point()
+    if not ok or (n is not None and len(t) != n) or ((t < 0) | (t >= count)).any():
+        length = "(N,)" if n is None else f"({n},)"
+        raise ValueError(f"{name} must be an integer tensor {length} in [0, {count}), got {t!r}")
+    return t
+
+
+def panel_boxes(flagged: torch.Tensor) -> torch.Tensor:
+    """Pixel boxes ``(n, 4)`` ``(top, left, bottom, right)`` of the panels ``flagged`` ``(n,)``."""
+    _check_indices("flagged", flagged, (CANVAS // PANEL) ** 2)
+    k = CANVAS // PANEL
+    top, left = (flagged // k) * PANEL, (flagged % k) * PANEL
+    return torch.stack([top, left, top + PANEL, left + PANEL], dim=1)
+
+
+class RegionHead(nn.Module):
+    """Attention pooling, hierarchical or flat, and a linear classifier on a feature map.
+
+    * ``pool="hierarchical"``: :class:`~visual_attention.hierarchical.HierarchicalAttentionPooling`
+      with ``r × r`` regions: an :class:`~visual_attention.blocks.AttentionPooling` over the
+      positions of each region, another over the region vectors; records ``pool.patch_pool``
+      ``(B, R, r²)`` and ``pool.region_pool`` ``(B, R)``;
+    * ``pool="flat"``: one :class:`~visual_attention.blocks.AttentionPooling` over all ``h·w``
+      positions (the control); records ``pool`` ``(B, h·w)``.
+
+    Both poolings have ``hidden_dim`` tanh units; both heads end in the same
+    ``nn.Linear(C, num_classes)``. The hierarchical head has one pooling more.
+
+    Shapes: ``forward``: ``(B, C, h, w)`` → logits ``(B, num_classes)``.
     """
 
     def __init__(
         self,
-        pooling: str = "hierarchical",
-        in_channels: int = 1,
+        pool: str = "hierarchical",
+        channels: int = 64,
+        region_size: int = PANEL // 4,
+        hidden_dim: int = 16,
         num_classes: int = 10,
-        channels: int = 32,
-        region_size: int = 5,
     ) -> None:
         super().__init__()
-        self.pooling = check_choice("pooling", pooling, ("flat", "hierarchical"))
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        c = check_positive_int("channels", channels)
-        self.features = nn.Sequential(
-            conv_bn_act(in_channels, c, stride=2), conv_bn_act(c, c), conv_bn_act(c, c, stride=2)
-        )
-        hierarchical = pooling == "hierarchical"
-        self.pool = (
-            HierarchicalAttentionPooling(c, region_size) if hierarchical else AttentionPooling(c)
-        )
-        self.head = nn.Linear(c, num_classes)
+        self.pool_mode = check_choice("pool", pool, POOLS)
+        self.channels = check_positive_int("channels", channels)
+        self.region_size = check_positive_int("region_size", region_size)
+        if pool == "hierarchical":
+            self.pool = HierarchicalAttentionPooling(channels, region_size, hidden_dim)
+        else:
+            self.pool = AttentionPooling(channels, hidden_dim)
+        self.fc = nn.Linear(channels, check_positive_int("num_classes", num_classes))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        check_tensor("images", images, "(B, C, H, W)", C=self.in_channels)
-        f = self.features(images)  # (B, C, H', W')
-        if self.pooling == "flat":
-            return self.head(self.pool(rearrange(f, "b c h w -> b (h w) c")))
-        return self.head(self.pool(f))
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """``f`` ``(B, C, h, w)`` → logits ``(B, num_classes)``."""
+        check_tensor("f", f, "(B, C, h, w)", C=self.channels)
+        if self.pool_mode == "hierarchical":
+            return self.fc(self.pool(f))  # regions, then the image: (B, C)
+        return self.fc(self.pool(rearrange(f, "b c h w -> b (h w) c")))  # all positions: (B, C)
+
+
+def run_seeds(
+    pool: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 25,
+    lr: float = 1e-2,
+    batch_size: int = 128,
+) -> tuple[list[float], list[RegionHead], list[list[float]]]:
+    """Train one :class:`RegionHead` per seed on features ``(N, C, h, w)``; evaluate on ``test``.
+
+    Each seed seeds the head's initialisation and the data order; Adam, constant ``lr``.
+
+    Returns:
+        final test accuracies (one per seed), the heads (eval mode) and each head's test
+        accuracy after every epoch.
+    """
+    check_tensor("train features", train[0], "(N, C, h, w)")
+    accuracies, heads, curves = [], [], []
+    for seed in seeds:
+        seed_everything(seed)
+        head = RegionHead(pool, channels=train[0].shape[1])
+        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+        history = fit(head, train, test, progress=False, **options)
+        accuracies.append(history.final_test_accuracy)
+        heads.append(head.eval())
+        curves.append(history.test_accuracy)
+    return accuracies, heads, curves
+
+
+@torch.no_grad()
+def position_weights(head: RegionHead, f: torch.Tensor) -> torch.Tensor:
+    """The weight of each position in the pooled vector: ``(N, C, h, w)`` → ``(N, h, w)``.
+
+    Flat: the softmax weights. Hierarchical: the product ``α_i α_it`` of the region's weight and
+    the position's weight inside its region (HAN's factorised map). Each map sums to 1.
+    """
+    check_tensor("f", f, "(N, C, h, w)", C=head.channels)
+    _, _, h, w = f.shape
+    with record_attention(head.eval()) as maps:
+        head(f)
+    if head.pool_mode == "flat":
+        return maps["pool"].reshape(-1, h, w)
+    r = head.region_size
+    product = maps["pool.region_pool"][..., None] * maps["pool.patch_pool"]  # (N, R, r²)
+    return rearrange(product, "n (nh nw) (r1 r2) -> n (nh r1) (nw r2)", nw=w // r, r1=r, r2=r)
+
+
+def region_mass(weights: torch.Tensor, region: torch.Tensor, region_size: int) -> torch.Tensor:
+    """The weight inside one region per map: ``weights`` ``(N, h, w)``, ``region`` ``(N,)``
+    (row-major index of a ``region_size × region_size`` block) → ``(N,)``."""
+    n, h, w = check_tensor("weights", weights, "(N, h, w)")
+    r = check_positive_int("region_size", region_size)
+    _check_indices("region", region, (h // r) * (w // r), n)
+    per_region = rearrange(weights, "n (nh r1) (nw r2) -> n (nh nw) (r1 r2)", r1=r, r2=r)
+    return per_region.sum(-1).gather(1, region[:, None].long())[:, 0]
+
+
+def receptive_fields(
+    model: SwinTransformer, threshold: float = 0.0
+) -> list[dict[str, int | str | torch.Tensor]]:
+    """How far a token of a Swin Transformer reaches into the image, after every block.
+
+    One forward pass of a random image; for each block, the gradient of one token near the
+    centre of its grid (projected on a fixed random direction) with respect to the image, summed
+    over each input patch in absolute value. A patch *can influence* the token where that sum
+    exceeds ``threshold`` times its maximum; with the default 0 (any non-zero gradient; masked
+    attention weights are exactly 0) the count is the theoretical receptive field. The
+    *effective* field (Luo et al. 2016) is the fewest patches that hold 90 % of the gradient.
+
+    Returns:
+        one ``dict`` per block: ``stage``, ``block``, ``kind`` (``"W-MSA"`` or ``"SW-MSA"``),
+        ``grid`` (the stage's side in tokens), ``patches`` (that can influence the token),
+        ``side`` (of their bounding box, in patches), ``effective`` (patches with 90 %) and
+        ``gradient``, the per-patch sums ``(H/p, W/p)``.
+    """
+    size, p = model.img_size, model.patch_embed.patch_size
+    p = p if isinstance(p, int) else p[0]
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, model.in_channels, size, size, generator=g).requires_grad_(True)
+    model.eval()
+    x, outputs = model.patch_embed(image), []
+    for s, stage in enumerate(model.stages):
+        for b, block in enumerate(stage.blocks):
+            x = block(x)
+            kind = "SW-MSA" if block.attn.shift_size else "W-MSA"
+            outputs.append((s + 1, b + 1, kind, x))
+        x = stage.downsample(x)
+    rows = []
+    for s, b, kind, out in outputs:
+        grid = out.shape[1]
+        direction = torch.randn(out.shape[-1], generator=g)
+        token = out[0, grid // 2, grid // 2] @ direction
+        (grad,) = torch.autograd.grad(token, image, retain_graph=True)
+        per_patch = rearrange(grad.abs(), "1 c (h p1) (w p2) -> h w (c p1 p2)", p1=p, p2=p).sum(-1)
+        reach = per_patch > threshold * per_patch.max()
+        rows_hit, cols_hit = reach.any(1).nonzero()[:, 0], reach.any(0).nonzero()[:, 0]
+        side = int(max(rows_hit[-1] - rows_hit[0], cols_hit[-1] - cols_hit[0])) + 1
+        mass = per_patch.flatten().sort(descending=True).values.cumsum(0)
+        effective = int((mass < 0.9 * mass[-1]).sum()) + 1
+        rows.append(
+            {
+                "stage": s,
+                "block": b,
+                "kind": kind,
+                "grid": grid,
+                "patches": int(reach.sum()),
+                "side": side,
+                "effective": effective,
+                "gradient": per_patch,
+            }
+        )
+    return rows
 
 
 def explorer(
-    model: PoolingClassifier,
     images: torch.Tensor,
+    heads: dict[str, RegionHead],
+    features: torch.Tensor,
+    flagged: torch.Tensor,
     labels: torch.Tensor,
-    size: int = 200,
     initial: dict | None = None,
 ):
-    """The chapter's widget: the two levels of a trained hierarchical pooling, image by image.
+    """A widget: pick a canvas and a head; see the head's weight on every position over the
+    canvas (:func:`position_weights`), the flagged panel dashed, and the bars: the weight inside
+    that panel and the class probabilities.
 
-    Controls: ``image`` (one of ``images`` ``(n, 1, H, W)``), ``level`` (``"patches in a
-    region"`` or ``"regions"``) and ``region``. At the patch level the map shows the chosen
-    region's weights over its positions and the bars its region vector; at the region level the
-    map shows the region weights and the bars the image vector next to the chosen region's share
-    ``α_r s_r`` of it.
+    Args:
+        images: canvases ``(n, 1, 64, 64)`` (keep ``n`` small).
+        heads: ``{name: trained RegionHead}``.
+        features: their standardised features ``(n, C, 16, 16)``.
+        flagged: the flagged panels ``(n,)``; labels: the labels ``(n,)``.
+        initial: optional first ``{"map": name, "image": index}``.
+
+    Returns:
+        an explorer (:func:`visual_attention.labs.spatial.spatial_map_explorer`) with controls
+        ``map`` and ``image``.
     """
-
-    if model.pooling != "hierarchical":
-        raise ValueError("explorer needs a PoolingClassifier with pooling='hierarchical'")
-    check_tensor("images", images, "(n, 1, H, W)")
-    model.eval()
-    with torch.no_grad(), record_attention(model) as maps:
-        feats = model.features(images)
-        pool = model.pool
-        region_vectors = pool.patch_pool(image_regions(feats, pool.region_size))  # (n, R, C)
-        image_vectors = pool.region_pool(pool.region_encoder(region_vectors))  # (n, C)
-        predictions = model.head(image_vectors).argmax(-1)
-    patch_w, region_w = maps["pool.patch_pool"], maps["pool.region_pool"]  # (n, R, P), (n, R)
-    _, c, h, w = feats.shape
-    r = model.pool.region_size
-    nh, nw = h // r, w // r
-    names = [f"c{i}" for i in range(c)][:8]
-    styles, classes = "", []
-    for img in images:
-        cls, tag = photo_style(img.expand(3, -1, -1))
-        styles += tag
-        classes.append(cls)
-    vmax = float(image_vectors[:, :8].abs().max())
-
-    def render(image: int, level: str, region: int):
-        rr, rc = divmod(region, nw)
-        head = f"digit {int(labels[image])}, predicted {int(predictions[image])}"
-        if level == "patches":
-            grid = torch.zeros(h, w)
-            rows, cols = slice(rr * r, (rr + 1) * r), slice(rc * r, (rc + 1) * r)
-            grid[rows, cols] = patch_w[image, region].reshape(r, r)
-            caption = f"{head} · region {region}: weights of its {r * r} positions (sum 1)"
-            left = attention_overlay_html(classes[image], grid, (size, size), caption=caption)
-            right = bars_html(
-                region_vectors[image, region, :8].tolist(),
-                names,
-                title=f"region vector s_{region} (first 8 channels)",
-                vmax=vmax,
-            )
-        else:
-            grid = region_w[image].reshape(nh, nw)
-            caption = f"{head} · region weights; region {region} has {float(grid[rr, rc]):.3f}"
-            left = attention_overlay_html(
-                classes[image], grid, (size, size), query=(rr, rc), caption=caption
-            )
-            share = region_w[image, region] * region_vectors[image, region, :8]
-            right = bars_html(
-                image_vectors[image, :8].tolist(), names, title="image vector v", vmax=vmax
-            ) + bars_html(
-                share.tolist(),
-                names,
-                title=f"α_{region}·s_{region}: region {region}'s share",
-                vmax=vmax,
-            )
-        return W.html_view(f'<div class="va-flex">{left}<div>{right}</div></div>')
-
-    return W.precomputed_explorer(
-        {
-            "image": list(range(len(images))),
-            "level": [("patches in a region", "patches"), ("regions", "regions")],
-            "region": list(range(nh * nw)),
-        },
-        render,
-        header=W.widgets.HTML(VIEW_CSS + styles),
-        initial=initial,
+    n = check_tensor("images", images, "(n, 1, H, W)")[0]
+    check_tensor("features", features, "(n, C, h, w)", n=n)
+    maps, outputs = {}, {}
+    for name, head in heads.items():
+        maps[name] = position_weights(head, features)
+        with torch.no_grad():
+            outputs[name] = head(features).softmax(-1)
+    return spatial_map_explorer(
+        images, maps, outputs, boxes=panel_boxes(flagged), labels=labels, initial=initial
     )
