@@ -1,12 +1,23 @@
-"""Tests of visual_attention.labs.efficient_attention: the online-softmax widget and peak_memory."""
+"""Tests of visual_attention.labs.efficient_attention: the widgets, peak_memory, the cost meter
+and the distance between linear and softmax attention."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from visual_attention.efficient import online_softmax_trace
-from visual_attention.labs.efficient_attention import online_softmax_explorer, peak_memory
+from _helpers import gen
+from visual_attention.efficient import linear_attention, online_softmax_trace
+from visual_attention.labs.efficient_attention import (
+    METHODS,
+    linear_vs_softmax,
+    linear_weights,
+    loglog_slope,
+    measure_cost,
+    online_softmax_explorer,
+    peak_memory,
+    weights_explorer,
+)
 from visual_attention.views.widgets import count_views, explorer_view
 
 
@@ -21,13 +32,80 @@ def test_online_softmax_explorer_steps_through_the_blocks():
     torch.manual_seed(0)
     image = torch.rand(3, 16, 24)
     features = torch.nn.functional.normalize(torch.randn(2, 2, 3), dim=0)
-    ex = online_softmax_explorer(image, features, ["a", "b"], [(0, 0), (1, 2)], chunk_sizes=(2, 6),
-                                 scale=3.0)
+    ex = online_softmax_explorer(
+        image, features, ["a", "b"], [(0, 0), (1, 2)], chunk_sizes=(2, 6), scale=3.0
+    )
     assert count_views(ex) == 2 * 3 * 2  # chunk sizes × blocks (the largest count) × queries
-    first, last = explorer_view(ex, chunk=2, block=1, query=(0, 0)), explorer_view(ex, chunk=2, block=3, query=(0, 0))
+    first, last = (
+        explorer_view(ex, chunk=2, block=1, query=(0, 0)),
+        explorer_view(ex, chunk=2, block=3, query=(0, 0)),
+    )
     assert first.value != last.value and "done: full attention" in last.value
     keys = features.reshape(2, 6).T
     final = online_softmax_trace(keys[0], keys, keys, 2, 3.0)[-1]
     torch.testing.assert_close(final["weights"], torch.softmax(keys @ keys[0] * 3.0, dim=0))
     with pytest.raises(ValueError, match=r"features must be 3-d \(C, h, w\)"):
         online_softmax_explorer(image, features[0], ["a"], [(0, 0)])
+
+
+def test_loglog_slope_recovers_powers_and_checks_its_input():
+
+    xs = [256, 1024, 4096]
+    assert loglog_slope(xs, [3e-9 * x**2 for x in xs]) == pytest.approx(2.0)
+    assert loglog_slope(xs, [5e-6 * x for x in xs]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="positive"):
+        loglog_slope(xs, [1.0, 0.0, 2.0])
+    with pytest.raises(ValueError, match="two or more"):
+        loglog_slope([1.0], [1.0])
+
+
+def test_measure_cost_rows_and_memory_of_the_weight_matrix():
+
+    cost = measure_cost({"global": [8, 16], "linear": [8]}, dim=8, repeats=2)
+    assert [r[0] for r in cost["global"]] == [64, 256] and [r[0] for r in cost["linear"]] == [64]
+    assert all(r[1] > 0 for rows in cost.values() for r in rows)
+    assert cost["global"][1][2] >= 256 * 256 * 4  # the (n, n) float32 weights at least
+    t = torch.randn(1, 64, 8, generator=gen(0))
+    for name, fn in METHODS.items():  # every method is self-attention: one output per token
+        assert fn(t, 8).numel() == t.numel(), name
+    with pytest.raises(ValueError, match="unknown methods"):
+        measure_cost({"flash": [8]})
+
+
+def test_linear_weights_reproduce_linear_attention_by_hand():
+    from visual_attention.labs.efficient_attention import linear_weights
+
+    q, k, v = (torch.randn(2, 5, 3, generator=gen(i), dtype=torch.float64) for i in range(3))
+    w = linear_weights(q, k, eps=0.0)
+    phi = lambda x: torch.where(x > 0, x + 1, torch.exp(x))  # elu(x) + 1, by hand
+    kernel = torch.einsum("bid,bjd->bij", phi(q), phi(k))
+    torch.testing.assert_close(w, kernel / kernel.sum(-1, keepdim=True))
+    torch.testing.assert_close(w @ v, linear_attention(q, k, v, eps=0.0))
+
+
+def test_linear_vs_softmax_by_hand_and_limits():
+
+    q, k, v = (torch.randn(1, 6, 4, generator=gen(i), dtype=torch.float64) for i in range(3))
+    r = linear_vs_softmax(q, k, v, temperature=2.0)
+    w_soft = torch.softmax(q @ k.transpose(-2, -1) / (2.0 * 2.0), dim=-1)  # / (T · √D)
+    w_lin = linear_weights(q / 2**0.5, k / 2**0.5)
+    o_soft, o_lin = w_soft @ v, w_lin @ v
+    assert r["output_error"] == pytest.approx(float((o_lin - o_soft).norm() / o_soft.norm()))
+    assert r["weights_tv"] == pytest.approx(float(0.5 * (w_lin - w_soft).abs().sum(-1).mean()))
+    assert r["max_softmax"] == pytest.approx(float(w_soft.amax(-1).mean()))
+    assert r["max_linear"] == pytest.approx(float(w_lin.amax(-1).mean()))
+    assert 0 <= r["weights_tv"] <= 1
+    with pytest.raises(ValueError, match="temperature"):
+        linear_vs_softmax(q, k, v, temperature=0.0)
+
+
+def test_weights_explorer_shows_both_weights():
+
+    image = torch.rand(3, 16, 24, generator=gen(0))
+    features = torch.nn.functional.normalize(torch.randn(2, 2, 3, generator=gen(1)), dim=0)
+    ex = weights_explorer(image, features, [(0, 0), (1, 2)], temperatures=(0.1, 1.0))
+    assert count_views(ex) == 2 * 2
+    sharp, flat = (explorer_view(ex, temperature=t, query=(0, 0)).value for t in (0.1, 1.0))
+    assert "softmax" in sharp and "linear" in sharp and sharp != flat
+    with pytest.raises(ValueError, match="temperature"):
+        weights_explorer(image, features, [(0, 0)], temperatures=(0.0,))

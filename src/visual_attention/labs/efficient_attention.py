@@ -1,18 +1,36 @@
-"""The lab of the efficient attention chapter: the online-softmax widget and a memory meter."""
+"""The lab of the efficient attention chapter: what cheaper attention costs and what it changes.
+
+* :func:`online_softmax_explorer` — a widget that steps through the online softmax on a photo.
+* :func:`peak_memory` — the peak memory PyTorch allocates while a function runs.
+* :data:`METHODS`, :func:`measure_cost`, :func:`loglog_slope` — time and peak memory of global,
+  chunked, window and linear attention against the number of tokens, and the slopes of their
+  log-log curves (2 for quadratic, 1 for linear).
+* :func:`linear_weights`, :func:`linear_vs_softmax` — the weights linear attention implies, and
+  how far its output and weights are from softmax attention's on the same queries, keys, values.
+* :func:`weights_explorer` — a widget: softmax and linear attention weights of a query patch side
+  by side, at several temperatures.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import math
 import os
+import statistics
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from .._checks import check_tensor
-from ..efficient import online_softmax_trace
+from .._checks import check_positive_int, check_positive_number, check_qkv, check_tensor
+from ..core import scaled_dot_product_attention
+from ..efficient import chunked_attention, linear_attention, online_softmax_trace
+from ..local_attention import window_partition
 from ..views import viz, widgets
 
 
@@ -123,3 +141,181 @@ def peak_memory(fn: Callable[[], object]) -> int:
         return 0
     start = mem[0]["args"]["Total Allocated"] - mem[0]["args"]["Bytes"]
     return int(max(e["args"]["Total Allocated"] for e in mem) - start)
+
+
+def _window(t: torch.Tensor, side: int, window: int = 8) -> torch.Tensor:
+    """Self-attention of ``t`` ``(1, side², D)`` inside ``window × window`` windows of the grid."""
+    w = window_partition(t.reshape(1, side, side, t.shape[-1]), min(window, side)).flatten(1, 2)
+    return scaled_dot_product_attention(w, w, w)[0]  # (windows, window², D)
+
+
+#: Self-attention of ``t`` ``(1, n, D)`` on a ``side × side`` grid of tokens (``n = side²``),
+#: four ways: ``{name: fn(t, side)}``. Global attention builds the ``(n, n)`` weights; chunked
+#: attention the same numbers 128 keys at a time; window attention ``8 × 8`` windows (Swin);
+#: linear attention ``φ(q) (φ(K)ᵀ V)``.
+METHODS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    "global": lambda t, side: scaled_dot_product_attention(t, t, t)[0],
+    "chunked (128)": lambda t, side: chunked_attention(t, t, t, chunk_size=128),
+    "window 8×8": _window,
+    "linear": lambda t, side: linear_attention(t, t, t),
+}
+
+
+def measure_cost(
+    sides: dict[str, Sequence[int]],
+    dim: int = 64,
+    repeats: int = 7,
+    seed: int = 0,
+) -> dict[str, list[tuple[int, float, int]]]:
+    """Time and peak memory of one forward pass of each method of :data:`METHODS` on random tokens.
+
+    Args:
+        sides: ``{method: grid sides}``; the tokens are ``(1, side², dim)``.
+        dim: token dimension.
+        repeats: timed calls per size (after one warm-up call); the median is kept.
+        seed: seeds the tokens.
+
+    Returns:
+        ``{method: [(tokens n, median seconds, peak bytes), ...]}`` in the order of ``sides``.
+    """
+    check_positive_int("dim", dim)
+    check_positive_int("repeats", repeats)
+    unknown = set(sides) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
+    g = torch.Generator().manual_seed(seed)
+    results = {}
+    for name, method_sides in sides.items():
+        fn, rows = METHODS[name], []
+        for side in method_sides:
+            t = torch.randn(1, check_positive_int("side", side) ** 2, dim, generator=g)
+            with torch.no_grad():
+                fn(t, side)  # warm-up
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    fn(t, side)
+                    times.append(time.perf_counter() - start)
+                peak = peak_memory(functools.partial(fn, t, side))
+                rows.append((side * side, statistics.median(times), peak))
+        results[name] = rows
+    return results
+
+
+def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of ``log y`` against ``log x``: 2 for ``y ∝ x²``, 1 for ``y ∝ x``."""
+    if len(xs) != len(ys) or len(xs) < 2:
+        raise ValueError(f"need two or more (x, y) pairs, got {len(xs)} and {len(ys)} values")
+    if min(xs) <= 0 or min(ys) <= 0:
+        raise ValueError("xs and ys must be positive")
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    den = sum((a - mx) ** 2 for a in lx)
+    if den == 0:
+        raise ValueError("xs must not all be equal")
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / den
+
+
+def linear_weights(q: torch.Tensor, k: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """The weights linear attention implies (never built by ``linear_attention`` itself):
+    ``φ(q_i)ᵀ φ(k_j) / (Σ_j' φ(q_i)ᵀ φ(k_j') + eps)`` with ``φ(x) = elu(x) + 1``.
+
+    Args:
+        q: ``(*B, Lq, D)``; k: ``(*B, Lk, D)``.
+
+    Returns:
+        ``(*B, Lq, Lk)``; ``linear_weights(q, k) @ v`` equals ``linear_attention(q, k, v)``.
+    """
+    check_qkv(q, k, k, broadcast=False)
+    kernel = (F.elu(q) + 1) @ (F.elu(k) + 1).transpose(-2, -1)  # (*B, Lq, Lk), all > 0
+    return kernel / (kernel.sum(dim=-1, keepdim=True) + eps)
+
+
+def linear_vs_softmax(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, temperature: float = 1.0
+) -> dict[str, float]:
+    """How far linear attention is from softmax attention on the same ``q``, ``k``, ``v``.
+
+    Softmax attention is ``softmax(q kᵀ / (temperature · √D)) v``; linear attention
+    ``linear_attention(q / √temperature, k / √temperature, v)`` (the same rescaling of the
+    scores' inputs).
+
+    Args:
+        q: ``(*B, Lq, D)``; k: ``(*B, Lk, D)``; v: ``(*B, Lk, Dv)``.
+        temperature: divides the softmax scores (lower: sharper).
+
+    Returns:
+        ``output_error``: ``‖o_lin − o_soft‖ / ‖o_soft‖`` over all outputs;
+        ``weights_tv``: the total-variation distance ``½ Σ_j |w_lin − w_soft|`` averaged over
+        queries (0: the same weights, 1: disjoint); ``max_softmax`` and ``max_linear``: the largest
+        weight of a query, averaged over queries (1: one key, ``1/Lk``: uniform).
+    """
+    check_qkv(q, k, v, broadcast=False)
+    temperature = check_positive_number("temperature", temperature)
+    scale = temperature**-0.5
+    o_soft, w_soft = scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5 / temperature)
+    w_lin = linear_weights(q * scale, k * scale)
+    o_lin = linear_attention(q * scale, k * scale, v)
+    return {
+        "output_error": float((o_lin - o_soft).norm() / o_soft.norm()),
+        "weights_tv": float(0.5 * (w_lin - w_soft).abs().sum(-1).mean()),
+        "max_softmax": float(w_soft.amax(-1).mean()),
+        "max_linear": float(w_lin.amax(-1).mean()),
+    }
+
+
+def weights_explorer(
+    image: torch.Tensor,
+    features: torch.Tensor,
+    queries: Sequence[tuple[int, int]],
+    temperatures: Sequence[float] = (0.1, 0.2, 0.5, 1.0),
+    display_size: tuple[int, int] | None = None,
+):
+    """A widget: the softmax and the linear attention weights of one query patch, side by side.
+
+    The keys and queries are the ``h·w`` patch features; softmax weights are
+    ``softmax(q·k / T)``, linear ones :func:`linear_weights` of ``q / √T`` and ``k / √T``; the
+    captions give each map's largest weight and their total-variation distance. Controls:
+    temperature ``T`` and query patch.
+
+    Args:
+        image: ``(3, H, W)`` photo.
+        features: ``(C, h, w)`` patch features.
+        queries: ``(row, col)`` query patches.
+        temperatures: the values of ``T``.
+        display_size: drawn ``(height, width)``; ``None`` is the photo's size.
+    """
+    c, h, w = check_tensor("features", features, "(C, h, w)")
+    for t in temperatures:
+        check_positive_number("temperature", t)
+    keys = features.reshape(c, h * w).T  # (h·w, C)
+    size = display_size or (image.shape[-2], image.shape[-1])
+    css, style = viz.photo_style(image)
+    views = {}
+    for t in temperatures:
+        soft = torch.softmax(keys @ keys.T / t, dim=-1)  # (h·w, h·w)
+        lin = linear_weights(keys * t**-0.5, keys * t**-0.5)
+        for r, cc in queries:
+            i = r * w + cc
+            tv = float(0.5 * (soft[i] - lin[i]).abs().sum())
+            views[t, (r, cc)] = (soft[i].reshape(h, w), lin[i].reshape(h, w), tv)
+
+    def render(temperature, query):
+        soft, lin, tv = views[temperature, query]
+        panes = [
+            viz.attention_overlay_html(
+                css, a, size, query=query, caption=f"{name} · largest weight {float(a.max()):.3f}"
+            )
+            for name, a in (("softmax", soft), ("linear", lin))
+        ]
+        note = f"<div>total-variation distance {tv:.2f} (uniform: {1 / (h * w):.4f} a patch)</div>"
+        return widgets.html_view(f'<div class="va-flex">{"".join(panes)}</div>{note}')
+
+    return widgets.precomputed_explorer(
+        {
+            "temperature": list(temperatures),
+            "query": [(f"{r},{cc}", (r, cc)) for r, cc in queries],
+        },
+        render,
+        header=widgets.widgets.HTML(viz.VIEW_CSS + style),
+    )
