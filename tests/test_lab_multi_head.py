@@ -1,4 +1,5 @@
-"""Tests of visual_attention.labs.multi_head: the chapter's digit ViT and its head explorer."""
+"""Tests of visual_attention.labs.multi_head: the two-digit task, the multi-head pooling, the
+per-head mass on each digit and the explorer."""
 
 from __future__ import annotations
 
@@ -7,40 +8,98 @@ import torch
 
 from _helpers import gen
 from visual_attention import record_attention
-from visual_attention.labs.multi_head import digit_vit, explorer
-from visual_attention.multi_head import VisionTransformer
+from visual_attention.labs import multi_head as lab
+from visual_attention.labs.digits import digits_at
+from visual_attention.labs.multi_head import digit_vit
 from visual_attention.train import count_parameters
 
 
-def test_digit_vit_is_the_chapters_configuration():
+def test_pair_task_places_one_digit_in_each_half_and_labels_the_pair():
+    images, labels, boxes = lab.pair_task(6, "test", seed=3)
+    assert images.shape == (6, 1, 32, 64) and labels.shape == (6,) and boxes.shape == (6, 2, 4)
+    assert float(images.min()) >= 0 and float(images.max()) <= 1
+    assert (boxes[..., 2] - boxes[..., 0] == 16).all() and (
+        boxes[..., 3] - boxes[..., 1] == 16
+    ).all()
+    assert (boxes[:, 0, 3] <= 32).all() and (boxes[:, 1, 1] >= 32).all()
+    assert ((labels >= 0) & (labels < 100)).all()
+    again = lab.pair_task(6, "test", seed=3)
+    assert torch.equal(images, again[0]) and torch.equal(labels, again[1])
+    # the left digit's class is the tens: it is the digit drawn in the left box (up to noise)
+    digits, classes = digits_at(16, "test")
+    t, c = (int(v) for v in boxes[0, 0, :2])
+    patch = images[0, 0, t : t + 16, c : c + 16]
+    best = int(((digits[:, 0] - patch) ** 2).sum(dim=(1, 2)).argmin())
+    assert int(classes[best]) == int(labels[0]) // 10
+    with pytest.raises(ValueError, match="n"):
+        lab.pair_task(0)
+
+
+def test_pooling_is_multi_head_attention_with_one_learned_query():
+    torch.manual_seed(0)
+    pool = lab.MultiHeadPooling(8, 2)
+    x = torch.randn(3, 5, 8, generator=gen(1))
+    pool.recording = True
+    out = pool(x)
+    k, v = pool.kv(x).chunk(2, dim=-1)
+    q = pool.query[0, 0]
+    by_hand = []
+    for h in range(2):
+        s = slice(4 * h, 4 * h + 4)
+        w = torch.softmax(k[..., s] @ q[s] / 2.0, dim=-1)  # (3, 5), scale 1/√4
+        torch.testing.assert_close(pool.attention[:, h], w)
+        by_hand.append((w[..., None] * v[..., s]).sum(1))  # (3, 4)
+    torch.testing.assert_close(out, pool.proj(torch.cat(by_hand, dim=-1)))
+    assert pool.attention.shape == (3, 2, 5)
+    with pytest.raises(ValueError, match="divisible"):
+        lab.MultiHeadPooling(8, 3)
+
+
+def test_readers_differ_only_by_the_number_of_heads():
+    one, four = lab.PairReader(1), lab.PairReader(4)
+    assert count_parameters(one) == count_parameters(four)
+    assert one.pool.num_heads == 1 and four.pool.num_heads == 4
+    f = torch.randn(2, 64, 4, 8, generator=gen(2))
+    logits = four(f)
+    assert logits.shape == (2, 100)
+    scores = four.fc(four.norm(four.pool(f.flatten(2).transpose(1, 2) + four.pos)))
+    torch.testing.assert_close(logits[:, 37], scores[:, 3] + scores[:, 17])
+    with pytest.raises(ValueError, match="f must be"):
+        four(torch.randn(2, 64, 8, 16))
+
+
+def test_mass_on_digits_by_hand_and_uniform():
+    boxes = torch.tensor([[[0, 0, 16, 16], [16, 40, 32, 56]]])
+    uniform = torch.full((1, 2, 32), 1 / 32)
+    torch.testing.assert_close(
+        lab.mass_on_digits(uniform, boxes, (4, 8)), torch.full((1, 2, 2), 0.125)
+    )
+    w = torch.zeros(1, 2, 32)
+    w[0, 0, 0] = 1.0  # head 0: all on token (0, 0), inside the left box
+    w[0, 1, 2 * 8 + 5] = 0.5  # head 1: half on token (2, 5), inside the right box
+    w[0, 1, 2 * 8 + 7] = 0.5  # and half on token (2, 7), outside both
+    mass = lab.mass_on_digits(w, boxes, (4, 8))
+    torch.testing.assert_close(mass, torch.tensor([[[1.0, 0.0], [0.0, 0.5]]]))
+    with pytest.raises(ValueError, match="boxes"):
+        lab.mass_on_digits(w, boxes[:, :1], (4, 8))
+
+
+def test_run_seeds_and_explorer_on_a_tiny_run():
+    images, labels, boxes = lab.pair_task(12, "train", seed=0)
+    f = lab.standardize(lab.pair_features(images))[0]
+    assert f.shape == (12, 64, 4, 8)
+    acc, models, histories = lab.run_seeds(2, (f, labels), (f, labels), seeds=(0, 1), epochs=1)
+    assert len(acc) == 2 and len(histories[0].test_accuracy) == 1 and not models[0].training
+    box = lab.explorer({"2 heads": models[0]}, images[:3], f[:3], labels[:3], boxes[:3])
+    assert box is not None
+    with torch.no_grad(), record_attention(models[0]) as maps:
+        models[0](f[:3])
+    assert maps["pool"].shape == (3, 2, 32)
+
+
+def test_digit_vit_is_a_small_vit_for_the_8x8_digits():
     vit = digit_vit()
     assert (vit.grid, vit.pos_embed.shape[1], len(vit.blocks)) == (4, 17, 4)
     assert vit.blocks[0].attn.num_heads == 4 and vit.blocks[0].mlp[0].out_features == 64
-    assert [
-        m.out_channels for m in vit.patch_embed.stem.modules() if isinstance(m, torch.nn.Conv2d)
-    ] == [16, 16]
-    assert vit(torch.randn(3, 1, 8, 8)).shape == (3, 10)
-    plain = digit_vit(stem_channels=0)
-    assert plain.patch_embed.proj.in_channels == 1
-    assert count_parameters(plain) < count_parameters(vit)
-
-
-def test_explorer_computes_what_the_model_records():
-    vit = digit_vit(dim=16, depth=2, num_heads=2)
-    image = torch.rand(1, 8, 8, generator=gen(17))
-    box = explorer(vit, image, initial={"layer": 1, "head": 1, "query": 3})
-    assert box.shape == [2, 2, 17, 8, 8] and (box.layer, box.head, box.query) == (1, 1, 4)
-    vit.eval()
-    with torch.no_grad(), record_attention(vit) as maps:
-        vit(image[None])
-    for layer in range(2):
-        recorded = maps[f"blocks.{layer}.attn"][0]  # (h, N', N')
-        for head in range(2):
-            for query in (0, 1, 9, 16):
-                w, c = box.compute(layer=layer, head=head, query=query, temperature=1.0)
-                torch.testing.assert_close(w, recorded[head, query], atol=1e-6, rtol=1e-5)
-                assert c.shape == (8,)
-    with pytest.raises(ValueError, match="class token"):
-        explorer(VisionTransformer(8, 2, 1, 10, 16, 1, 2, class_token=False), image)
-    with pytest.raises(ValueError, match=r"image must be 3-d \(C, H, W\)"):
-        explorer(vit, image[None])
+    assert vit(torch.randn(3, 1, 8, 8, generator=gen(4))).shape == (3, 10)
+    assert count_parameters(digit_vit(stem_channels=0)) < count_parameters(vit)

@@ -13,8 +13,9 @@
   Flow in Transformers", ACL 2020: add the identity for the residual path, renormalise, multiply
   the layers' attention matrices.
 
-The chapter's small digit ViT and its widget are in :mod:`visual_attention.labs.multi_head`; the
-training recipe (DeiT) is :data:`visual_attention.train.DEIT_RECIPE`.
+The chapter's experiment (one head against several at equal width, reading two digits) and its
+widget are in :mod:`visual_attention.labs.multi_head`; the DeiT training recipe is
+:data:`visual_attention.train.DEIT_RECIPE`.
 """
 
 from __future__ import annotations

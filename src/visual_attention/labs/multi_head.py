@@ -1,16 +1,262 @@
-"""The lab of the multi-head chapter: the small ViT for 8 × 8 digits and the head explorer."""
+"""The lab of the multi-head chapter: two digits to read at once, one head against several.
+
+* :data:`TASK` and :func:`pair_task` — two ``16 × 16`` digits on a noisy ``32 × 64`` canvas, one
+  in each half; the label is the pair, ``10 · left + right`` (100 classes).
+* :func:`pair_features` — the frozen :class:`~visual_attention.labs.digits.DigitCNN` run once
+  over the canvases, then ``2 × 2`` average pooling: ``(N, 1, 32, 64)`` → ``(N, 64, 4, 8)``, 32
+  tokens of 64 features, one per ``8 × 8`` block of pixels; :func:`standardize` them.
+* :class:`MultiHeadPooling` — one learned query reads the tokens with ``h`` heads: the class
+  token's row of :class:`~visual_attention.blocks.MultiHeadAttention`. Its parameters do not
+  depend on ``h``: one head of width 64 and four heads of width 16 cost the same.
+* :class:`PairReader` — position embeddings, the pooling, a layer norm and a factorised linear
+  read-out (a score for the left digit plus a score for the right one); :func:`run_seeds`.
+* :func:`mass_on_digits` — where each head's mass goes: the share on the left and on the right
+  digit; :func:`explorer` — a widget with each head's map over the canvas it read.
+* :func:`digit_vit` — a small ViT for the ``8 × 8`` digits (used by the training loop's tests).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+import ipywidgets
 import torch
-from einops import rearrange
+from torch import nn
 
-from .._checks import check_tensor
+from .._checks import check_positive_int, check_tensor
+from ..blocks import merge_heads, split_heads
+from ..core import AttentionModule, record_attention, scaled_dot_product_attention
 from ..multi_head import VisionTransformer
-from ..views.widgets import attention_explorer
+from ..spatial import attention_mass_in_box
+from ..train import History, fit, seed_everything
+from ..views.viz import VIEW_CSS, attention_overlay_html, photo_style
+from ..views.widgets import html_view, precomputed_explorer
+from .digits import DIGIT_SIZE, digits_at
+from .spatial import encode, standardize
+
+__all__ = [
+    "TASK",
+    "pair_task",
+    "pair_features",
+    "standardize",
+    "MultiHeadPooling",
+    "PairReader",
+    "run_seeds",
+    "mass_on_digits",
+    "explorer",
+    "digit_vit",
+]
+
+#: The canvases: ``(height, width)`` in pixels, the digits' side and the pixel noise.
+TASK = {"canvas": (32, 64), "digit": DIGIT_SIZE, "noise": 0.1}
+
+
+def pair_task(
+    n: int, split: str = "train", seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` canvases of :data:`TASK`, each with a digit at a random place in the left half and
+    another in the right half (drawn from ``split``), plus Gaussian pixel noise.
+
+    Returns:
+        images ``(n, 1, 32, 64)`` in ``[0, 1]``, labels ``(n,)`` = ``10 · left + right`` and the
+        digits' boxes ``(n, 2, 4)`` as ``(top, left, bottom, right)`` pixels (left digit first;
+        bottom and right exclusive).
+    """
+    check_positive_int("n", n)
+    (height, width), side = TASK["canvas"], TASK["digit"]
+    g = torch.Generator().manual_seed(seed)
+    digits, classes = digits_at(side, split)  # (M, 1, side, side), (M,)
+    which = torch.randint(len(digits), (n, 2), generator=g)
+    top = torch.randint(0, height - side + 1, (n, 2), generator=g)
+    left = torch.randint(0, width // 2 - side + 1, (n, 2), generator=g)
+    left[:, 1] += width // 2  # the second digit in the right half
+    images = torch.zeros(n, 1, height, width)
+    for i in range(n):
+        for j in range(2):
+            t, c = int(top[i, j]), int(left[i, j])
+            images[i, :, t : t + side, c : c + side] = digits[which[i, j]]
+    images = (images + TASK["noise"] * torch.randn(images.shape, generator=g)).clamp(0, 1)
+    boxes = torch.stack([top, left, top + side, left + side], dim=-1)  # (n, 2, 4)
+    return images, classes[which[:, 0]] * 10 + classes[which[:, 1]], boxes
+
+
+@torch.no_grad()
+def pair_features(images: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
+    """The frozen encoder's map (:func:`~visual_attention.labs.spatial.encode`), average-pooled
+    ``2 × 2``: ``(N, 1, H, W)`` → ``(N, 64, H/8, W/8)``. A ``16``-pixel digit covers 2 to 3
+    tokens a side; the pooling makes training four times cheaper."""
+    return nn.functional.avg_pool2d(encode(images, encoder), 2)
+
+
+class MultiHeadPooling(AttentionModule):
+    """A learned query reads ``N`` tokens with ``h`` heads (Vaswani et al. 2017, Sec. 3.2.2).
+
+    ``q`` is a learned ``D``-vector, ``K = X W^K``, ``V = X W^V``; all three are split into ``h``
+    heads of ``d = D / h`` features; ``head_i = softmax(q_i K_iᵀ / √d) V_i``; the output is
+    ``Concat(head_1, …, head_h) W^O``. This is the class token's row of
+    :class:`~visual_attention.blocks.MultiHeadAttention`; the parameters (``q``, ``W^K``,
+    ``W^V``, ``W^O`` and biases: ``3D² + 4D``) are the same for every ``h``.
+
+    Shapes: ``forward``: tokens ``(B, N, D)`` → ``(B, D)``. Records the weights ``(B, h, N)``.
+    """
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.dim, self.num_heads = check_positive_int("dim", dim), num_heads
+        if dim % check_positive_int("num_heads", num_heads):
+            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.query = nn.Parameter(torch.randn(1, 1, dim) * dim**-0.5)  # q
+        self.kv = nn.Linear(dim, 2 * dim)  # W^K and W^V in one projection
+        self.proj = nn.Linear(dim, dim)  # W^O
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, N, D)`` → ``(B, D)``."""
+        b, _, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
+        # [start-pooling]
+        k, v = self.kv(x).chunk(2, dim=-1)  # (B, N, D) each
+        q = split_heads(self.query.expand(b, -1, -1), self.num_heads)  # (B, h, 1, d)
+        k, v = split_heads(k, self.num_heads), split_heads(v, self.num_heads)  # (B, h, N, d)
+        context, weights = scaled_dot_product_attention(q, k, v)  # softmax(q Kᵀ/√d) V
+        self.remember(weights[:, :, 0])  # (B, h, N): one map per head
+        return self.proj(merge_heads(context)[:, 0])  # Concat(head_1, …, head_h) W^O
+        # [end-pooling]
+
+
+class PairReader(nn.Module):
+    """Read two digits from frozen features: tokens, :class:`MultiHeadPooling`, a read-out.
+
+    The ``(B, C, h, w)`` map becomes ``h·w`` tokens plus learned position embeddings; the pooling
+    gives one ``C``-vector, layer-normed; a linear layer gives 10 scores for the left digit and
+    10 for the right one, and the logit of the pair ``(a, b)`` is their sum (so its
+    cross-entropy is the sum of the two digits' cross-entropies). Only ``num_heads`` differs
+    between the chapter's models; the parameter count does not depend on it.
+
+    Shapes: ``forward``: ``(B, C, h, w)`` → logits ``(B, 100)``, class ``10 · left + right``.
+    """
+
+    def __init__(self, num_heads: int, channels: int = 64, grid: tuple[int, int] = (4, 8)):
+        super().__init__()
+        self.channels, self.grid = check_positive_int("channels", channels), tuple(grid)
+        self.pos = nn.Parameter(torch.randn(1, grid[0] * grid[1], channels) * 0.02)
+        self.pool = MultiHeadPooling(channels, num_heads)
+        self.norm = nn.LayerNorm(channels)
+        self.fc = nn.Linear(channels, 20)  # 10 scores per digit
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        check_tensor("f", f, "(B, C, h, w)", C=self.channels, h=self.grid[0], w=self.grid[1])
+        tokens = f.flatten(2).transpose(1, 2) + self.pos  # (B, N, C)
+        scores = self.fc(self.norm(self.pool(tokens)))  # (B, 20)
+        return (scores[:, :10, None] + scores[:, None, 10:]).flatten(1)  # (B, 100)
+
+
+def run_seeds(
+    num_heads: int,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 40,
+    lr: float = 1e-2,
+    batch_size: int = 128,
+) -> tuple[list[float], list[PairReader], list[History]]:
+    """Train one :class:`PairReader` with ``num_heads`` heads per seed on features
+    ``(N, C, h, w)``; evaluate on ``test``. Each seed seeds the initialisation and the data
+    order; Adam, constant ``lr``.
+
+    Returns:
+        final test accuracies (one per seed), the readers (eval mode) and their histories.
+    """
+    _, channels, h, w = check_tensor("train features", train[0], "(N, C, h, w)")
+    accuracies, models, histories = [], [], []
+    for seed in seeds:
+        seed_everything(seed)
+        model = PairReader(num_heads, channels, (h, w))
+        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+        history = fit(model, train, test, progress=False, **options)
+        accuracies.append(history.final_test_accuracy)
+        models.append(model.eval())
+        histories.append(history)
+    return accuracies, models, histories
+
+
+def mass_on_digits(
+    weights: torch.Tensor, boxes: torch.Tensor, grid: tuple[int, int]
+) -> torch.Tensor:
+    """Each head's attention mass on each digit.
+
+    Args:
+        weights: ``(B, h, N)`` maps of :class:`MultiHeadPooling` over ``N = rows · cols`` tokens.
+        boxes: ``(B, 2, 4)`` digit boxes of :func:`pair_task` (pixels).
+        grid: ``(rows, cols)`` of the tokens; each covers a block of the :data:`TASK` canvas.
+
+    Returns:
+        ``(B, h, 2)``: the share of each head's mass inside the left and the right digit's box
+        (uniform attention puts ``16² / (32 · 64) = 0.125`` on each).
+    """
+    b, heads, n = check_tensor("weights", weights, "(B, h, N)")
+    if tuple(boxes.shape) != (b, 2, 4):
+        raise ValueError(f"boxes must be (B, 2, 4) with B = {b}, got {tuple(boxes.shape)}")
+    if n != grid[0] * grid[1]:
+        raise ValueError(
+            f"weights have N = {n} tokens, the grid {tuple(grid)} has {grid[0]}·{grid[1]}"
+        )
+    maps = weights.reshape(b * heads, *grid)
+    out = [
+        attention_mass_in_box(maps, boxes[:, j].repeat_interleave(heads, 0), TASK["canvas"])
+        for j in range(2)
+    ]
+    return torch.stack(out, dim=-1).reshape(b, heads, 2)
+
+
+def explorer(
+    models: dict[str, PairReader],
+    images: torch.Tensor,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    boxes: torch.Tensor,
+    display_width: int = 256,
+):
+    """A widget: pick a model and a canvas; see every head's map over the canvas it read, the
+    head's mass on each digit, and the digits the model reads.
+
+    Args:
+        models: ``{name: trained PairReader}``.
+        images: ``(n, 1, 32, 64)`` canvases (keep ``n`` small: each travels once).
+        features: the standardised features ``(n, C, h, w)`` the models read.
+        labels, boxes: ``(n,)`` and ``(n, 2, 4)`` from :func:`pair_task`.
+        display_width: drawn width of a canvas in CSS pixels.
+
+    Returns:
+        an explorer (:func:`~visual_attention.views.widgets.precomputed_explorer`) with controls
+        ``model`` and ``image``.
+    """
+    n = check_tensor("images", images, "(n, 1, H, W)", H=TASK["canvas"][0], W=TASK["canvas"][1])[0]
+    check_tensor("features", features, "(n, C, h, w)", n=n)
+    styles = [photo_style(img.expand(3, -1, -1)) for img in images]
+    size = (display_width * TASK["canvas"][0] // TASK["canvas"][1], display_width)
+    views = {}
+    for name, model in models.items():  # each model's predictions and maps (n, h, N)
+        with torch.no_grad(), record_attention(model.eval()) as maps:
+            pred = model(features).argmax(-1)
+        views[name] = (pred, maps["pool"])
+
+    def render(model: str, image: int) -> ipywidgets.Widget:
+        pred, weights = views[model]
+        grid = models[model].grid
+        mass = mass_on_digits(weights[image : image + 1], boxes[image : image + 1], grid)[0]
+        parts = []
+        for head, w in enumerate(weights[image]):
+            caption = f"head {head}: {mass[head, 0]:.2f} on left, {mass[head, 1]:.2f} on right"
+            parts.append(
+                attention_overlay_html(styles[image][0], w.reshape(grid), size, caption=caption)
+            )
+        p, y = int(pred[image]), int(labels[image])
+        verdict = "right" if p == y else "wrong"
+        title = f"<p>{model} reads {p // 10} {p % 10} (true {y // 10} {y % 10}: {verdict})</p>"
+        return html_view(f'{title}<div class="va-flex">{"".join(parts)}</div>')
+
+    header = ipywidgets.HTML(VIEW_CSS + "".join(tag for _, tag in styles))
+    controls = {"model": list(models), "image": list(range(n))}
+    return precomputed_explorer(controls, render, header=header)
 
 
 def digit_vit(
@@ -20,7 +266,7 @@ def digit_vit(
     mlp_ratio: float = 2.0,
     stem_channels: int | Sequence[int] = (16, 16),
 ) -> VisionTransformer:
-    """The chapter's small ViT for the 8 × 8 digits: 2 × 2 patches (a 4 × 4 grid), 10 classes.
+    """A small ViT for the 8 × 8 digits: 2 × 2 patches (a 4 × 4 grid), 10 classes.
 
     By default width 32, 4 blocks of 4 heads, an MLP of twice the width and a convolutional stem of
     two 16-channel ``3 × 3`` layers (``stem_channels=0`` gives the plain ViT).
@@ -35,82 +281,4 @@ def digit_vit(
         num_heads=num_heads,
         mlp_ratio=mlp_ratio,
         stem_channels=stem_channels,
-    )
-
-
-def explorer(
-    model: VisionTransformer,
-    image: torch.Tensor,
-    display_size: tuple[int, int] = (160, 160),
-    initial: Mapping[str, Any] | None = None,
-):
-    """Pick a layer, a head and a query token of a trained ViT; see that head's map and its
-    context.
-
-    The image goes through the model once; the queries, keys and values of every head of every
-    layer (``(L, h, N', d)``, class token first) go to an
-    :class:`~visual_attention.views.widgets.AttentionExplorer`, which computes in the reader's
-    browser the head's weights ``softmax(q kᵀ/(√d·T))`` over the patches (the class token's own
-    weight is given in the caption) and its context vector for any query patch, head, layer and
-    temperature ``T`` (``T = 1`` is what the model computes).
-
-    Args:
-        model: a :class:`VisionTransformer` with a class token.
-        image: ``(C, H, W)`` input of the model.
-        display_size: drawn size in CSS pixels.
-        initial: optional first ``{"layer": l, "head": h, "query": q}`` (``q = "cls"`` or a
-            patch index).
-
-    Returns:
-        an :class:`~visual_attention.views.widgets.AttentionExplorer` (controls: temperature,
-        layer,
-            head; the query is set on the image, or with the "class token" button).
-    """
-
-    if model.cls_token is None:
-        raise ValueError("explorer needs a VisionTransformer with a class token")
-    check_tensor("image", image, "(C, H, W)")
-    g = model.grid
-    qkv = []
-
-    def keep_projections(module, inputs, output):
-        q, k, v = rearrange(
-            module.qkv(inputs[0]), "b n (three h d) -> three b h n d", three=3, h=module.num_heads
-        )
-        qkv.append([q[0], k[0], v[0]])  # (h, N', d) each
-
-    hooks = [blk.attn.register_forward_hook(keep_projections) for blk in model.blocks]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(image[None])
-    finally:
-        for hk in hooks:
-            hk.remove()
-        model.train(was_training)
-    q, k, v = (torch.stack([layer[i] for layer in qkv]) for i in range(3))  # (L, h, N', d) each
-    shown = image.mean(0, keepdim=True).expand(3, -1, -1)
-    shown = (shown - shown.min()) / (shown.max() - shown.min()).clamp_min(1e-6)
-    first = dict(initial or {})
-    query = first.get("query", "cls")
-    d = q.shape[-1]
-    return attention_explorer(
-        q,
-        k,
-        v,
-        grid=(g, g),
-        prefix=1,
-        image=shown,
-        scale=d**-0.5,
-        temperature=1.0,
-        temperature_range=(0.1, 10.0),
-        query=0 if query == "cls" else 1 + int(query),
-        layer=first.get("layer", 0),
-        head=first.get("head", 0),
-        controls=("temperature", "layer", "head"),
-        value_names=[f"c{i}" for i in range(d)],
-        context_title="context of the head, softmax(q kᵀ/√d) v",
-        display_size=display_size,
-        label="multi-head",
     )
