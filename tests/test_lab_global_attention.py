@@ -1,17 +1,17 @@
-"""Tests of visual_attention.labs.global_attention: the token classifier with a pluggable attention
-layer and the chapter's head explorer."""
+"""Tests of visual_attention.labs.global_attention: the pair task, the token features, the
+neighbourhood mask, the pair head and its explorer, and the token classifier with a pluggable
+attention layer."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from einops import rearrange
 
 from visual_attention import record_attention
 from visual_attention.blocks import PatchEmbed, PreNormBlock
-from visual_attention.core import scaled_dot_product_attention
 from visual_attention.global_attention import GlobalAttention
-from visual_attention.labs.global_attention import TokenClassifier, explorer
+from visual_attention.labs import global_attention as lab
+from visual_attention.labs.global_attention import TokenClassifier
 
 
 def test_token_classifier_shapes_and_records():
@@ -94,33 +94,94 @@ def test_validation_errors():
         TokenClassifier(depth=True)
 
 
-def test_explorer_computes_what_global_attention_computes_head_by_head():
-    torch.manual_seed(2)
-    features = torch.nn.functional.normalize(torch.randn(6, 3, 4), dim=0)
-    ex = explorer(
-        torch.rand(3, 48, 64),
-        features,
-        [f"f{i}" for i in range(6)],
-        initial={"head": "texture head", "row": 2, "column": 1},
-    )
-    assert (ex.head, ex.query) == (1, 9) and ex.head_names[1] == "texture head"
-    tokens = rearrange(features, "c h w -> 1 (h w) c")
-    for n_heads, heads in ((2, (0, 1)), (1, (2,))):
-        layer = GlobalAttention(6, num_heads=n_heads, qkv_bias=False, scale=5.0)
-        with torch.no_grad():
-            layer.qkv.weight.copy_(torch.eye(6).repeat(3, 1))
-            q, k, v = rearrange(
-                layer.qkv(tokens), "b n (three h d) -> three b h n d", three=3, h=n_heads
-            )
-            ctx, weights = scaled_dot_product_attention(q, k, v, scale=5.0)
-        for j, head in enumerate(heads):
-            slots = slice(3 * j, 3 * j + 3) if n_heads == 2 else slice(0, 6)
-            for query in (0, 5, 11):
-                w, c = ex.compute(head=head, query=query, temperature=1.0)
-                torch.testing.assert_close(w, weights[0, j, query], atol=1e-6, rtol=1e-5)
-                torch.testing.assert_close(c[slots], ctx[0, j, query], atol=1e-5, rtol=1e-4)
-                outside = torch.ones(6, dtype=torch.bool)
-                outside[slots] = False
-                assert torch.count_nonzero(c[outside]) == 0  # nothing outside the head's slots
-    with pytest.raises(ValueError, match=r"features must be \(C, h, w\) with C = 6"):
-        explorer(torch.rand(3, 48, 64), features[:5], [f"f{i}" for i in range(5)])
+def test_pair_task_places_two_digits_in_opposite_corners_and_labels_same():
+    x, y, classes = lab.pair_task(40, "far", "test", seed=3, noise=0.0)
+    assert x.shape == (40, 1, 48, 48) and y.shape == (40,) and classes.shape == (40, 2)
+    assert y.dtype == torch.long and y.sum() == 20  # half the pairs are the same digit
+    torch.testing.assert_close(y, (classes[:, 0] == classes[:, 1]).long())
+    assert x[:, :, 18:30].abs().sum() == 0  # nothing between the corners' bands
+    assert x[:, :, :18, :18].sum(dim=(1, 2, 3)).min() > 0  # digit A top-left
+    assert x[:, :, 30:, 30:].sum(dim=(1, 2, 3)).min() > 0  # digit B bottom-right
+    again = lab.pair_task(40, "far", "test", seed=3, noise=0.0)[0]
+    assert torch.equal(x, again)
+
+
+def test_pair_task_near_puts_the_pair_side_by_side_and_a_distractor_in_the_other_band():
+    x, y, classes = lab.pair_task(30, "near", "test", seed=1, noise=0.0, classes=(3, 5))
+    assert set(classes.flatten().tolist()) <= {3, 5}
+    torch.testing.assert_close(y, (classes[:, 0] == classes[:, 1]).long())
+    top, bottom = x[:, 0, :18].sum(dim=(1, 2)), x[:, 0, 30:].sum(dim=(1, 2))
+    assert bool(((top > 0) & (bottom > 0)).all())  # something in both bands
+    with pytest.raises(ValueError, match="layout must be one of"):
+        lab.pair_task(4, "diagonal")
+    with pytest.raises(ValueError, match="at least two distinct digits"):
+        lab.pair_task(4, classes=(3,))
+
+
+def test_neighbourhood_mask_by_hand():
+    m = lab.neighbourhood_mask(3, 4, 3)
+    assert m.shape == (12, 12) and m.dtype == torch.bool
+    assert torch.equal(m, m.T)
+    assert m[0].nonzero()[:, 0].tolist() == [0, 1, 4, 5]  # corner: 2 × 2 of the 3 × 3
+    assert m[5].nonzero()[:, 0].tolist() == [0, 1, 2, 4, 5, 6, 8, 9, 10]
+    assert lab.neighbourhood_mask(6, 6, 13).all()  # a square wider than the grid is global
+    with pytest.raises(ValueError, match="kernel_size must be a positive integer"):
+        lab.neighbourhood_mask(3, 3, 0)
+
+
+def test_token_features_pool_the_encoders_map():
+    class Encoder(torch.nn.Module):
+        def feature_map(self, x):
+            return x.repeat(1, 2, 1, 1)
+
+    x = torch.arange(2 * 16 * 16, dtype=torch.float32).reshape(2, 1, 16, 16)
+    f = lab.token_features(x, Encoder(), batch_size=1)
+    assert f.shape == (2, 2, 8, 8)
+    assert f[1, 1, 2, 3] == x[1, 0, 4:6, 6:8].mean()
+    with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\) with C = 1"):
+        lab.token_features(torch.zeros(1, 3, 8, 8), Encoder())
+
+
+def test_pair_head_differs_only_by_its_mask():
+    torch.manual_seed(0)
+    glob, local = lab.PairHead(None, channels=8, grid=4, dim=8, num_heads=2), None
+    torch.manual_seed(0)
+    local = lab.PairHead(3, channels=8, grid=4, dim=8, num_heads=2)
+    params = dict(glob.named_parameters())
+    assert all(torch.equal(p, params[n]) for n, p in local.named_parameters())
+    assert glob.mask.all() and local.mask.sum() == lab.neighbourhood_mask(4, 4, 3).sum()
+    f = torch.randn(5, 8, 4, 4)
+    assert glob(f).shape == (5, 2)
+    w = lab.attention_weights(local, f)  # (5, 16, 16), head-averaged
+    assert w.shape == (5, 16, 16) and bool((w[:, ~local.mask] == 0).all())
+    torch.testing.assert_close(w.sum(-1), torch.ones(5, 16))
+    with record_attention(local) as maps:
+        local(f)
+    torch.testing.assert_close(maps["block.attn"].mean(1), w)
+    with pytest.raises(ValueError, match=r"features must be \(B, C, H, W\) with C = 8"):
+        glob(torch.randn(1, 3, 4, 4))
+
+
+def test_attention_mass_of_a_masked_head_is_one_and_uniform_is_the_mask_density():
+    f = torch.randn(3, 8, 4, 4)
+    inside, uniform = lab.attention_mass(lab.PairHead(3, 8, 4, 8, 2), f, kernel_size=3)
+    assert abs(inside - 1.0) < 1e-6
+    assert abs(uniform - lab.neighbourhood_mask(4, 4, 3).float().mean().item()) < 1e-9
+    head = lab.PairHead(None, 8, 4, 8, 2)
+    with torch.no_grad():
+        head.block.attn.qkv.weight.zero_()
+        head.block.attn.qkv.bias.zero_()  # equal scores: uniform weights
+    inside, _ = lab.attention_mass(head, f, kernel_size=3)
+    assert abs(inside - uniform) < 1e-6
+
+
+def test_run_seeds_and_explorer_on_a_tiny_problem():
+    f, y = torch.randn(16, 8, 4, 4), torch.arange(16) % 2
+    acc, heads, hist = lab.run_seeds(None, (f, y), (f, y), seeds=(0, 1, 2), epochs=2)
+    assert len(acc) == len(heads) == len(hist) == 3 and all(0 <= a <= 1 for a in acc)
+    assert len(hist[0].test_accuracy) == 2 and not heads[0].training
+    images = torch.rand(2, 1, 32, 32)
+    widget = lab.explorer({"g": heads[0], "n": heads[1]}, images, f[:2], queries=[0, 5])
+    assert [c.description for c in widget.controls] == ["canvas", "query", "model"]
+    with pytest.raises(ValueError, match="features must be"):
+        lab.explorer({"g": heads[0]}, images, f[:3], queries=[0])

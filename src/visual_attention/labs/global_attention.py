@@ -1,19 +1,204 @@
-"""The lab of the global attention chapter: a token classifier with a pluggable attention layer
-(also used by the local attention chapter) and the head explorer."""
+"""The lab of the global attention chapter (also used by the local attention chapter): two digits
+on a canvas and a question about the pair, answered by one attention block whose only variable is
+its reach.
+
+* :func:`pair_task` — ``48 × 48`` canvases with two ``16``-pixel digits, labelled "same digit?".
+  ``layout="far"``: the two digits sit in opposite corners; ``layout="near"``: they sit side by
+  side and a third digit (a distractor, as often of the left digit's class as not) sits in the
+  other half of the canvas.
+* :func:`token_features` — the frozen :class:`~visual_attention.labs.digits.DigitCNN` run once
+  over the canvases, averaged over ``2 × 2`` positions: a ``6 × 6`` grid of tokens (one per
+  ``8 × 8`` pixels), ``(N, 1, 48, 48)`` → ``(N, 64, 6, 6)``.
+* :class:`PairHead` — what is trained: a token embedding, one pre-norm Transformer block and a
+  linear classifier of the mean token. ``reach=None`` lets every token attend to all 36 tokens
+  (global attention); ``reach=k`` masks the same attention to each token's ``k × k``
+  neighbourhood (:func:`neighbourhood_mask`). Nothing else differs.
+* :class:`TokenClassifier` — a tiny ViT-like classifier with a pluggable attention layer (the
+  local attention chapter's comparison of windows and global attention on pixels).
+* :func:`run_seeds` — one head trained per seed; :func:`attention_mass` — the share of attention
+  inside the neighbourhood; :func:`explorer` — a widget with the trained models' attention maps.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import ipywidgets
 import torch
-from einops import rearrange
 from einops.layers.torch import Rearrange
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, check_tensor
-from ..blocks import PatchEmbed, PreNormBlock, conv_bn_act
+from .._checks import check_choice, check_int_or_none, check_positive_int, check_tensor
+from ..blocks import MultiHeadAttention, PatchEmbed, PreNormBlock, conv_bn_act
 from ..global_attention import GlobalAttention
-from ..views.widgets import attention_explorer
+from ..train import History, fit, seed_everything
+from ..views.viz import VIEW_CSS, bars_html, data_uri
+from ..views.widgets import html_view, precomputed_explorer
+from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
+from .spatial import standardize
+
+__all__ = [
+    "CANVAS",
+    "GRID",
+    "LAYOUTS",
+    "pair_task",
+    "token_features",
+    "neighbourhood_mask",
+    "PairHead",
+    "TokenClassifier",
+    "run_seeds",
+    "attention_mass",
+    "explorer",
+    "standardize",
+]
+
+#: Side of the canvases in pixels.
+CANVAS = 48
+#: Side of the token grid (one token per ``8 × 8`` pixels).
+GRID = 6
+#: The layouts of :func:`pair_task`.
+LAYOUTS = ("far", "near")
+_JITTER = 2  # pixels a digit may move away from its corner or edge
+
+
+def _place(canvas: torch.Tensor, digits: torch.Tensor, top: torch.Tensor, left: torch.Tensor):
+    """Write ``digits`` ``(n, 1, s, s)`` into ``canvas`` ``(n, 1, H, W)`` at per-image corners."""
+    s = digits.shape[-1]
+    rows = (top[:, None] + torch.arange(s))[:, :, None]  # (n, s, 1)
+    cols = (left[:, None] + torch.arange(s))[:, None, :]  # (n, 1, s)
+    canvas[torch.arange(len(canvas))[:, None, None], 0, rows, cols] = digits[:, 0]
+
+
+def pair_task(
+    n: int,
+    layout: str = "far",
+    split: str = "train",
+    seed: int = 0,
+    noise: float = 0.1,
+    classes: Sequence[int] = tuple(range(10)),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` canvases with a pair of digits, half of them the same digit (different drawings).
+
+    ``"far"``: digit A near the top-left corner, digit B near the bottom-right corner (each
+    moved by up to 2 pixels), about 30 pixels (4 tokens) apart in each direction. ``"near"``:
+    A and B side by side in the top or bottom band of the canvas at a random column, a third digit
+    (the distractor, of A's class half the time) in the other band: the answer is next to itself.
+    Gaussian pixel noise ``noise``, then clipping to ``[0, 1]``. The digits are drawn from
+    ``classes`` (at least two).
+
+    Returns:
+        images ``(n, 1, 48, 48)``, labels ``(n,)`` (1 = same digit) and the digits' classes
+        ``(n, 2)`` (A, B), the last two int64.
+    """
+    check_positive_int("n", n)
+    check_choice("layout", layout, LAYOUTS)
+    g = torch.Generator().manual_seed(seed)
+    images, labels = digits_at(DIGIT_SIZE, split)
+    by_class = [torch.nonzero(labels == c)[:, 0] for c in range(10)]
+
+    def draw(classes: torch.Tensor) -> torch.Tensor:  # one random drawing of each class
+        pick = [by_class[c][torch.randint(len(by_class[c]), (1,), generator=g)] for c in classes]
+        return images[torch.cat(pick)]
+
+    same = (torch.arange(n) % 2 == 0)[torch.randperm(n, generator=g)]
+    cls = torch.as_tensor(list(classes), dtype=torch.long)
+    k = len(cls)
+    if k < 2 or not bool(((cls >= 0) & (cls < 10)).all()) or len(set(cls.tolist())) < k:
+        raise ValueError(f"classes must be at least two distinct digits 0-9, got {classes!r}")
+    ai = torch.randint(k, (n,), generator=g)
+    bi = torch.where(same, ai, (ai + torch.randint(1, k, (n,), generator=g)) % k)
+    a, b = cls[ai], cls[bi]
+    canvas = torch.zeros(n, 1, CANVAS, CANVAS)
+    far = CANVAS - DIGIT_SIZE  # the last corner a digit fits in
+    jitter = lambda: torch.randint(0, _JITTER + 1, (n,), generator=g)  # noqa: E731
+    if layout == "far":
+        _place(canvas, draw(a), jitter(), jitter())
+        _place(canvas, draw(b), far - jitter(), far - jitter())
+    else:
+        top = torch.rand(n, generator=g) < 0.5  # the pair in the top band, or the bottom one
+        row = torch.where(top, jitter(), far - jitter())
+        col = torch.randint(0, CANVAS - 2 * DIGIT_SIZE + 1, (n,), generator=g)
+        _place(canvas, draw(a), row, col)
+        _place(canvas, draw(b), row, col + DIGIT_SIZE)
+        like_a = torch.rand(n, generator=g) < 0.5
+        d = torch.where(like_a, a, cls[torch.randint(k, (n,), generator=g)])
+        d_col = torch.randint(0, far + 1, (n,), generator=g)
+        _place(canvas, draw(d), torch.where(top, far - jitter(), jitter()), d_col)
+    canvas = (canvas + noise * torch.randn(canvas.shape, generator=g)).clamp(0, 1)
+    return canvas, same.long(), torch.stack([a, b], dim=1)
+
+
+@torch.no_grad()
+def token_features(
+    images: torch.Tensor, encoder: nn.Module | None = None, batch_size: int = 500
+) -> torch.Tensor:
+    """The frozen digit encoder's feature map, averaged over ``2 × 2`` positions:
+    ``(N, 1, 48, 48)`` → tokens ``(N, 64, 6, 6)``, one per ``8 × 8`` pixels.
+
+    Args:
+        images: canvases ``(N, 1, H, W)``, ``H`` and ``W`` multiples of 8.
+        encoder: a module with ``feature_map`` (default: ``load_digit_cnn()``, frozen).
+        batch_size: canvases per forward pass.
+    """
+    check_tensor("images", images, "(N, C, H, W)", C=1)
+    check_positive_int("batch_size", batch_size)
+    encoder = load_digit_cnn() if encoder is None else encoder.eval()
+    maps = [nn.functional.avg_pool2d(encoder.feature_map(x), 2) for x in images.split(batch_size)]
+    return torch.cat(maps)
+
+
+def neighbourhood_mask(height: int, width: int, kernel_size: int) -> torch.Tensor:
+    """Which token may attend to which: ``(N, N)`` boolean, ``N = height · width`` (row-major),
+    ``True`` where the key lies in the ``k × k`` square centred on the query (clipped at the
+    borders, as in stand-alone self-attention), i.e. ``|Δy| ≤ k // 2`` and ``|Δx| ≤ k // 2``."""
+    for name, value in (("height", height), ("width", width), ("kernel_size", kernel_size)):
+        check_positive_int(name, value)
+    ys, xs = torch.arange(height).repeat_interleave(width), torch.arange(width).repeat(height)
+    r = kernel_size // 2
+    return ((ys[:, None] - ys[None]).abs() <= r) & ((xs[:, None] - xs[None]).abs() <= r)
+
+
+class PairHead(nn.Module):
+    """One pre-norm Transformer block over a token grid and a linear classifier of the mean token.
+
+    ``z = x W_e + E_pos`` (a linear embedding of each token and a learned position embedding),
+    ``z ← PreNormBlock(z)`` with :class:`~visual_attention.blocks.MultiHeadAttention` (masked
+    to :func:`neighbourhood_mask` when ``reach = k``, unmasked when ``reach = None``), then
+    ``LayerNorm``, the mean over tokens and ``nn.Linear(dim, num_classes)``. Only the mask
+    differs between the global model and its neighbourhood control: same parameters, same count.
+
+    Shapes: ``forward``: features ``(B, C, H, W)`` → logits ``(B, num_classes)``; the block records
+    the weights ``(B, h, N, N)`` (zero outside the neighbourhood when masked).
+    """
+
+    def __init__(
+        self,
+        reach: int | None = None,
+        channels: int = 64,
+        grid: int = GRID,
+        dim: int = 64,
+        num_heads: int = 4,
+        num_classes: int = 2,
+    ) -> None:
+        super().__init__()
+        self.reach = check_int_or_none("reach", reach)
+        self.channels, self.grid = check_positive_int("channels", channels), grid
+        self.embed = nn.Linear(channels, dim)
+        self.pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, grid * grid, dim), std=0.02))
+        self.block = PreNormBlock(dim, MultiHeadAttention(dim, num_heads), mlp_ratio=2.0)
+        every = torch.ones(grid * grid, grid * grid, dtype=torch.bool)
+        self.register_buffer(
+            "mask", every if reach is None else neighbourhood_mask(grid, grid, reach)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, check_positive_int("num_classes", num_classes))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        g = self.grid
+        check_tensor("features", features, "(B, C, H, W)", C=self.channels, H=g, W=g)
+        z = self.embed(features.flatten(2).transpose(1, 2)) + self.pos  # (B, N, dim)
+        z = self.norm(self.block(z, mask=self.mask))  # every token, or its neighbourhood
+        return self.fc(z.mean(dim=1))  # mean token → logits
 
 
 class TokenClassifier(nn.Module):
@@ -107,60 +292,125 @@ def _conv_stem(in_channels: int, dim: int, patch_size: int) -> nn.Sequential:
     return nn.Sequential(*layers, Rearrange("b c h w -> b h w c"))
 
 
-def explorer(
-    image: torch.Tensor,
-    features: torch.Tensor,
-    feature_names: Sequence[str],
-    scale: float = 5.0,
-    display_size: tuple[int, int] | None = None,
-    initial: dict | None = None,
-):
-    """The chapter's widget: a query patch of a photo attends to *all* patches, head by head.
+def run_seeds(
+    reach: int | None,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 10,
+    lr: float = 5e-3,
+    batch_size: int = 128,
+) -> tuple[list[float], list[PairHead], list[History]]:
+    """Train one :class:`PairHead` per seed on token features ``(N, C, H, W)``; evaluate on
+    ``test``.
 
-    ``features`` ``(6, h, w)`` (from :func:`visual_attention.data.patch_features` with
-    ``unit=True``) are the tokens; a :class:`GlobalAttention` with identity projections and
-    ``num_heads=2`` splits them into a *colour* head (red, green, blue) and a *texture* head
-    (contrast, edges), and one with ``num_heads=1`` uses all six. The reader picks the head, the
-    query patch (anywhere) and a temperature; the browser computes the query's weights over the
-    whole photo and the head's output (its context vector, drawn in the slots of the features it is
-    made of) — :class:`visual_attention.views.widgets.AttentionExplorer`, with each head's queries,
-    keys and values zero-padded to the six features (zeros change no dot product).
+    Each seed seeds the head's initialisation and the data order; AdamW (weight decay 0.05),
+    one warm-up epoch, then a cosine decay of ``lr`` to 0.
+
+    Returns:
+        final test accuracies (one per seed), the heads (eval mode) and their histories.
+    """
+    _, c, h, _ = check_tensor("train features", train[0], "(N, C, H, W)")
+    accuracies, heads, histories = [], [], []
+    for seed in seeds:
+        seed_everything(seed)
+        head = PairHead(reach, channels=c, grid=h)
+        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+        options.update(optimizer="adamw", weight_decay=0.05, warmup_epochs=1)
+        history = fit(head, train, test, progress=False, **options)
+        accuracies.append(history.final_test_accuracy)
+        heads.append(head.eval())
+        histories.append(history)
+    return accuracies, heads, histories
+
+
+@torch.no_grad()
+def attention_weights(head: PairHead, features: torch.Tensor) -> torch.Tensor:
+    """The block's attention weights on ``features`` ``(B, C, H, W)``, averaged over heads:
+    ``(B, N, N)`` (row = query token, column = key token)."""
+    _, weights = head.block.attn(
+        head.block.norm1(head.embed(features.flatten(2).transpose(1, 2)) + head.pos),
+        mask=head.mask,
+        return_weights=True,
+    )
+    return weights.mean(dim=1)
+
+
+def attention_mass(
+    head: PairHead, features: torch.Tensor, kernel_size: int = 3
+) -> tuple[float, float]:
+    """The share of each query's attention that falls inside its ``k × k`` neighbourhood,
+    averaged over queries and images, and the same share for uniform attention (the value of a
+    head that ignores distance).
+
+    Returns:
+        ``(measured, uniform)``.
+    """
+    w = attention_weights(head, features)  # (B, N, N)
+    inside = neighbourhood_mask(head.grid, head.grid, kernel_size)  # (N, N)
+    measured = float((w * inside).sum(-1).mean())
+    return measured, float(inside.float().mean())
+
+
+def _overlay(image: torch.Tensor, weights: torch.Tensor, query: int, grid: int) -> str:
+    """The canvas in grey with the query's weights ``(N,)`` in red, upsampled to the pixels, and
+    the query token outlined: an RGB array as a data URI."""
+    scale = image.shape[-1] // grid
+    heat = weights.reshape(grid, grid).repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    heat = heat / heat.max().clamp_min(1e-12)
+    grey = image[0].clamp(0, 1)
+    rgb = torch.stack([torch.maximum(grey, heat), grey * (1 - heat), grey * (1 - heat)], -1)
+    r, c = divmod(query, grid)
+    box = rgb[r * scale : (r + 1) * scale, c * scale : (c + 1) * scale]
+    box[[0, -1], :] = box[:, :1].new_tensor([0.2, 0.8, 1.0])  # outline the query in blue
+    box[:, [0, -1]] = box.new_tensor([0.2, 0.8, 1.0])
+    return data_uri((rgb.numpy() * 255 + 0.5).astype("uint8"))
+
+
+def explorer(
+    heads: dict[str, PairHead],
+    images: torch.Tensor,
+    features: torch.Tensor,
+    queries: Sequence[int],
+    display: int = 192,
+):
+    """A widget: pick a canvas, a query token and a trained model; see where the query looks
+    (its head-averaged attention over the canvas, in red; the query outlined in blue) and the
+    model's probability of "same digit".
 
     Args:
-        image: ``(3, H, W)`` photo in ``[0, 1]``.
-        features: ``(6, h, w)`` unit patch features.
-        feature_names: their 6 names.
-        scale: logits are ``scale · ⟨q, k⟩ / T``.
-        display_size: drawn ``(height, width)`` in CSS pixels.
-        initial: optional first ``{"head": name, "row": r, "column": c}``.
-    """
+        heads: ``{name: trained PairHead}``.
+        images: canvases ``(n, 1, 48, 48)``; ``features`` their tokens ``(n, C, 6, 6)``.
+        queries: token indices (row-major) offered as queries.
+        display: drawn side of the canvas in CSS pixels.
 
-    c, h, w = check_tensor("features", features, "(C, h, w)", C=6)
-    if len(feature_names) != 6:
-        raise ValueError(f"feature_names must hold 6 names, got {len(feature_names)}")
-    tokens = rearrange(features, "c h w -> (h w) c")
-    heads = {
-        "colour head": slice(0, 3),
-        "texture head": slice(3, 6),
-        "one head, all 6": slice(0, 6),
-    }
-    per_head = torch.zeros(len(heads), h * w, c)
-    for i, part in enumerate(heads.values()):
-        per_head[i, :, part] = tokens[:, part]  # q = k = v = the head's features, in their slots
-    first = dict(initial or {})
-    return attention_explorer(
-        per_head,
-        grid=(h, w),
-        image=image,
-        scale=scale,
-        temperature=1.0,
-        temperature_range=(0.1, 10.0),
-        query=(first.get("row", 0), first.get("column", 0)),
-        head=list(heads).index(first.get("head", "colour head")),
-        controls=("head", "temperature"),
-        head_names=list(heads),
-        value_names=list(feature_names),
-        context_title="head output (context), in its features' slots",
-        display_size=display_size,
-        label="global-attention",
+    Returns:
+        an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
+        ``canvas``, ``query`` and ``model``.
+    """
+    check_tensor("images", images, "(n, C, H, W)", C=1)
+    check_tensor("features", features, "(n, C, h, w)", n=len(images))
+    views = {}
+    for name, head in heads.items():
+        w = attention_weights(head, features)  # (n, N, N)
+        with torch.no_grad():
+            p_same = head(features).softmax(-1)[:, 1]
+        for i in range(len(images)):
+            for q in queries:
+                views[i, q, name] = (_overlay(images[i], w[i, q], q, head.grid), float(p_same[i]))
+
+    def render(canvas: int, query: int, model: str) -> ipywidgets.Widget:
+        uri, p = views[canvas, query, model]
+        style = f"width:{display}px;height:{display}px;image-rendering:pixelated"
+        grid = next(iter(heads.values())).grid
+        return html_view(
+            f'<div class="va-view"><img alt="canvas {canvas}" src="{uri}" style="{style}">'
+            f'<div class="va-cap">{model}: where token {divmod(query, grid)} looks</div></div>'
+            + bars_html([p, 1 - p], ["same digit", "different"], title="prediction")
+        )
+
+    return precomputed_explorer(
+        {"canvas": list(range(len(images))), "query": list(queries), "model": list(heads)},
+        render,
+        header=ipywidgets.HTML(VIEW_CSS),
     )
