@@ -1,8 +1,11 @@
 # Attention in Vision: two commands from a fresh machine.
-#   make book   set up .venv (Python packages, the package itself, graphviz) and build _build/html
-#   make test   the same set-up, then every test: package, notebooks (nbval) and the built site
-# Also: make lab (JupyterLab on the chapters), make execute (re-run chapters, keeping widget state),
-#       make assignments (student versions in _build/assignments; grade with python -m visual_attention.grade).
+#   make book   set up .venv (Python packages, the package itself; graphviz, npm) and build _build/html
+#   make test   the same set-up, then every test: package, notebooks (nbval), the built site in
+#               Chromium, JupyterLab with a kernel
+# Also, with Python alone (graphviz optional): make lab (JupyterLab on the chapters, also as root),
+#       make unit (the package's tests), make assignments (student versions in _build/assignments;
+#       grade with python -m visual_attention.grade); and make execute (re-run chapters, keeping
+#       widget state). System packages: scripts/system-deps.sh says what is missing and how to get it.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +17,8 @@ export PYTHONHASHSEED := 0
 
 .PHONY: book test lint weights unit notebooks lab execute assignments bench setup system-deps browser-deps clean
 
-setup: $(STAMP) system-deps
+# Python only: a virtual environment with the pinned packages and the book's package.
+setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,17 +28,17 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 system-deps:
-	bash scripts/system-deps.sh
+	bash scripts/system-deps.sh graphviz npm
 
 browser-deps:
-	bash scripts/system-deps.sh --browser
+	bash scripts/system-deps.sh graphviz npm chromium
 
 # JavaScript the site serves itself (widget manager, MathJax), from the npm registry: never committed.
-$(NODE): package.json package-lock.json
+$(NODE): package.json package-lock.json | system-deps
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-book: setup $(NODE)
+book: setup system-deps $(NODE)
 	rm -rf _build/html _build/.doctrees
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 
@@ -48,14 +52,18 @@ lint: setup
 	$(VENV)/bin/ruff format --check src
 	$(VENV)/bin/lint-imports
 
+# The package's tests only: no site, no browser, no JupyterLab server, no nbgrader course.
 unit: setup
-	$(PY) -m pytest tests -p no:cacheprovider
+	bash scripts/system-deps.sh --optional graphviz
+	$(PY) -m pytest tests -m "not browser and not jupyterlab and not nbgrader" -p no:cacheprovider
 
 notebooks: setup
+	bash scripts/system-deps.sh graphviz
 	$(PY) -m pytest book --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
 		-p no:cacheprovider
 
 execute: setup
+	bash scripts/system-deps.sh graphviz
 	$(PY) scripts/execute_notebooks.py $(NOTEBOOKS)
 
 # The frozen digit encoder the chapters' experiments share (seeded; tests/test_lab_digits.py checks it).
@@ -70,8 +78,10 @@ assignments: setup
 bench: browser-deps book
 	$(PY) benchmarks/run.py
 
+# As root (a container) Jupyter refuses to start without --allow-root.
 lab: setup
-	$(VENV)/bin/jupyter lab book/
+	bash scripts/system-deps.sh --optional graphviz
+	$(VENV)/bin/jupyter lab book/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf _build node_modules

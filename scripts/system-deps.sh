@@ -1,22 +1,47 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the book needs when they are missing: graphviz's `dot` (flowcharts),
-# npm (the site's own copy of the widget manager and MathJax) and, with --browser, Chromium (the
-# browser tests). As root it uses apt-get; otherwise it says what
-# to install and fails.
+# Checks the system packages a make target needs, and installs the missing ones as root on Debian.
+#
+#   system-deps.sh [--optional] graphviz|npm|chromium ...
+#
+# graphviz: `dot`, for the Foundations flowchart (make lab/unit/assignments can do without it);
+# npm: the site's own copy of the widget manager and MathJax (make book/test only);
+# chromium: the browser tests (make test only).
+# As root with apt-get, missing packages are installed. Otherwise the script prints the command for
+# Debian/Ubuntu, macOS (Homebrew) and conda, and fails -- or, with --optional, only warns.
 set -euo pipefail
-need=()
-command -v dot >/dev/null 2>&1 || need+=(graphviz)
-command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
-if [[ "${1:-}" == "--browser" ]] && ! command -v chromium >/dev/null 2>&1; then need+=(chromium); fi
-((${#need[@]})) || exit 0
+optional=0
+if [[ "${1:-}" == "--optional" ]]; then optional=1; shift; fi
+apt=() brew=() conda=()
+for tool in "$@"; do
+  case "$tool" in
+    graphviz) command -v dot >/dev/null 2>&1 || { apt+=(graphviz); brew+=(graphviz); conda+=(graphviz); } ;;
+    npm) command -v npm >/dev/null 2>&1 || { apt+=(nodejs npm); brew+=(node); conda+=(nodejs); } ;;
+    chromium)
+      if [[ -z "${CHROMIUM:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
+        apt+=(chromium); brew+=(--cask chromium); conda+=()
+      fi ;;
+    *) echo "system-deps.sh: unknown tool '$tool'" >&2; exit 2 ;;
+  esac
+done
+((${#apt[@]})) || exit 0
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-  echo "Installing system packages: ${need[*]}"
+  echo "Installing system packages: ${apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-else
-  echo "Missing system packages: ${need[*]}." >&2
-  echo "Install them with your package manager, e.g. 'sudo apt-get install ${need[*]}'" >&2
-  echo "(macOS: 'brew install graphviz' and a Chromium/Chrome; set CHROMIUM=/path/to/chrome)." >&2
-  exit 1
+  apt-get install -y -qq --no-install-recommends "${apt[@]}" >/dev/null
+  exit 0
 fi
+{
+  echo "Missing system packages: ${apt[*]}. Install them with one of:"
+  echo "  Debian/Ubuntu:     sudo apt-get install ${apt[*]}"
+  echo "  macOS (Homebrew):  brew install ${brew[*]}"
+  if ((${#conda[@]})); then echo "  conda:             conda install -c conda-forge ${conda[*]}"; fi
+  if [[ " ${apt[*]} " == *" chromium "* ]]; then
+    echo "  (or point CHROMIUM=/path/to/chrome at a Chromium or Chrome you already have)"
+  fi
+} >&2
+if ((optional)); then
+  echo "(continuing without them: only what needs them will fail)" >&2
+  exit 0
+fi
+exit 1

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from visual_attention.exercises import ExerciseError, check, compare, get_exercise, list_exercises
+from visual_attention.exercises import (
+    ExerciseError,
+    check,
+    compare,
+    get_exercise,
+    judge,
+    list_exercises,
+    package_names_used,
+    reference_names,
+)
 
 
 def good_softmax(s):
@@ -74,7 +83,56 @@ def test_registry():
 @pytest.mark.parametrize("name", sorted(list_exercises()))
 def test_every_reference_passes_its_own_check(name):
     ex = get_exercise(name)
-    check(name, ex.reference, quiet=True)
+    for case in ex.make_cases():
+        want = ex.reference(*case.args, **case.kwargs)
+        judge(ex, case, ex.reference(*case.args, **case.kwargs), want, name)
+
+
+@pytest.mark.parametrize("name", sorted(list_exercises()))
+def test_an_answer_that_calls_the_reference_scores_nothing(name):
+    ex = get_exercise(name)
+    if not reference_names(ex):
+        assert ex.reference.__module__.startswith("visual_attention.exercises")
+        return  # the reference is written out in the exercise module: nothing to call
+    namespace = {"reference": ex.reference}  # as a notebook would hold an imported function
+    exec("def answer(*args, **kwargs):\n    return reference(*args, **kwargs)", namespace)
+    with pytest.raises(ExerciseError, match="calls the package's own"):
+        check(name, namespace["answer"])
+
+
+def test_calls_to_the_reference_are_found_however_they_are_spelled():
+    import visual_attention as va
+    from visual_attention.core import masked_softmax as renamed
+
+    def helper(s):
+        return va.core.masked_softmax(s, dim=-1)
+
+    def through_a_helper(s):
+        return helper(s)
+
+    def through_an_alias(s):
+        return renamed(s, dim=-1)
+
+    def make_closure():
+        f = renamed
+
+        def inner(s):
+            return f(s, dim=-1)
+
+        return inner
+
+    def written_out(s):
+        e = (s - s.max(dim=-1, keepdim=True).values).exp()
+        return e / e.sum(dim=-1, keepdim=True)
+
+    for answer in (helper, through_a_helper, through_an_alias, make_closure()):
+        assert "visual_attention.core.masked_softmax" in package_names_used(answer), answer
+        with pytest.raises(ExerciseError, match="calls the package's own masked_softmax"):
+            check("foundations.softmax", answer)
+    assert package_names_used(written_out) == set()
+    check("foundations.softmax", written_out, quiet=True)
+    # a building block the exercise allows is not the answer
+    assert "visual_attention.core.masked_softmax" in get_exercise("temporal.causal_weights").allowed
 
 
 def test_compare_messages():

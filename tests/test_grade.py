@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from visual_attention.assignments import student_version
+from visual_attention.assignments import ANSWER_NOTE, strip_answers, student_version
 from visual_attention.grade import grade, graded_cells
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +91,22 @@ def test_hidden_tests_are_removed():
     assert out.cells[1].source == "check('x', f)\n"
 
 
+def test_think_answers_are_replaced_by_a_note_in_student_versions():
+    question = "**5. Think.** Why?\n\n"
+    answer = ":::{admonition} Answer\n:class: dropdown\nBecause.\n\n```python\nx = 1\n```\n:::"
+    after = "\n\nMore text."
+    assert strip_answers(question + answer + after) == question + ANSWER_NOTE + "\nMore text."
+    assert strip_answers("no answer here") == "no answer here"
+    for chapter in sorted((ROOT / "book").glob("*.ipynb")):
+        nb = nbformat.read(chapter, as_version=4)
+        if not any(_nbgrader(c).get("solution") for c in nb.cells):
+            continue
+        student = student_version(nb, chapter.stem)
+        assert not any("{admonition} Answer" in c.source for c in student.cells), chapter.name
+        answers = sum("{admonition} Answer" in c.source for c in nb.cells)
+        assert sum(ANSWER_NOTE in c.source for c in student.cells) == answers, chapter.name
+
+
 def test_make_assignments_command(tmp_path):
     subprocess.run([sys.executable, "-m", "visual_attention.assignments", str(CHAPTER), "--out", str(tmp_path)],
                    check=True, capture_output=True)
@@ -115,9 +131,10 @@ def _chapters_with_exercises() -> list[Path]:
 
 @pytest.mark.parametrize("chapter", _chapters_with_exercises(), ids=lambda p: p.stem)
 def test_every_chapter_grades_full_for_the_instructor_and_zero_for_the_student(chapter, tmp_path):
-    """Each chapter's exercises alone (its first code cell, for the imports, then every nbgrader cell)."""
+    """Each chapter's exercises alone (its import cell, the first after the install cell, then every
+    nbgrader cell)."""
     nb = nbformat.read(chapter, as_version=4)
-    first = next(c for c in nb.cells if c.cell_type == "code")
+    first = next(c for c in nb.cells if c.cell_type == "code" and "install-package" not in c.metadata.get("tags", []))
     small = nbformat.v4.new_notebook(cells=[first] + [c for c in nb.cells if _nbgrader(c)], metadata=nb.metadata)
     instructor = tmp_path / chapter.name
     nbformat.write(small, instructor)
@@ -141,6 +158,24 @@ def test_one_wrong_exercise_loses_exactly_its_points(instructor, tmp_path):
     report = grade(_variant(instructor, tmp_path, wrong_mask), instructor, timeout=30)
     assert _scores(report) == {"softmax-check": 1, "query-check": 1, "masked-check": 0}, report.table()
     assert "fully masked" in report.results[2].feedback and "nan" in report.results[2].feedback
+
+
+def test_an_answer_that_calls_the_packages_reference_scores_zero(instructor, tmp_path):
+    def lazy(cells):  # right numbers, but the exercise is to write it
+        _solution(cells, "masked-solution").source = (
+            "import visual_attention as va\n\n"
+            "def my_masked_softmax(scores, mask):\n"
+            "    return va.core.masked_softmax(scores, dim=-1, mask=mask)\n"
+        )
+        _solution(cells, "softmax-solution").source = (
+            "from visual_attention.core import masked_softmax as helper\n\n"
+            "def my_softmax(scores):\n"
+            "    return helper(scores, dim=-1)\n"
+        )
+
+    report = grade(_variant(instructor, tmp_path, lazy), instructor, timeout=30)
+    assert _scores(report) == {"softmax-check": 0, "query-check": 1, "masked-check": 0}, report.table()
+    assert "calls the package's own masked_softmax" in report.results[2].feedback
 
 
 def test_infinite_loop_is_cut_at_the_time_limit(instructor, tmp_path):

@@ -22,6 +22,8 @@ import pytest
 
 from test_site import CHROMIUM_FLAGS, _chromium
 
+pytestmark = [pytest.mark.browser, pytest.mark.jupyterlab]
+
 CELLS = [
     "import json, torch\n"
     "from visual_attention.views import widgets as W\n"

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import serve  # noqa: E402  (scripts/serve.py: the gzip-compressing static server)
 
+pytestmark = pytest.mark.browser
+
 SITE = serve.SITE
 MAX_PAGE_BYTES = 2_000_000
 CHROMIUM_FLAGS = [
@@ -149,11 +151,13 @@ def test_site_was_built(site):
 
 
 def test_chapters_keep_launch_and_download_buttons(site):
-    """Readers who are online can still open a chapter in Binder, Colab or a JupyterHub, or download it."""
+    """Readers who are online can open a chapter in Binder or Colab at its real path, or download it;
+    a service that is not configured (an empty address) has no button."""
     import yaml
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    hub = config["launch_buttons"]["jupyterhub_url"]
+    repo = config["repository"]["url"].removeprefix("https://github.com/").rstrip("/")
+    branch = config["repository"]["branch"]
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     entries = [c for part in toc.get("parts", []) for c in part["chapters"]] + toc.get("chapters", [])
     listed = [ROOT / f"{entry['file']}.ipynb" for entry in entries]
@@ -161,8 +165,13 @@ def test_chapters_keep_launch_and_download_buttons(site):
     assert notebooks, "no chapter notebook is listed in _toc.yml"
     for nb in notebooks:
         html = (site / "book" / f"{nb.stem}.html").read_text(encoding="utf-8")
-        for target in ("https://mybinder.org/v2/gh/", "https://colab.research.google.com/github/", hub):
-            assert f'href="{target}' in html, f"{nb.name}: no launch link to {target}"
+        binder = f"https://mybinder.org/v2/gh/{repo}/{branch}?urlpath=lab/tree/book/{nb.name}"
+        colab = f"https://colab.research.google.com/github/{repo}/blob/{branch}/book/{nb.name}"
+        for target in (binder, colab):
+            assert f'href="{target}"' in html, f"{nb.name}: no launch link {target}"
+        assert "/./book/" not in html, f"{nb.name}: a launch link with /./ in its path"
+        if not config["launch_buttons"].get("jupyterhub_url"):
+            assert "hub/user-redirect" not in html, f"{nb.name}: a JupyterHub button with no hub"
         assert f'href="../_sources/book/{nb.name}"' in html, f"{nb.name}: no .ipynb download link"
         assert (site / "_sources" / "book" / nb.name).is_file()
 

@@ -3,8 +3,10 @@ shapes."""
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
+import types
 from collections.abc import Sequence
 
 import torch
@@ -183,3 +185,14 @@ def check_odd_int(name: str, value: object) -> int:
     if check_positive_int(name, value) % 2 == 0:
         raise ValueError(f"{name} must be a positive odd integer, got {value!r}")
     return value
+
+
+def import_extra(module: str, extra: str) -> types.ModuleType:
+    """Import ``module``, part of the package's ``extra``; say how to install it if missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"{module} is missing: it comes with the '{extra}' extra of the book's package, "
+            f'pip install "visual-attention[{extra}]" (or run make setup in a clone)'
+        ) from error

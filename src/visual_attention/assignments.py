@@ -23,9 +23,20 @@ import copy
 import re
 from pathlib import Path
 
-import nbformat
+import traitlets
 
-__all__ = ["student_version", "write_assignments"]
+from ._checks import import_extra
+
+nbformat = import_extra("nbformat", "grading")
+
+
+__all__ = [
+    "ANSWER_NOTE",
+    "StripForStudents",
+    "strip_answers",
+    "student_version",
+    "write_assignments",
+]
 
 _SOLUTION = re.compile(
     r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S
@@ -33,6 +44,16 @@ _SOLUTION = re.compile(
 _HIDDEN = re.compile(
     r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)", re.M | re.S
 )
+# A "Think" question's answer: a MyST dropdown admonition titled "Answer", to the closing fence.
+_ANSWER = re.compile(r"^(:{3,})\{admonition\} Answer[^\n]*\n.*?^\1[ \t]*$\n?", re.M | re.S)
+#: What replaces a Think answer in a student version.
+ANSWER_NOTE = "*(Write your answer here; the answer is in the instructor's version.)*\n"
+
+
+def strip_answers(source: str) -> str:
+    """Markdown ``source`` without its ``{admonition} Answer`` blocks (each becomes
+    :data:`ANSWER_NOTE`)."""
+    return _ANSWER.sub(ANSWER_NOTE, source)
 
 
 def _strip_solution(source: str, markdown: bool) -> str:
@@ -68,6 +89,8 @@ def student_version(nb: nbformat.NotebookNode, chapter: str) -> nbformat.Noteboo
             n_solutions += 1
         if meta.get("grade"):
             cell.source = _HIDDEN.sub("", cell.source)
+        if cell.cell_type == "markdown":
+            cell.source = strip_answers(cell.source)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
@@ -76,6 +99,30 @@ def student_version(nb: nbformat.NotebookNode, chapter: str) -> nbformat.Noteboo
     if n_solutions == 0:
         raise ValueError(f"{chapter}: no nbgrader solution cells found")
     return out
+
+
+try:  # nbconvert comes with the grading extra (and with nbgrader)
+    from nbconvert.preprocessors import Preprocessor as _Preprocessor
+except ImportError:  # pragma: no cover - without it only the class below is unusable
+    _Preprocessor = object
+
+
+class StripForStudents(_Preprocessor):
+    """An nbgrader preprocessor: what ``make assignments`` removes and nbgrader keeps.
+
+    Drops the saved widget state and the Think questions' answers, so that nbgrader's
+    ``generate_assignment`` releases the same notebooks as :func:`student_version`. The course's
+    ``nbgrader_config.py`` (the repository's own is an example) puts it after ``ClearOutput``.
+    """
+
+    enabled = traitlets.Bool(True).tag(config=True)  # nbconvert's preprocessors default to off
+
+    def preprocess(self, nb, resources):
+        nb.metadata.pop("widgets", None)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = strip_answers(cell.source)
+        return nb, resources
 
 
 def write_assignments(notebooks: list[Path], out_dir: Path) -> list[Path]:

@@ -24,18 +24,28 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import queue
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import nbformat
 import torch
 
-from .exercises import ExerciseError, get_exercise, judge
+from ._checks import import_extra
+from .exercises import (
+    ExerciseError,
+    get_exercise,
+    judge,
+    package_names_used,
+    reference_names,
+)
+
+nbformat = import_extra("nbformat", "grading")
 
 __all__ = ["ExerciseResult", "GradeReport", "graded_cells", "grade"]
 
@@ -133,9 +143,8 @@ class _Kernel:
     """A Jupyter kernel that runs one piece of code at a time under a time limit."""
 
     def __init__(self, cwd: str, kernel_name: str = "python3"):
-        from jupyter_client import KernelManager
-
-        self.km = KernelManager(kernel_name=kernel_name)
+        manager = import_extra("jupyter_client", "grading").KernelManager
+        self.km = manager(kernel_name=kernel_name)
         self.cwd = cwd
         self._start()
 
@@ -203,8 +212,11 @@ class _Kernel:
 
 _RUNNER = """
 def __va_grade(answer, inputs, outputs):
+    import types
+    from typing import Any
     import torch
-    results = []
+{names}
+    results = [["names", sorted(__va_names(answer))]]
     for args, kwargs in torch.load(inputs, weights_only=True):
         try:
             results.append(["ok", answer(*args, **kwargs)])
@@ -216,6 +228,12 @@ def __va_grade(answer, inputs, outputs):
 __va_grade({answer}, {inputs!r}, {outputs!r})
 del __va_grade
 """
+# What the answer's code calls, found in the kernel by a fresh copy of the checker's own analysis
+# (sent as source, so that nothing the submission redefined takes part).
+_NAMES = textwrap.indent(
+    inspect.getsource(package_names_used).replace("def package_names_used(", "def __va_names("),
+    "    ",
+)
 
 
 def _grade_one(kernel: _Kernel, g: _Graded, work: Path, timeout: float) -> ExerciseResult:
@@ -227,9 +245,10 @@ def _grade_one(kernel: _Kernel, g: _Graded, work: Path, timeout: float) -> Exerc
     inputs, outputs = work / f"{g.grade_id}.in.pt", work / f"{g.grade_id}.out.pt"
     outputs.unlink(missing_ok=True)
     torch.save([(c.args, c.kwargs) for c in cases], inputs)
-    status, detail = kernel.run(
-        _RUNNER.format(answer=g.answer, inputs=str(inputs), outputs=str(outputs)), timeout
+    runner = _RUNNER.format(
+        names=_NAMES, answer=g.answer, inputs=str(inputs), outputs=str(outputs)
     )
+    status, detail = kernel.run(runner, timeout)
     if status != "ok":
         return result(0, detail)
     try:
@@ -239,8 +258,13 @@ def _grade_one(kernel: _Kernel, g: _Graded, work: Path, timeout: float) -> Exerc
         return result(
             0, f"could not read the outputs of {g.answer} ({type(e).__name__}); return tensors"
         )
-    if not isinstance(answers, list) or len(answers) != len(cases):
+    if not isinstance(answers, list) or len(answers) != len(cases) + 1:
         return result(0, f"could not read the outputs of {g.answer}")
+    (tag, names), *answers = answers
+    forbidden = reference_names(ex) & set(names if tag == "names" else [])
+    if tag != "names" or forbidden:
+        short = ", ".join(sorted(n.rsplit(".", 1)[-1] for n in forbidden)) or "?"
+        return result(0, f"your function calls the package's own {short}; write it yourself")
     for case, item in zip(cases, answers):
         kind, got = (
             item if isinstance(item, (list, tuple)) and len(item) == 2 else ("error", "bad output")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import math
 import pkgutil
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ __all__ = [
     "get_exercise",
     "judge",
     "list_exercises",
+    "package_names_used",
+    "reference_names",
 ]
 
 #: chapters with exercises: every module of this package (``foundations``, ``spatial``…)
@@ -75,6 +78,9 @@ class Exercise:
     atol: float = 1e-5
     rtol: float = 1e-4
     points: int = 1
+    #: package functions an answer may call although the reference uses them too (qualified
+    #: names, e.g. ``"visual_attention.core.masked_softmax"``): building blocks, not the answer.
+    allowed: tuple[str, ...] = ()
 
 
 def _as_tuple(x: Any) -> tuple:
@@ -191,6 +197,81 @@ def judge(ex: Exercise, case: Case, got: Any, want: Any, name: str | None = None
     compare(got, want, what, ex.atol, ex.rtol)
 
 
+def package_names_used(fn: Any, package: str = "visual_attention") -> set[str]:
+    """The package's functions and classes that ``fn``'s code refers to, as qualified names.
+
+    Static: the names in ``fn``'s code (nested functions included) are looked up in its globals
+    and closure; modules of the package are followed through the attribute names the code uses
+    (``va.core.masked_softmax``), and functions that are not the package's (the notebook's own
+    helpers, the exercises' reference helpers) are followed into their code. Self-contained, so
+    the grader can send its source to a student's kernel.
+    """
+    found: set[str] = set()
+    seen: set[int] = set()
+    todo = [fn]
+    while todo:
+        f = todo.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        code = getattr(f, "__code__", None)
+        if code is None:
+            continue
+        names, codes = set(), [code]
+        while codes:
+            c = codes.pop()
+            names |= set(c.co_names) | set(c.co_freevars)
+            codes += [k for k in c.co_consts if isinstance(k, types.CodeType)]
+        scope = dict(getattr(f, "__globals__", {}))
+        for name, cell in zip(code.co_freevars, getattr(f, "__closure__", None) or ()):
+            try:
+                scope[name] = cell.cell_contents
+            except ValueError:  # an empty cell
+                pass
+        objects = [scope[n] for n in names if n in scope]
+        while objects:
+            o = objects.pop()
+            if id(o) in seen:
+                continue
+            seen.add(id(o))
+            if isinstance(o, types.ModuleType):
+                if o.__name__.split(".")[0] == package:
+                    objects += [getattr(o, n) for n in names if hasattr(o, n)]
+                continue
+            module = getattr(o, "__module__", None) or ""
+            mine = module.split(".")[0] == package and not module.startswith(
+                f"{package}.exercises"
+            )
+            if mine and callable(o):
+                found.add(f"{module}.{getattr(o, '__qualname__', getattr(o, '__name__', '?'))}")
+            elif isinstance(o, types.FunctionType):
+                seen.discard(id(o))
+                todo.append(o)
+    return found
+
+
+def reference_names(ex: Exercise) -> set[str]:
+    """What an answer to ``ex`` must not call: the reference itself when it is the package's, else
+    the package's public functions and classes the reference calls, less ``ex.allowed``."""
+    ref = ex.reference
+    module = getattr(ref, "__module__", "") or ""
+    if module.startswith("visual_attention.") and not module.startswith(__name__):
+        names = {f"{module}.{ref.__qualname__}"}
+    else:
+        names = package_names_used(ref)
+    public = {n for n in names if not any(part.startswith("_") for part in n.split("."))}
+    return public - set(ex.allowed)
+
+
+def _calls_the_reference(name: str, answer: Callable[..., Any]) -> str | None:
+    """Feedback if ``answer`` calls what it should implement, else ``None``."""
+    used = package_names_used(answer) & reference_names(get_exercise(name))
+    if not used:
+        return None
+    short = ", ".join(sorted(n.rsplit(".", 1)[-1] for n in used))
+    return f"{name}: your function calls the package's own {short}; write it yourself"
+
+
 def list_exercises() -> dict[str, Exercise]:
     """Every registered exercise, by name (``chapter.name``)."""
     found: dict[str, Exercise] = {}
@@ -223,6 +304,8 @@ def check(name: str, answer: Callable[..., Any], quiet: bool = False) -> None:
     ex = get_exercise(name)
     if not callable(answer):
         raise ExerciseError(f"{name}: expected a function, got {type(answer).__name__}")
+    if (feedback := _calls_the_reference(name, answer)) is not None:
+        raise ExerciseError(feedback)
     cases = ex.make_cases()
     for case in cases:
         want = ex.reference(*case.args, **case.kwargs)
