@@ -1,5 +1,5 @@
-"""Tests of visual_attention.labs.local_attention: the chapter's widget computes what
-ShiftedWindowAttention records."""
+"""Tests of visual_attention.labs.local_attention: the shift experiment's task, heads and
+measurements, and the chapter's window widget (it computes what ShiftedWindowAttention records)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,29 @@ import torch
 from einops import rearrange
 
 from visual_attention import record_attention
-from visual_attention.labs.local_attention import explorer as la_explorer
+from visual_attention.labs import local_attention as lab
+from visual_attention.labs.global_attention import token_features
+from visual_attention.labs.local_attention import window_explorer as la_explorer
 from visual_attention.local_attention import ShiftedWindowAttention, to_dense, window_token_index
 
 
 def test_explorer_computes_what_shifted_window_attention_records():
     image = torch.rand(3, 24, 36)
     features = torch.nn.functional.normalize(torch.randn(6, 6, 6), dim=0)
-    ex = la_explorer(image, features, [f"f{i}" for i in range(6)], window_sizes=(2, 3), scale=4.0,
-                     initial={"window": 2, "shift": True, "query": (4, 2)})
+    ex = la_explorer(
+        image,
+        features,
+        [f"f{i}" for i in range(6)],
+        window_sizes=(2, 3),
+        scale=4.0,
+        initial={"window": 2, "shift": True, "query": (4, 2)},
+    )
     assert (ex.window, ex.shift, ex.query) == (2, 1, 26) and ex.controls == ["window", "shift"]
     grid = rearrange(features, "c h w -> 1 h w c")
     for m, s in ((2, 0), (2, 1), (3, 1), (3, 2)):
-        layer = ShiftedWindowAttention(6, m, 1, shift_size=s, qkv_bias=False, relative_position_bias=False)
+        layer = ShiftedWindowAttention(
+            6, m, 1, shift_size=s, qkv_bias=False, relative_position_bias=False
+        )
         layer.attn.scale = 4.0
         with torch.no_grad(), record_attention(layer) as maps:
             layer.attn.qkv.weight.copy_(torch.eye(6).repeat(3, 1))
@@ -39,3 +49,55 @@ def test_explorer_computes_what_shifted_window_attention_records():
 def test_explorer_validation():
     with pytest.raises(ValueError, match=r"features must be 3-d \(C, h, w\)"):
         la_explorer(torch.rand(3, 8, 8), torch.rand(1, 6, 2, 2), ["a"] * 6)
+
+
+def test_pair_task_halves_are_encoded_separately_and_balanced():
+    images, features, labels, classes = lab.pair_task(20, "test", seed=3)
+    assert images.shape == (20, 1, 16, 32) and features.shape == (20, 64, 2, 4)
+    assert labels.tolist().count(1) == 10
+    assert torch.equal(labels, (classes[:, 0] == classes[:, 1]).long())
+    # the left window's tokens are the encoder's tokens of the left half alone
+    torch.testing.assert_close(features[..., :2], token_features(images[..., :16]))
+    torch.testing.assert_close(features[..., 2:], token_features(images[..., 16:]))
+    with pytest.raises(ValueError, match="n must be even"):
+        lab.pair_task(5)
+
+
+def test_reach_by_hand():
+    r = lab.reach(2, 4, 2, [0, 1])
+    assert r[0].tolist() == [[4, 4, 4, 4]] * 2  # one window: 2 × 2 tokens
+    assert r[1].tolist() == [[4, 8, 8, 4]] * 2  # the middle shifted window straddles the border
+    assert lab.reach(2, 4, 2, [0, 0])[1].max() == 4  # without the shift: never more
+    assert lab.reach(4, 8, 4, [0, 2])[1, 0].tolist() == [16, 16, 32, 32, 32, 32, 16, 16]
+
+
+@pytest.mark.parametrize("shift", [0, lab.SHIFT])
+def test_shift_head_crosses_the_border_only_with_the_shift(shift):
+    torch.manual_seed(0)
+    head = lab.ShiftHead(shift, channels=5, dim=8).eval()
+    x = torch.randn(3, 5, 2, 4)
+    y = x.clone()
+    y[..., 2:] = torch.randn(3, 5, 2, 2)  # another right digit
+    with torch.no_grad():
+        token = lambda f: head.classify(
+            head.norm(head.blocks(f.permute(0, 2, 3, 1) @ head.embed.weight.T + head.embed.bias))
+        )  # noqa: E731,E501
+        left_x, left_y = token(x)[:, :, :2], token(y)[:, :, :2]
+    assert head(x).shape == (3, 2)
+    assert torch.allclose(left_x, left_y) == (shift == 0)  # left tokens see the right digit?
+    measured, uniform = lab.border_mass(head, x)
+    if shift:
+        assert 0 < measured < 1 and uniform == pytest.approx(0.5)
+    else:
+        assert (measured, uniform) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="shift must be one of"):
+        lab.ShiftHead(2)
+
+
+def test_explorer_views():
+    torch.manual_seed(0)
+    heads = {"a": lab.ShiftHead(1).eval(), "b": lab.ShiftHead(0).eval()}
+    widget = lab.explorer(heads, torch.rand(2, 1, 16, 32), torch.randn(2, 64, 2, 4), [1, 2])
+    assert [c.description for c in widget.controls] == ["canvas", "query", "model"]
+    with pytest.raises(ValueError, match="images"):
+        lab.explorer(heads, torch.rand(2, 1, 32, 32), torch.randn(2, 64, 2, 4), [1])

@@ -1,17 +1,325 @@
-"""The lab of the local attention chapter: its widget (which tokens may a query see?)."""
+"""The lab of the local attention chapter: does the shift of Swin's windows carry information
+across a window border? Two digits in adjacent windows, a question about the pair, and two
+identical pairs of window-attention blocks that differ only by the shift of the second one.
+
+* :func:`pair_task` — ``16 × 32`` canvases, one ``16``-pixel digit in each ``16 × 16`` half,
+  labelled "same digit?". The frozen digit encoder
+  (:func:`~visual_attention.labs.global_attention.token_features`) runs on each half separately:
+  a ``2 × 4`` grid of tokens whose left ``2 × 2`` window sees only the left digit and whose right
+  window sees only the right one.
+* :class:`ShiftHead` — what is trained: a token embedding, a W-MSA block, a second block that is
+  SW-MSA (``shift=1``) or, the control, W-MSA again (``shift=0``), and a per-token classifier whose
+  logits are averaged over the tokens.
+* :func:`run_seeds` — one head trained per seed; :func:`reach` — how many tokens each token can
+  draw information from after the blocks; :func:`border_mass` — the share of the shifted block's
+  attention that crosses the old window border; :func:`explorer` — a widget with the trained
+  models' attention maps; :func:`window_explorer` — which tokens a query may see (in the browser).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import ipywidgets
 import torch
 from einops import rearrange
+from torch import nn
 
-from .._checks import check_tensor
-from ..views.widgets import attention_explorer
+from .._checks import check_choice, check_positive_int, check_tensor
+from ..blocks import PreNormBlock
+from ..core import record_attention
+from ..local_attention import (
+    ShiftedWindowAttention,
+    shifted_window_mask,
+    to_dense,
+    window_token_index,
+)
+from ..train import History, fit, seed_everything
+from ..views.viz import VIEW_CSS, bars_html, data_uri
+from ..views.widgets import attention_explorer, html_view, precomputed_explorer
+from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
+from .global_attention import token_features
+from .spatial import standardize
+
+__all__ = [
+    "CANVAS",
+    "GRID",
+    "WINDOW",
+    "SHIFT",
+    "pair_task",
+    "ShiftHead",
+    "run_seeds",
+    "reach",
+    "border_mass",
+    "explorer",
+    "window_explorer",
+    "standardize",
+]
+
+#: ``(height, width)`` of the canvases in pixels: two ``16 × 16`` halves side by side.
+CANVAS = (16, 32)
+#: ``(height, width)`` of the token grid (one token per ``8 × 8`` pixels).
+GRID = (2, 4)
+#: Side ``M`` of a window: the grid is two windows side by side.
+WINDOW = 2
+#: Swin's shift ``⌊M / 2⌋``.
+SHIFT = WINDOW // 2
+
+
+def _halves(
+    n: int, split: str, g: torch.Generator, classes: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` digits of ``split`` (random, or one random drawing of each of ``classes`` ``(n,)``),
+    each filling a ``16 × 16`` half: images ``(n, 1, 16, 16)`` and classes ``(n,)``."""
+    images, labels = digits_at(DIGIT_SIZE, split)
+    if classes is None:
+        pick = torch.randint(len(images), (n,), generator=g)
+    else:
+        by_class = [torch.nonzero(labels == c)[:, 0] for c in range(10)]
+        u = torch.rand(n, generator=g)
+        pick = torch.stack([by_class[c][int(v * len(by_class[c]))] for c, v in zip(classes, u)])
+    return images[pick].clone(), labels[pick]
+
+
+def pair_task(
+    n: int,
+    split: str = "train",
+    seed: int = 0,
+    noise: float = 0.1,
+    encoder: nn.Module | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` canvases with two digits in adjacent windows, half of them the same digit.
+
+    ``n // 2`` left halves and ``n // 2`` right halves (one digit each) are drawn and encoded
+    once each with the frozen encoder
+    (:func:`~visual_attention.labs.global_attention.token_features`, ``(16, 16)`` → ``2 × 2``
+    tokens); right half ``i`` is a random drawing (usually another one) of left half ``i``'s
+    class, and every left half is paired twice: with its right half (same digit) and with a
+    random right half of another class. Because each half is encoded on its own, no token's
+    features see across the border between the halves: the only way the two digits can meet is
+    attention. Gaussian pixel noise ``noise``, clipped to ``[0, 1]``.
+
+    Returns:
+        images ``(n, 1, 16, 32)``, token features ``(n, 64, 2, 4)``, labels ``(n,)`` (1 = same
+        digit) and the digits' classes ``(n, 2)`` (left, right), the last two int64.
+    """
+    check_positive_int("n", n)
+    if n % 2:
+        raise ValueError(f"n must be even (each left half is used twice), got {n}")
+    g = torch.Generator().manual_seed(seed)
+    left = _halves(n // 2, split, g)
+    halves = {"left": left, "right": _halves(n // 2, split, g, classes=left[1])}
+    encoder = load_digit_cnn() if encoder is None else encoder
+    images, features = {}, {}
+    for side, (canvas, _) in halves.items():
+        images[side] = (canvas + noise * torch.randn(canvas.shape, generator=g)).clamp(0, 1)
+        features[side] = token_features(images[side], encoder)  # (n/2, 64, 2, 2)
+    left_cls, right_cls = halves["left"][1], halves["right"][1]  # equal, other drawings
+    li = torch.arange(n) // 2  # every left half twice
+    same = torch.arange(n) % 2 == 0  # once with a right half of its class, once with another
+    other = left_cls[li][:, None] != right_cls[None]  # (n, n/2)
+    if not bool(other.any(-1).all()):
+        raise ValueError(f"n={n} is too small: every digit drawn is of one class")
+    ri = torch.where(same, li, torch.multinomial(other.float(), 1, generator=g)[:, 0])
+    order = torch.randperm(n, generator=g)
+    li, ri = li[order], ri[order]
+    images = torch.cat([images["left"][li], images["right"][ri]], dim=-1)
+    features = torch.cat([features["left"][li], features["right"][ri]], dim=-1)
+    classes = torch.stack([left_cls[li], right_cls[ri]], dim=1)
+    return images, features, (classes[:, 0] == classes[:, 1]).long(), classes
+
+
+class ShiftHead(nn.Module):
+    """Two Swin blocks over the ``2 × 4`` token grid and a per-token classifier.
+
+    ``z = x W_e`` (a linear embedding of each token), ``z ← PreNormBlock(W-MSA)(z)``,
+    ``z ← PreNormBlock((S)W-MSA)(z)`` (:class:`~visual_attention.local_attention.
+    ShiftedWindowAttention` with ``M = 2`` and shift ``shift``, relative position bias), then
+    ``LayerNorm`` and the same two-layer classifier on every token; the logits ``(B, H, W, 2)``
+    are averaged over the tokens. With ``shift=0`` no token ever attends across the border
+    between the two windows; with ``shift=1`` the second block's middle window straddles it. The
+    two models have the same parameters: only the shift differs.
+
+    Shapes: ``forward``: features ``(B, C, 2, 4)`` → logits ``(B, 2)``; block ``i`` records its
+    weights under ``"blocks.{i}.attn.attn"`` as ``(B·2, heads, 4, 4)``.
+    """
+
+    def __init__(
+        self, shift: int = SHIFT, channels: int = 64, dim: int = 32, num_heads: int = 2
+    ) -> None:
+        super().__init__()
+        self.shift = check_choice("shift", shift, (0, SHIFT))
+        self.channels = check_positive_int("channels", channels)
+        self.embed = nn.Linear(channels, dim)
+        self.blocks = nn.Sequential(
+            *[
+                PreNormBlock(dim, ShiftedWindowAttention(dim, WINDOW, num_heads, s), mlp_ratio=2.0)
+                for s in (0, shift)  # W-MSA, then SW-MSA (or W-MSA again: the control)
+            ]
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.classify = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 2))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h, w = GRID
+        check_tensor("features", features, "(B, C, H, W)", C=self.channels, H=h, W=w)
+        z = self.blocks(self.embed(rearrange(features, "b c h w -> b h w c")))  # (B, H, W, dim)
+        return self.classify(self.norm(z)).mean(dim=(1, 2))  # every token decides; average
+
+
+def run_seeds(
+    shift: int,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 16,
+    lr: float = 1e-2,
+    batch_size: int = 256,
+) -> tuple[list[float], list[ShiftHead], list[History]]:
+    """Train one :class:`ShiftHead` per seed on token features ``(N, 64, 2, 4)``; evaluate on
+    ``test``.
+
+    Each seed seeds the head's initialisation and the data order; AdamW (weight decay 0.05),
+    one warm-up epoch, then a cosine decay of ``lr`` to 0.
+
+    Returns:
+        final test accuracies (one per seed), the heads (eval mode) and their histories.
+    """
+    check_tensor("train features", train[0], "(N, C, H, W)", H=GRID[0], W=GRID[1])
+    accuracies, heads, histories = [], [], []
+    for seed in seeds:
+        seed_everything(seed)
+        head = ShiftHead(shift, channels=train[0].shape[1])
+        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+        options.update(optimizer="adamw", weight_decay=0.05, warmup_epochs=1)
+        history = fit(head, train, test, progress=False, **options)
+        accuracies.append(history.final_test_accuracy)
+        heads.append(head.eval())
+        histories.append(history)
+    return accuracies, heads, histories
+
+
+def reach(height: int, width: int, window_size: int, shifts: Sequence[int]) -> torch.Tensor:
+    """How many tokens each token can draw information from after each block.
+
+    Block ``i`` is window attention with shift ``shifts[i]`` (Swin's masks for a shifted grid):
+    the set reachable by token ``n`` after block ``i`` is the union of the sets of the keys it may
+    attend to. Returns int64 ``(len(shifts), height, width)``.
+    """
+    n = check_positive_int("height", height) * check_positive_int("width", width)
+    m = check_positive_int("window_size", window_size)
+    seen = torch.eye(n)  # before any block a token knows itself
+    counts = []
+    for s in shifts:
+        nw = n // (m * m)
+        ones = torch.ones(nw, 1, m * m, m * m)
+        if s:
+            ones = ones * shifted_window_mask(height, width, m, s)[:, None]
+        allowed = to_dense(ones, window_token_index(height, width, m, s))[0, 0]  # (N, N)
+        seen = ((allowed @ seen) > 0).float()
+        counts.append(seen.sum(-1).long().reshape(height, width))
+    return torch.stack(counts)
+
+
+@torch.no_grad()
+def block_weights(head: ShiftHead, features: torch.Tensor, block: int = 1) -> torch.Tensor:
+    """The attention weights of block ``block`` on ``features`` ``(B, C, 2, 4)``, averaged over
+    heads and scattered to token pairs: ``(B, N, N)`` (row = query, column = key, ``N = 8``)."""
+    check_choice("block", block, (0, 1))
+    with record_attention(head) as maps:
+        head(features)
+    shift = head.blocks[block].attn.shift_size
+    index = window_token_index(*GRID, WINDOW, shift)
+    return to_dense(maps[f"blocks.{block}.attn.attn"], index).mean(dim=1)
+
+
+def border_mass(head: ShiftHead, features: torch.Tensor) -> tuple[float, float]:
+    """The share of the second block's attention that crosses the border between the two original
+    windows, for the queries of the middle shifted window (grid columns 1-2), averaged over queries
+    and canvases; and the same share for uniform attention over the keys the mask allows.
+
+    Returns:
+        ``(measured, uniform)``; both are 0 without the shift.
+    """
+    w = block_weights(head, features)  # (B, N, N)
+    cols = torch.arange(GRID[0] * GRID[1]) % GRID[1]
+    half = cols >= WINDOW  # which original window each token belongs to
+    across = half[:, None] != half[None, :]  # (N, N) pairs across the border
+    middle = (cols >= SHIFT) & (cols < SHIFT + WINDOW)  # queries of the middle shifted window
+    measured = float((w * across).sum(-1)[:, middle].mean())
+    allowed = (w > 0).float()  # the keys the mask allows (weights of a softmax are positive)
+    uniform = float(((allowed * across).sum(-1) / allowed.sum(-1))[:, middle].mean())
+    return measured, uniform
+
+
+def _overlay(image: torch.Tensor, weights: torch.Tensor, query: int) -> str:
+    """The canvas ``(1, 16, 32)`` in grey with the query's weights ``(8,)`` in red (upsampled to
+    the pixels), the query token outlined in blue and the border between the windows dotted."""
+    h, w = GRID
+    scale = image.shape[-1] // w
+    heat = weights.reshape(h, w).repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    heat = heat / heat.max().clamp_min(1e-12)
+    grey = image[0].clamp(0, 1)
+    rgb = torch.stack([torch.maximum(grey, heat), grey * (1 - heat), grey * (1 - heat)], -1)
+    rgb[::2, WINDOW * scale] = rgb.new_tensor([1.0, 0.85, 0.2])  # the original window border
+    r, c = divmod(query, w)
+    box = rgb[r * scale : (r + 1) * scale, c * scale : (c + 1) * scale]
+    box[[0, -1], :] = box.new_tensor([0.2, 0.8, 1.0])
+    box[:, [0, -1]] = box.new_tensor([0.2, 0.8, 1.0])
+    return data_uri((rgb.numpy() * 255 + 0.5).astype("uint8"))
 
 
 def explorer(
+    heads: dict[str, ShiftHead],
+    images: torch.Tensor,
+    features: torch.Tensor,
+    queries: Sequence[int],
+    display: int = 128,
+):
+    """A widget: pick a canvas, a query token and a trained model; see where the query looks in
+    the second block (its head-averaged attention over the canvas, in red; the query outlined in
+    blue; the border between the two windows dotted in yellow) and the model's probability of
+    "same digit".
+
+    Args:
+        heads: ``{name: trained ShiftHead}``.
+        images: canvases ``(n, 1, 16, 32)``; ``features`` their tokens ``(n, C, 2, 4)``.
+        queries: token indices (row-major, ``0 … 7``) offered as queries.
+        display: drawn height of the canvas in CSS pixels (the width is twice that).
+
+    Returns:
+        an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
+        ``canvas``, ``query`` and ``model``.
+    """
+    check_tensor("images", images, "(n, C, H, W)", C=1, H=CANVAS[0], W=CANVAS[1])
+    check_tensor("features", features, "(n, C, h, w)", n=len(images), h=GRID[0], w=GRID[1])
+    views = {}
+    for name, head in heads.items():
+        w = block_weights(head, features)  # (n, N, N)
+        with torch.no_grad():
+            p_same = head(features).softmax(-1)[:, 1]
+        for i in range(len(images)):
+            for q in queries:
+                views[i, q, name] = (_overlay(images[i], w[i, q], q), float(p_same[i]))
+
+    def render(canvas: int, query: int, model: str) -> ipywidgets.Widget:
+        uri, p = views[canvas, query, model]
+        style = f"width:{2 * display}px;height:{display}px;image-rendering:pixelated"
+        return html_view(
+            f'<div class="va-view"><img alt="canvas {canvas}" src="{uri}" style="{style}">'
+            f'<div class="va-cap">{model}: where token {divmod(query, GRID[1])} looks '
+            "in block 2</div></div>"
+            + bars_html([p, 1 - p], ["same digit", "different"], title="prediction")
+        )
+
+    return precomputed_explorer(
+        {"canvas": list(range(len(images))), "query": list(queries), "model": list(heads)},
+        render,
+        header=ipywidgets.HTML(VIEW_CSS),
+    )
+
+
+def window_explorer(
     image: torch.Tensor,
     features: torch.Tensor,
     feature_names: Sequence[str],
@@ -20,7 +328,8 @@ def explorer(
     display_size: tuple[int, int] | None = None,
     initial: dict | None = None,
 ):
-    """The chapter's widget: which tokens a query may see under (shifted) windows, and the cost.
+    """The chapter's first widget: which tokens a query may see under (shifted) windows, and the
+    cost.
 
     ``features`` ``(C, h, w)`` (unit patch features of a photo) serve as queries, keys and values
     (identity projections, no bias) of a one-head window attention with window size ``M`` (or
