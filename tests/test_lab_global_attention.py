@@ -12,6 +12,7 @@ from visual_attention.blocks import PatchEmbed, PreNormBlock
 from visual_attention.global_attention import GlobalAttention
 from visual_attention.labs import global_attention as lab
 from visual_attention.labs.global_attention import TokenClassifier
+from visual_attention.views.widgets import explorer_view
 
 
 def test_token_classifier_shapes_and_records():
@@ -183,5 +184,11 @@ def test_run_seeds_and_explorer_on_a_tiny_problem():
     images = torch.rand(2, 1, 32, 32)
     widget = lab.explorer({"g": heads[0], "n": heads[1]}, images, f[:2], queries=[0, 5])
     assert [c.description for c in widget.controls] == ["canvas", "query", "model"]
+    bars = lambda h: [float(p.split('"')[0]) for p in h.split('data-value="')[1:]]  # noqa: E731
+    base = {"canvas": 0, "query": 0, "model": "g"}
+    first = bars(explorer_view(widget, **base).value)
+    assert len(first) == 3 + 2 and abs(sum(first[:3]) - 1) < 1e-5  # attention mass, then P(same)
+    for change in ({"canvas": 1}, {"query": 5}, {"model": "n"}):  # every control changes the bars
+        assert bars(explorer_view(widget, **{**base, **change}).value) != first, change
     with pytest.raises(ValueError, match="features must be"):
         lab.explorer({"g": heads[0]}, images, f[:3], queries=[0])

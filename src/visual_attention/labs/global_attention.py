@@ -375,8 +375,8 @@ def explorer(
     display: int = 192,
 ):
     """A widget: pick a canvas, a query token and a trained model; see where the query looks
-    (its head-averaged attention over the canvas, in red; the query outlined in blue) and the
-    model's probability of "same digit".
+    (its head-averaged attention over the canvas, in red; the query outlined in blue), how much of
+    it falls on each digit's quadrant, and the model's probability of "same digit".
 
     Args:
         heads: ``{name: trained PairHead}``.
@@ -397,15 +397,26 @@ def explorer(
             p_same = head(features).softmax(-1)[:, 1]
         for i in range(len(images)):
             for q in queries:
-                views[i, q, name] = (_overlay(images[i], w[i, q], q, head.grid), float(p_same[i]))
+                half = head.grid // 2  # the digits sit in the top-left and bottom-right quadrants
+                wq = w[i, q].reshape(head.grid, head.grid)
+                a, b = float(wq[:half, :half].sum()), float(wq[half:, half:].sum())
+                mass = [a, b, max(0.0, 1.0 - a - b)]
+                uri = _overlay(images[i], w[i, q], q, head.grid)
+                views[i, q, name] = (uri, float(p_same[i]), mass)
 
     def render(canvas: int, query: int, model: str) -> ipywidgets.Widget:
-        uri, p = views[canvas, query, model]
+        uri, p, mass = views[canvas, query, model]
         style = f"width:{display}px;height:{display}px;image-rendering:pixelated"
         grid = next(iter(heads.values())).grid
         return html_view(
             f'<div class="va-view"><img alt="canvas {canvas}" src="{uri}" style="{style}">'
             f'<div class="va-cap">{model}: where token {divmod(query, grid)} looks</div></div>'
+            + bars_html(
+                mass,
+                ["top-left digit", "bottom-right digit", "elsewhere"],
+                title="the query's attention",
+                vmax=1.0,
+            )
             + bars_html([p, 1 - p], ["same digit", "different"], title="prediction")
         )
 
