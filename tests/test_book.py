@@ -80,3 +80,76 @@ def test_every_marker_in_the_package_is_shown_somewhere():
     for path in (ROOT / "src" / "visual_attention").rglob("*.py"):
         for marker in re.findall(r"# \[start-[\w-]+\]", path.read_text()):
             assert marker in shown, f"{path.name}: {marker} is shown by no chapter (remove it or show it)"
+
+
+# References: one BibTeX file, cited per page with {footcite} and listed by {footbibliography}.
+
+BIBFILE = ROOT / "references.bib"
+CITE = re.compile(r"\{(?:foot)?cite(?::\w+)?\}`([^`]+)`")
+REFERENCES = re.compile(r"^## References[ \t]*\n(.*?)(?=^#{1,2} |\Z)", re.M | re.S)
+
+
+def chapter_texts() -> dict[str, str]:
+    """The markdown of every chapter and page of the book, cells joined."""
+    texts = {}
+    for path in sorted(BOOK.glob("*.ipynb")) + sorted(BOOK.glob("*.md")):
+        if path.suffix == ".ipynb":
+            cells = nbformat.read(path, as_version=4).cells
+            texts[path.name] = "\n\n".join(c.source for c in cells if c.cell_type == "markdown")
+        else:
+            texts[path.name] = path.read_text()
+    return texts
+
+
+def cited_keys(text: str) -> set[str]:
+    return {key.strip() for m in CITE.finditer(text) for key in m.group(1).split(",")}
+
+
+def bib_entries():
+    from pybtex.database import parse_file
+
+    return parse_file(str(BIBFILE), bib_format="bibtex").entries
+
+
+def test_bibliography_entries_are_complete():
+    entries = bib_entries()
+    assert entries, "references.bib is empty"
+    for key, entry in entries.items():
+        assert re.fullmatch(r"[a-z]+\d{4}[a-z]+", key), f"{key}: keys look like wang2018nonlocal"
+        assert entry.persons.get("author"), f"{key} has no author"
+        for field in ("title", "year"):
+            assert entry.fields.get(field), f"{key} has no {field}"
+        year = re.search(r"\d{4}", key).group()
+        assert year == entry.fields["year"], f"{key}: the year in the key is not the entry's ({entry.fields['year']})"
+        if entry.type == "misc":
+            assert entry.fields.get("eprint"), f"{key}: a preprint needs its arXiv id (eprint)"
+        else:
+            assert entry.fields.get("booktitle") or entry.fields.get("journal"), f"{key} has no venue"
+
+
+def test_every_citation_is_in_the_bibliography_and_every_entry_is_cited():
+    known = {key.lower() for key in bib_entries()}
+    used = set()
+    for name, text in chapter_texts().items():
+        keys = cited_keys(text)
+        missing = sorted(k for k in keys if k.lower() not in known)
+        assert not missing, f"{name} cites {missing}, which references.bib does not hold"
+        used |= {k.lower() for k in keys}
+    unused = sorted(known - used)
+    assert not unused, f"references.bib holds {unused}, which no chapter cites"
+
+
+@pytest.mark.parametrize("name", list(chapter_texts()))
+def test_chapter_lists_its_citations_with_footbibliography(name):
+    text = chapter_texts()[name]
+    sections = REFERENCES.findall(text)
+    assert len(sections) <= 1, f"{name} has {len(sections)} References sections"
+    if sections:
+        listed = [line for line in sections[0].splitlines() if re.match(r"\s*([-*+]|\d+\.)\s", line)]
+        assert not listed, f"{name} keeps a hand-written reference list: {listed[0].strip()!r}; use {{footcite}}"
+        assert "{footbibliography}" in sections[0], f"{name}: '## References' must hold a {{footbibliography}}"
+    if cited_keys(text):
+        assert "```{footbibliography}" in text, f"{name} cites works but has no {{footbibliography}}"
+        assert sections, f"{name} cites works but has no '## References' section"
+    uses_cite = re.search(r"\{cite(?::\w+)?\}`", text)
+    assert not uses_cite, f"{name}: use the page-local {{footcite}}, not {{cite}} (one bibliography per page)"
