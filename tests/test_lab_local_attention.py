@@ -12,6 +12,7 @@ from visual_attention.labs import local_attention as lab
 from visual_attention.labs.global_attention import token_features
 from visual_attention.labs.local_attention import window_explorer as la_explorer
 from visual_attention.local_attention import ShiftedWindowAttention, to_dense, window_token_index
+from visual_attention.views.widgets import explorer_view
 
 
 def test_explorer_computes_what_shifted_window_attention_records():
@@ -99,5 +100,11 @@ def test_explorer_views():
     heads = {"a": lab.ShiftHead(1).eval(), "b": lab.ShiftHead(0).eval()}
     widget = lab.explorer(heads, torch.rand(2, 1, 16, 32), torch.randn(2, 64, 2, 4), [1, 2])
     assert [c.description for c in widget.controls] == ["canvas", "query", "model"]
+    bars = lambda h: [float(p.split('"')[0]) for p in h.split('data-value="')[1:]]  # noqa: E731
+    base = {"canvas": 0, "query": 1, "model": "a"}
+    first = bars(explorer_view(widget, **base).value)
+    assert len(first) == 3 + 2 and abs(first[0] + first[1] - 1) < 1e-5  # both halves hold it all
+    for change in ({"canvas": 1}, {"query": 2}, {"model": "b"}):  # every control changes the bars
+        assert bars(explorer_view(widget, **{**base, **change}).value) != first, change
     with pytest.raises(ValueError, match="images"):
         lab.explorer(heads, torch.rand(2, 1, 32, 32), torch.randn(2, 64, 2, 4), [1])

@@ -278,8 +278,8 @@ def explorer(
 ):
     """A widget: pick a canvas, a query token and a trained model; see where the query looks in
     the second block (its head-averaged attention over the canvas, in red; the query outlined in
-    blue; the border between the two windows dotted in yellow) and the model's probability of
-    "same digit".
+    blue; the border between the two windows dotted in yellow), how much of it falls on each digit
+    and on the query itself, and the model's probability of "same digit".
 
     Args:
         heads: ``{name: trained ShiftHead}``.
@@ -300,15 +300,24 @@ def explorer(
             p_same = head(features).softmax(-1)[:, 1]
         for i in range(len(images)):
             for q in queries:
-                views[i, q, name] = (_overlay(images[i], w[i, q], q), float(p_same[i]))
+                wq = w[i, q].reshape(GRID)  # the digits fill the left and right halves
+                half = GRID[1] // 2
+                mass = [float(wq[:, :half].sum()), float(wq[:, half:].sum()), float(w[i, q, q])]
+                views[i, q, name] = (_overlay(images[i], w[i, q], q), float(p_same[i]), mass)
 
     def render(canvas: int, query: int, model: str) -> ipywidgets.Widget:
-        uri, p = views[canvas, query, model]
+        uri, p, mass = views[canvas, query, model]
         style = f"width:{2 * display}px;height:{display}px;image-rendering:pixelated"
         return html_view(
             f'<div class="va-view"><img alt="canvas {canvas}" src="{uri}" style="{style}">'
             f'<div class="va-cap">{model}: where token {divmod(query, GRID[1])} looks '
             "in block 2</div></div>"
+            + bars_html(
+                mass,
+                ["left digit", "right digit", "the query itself"],
+                title="the query's attention in block 2",
+                vmax=1.0,
+            )
             + bars_html([p, 1 - p], ["same digit", "different"], title="prediction")
         )
 
