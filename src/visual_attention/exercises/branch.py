@@ -1,10 +1,11 @@
-"""Exercises of the Branch attention chapter: softmax across branches, fuse, select, the d rule."""
+"""Exercises of the Branch attention chapter: softmax across branches, the weights read back from
+an output, the size of an SK unit, the d rule."""
 
 from __future__ import annotations
 
 import torch
 
-from ..branch import fuse_branches, select_branches, sk_rd_channels
+from ..branch import SelectiveKernel, sk_rd_channels
 from ..core import masked_softmax
 from . import Case, Exercise
 
@@ -19,32 +20,46 @@ def _softmax_cases() -> list[Case]:
     ]
 
 
-def _fuse_cases() -> list[Case]:
+def _recover_reference(u1: torch.Tensor, u2: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``a_2`` per image and channel from ``V = (1 - a_2) U_1 + a_2 U_2`` (least squares over the
+    positions): ``Σ (V - U_1)(U_2 - U_1) / Σ (U_2 - U_1)²``."""
+    d = u2 - u1
+    return ((v - u1) * d).sum(dim=(-2, -1)) / (d * d).sum(dim=(-2, -1))
+
+
+def _recover_cases() -> list[Case]:
     g = torch.Generator().manual_seed(12)
+
+    def case(label, b, c, h, w, a2=None):
+        u1, u2 = torch.randn(b, c, h, w, generator=g), torch.randn(b, c, h, w, generator=g)
+        a2 = torch.rand(b, c, generator=g) if a2 is None else a2
+        v = (1 - a2)[..., None, None] * u1 + a2[..., None, None] * u2
+        return Case(label, (u1, u2, v))
+
     return [
-        Case("B=2, M=2, C=4, 5×5", (torch.randn(2, 2, 4, 5, 5, generator=g),)),
-        Case("B=1, M=3, C=2, 3×7", (torch.randn(1, 3, 2, 3, 7, generator=g),)),
-        Case("a single position 1×1", (torch.randn(3, 2, 6, 1, 1, generator=g),)),
+        case("B=2, C=4, 5×5", 2, 4, 5, 5),
+        case("B=1, C=3, 2×7", 1, 3, 2, 7),
+        case("a single position 1×1", 3, 2, 1, 1),
+        case("weights 0 and 1 (V = U_1, V = U_2)", 1, 2, 4, 4, torch.tensor([[0.0, 1.0]])),
     ]
 
 
-def _select_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(13)
+def _sk_parameters(
+    in_channels: int, out_channels: int, groups: int, rd_channels: int, branches: int = 2
+) -> int:
+    sizes = tuple(3 + 2 * m for m in range(branches))  # 3×3, 5×5, 7×7, … (dilated 3×3 kernels)
+    unit = SelectiveKernel(
+        in_channels, out_channels, kernel_sizes=sizes, groups=groups, rd_channels=rd_channels
+    )
+    return sum(p.numel() for p in unit.parameters())
 
-    def case(label, b, m, c, h, w):
-        u = torch.randn(b, m, c, h, w, generator=g)
-        a = masked_softmax(torch.randn(b, m, c, generator=g), dim=1)
-        return Case(label, (u, a))
 
-    one_hot = torch.zeros(2, 2, 3)
-    one_hot[:, 1] = 1.0
+def _parameter_cases() -> list[Case]:
     return [
-        case("B=2, M=2, C=4, 5×5", 2, 2, 4, 5, 5),
-        case("B=1, M=3, C=2, 4×3", 1, 3, 2, 4, 3),
-        Case(
-            "all weight on branch 1 (must return U_1)",
-            (torch.randn(2, 2, 3, 4, 4, generator=g), one_hot),
-        ),
+        Case("SKNet's unit: 64 → 64, G=32, d=32", (64, 64, 32, 32)),
+        Case("16 → 32, G=4, d=16", (16, 32, 4, 16)),
+        Case("3 → 16, G=1, d=32 (a first layer)", (3, 16, 1, 32)),
+        Case("three branches: 32 → 32, G=8, d=32, M=3", (32, 32, 8, 32, 3)),
     ]
 
 
@@ -68,18 +83,22 @@ EXERCISES = {
         make_cases=_softmax_cases,
         weights={0: 1},
     ),
-    "fuse": Exercise(
-        "fuse",
-        "SKNet's fuse step: s = GAP(Σ_m U_m), from branches (B, M, C, H, W) to (B, C).",
-        reference=fuse_branches,
-        make_cases=_fuse_cases,
+    "recover_weights": Exercise(
+        "recover_weights",
+        "Read SK's choice back from its output: with two branches, V = (1 - a_2) U_1 + a_2 U_2 "
+        "per channel; from U_1, U_2 and V (B, C, H, W) return a_2 (B, C).",
+        reference=_recover_reference,
+        make_cases=_recover_cases,
+        atol=1e-4,
     ),
-    "select": Exercise(
-        "select",
-        "SKNet's select step: V = Σ_m a_m ⊙ U_m, from branches (B, M, C, H, W) and weights "
-        "(B, M, C) to (B, C, H, W).",
-        reference=select_branches,
-        make_cases=_select_cases,
+    "sk_parameters": Exercise(
+        "sk_parameters",
+        "The number of parameters of an SK unit with M dilated 3×3 branches (conv, BN each), "
+        "W (C × d, no bias), its BN, and A (d × M·C, no bias).",
+        reference=_sk_parameters,
+        make_cases=_parameter_cases,
+        atol=0,
+        rtol=0,
     ),
     "rd_channels": Exercise(
         "rd_channels",

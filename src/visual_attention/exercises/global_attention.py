@@ -1,5 +1,5 @@
-"""Exercises of the Global attention chapter: patches as tokens, multi-head weights, the
-quadratic cost."""
+"""Exercises of the Global attention chapter: tokens back to an image (the inverse of the
+patchify the chapter shows), multi-head weights, the quadratic cost."""
 
 from __future__ import annotations
 
@@ -22,12 +22,25 @@ def _head_weights(
     return masked_softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1)
 
 
-def _patch_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(31)
+def _unpatchify(tokens: torch.Tensor, patch_size: int, height: int, width: int) -> torch.Tensor:
+    """Tokens ``(B, N, p·p·C)`` (the order of ``patchify``) back to images ``(B, C, H, W)``."""
+    p = patch_size
+    return rearrange(
+        tokens, "b (h w) (p1 p2 c) -> b c (h p1) (w p2)", h=height // p, w=width // p, p1=p, p2=p
+    )
+
+
+def _unpatch_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(3)
+
+    def case(label, images, p):  # the tokens of known images
+        return Case(label, (patchify(images, p), p, images.shape[2], images.shape[3]))
+
     return [
-        Case("B=2, RGB 4×6, p=2", (torch.randn(2, 3, 4, 6, generator=g), 2)),
-        Case("p=1: every pixel a token", (torch.randn(1, 2, 2, 3, generator=g), 1)),
-        Case("one patch covering the image", (torch.randn(1, 1, 4, 4, generator=g), 4)),
+        case("B=2, RGB 4×6, p=2", torch.randn(2, 3, 4, 6, generator=g), 2),
+        case("p=1: every pixel a token", torch.randn(1, 2, 2, 3, generator=g), 1),
+        case("one patch covering the image", torch.randn(1, 1, 4, 4, generator=g), 4),
+        case("a wide image, 2 × 8 patches of 3", torch.randn(1, 2, 6, 24, generator=g), 3),
     ]
 
 
@@ -54,12 +67,12 @@ def _head_cases() -> list[Case]:
 
 
 EXERCISES = {
-    "patchify": Exercise(
-        "patchify",
-        "Images (B, C, H, W) → tokens (B, N, p·p·C), patches row-major, pixels row-major, "
-        "channels last.",
-        reference=patchify,
-        make_cases=_patch_cases,
+    "unpatchify": Exercise(
+        "unpatchify",
+        "Tokens (B, N, p·p·C) in patchify's order back to images (B, C, H, W): the inverse of "
+        "patchify.",
+        reference=_unpatchify,
+        make_cases=_unpatch_cases,
     ),
     "head_weights": Exercise(
         "head_weights",

@@ -1,21 +1,30 @@
-"""Exercises of the Local attention chapter: window partition, the shifted-window mask, and
-Swin's relative position index."""
+"""Exercises of the Local attention chapter: windows back to a grid (the inverse of the partition
+the chapter shows), the shifted-window mask, and Swin's relative position index."""
 
 from __future__ import annotations
 
 import torch
 
-from ..local_attention import relative_position_index, shifted_window_mask, window_partition
+from ..local_attention import (
+    relative_position_index,
+    shifted_window_mask,
+    window_partition,
+    window_reverse,
+)
 from . import Case, Exercise
 
 
-def _partition_cases() -> list[Case]:
+def _reverse_cases() -> list[Case]:
     g = torch.Generator().manual_seed(11)
+
+    def case(label, x, m):  # the windows of a known grid (B, H, W, C)
+        return Case(label, (window_partition(x, m), m, x.shape[1], x.shape[2]))
+
     return [
-        Case("B=2, 4×6 grid, M=2", (torch.randn(2, 4, 6, 3, generator=g), 2)),
-        Case("one window covering everything", (torch.randn(1, 3, 3, 2, generator=g), 3)),
-        Case("M=1: every token its own window", (torch.randn(1, 2, 3, 1, generator=g), 1)),
-        Case("B=3, 8×4 grid, M=4", (torch.randn(3, 8, 4, 5, generator=g), 4)),
+        case("B=2, 4×6 grid, M=2", torch.randn(2, 4, 6, 3, generator=g), 2),
+        case("one window covering everything", torch.randn(1, 3, 3, 2, generator=g), 3),
+        case("M=1: every token its own window", torch.randn(1, 2, 3, 1, generator=g), 1),
+        case("B=3, 8×4 grid, M=4", torch.randn(3, 8, 4, 5, generator=g), 4),
     ]
 
 
@@ -29,12 +38,12 @@ def _mask_cases() -> list[Case]:
 
 
 EXERCISES = {
-    "window_partition": Exercise(
-        "window_partition",
-        "Cut (B, H, W, C) into (B·nW, M, M, C) windows, windows of one image consecutive in "
-        "row-major order.",
-        reference=window_partition,
-        make_cases=_partition_cases,
+    "window_reverse": Exercise(
+        "window_reverse",
+        "Put (B·nW, M, M, C) windows (those of one image consecutive, in row-major order) back "
+        "into the grid (B, H, W, C): the inverse of window_partition.",
+        reference=window_reverse,
+        make_cases=_reverse_cases,
     ),
     "shifted_window_mask": Exercise(
         "shifted_window_mask",
