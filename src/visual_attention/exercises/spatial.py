@@ -1,4 +1,5 @@
-"""Exercises of the Spatial attention chapter: channel pooling, the spatial gate, mass in a box."""
+"""Exercises of the Spatial attention chapter: where a map looks (its centre of mass), the spatial
+gate, mass in a box."""
 
 from __future__ import annotations
 
@@ -15,13 +16,29 @@ def _gate_reference(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor
     return x * gate, gate
 
 
-def _pool_cases() -> list[Case]:
+def _centre_reference(weights: torch.Tensor) -> torch.Tensor:
+    """The expected position of a spatial attention map: ``(B, H, W)`` → ``(B, 2)`` as
+    ``(Σ w_ij · i, Σ w_ij · j)``."""
+    h, w = weights.shape[-2:]
+    rows = torch.arange(h, dtype=weights.dtype)
+    cols = torch.arange(w, dtype=weights.dtype)
+    return torch.stack([(weights.sum(-1) * rows).sum(-1), (weights.sum(-2) * cols).sum(-1)], -1)
+
+
+def _centre_cases() -> list[Case]:
     g = torch.Generator().manual_seed(11)
+
+    def softmax_map(b, h, w, scale=1.0):
+        return (torch.randn(b, h * w, generator=g) * scale).softmax(-1).reshape(b, h, w)
+
+    one_hot = torch.zeros(2, 4, 5)
+    one_hot[0, 1, 3] = one_hot[1, 3, 0] = 1.0
     return [
-        Case("B=2, C=3, 4×5", (torch.randn(2, 3, 4, 5, generator=g),)),
-        Case("one channel (max = mean)", (torch.randn(3, 1, 2, 2, generator=g),)),
-        Case("all negative values", (-torch.rand(1, 4, 3, 3, generator=g) - 1,)),
-        Case("a single position 1×1", (torch.randn(2, 6, 1, 1, generator=g),)),
+        Case("B=2, 4×5 softmax maps", (softmax_map(2, 4, 5),)),
+        Case("one-hot maps: the position itself", (one_hot,)),
+        Case("uniform 3×7: the centre", (torch.full((1, 3, 7), 1 / 21),)),
+        Case("a single position 1×1", (torch.ones(3, 1, 1),)),
+        Case("sharp maps (scores ×20)", (softmax_map(2, 6, 6, 20.0),)),
     ]
 
 
@@ -81,11 +98,12 @@ def _box_cases() -> list[Case]:
 
 
 EXERCISES = {
-    "channel_pool": Exercise(
-        "channel_pool",
-        "CBAM's spatial descriptor: mean and max over the channels, (B, C, H, W) → (B, 2, H, W).",
-        reference=channel_pool,
-        make_cases=_pool_cases,
+    "attention_centre": Exercise(
+        "attention_centre",
+        "Where a spatial map looks: the expected (row, col) position of weights (B, H, W) that "
+        "sum to 1, as (B, 2).",
+        reference=_centre_reference,
+        make_cases=_centre_cases,
     ),
     "spatial_gate": Exercise(
         "spatial_gate",
