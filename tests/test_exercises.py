@@ -17,40 +17,51 @@ from visual_attention.exercises import (
 )
 
 
-def good_softmax(s):
-    e = (s - s.max(-1, keepdim=True).values).exp()
-    return e / e.sum(-1, keepdim=True)
+def good_entropy(s):
+    z = s - s.max(-1, keepdim=True).values
+    p = z.softmax(-1)
+    return torch.logsumexp(z, -1) - (p * z).sum(-1)
 
 
-def good_masked(s, m):
-    return torch.nan_to_num(s.masked_fill(~m, float("-inf")).softmax(-1))
+def naive_entropy(s):
+    p = s.softmax(-1)
+    return -(p * p.log()).sum(-1)
 
 
-def good_query(f, q):
-    s = torch.einsum("bchw,bc->bhw", f, q)
-    w = s.flatten(1).softmax(-1).view_as(s)
-    return w, torch.einsum("bhw,bchw->bc", w, f)
+def good_window(s, r):
+    i = torch.arange(s.shape[-1])
+    keep = (i[:, None] - i[None, :]).abs() <= r
+    return s.masked_fill(~keep, float("-inf")).softmax(-1)
+
+
+def good_multi_query(f, q):
+    s = torch.einsum("bchw,bqc->bqhw", f, q)
+    w = s.flatten(2).softmax(-1).view_as(s)
+    return w, torch.einsum("bqhw,bchw->bqc", w, f)
 
 
 def test_right_answers_pass(capsys):
-    check("foundations.softmax", good_softmax)
-    check("foundations.masked_softmax", good_masked)
-    check("foundations.query_attention", good_query)
-    assert capsys.readouterr().out.count("✓") == 3
+    check("foundations.attention_entropy", good_entropy)
+    check("foundations.attention_entropy", lambda s: -(s.softmax(-1) * s.log_softmax(-1)).sum(-1))
+    check("foundations.window_weights", good_window)
+    check("foundations.multi_query_attention", good_multi_query)
+    assert capsys.readouterr().out.count("✓") == 4
 
 
 @pytest.mark.parametrize(
     "name, answer, message",
     [
-        ("foundations.softmax", lambda s: s.exp() / s.exp().sum(-1, keepdim=True), "non-finite value nan"),
-        ("foundations.softmax", torch.sigmoid, r"do not sum to 1 along dim -1; row 0 sums to"),
-        ("foundations.softmax", lambda s: good_softmax(s)[..., :-1], "should have shape"),
-        ("foundations.softmax", lambda s: good_softmax(s.double()), "should have dtype torch.float32"),
-        ("foundations.masked_softmax", lambda s, m: s.masked_fill(~m, float("-inf")).softmax(-1),
-         "row 1 fully masked"),
-        ("foundations.masked_softmax", lambda s, m: s.softmax(-1), "differs from the reference"),
-        ("foundations.query_attention", lambda f, q: good_query(f, q)[0], "should be a tuple of 2 values"),
-        ("foundations.softmax", lambda s: 1 / 0, "raised ZeroDivisionError"),
+        ("foundations.attention_entropy", naive_entropy, "large logits.*non-finite value nan"),
+        ("foundations.attention_entropy",  # not shifted: float32 loses the digits of H next to 1e4
+         lambda s: torch.logsumexp(s, -1) - (s.softmax(-1) * s).sum(-1), "large logits.*differs"),
+        ("foundations.attention_entropy", lambda s: good_entropy(s)[..., None], "should have shape"),
+        ("foundations.attention_entropy", lambda s: good_entropy(s.double()), "should have dtype torch.float32"),
+        ("foundations.window_weights", lambda s, r: torch.sigmoid(s), r"do not sum to 1 along dim -1"),
+        ("foundations.window_weights", lambda s, r: s.softmax(-1), "radius 1.*differs from the reference"),
+        ("foundations.window_weights", lambda s, r: good_window(s, max(r, 1)), "radius 0"),
+        ("foundations.multi_query_attention", lambda f, q: good_multi_query(f, q)[0],
+         "should be a tuple of 2 values"),
+        ("foundations.attention_entropy", lambda s: 1 / 0, "raised ZeroDivisionError"),
     ],
 )
 def test_wrong_answers_are_explained(name, answer, message):
@@ -63,12 +74,13 @@ def test_unanswered_exercise_says_so():
         raise NotImplementedError
 
     with pytest.raises(ExerciseError, match="not answered yet"):
-        check("foundations.softmax", stub)
+        check("foundations.attention_entropy", stub)
 
 
 def test_registry():
     every = list_exercises()
-    assert {"foundations.softmax", "foundations.masked_softmax", "foundations.query_attention"} <= set(every)
+    assert {"foundations.attention_entropy", "foundations.multi_query_attention",
+            "foundations.window_weights"} <= set(every)
     for name, ex in every.items():
         cases = ex.make_cases()
         assert len(cases) >= 2, f"{name} has fewer than two cases"
@@ -104,33 +116,37 @@ def test_calls_to_the_reference_are_found_however_they_are_spelled():
     import visual_attention as va
     from visual_attention.core import masked_softmax as renamed
 
+    def entropy(s, p):
+        return torch.logsumexp(s, -1) - (p * s).sum(-1)
+
     def helper(s):
-        return va.core.masked_softmax(s, dim=-1)
+        return entropy(s, va.core.masked_softmax(s, dim=-1))
 
     def through_a_helper(s):
         return helper(s)
 
     def through_an_alias(s):
-        return renamed(s, dim=-1)
+        return entropy(s, renamed(s, dim=-1))
 
     def make_closure():
         f = renamed
 
         def inner(s):
-            return f(s, dim=-1)
+            return entropy(s, f(s, dim=-1))
 
         return inner
 
     def written_out(s):
-        e = (s - s.max(dim=-1, keepdim=True).values).exp()
-        return e / e.sum(dim=-1, keepdim=True)
+        z = s - s.max(dim=-1, keepdim=True).values
+        e = z.exp()
+        return e.sum(-1).log() - (e / e.sum(dim=-1, keepdim=True) * z).sum(-1)
 
     for answer in (helper, through_a_helper, through_an_alias, make_closure()):
         assert "visual_attention.core.masked_softmax" in package_names_used(answer), answer
         with pytest.raises(ExerciseError, match="calls the package's own masked_softmax"):
-            check("foundations.softmax", answer)
+            check("foundations.attention_entropy", answer)
     assert package_names_used(written_out) == set()
-    check("foundations.softmax", written_out, quiet=True)
+    check("foundations.attention_entropy", written_out, quiet=True)
     # a building block the exercise allows is not the answer
     assert "visual_attention.core.masked_softmax" in get_exercise("temporal.causal_weights").allowed
 

@@ -20,7 +20,7 @@ from visual_attention.grade import grade, graded_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "book" / "foundations.ipynb"
-IDS = ["softmax-check", "query-check", "masked-check"]
+IDS = ["entropy-check", "multi-query-check", "window-check"]
 
 
 def _nbgrader(cell) -> dict:
@@ -58,9 +58,11 @@ def _scores(report) -> dict[str, float]:
 def test_graded_cells_of_the_chapter():
     found = graded_cells(nbformat.read(CHAPTER, as_version=4))
     assert [g.grade_id for g in found] == IDS
-    assert [g.exercise for g in found] == ["foundations.softmax", "foundations.query_attention",
-                                           "foundations.masked_softmax"]
-    assert [g.answer for g in found] == ["my_softmax", "my_query_attention", "my_masked_softmax"]
+    assert [g.exercise for g in found] == ["foundations.attention_entropy",
+                                           "foundations.multi_query_attention",
+                                           "foundations.window_weights"]
+    assert [g.answer for g in found] == ["my_attention_entropy", "my_multi_query_attention",
+                                         "my_window_weights"]
 
 
 def test_student_version_stubs_solutions_and_clears_outputs():
@@ -149,43 +151,49 @@ def test_every_chapter_grades_full_for_the_instructor_and_zero_for_the_student(c
 
 
 def test_one_wrong_exercise_loses_exactly_its_points(instructor, tmp_path):
-    def wrong_mask(cells):  # forgets that a fully masked row must give zeros, not NaN
-        _solution(cells, "masked-solution").source = (
-            "def my_masked_softmax(scores, mask):\n"
-            "    return scores.masked_fill(~mask, float('-inf')).softmax(-1)\n"
+    def wrong_entropy(cells):  # -Σ p log p as written: 0 · log 0 gives NaN for large logits
+        _solution(cells, "entropy-solution").source = (
+            "def my_attention_entropy(scores):\n"
+            "    p = scores.softmax(-1)\n"
+            "    return -(p * p.log()).sum(-1)\n"
         )
 
-    report = grade(_variant(instructor, tmp_path, wrong_mask), instructor, timeout=30)
-    assert _scores(report) == {"softmax-check": 1, "query-check": 1, "masked-check": 0}, report.table()
-    assert "fully masked" in report.results[2].feedback and "nan" in report.results[2].feedback
+    report = grade(_variant(instructor, tmp_path, wrong_entropy), instructor, timeout=30)
+    assert _scores(report) == {"entropy-check": 0, "multi-query-check": 1, "window-check": 1}, report.table()
+    assert "large logits" in report.results[0].feedback and "nan" in report.results[0].feedback
 
 
 def test_an_answer_that_calls_the_packages_reference_scores_zero(instructor, tmp_path):
     def lazy(cells):  # right numbers, but the exercise is to write it
-        _solution(cells, "masked-solution").source = (
+        _solution(cells, "multi-query-solution").source = (
             "import visual_attention as va\n\n"
-            "def my_masked_softmax(scores, mask):\n"
-            "    return va.core.masked_softmax(scores, dim=-1, mask=mask)\n"
+            "def my_multi_query_attention(feature_maps, queries):\n"
+            "    b, q, c = queries.shape\n"
+            "    maps = feature_maps[:, None].expand(b, q, *feature_maps.shape[1:]).flatten(0, 1)\n"
+            "    w, ctx = va.core.query_attention(maps, queries.reshape(b * q, c))\n"
+            "    return w.reshape(b, q, *w.shape[1:]), ctx.reshape(b, q, c)\n"
         )
-        _solution(cells, "softmax-solution").source = (
+        _solution(cells, "entropy-solution").source = (
             "from visual_attention.core import masked_softmax as helper\n\n"
-            "def my_softmax(scores):\n"
-            "    return helper(scores, dim=-1)\n"
+            "def my_attention_entropy(scores):\n"
+            "    z = scores - scores.amax(-1, keepdim=True)\n"
+            "    return torch.logsumexp(z, -1) - (helper(z, dim=-1) * z).sum(-1)\n"
         )
 
     report = grade(_variant(instructor, tmp_path, lazy), instructor, timeout=30)
-    assert _scores(report) == {"softmax-check": 0, "query-check": 1, "masked-check": 0}, report.table()
-    assert "calls the package's own masked_softmax" in report.results[2].feedback
+    assert _scores(report) == {"entropy-check": 0, "multi-query-check": 0, "window-check": 1}, report.table()
+    assert "calls the package's own masked_softmax" in report.results[0].feedback
+    assert "calls the package's own query_attention" in report.results[1].feedback
 
 
 def test_infinite_loop_is_cut_at_the_time_limit(instructor, tmp_path):
     def loop(cells):
-        _solution(cells, "masked-solution").source = "def my_masked_softmax(scores, mask):\n    while True:\n        pass\n"
+        _solution(cells, "window-solution").source = "def my_window_weights(scores, radius):\n    while True:\n        pass\n"
 
     start = time.monotonic()
     report = grade(_variant(instructor, tmp_path, loop), instructor, timeout=4)
     elapsed = time.monotonic() - start
-    assert _scores(report) == {"softmax-check": 1, "query-check": 1, "masked-check": 0}, report.table()
+    assert _scores(report) == {"entropy-check": 1, "multi-query-check": 1, "window-check": 0}, report.table()
     assert "timed out after 4 s" in report.results[2].feedback
     assert elapsed < 60, f"grading took {elapsed:.0f} s"
 
@@ -200,30 +208,30 @@ def test_tampering_syntax_errors_and_exceptions_buy_nothing(instructor, tmp_path
         cells.insert(1, tamper)
         cells.insert(2, nbformat.v4.new_code_cell("def broken(:\n    pass"))
         cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('boom')"))
-        _solution(cells, "masked-solution").source = "def my_masked_softmax(scores, mask):\n    return scores\n"
-        check_cell = _solution(cells, "masked-check")  # a forged check cell and forged points
+        _solution(cells, "window-solution").source = "def my_window_weights(scores, radius):\n    return scores\n"
+        check_cell = _solution(cells, "window-check")  # a forged check cell and forged points
         check_cell.source = "print('all good')"
         check_cell.metadata["nbgrader"]["points"] = 100
 
     report = grade(_variant(instructor, tmp_path, chaos), instructor, timeout=30)
-    assert _scores(report) == {"softmax-check": 1, "query-check": 1, "masked-check": 0}, report.table()
+    assert _scores(report) == {"entropy-check": 1, "multi-query-check": 1, "window-check": 0}, report.table()
     assert report.max_score == 3
 
 
 def test_a_killed_kernel_costs_only_what_depended_on_it(instructor, tmp_path):
     def die(cells):
-        index = cells.index(_solution(cells, "masked-solution"))
+        index = cells.index(_solution(cells, "window-solution"))
         cells.insert(index, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
 
     report = grade(_variant(instructor, tmp_path, die), instructor, timeout=30)
     scores = _scores(report)
-    assert scores["softmax-check"] == 1 and scores["query-check"] == 1, report.table()
-    assert scores["masked-check"] == 0  # `torch` was imported in the kernel that died
+    assert scores["entropy-check"] == 1 and scores["multi-query-check"] == 1, report.table()
+    assert scores["window-check"] == 0  # `torch` was imported in the kernel that died
 
 
 def test_deleted_check_cell_is_still_graded_and_cli_writes_json(instructor, tmp_path):
     def delete(cells):
-        cells.remove(_solution(cells, "query-check"))
+        cells.remove(_solution(cells, "multi-query-check"))
 
     path = _variant(instructor, tmp_path, delete)
     out = tmp_path / "report.json"

@@ -50,9 +50,9 @@ def test_the_hidden_test_uses_the_real_checker_whatever_the_notebook_redefined()
         "E.check = E.judge = E.compare = lambda *a, **k: None\n"
         "C.masked_softmax = lambda s, **k: s\n"
     )
-    cell = sync_chapters.check_cell("foundations.softmax", "my_softmax")
-    for answer, ok in (("lambda s: s", False), ("lambda s: (s - s.amax(-1, keepdim=True)).exp() / (s - s.amax(-1, keepdim=True)).exp().sum(-1, keepdim=True)", True)):
-        code = forged + f"my_softmax = {answer}\n" + cell
+    cell = sync_chapters.check_cell("foundations.attention_entropy", "my_entropy")
+    for answer, ok in (("lambda s: s", False), ("lambda s: -(s.softmax(-1) * s.log_softmax(-1)).sum(-1)", True)):
+        code = forged + f"my_entropy = {answer}\n" + cell
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert (run.returncode == 0) == ok, run.stderr[-500:]
         if not ok:

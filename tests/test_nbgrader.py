@@ -54,9 +54,11 @@ def course(tmp_path_factory) -> Path:
     forger = nbformat.read(course / "release" / "ps1" / CHAPTER.name, as_version=4)
     forger.cells.insert(2, nbformat.v4.new_code_cell("check = lambda *args, **kwargs: print('ok')"))
     lazy = nbformat.read(CHAPTER, as_version=4)  # right answers, one of them the package's own
-    _solution(lazy, "softmax-solution").source = (
+    _solution(lazy, "entropy-solution").source = (
         "from visual_attention.core import masked_softmax\n\n"
-        "def my_softmax(scores):\n    return masked_softmax(scores, dim=-1)\n"
+        "def my_attention_entropy(scores):\n"
+        "    z = scores - scores.amax(dim=-1, keepdim=True)\n"
+        "    return torch.logsumexp(z, -1) - (masked_softmax(z, dim=-1) * z).sum(-1)\n"
     )
     for student, nb in (("correct", correct), ("empty", empty), ("forger", forger), ("lazy", lazy)):
         folder = course / "submitted" / student / "ps1"

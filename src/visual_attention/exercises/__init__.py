@@ -4,7 +4,7 @@ Each chapter registers its exercises in ``visual_attention.exercises.<chapter>``
 ``EXERCISES = {name: Exercise(...)}``. In a notebook a student writes a function and calls::
 
     from visual_attention.exercises import check
-    check("foundations.softmax", my_softmax)
+    check("foundations.attention_entropy", my_entropy)
 
 :func:`check` runs the function on every case of the exercise — ordinary inputs and edge cases
 (large logits, fully masked rows, a batch of one…) — and compares with the reference. The first
