@@ -222,7 +222,7 @@ def test_pre_norm_block_passes_a_mask_to_its_attention():
     with record_attention(block) as maps:
         block(x, mask=causal)
     assert (maps["attn"][..., ~causal] == 0).all()
-    with pytest.raises(ValueError, match="mlp_ratio must be a positive number"):
+    with pytest.raises(ValueError, match="mlp_ratio must be a positive finite number"):
         PreNormBlock(8, MultiHeadAttention(8, 2), mlp_ratio=0)
 
 

@@ -41,7 +41,7 @@ def test_load_photo_is_deterministic():
 
 
 def test_load_photo_unknown_name():
-    with pytest.raises(ValueError, match=r"unknown photo 'lena'.*astronaut"):
+    with pytest.raises(ValueError, match=r"name must be one of 'astronaut'.*got 'lena'"):
         load_photo("lena")
 
 

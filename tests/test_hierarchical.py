@@ -164,7 +164,7 @@ def test_hierarchical_pooling_hidden_dim():
         ({"num_classes": 0}, "num_classes must be a positive integer, got 0"),
         ({"img_size": 100}, r"img_size=100 must be a multiple of patch_size·2\^\(stages-1\) = 32"),
         ({"img_size": 96, "depths": (2,), "num_heads": (3,)}, r"stage 0 has a 24×24 grid"),
-        ({"depths": (2, 0), "num_heads": (3, 6)}, "each of depths must be a positive integer, got 0"),
+        ({"depths": (2, 0), "num_heads": (3, 6)}, "depths must be a non-empty sequence of positive integers, got \\(2, 0\\)"),
     ],
 )
 def test_swin_validation(kwargs, match):

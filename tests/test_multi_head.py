@@ -159,12 +159,12 @@ def test_class_token_rollout_map():
 @pytest.mark.parametrize(
     "args, kwargs, match",
     [
-        (([],), {}, "at least one layer"),
+        (([],), {}, "non-empty list of \(B, h, N, N\) weights"),
         (([torch.ones(1, 2, 3, 3)],), dict(head_fusion="sum"), "head_fusion must be one of"),
         (
             ([torch.ones(1, 2, 3, 3)],),
             dict(discard_ratio=1.0),
-            r"discard_ratio must be in \[0, 1\)",
+            r"discard_ratio must be a finite number in \[0, 1\)",
         ),
         (([torch.ones(2, 3, 3)],), {}, r"attentions\[0\] must be 4-d \(B, h, N, N\)"),
         (

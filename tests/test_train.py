@@ -76,9 +76,9 @@ def test_count_parameters():
 @pytest.mark.parametrize(
     "x, y, match",
     [
-        (torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, dtype=torch.long), "floating point"),
+        (torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, dtype=torch.long), "floating-point tensor"),
         (torch.zeros(4, 2), torch.zeros(4), "1-d int64"),
-        (torch.zeros(4, 2), torch.zeros(3, dtype=torch.long), r"4 inputs \(N, ...\) but 3 labels"),
+        (torch.zeros(4, 2), torch.zeros(3, dtype=torch.long), r"must hold as many inputs as labels"),
     ],
 )
 def test_bad_data_is_rejected(x, y, match):
@@ -88,7 +88,7 @@ def test_bad_data_is_rejected(x, y, match):
 
 def test_bad_epochs_rejected():
     x, y = _blobs(10)
-    with pytest.raises(ValueError, match="epochs and batch_size must be positive"):
+    with pytest.raises(ValueError, match="must be a positive integer, got 0"):
         fit(nn.Linear(2, 2), (x, y), epochs=0, progress=False)
 
 
@@ -115,7 +115,7 @@ def test_random_shift_uses_every_offset_and_validates():
     where = random_shift(x, 1, gen(0)).flatten(1).argmax(-1)
     assert set(where.tolist()) == set(range(9))  # the centre pixel lands on each of the 9 positions
     assert random_shift(x, 0) is x
-    with pytest.raises(ValueError, match="max_shift must be a non-negative int"):
+    with pytest.raises(ValueError, match="max_shift must be an integer ≥ 0"):
         random_shift(x, -1)
     with pytest.raises(ValueError, match=r"images must have exactly 4 dimensions|\(B, C, H, W\)"):
         random_shift(torch.zeros(3, 3), 1)
@@ -146,11 +146,11 @@ def test_fit_with_the_deit_recipe_learns_a_small_task_and_validates():
     assert hist.loss[-1] < hist.loss[0] and evaluate(model, x, y) > 0.9
     with pytest.raises(ValueError, match="warmup_epochs"):
         fit(model, (x, y), epochs=2, warmup_epochs=3)
-    with pytest.raises(ValueError, match="labels must be a 1-d int64"):
+    with pytest.raises(ValueError, match="must be a 1-d int64 tensor of labels"):
         fit(model, (x, y.float()), epochs=1)
-    with pytest.raises(ValueError, match="optimizer must be 'adam' or 'adamw'"):
+    with pytest.raises(ValueError, match="optimizer must be one of 'adam', 'adamw'"):
         fit(model, (x, y), epochs=1, optimizer="sgd")
-    with pytest.raises(ValueError, match=r"train inputs must be 4-d \(N, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"train\[0\] must be 4-d \(N, C, H, W\)"):
         fit(model, (x.flatten(1), y), epochs=1, max_shift=1)
 
 

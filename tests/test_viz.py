@@ -65,7 +65,7 @@ def test_to_numpy_image_keeps_hwc_uint8_and_rejects_other_shapes():
     assert to_numpy_image(arr) is not None and (to_numpy_image(arr) == arr).all()
     with pytest.raises(ValueError, match=re.escape("got shape (4, 5)")):
         to_numpy_image(np.zeros((4, 5)))
-    with pytest.raises(ValueError, match=re.escape("got shape (2, 4, 5)")):
+    with pytest.raises(ValueError, match=re.escape("of shape (2, 4, 5)")):
         to_numpy_image(torch.zeros(2, 4, 5))
 
 
@@ -116,7 +116,7 @@ def test_data_uri_jpeg_has_the_right_size():
 
 
 def test_data_uri_bad_format():
-    with pytest.raises(ValueError, match="fmt must be 'png' or 'jpeg', got 'gif'"):
+    with pytest.raises(ValueError, match="fmt must be one of 'png', 'jpeg', got 'gif'"):
         data_uri(np.zeros((2, 2, 3), dtype=np.uint8), fmt="gif")
 
 
@@ -186,7 +186,7 @@ def test_overlay_without_query_has_no_box_and_caption_is_escaped():
 
 @pytest.mark.parametrize("query", [(3, 0), (0, 5), (-1, 0), (0, -1)])
 def test_overlay_query_outside_the_grid(query):
-    with pytest.raises(ValueError, match=re.escape(f"query {query} lies outside the 3×5 grid")):
+    with pytest.raises(ValueError, match=re.escape(f"cell of the 3×5 grid, got {query}")):
         attention_overlay_html("c", rng_weights(3, 5), (10, 10), query=query)
 
 

@@ -167,9 +167,9 @@ def test_header_comes_first():
 
 def test_explorer_needs_controls_with_values():
     render, _ = render_recorder()
-    with pytest.raises(ValueError, match="at least one control"):
+    with pytest.raises(ValueError, match="controls must be a non-empty mapping"):
         precomputed_explorer({}, render)
-    with pytest.raises(ValueError, match="at least one value"):
+    with pytest.raises(ValueError, match="must be a non-empty sequence"):
         precomputed_explorer({"a": [1], "b": []}, render)
 
 

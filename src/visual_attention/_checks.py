@@ -95,6 +95,110 @@ def check_positive_int(name: str, value: object) -> int:
     return value
 
 
+def check_int(name: str, value: object, minimum: int | None = None) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``) ≥ ``minimum``; else raise
+    ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a ``bool``; else raise ``ValueError`` (``1``, ``"no"`` are not
+    booleans)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_str(name: str, value: object) -> str:
+    """Return ``value`` if it is a ``str``; else raise ``ValueError``."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_number(
+    name: str,
+    value: object,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``float(value)`` if it is a real number (not a ``bool``, not NaN) in the interval
+    from ``low`` to ``high`` (closed unless ``low_open``/``high_open``); infinite bounds are always
+    open. Else raise ``ValueError`` naming the interval."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and not math.isnan(value)
+    if ok:
+        above = value > low if (low_open or math.isinf(low)) else value >= low
+        below = value < high if (high_open or math.isinf(high)) else value <= high
+        ok = above and below and math.isfinite(value)
+    if not ok:
+        left = "(" if (low_open or math.isinf(low)) else "["
+        right = ")" if (high_open or math.isinf(high)) else "]"
+        interval = f"{left}{low:g}, {high:g}{right}".replace("inf", "∞")
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_size2(name: str, value: object, square: bool = False) -> tuple[int, int]:
+    """Return ``value`` as ``(int, int)`` if it is a pair of positive integers (or, with
+    ``square``, one positive integer ``n`` for ``(n, n)``); else raise ``ValueError``."""
+    if square and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return check_positive_int(name, value), check_positive_int(name, value)
+    if (
+        not isinstance(value, Sequence)
+        or isinstance(value, str)
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in value)
+    ):
+        raise ValueError(f"{name} must be a pair of positive integers (H, W), got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def check_cell(name: str, value: object, grid: tuple[int, int]) -> tuple[int, int]:
+    """Return ``value`` if it is a ``(row, col)`` pair of ints inside an ``h × w`` grid; else
+    raise ``ValueError``."""
+    ok = isinstance(value, (tuple, list)) and len(value) == 2
+    ok = ok and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+    if not ok or not (0 <= value[0] < grid[0] and 0 <= value[1] < grid[1]):
+        raise ValueError(
+            f"{name} must be a (row, col) cell of the {grid[0]}×{grid[1]} grid, got {value!r}"
+        )
+    return int(value[0]), int(value[1])
+
+
+def check_int_sequence(name: str, value: object, length: int | None = None) -> tuple[int, ...]:
+    """Return ``value`` as a tuple if it is a non-empty sequence of positive integers (of
+    ``length`` entries when given); else raise ``ValueError``."""
+    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0
+    ok = ok and all(
+        not isinstance(v, bool) and isinstance(v, numbers.Integral) and v >= 1 for v in value
+    )
+    if not ok or (length is not None and len(value) != length):
+        count = f"{length} " if length is not None else "a non-empty sequence of "
+        raise ValueError(f"{name} must be {count}positive integers, got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def check_module(name: str, value: object) -> torch.nn.Module:
+    """Return ``value`` if it is a ``torch.nn.Module``; else raise ``ValueError``."""
+    if not isinstance(value, torch.nn.Module):
+        raise ValueError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    return value
+
+
+def check_scale(name: str, value: object) -> float | torch.Tensor | None:
+    """``None`` (the default scale), a tensor (a learned scale) or a positive finite number."""
+    if value is None or isinstance(value, torch.Tensor):
+        return value
+    return check_positive_number(name, value)
+
+
 def check_int_or_none(name: str, value: object) -> int | None:
     """``None``, or ``value`` if it is an ``int`` ≥ 1; else raise ``ValueError``."""
     return None if value is None else check_positive_int(name, value)
@@ -134,6 +238,7 @@ def check_tensor(name: str, t: object, layout: str, **sizes: int) -> tuple[int, 
         check_rank(name, t, at_least=len(names) - 1, expected=layout)
     else:
         check_rank(name, t, exactly=len(names), expected=layout)
+    _check_nonempty(name, t, names, stars[0] if stars else None, layout)
     for key, want in sizes.items():
         i = names.index(key)
         axis = i - len(names) if stars and i > stars[0] else i
@@ -141,6 +246,22 @@ def check_tensor(name: str, t: object, layout: str, **sizes: int) -> tuple[int, 
             wanted = " and ".join(f"{k} = {v}" for k, v in sizes.items())
             raise ValueError(f"{name} must be {layout} with {wanted}, got shape {shape_str(t)}")
     return tuple(t.shape)
+
+
+def _check_nonempty(
+    name: str, t: torch.Tensor, names: list[str], star: int | None, layout: str
+) -> None:
+    """Only batch dimensions (names starting with ``B``, and ``*`` entries) may be empty: zero
+    tokens, channels or grid cells leave nothing to attend over."""
+    for i, dim in enumerate(names):
+        if dim.startswith(("B", "*")) or i == star:
+            continue
+        axis = i - len(names) if star is not None and i > star else i
+        if t.shape[axis] == 0:
+            raise ValueError(
+                f"{name} must be {layout} with {dim} ≥ 1 (only the batch may be empty), got shape "
+                f"{shape_str(t)}"
+            )
 
 
 def check_bool_mask(

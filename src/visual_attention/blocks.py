@@ -30,7 +30,16 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_bool_mask, check_int_or_none, check_positive_int, check_tensor
+from ._checks import (
+    check_bool,
+    check_bool_mask,
+    check_int_or_none,
+    check_module,
+    check_positive_int,
+    check_positive_number,
+    check_scale,
+    check_tensor,
+)
 from .core import AttentionModule, masked_softmax, scaled_dot_product_attention
 
 __all__ = [
@@ -96,6 +105,8 @@ class MultiHeadAttention(AttentionModule):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("num_heads", num_heads)
+        check_bool("qkv_bias", qkv_bias), check_bool("proj_bias", proj_bias)
+        check_scale("scale", scale)
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
@@ -111,6 +122,7 @@ class MultiHeadAttention(AttentionModule):
         return_weights: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         b, n, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
+        check_bool("return_weights", return_weights)
         allowed = self._allowed(mask, key_mask, b, n)
         q, k, v = rearrange(
             self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads
@@ -173,6 +185,12 @@ class Mlp(nn.Sequential):
         check_positive_int("dim", dim)
         check_positive_int("hidden_dim", hidden_dim)
         super().__init__(nn.Linear(dim, hidden_dim), act_layer(), nn.Linear(hidden_dim, dim))
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(*, dim)`` → ``(*, dim)``."""
+        check_tensor("x", x, "(*B, dim)", dim=self.dim)
+        return super().forward(x)
 
 
 class PreNormBlock(nn.Module):
@@ -198,14 +216,8 @@ class PreNormBlock(nn.Module):
     ) -> None:
         super().__init__()
         check_positive_int("dim", dim)
-        if not isinstance(attn, nn.Module):
-            raise ValueError(f"attn must be an nn.Module, got {type(attn).__name__}")
-        if (
-            isinstance(mlp_ratio, bool)
-            or not isinstance(mlp_ratio, (int, float))
-            or not mlp_ratio > 0
-        ):
-            raise ValueError(f"mlp_ratio must be a positive number, got {mlp_ratio!r}")
+        check_module("attn", attn)
+        check_positive_number("mlp_ratio", mlp_ratio), check_positive_number("norm_eps", norm_eps)
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = attn
@@ -254,6 +266,7 @@ class PatchEmbed(nn.Module):
             ("dim", dim),
         ):
             check_positive_int(name, value)
+        check_bool("norm", norm)
         widths = _stem_widths(stem_channels)
         self.patch_size, self.in_channels, self.dim = patch_size, in_channels, dim
         layers, c = [], in_channels
@@ -318,6 +331,7 @@ def conv_bn_act(
         ("dilation", dilation),
     ):
         check_positive_int(name, value)
+    check_bool("bias", bias)
     padding = dilation * (kernel_size - 1) // 2
     conv = nn.Conv2d(
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=bias

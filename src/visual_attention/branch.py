@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._checks import check_positive_int, check_tensor
+from ._checks import check_bool, check_positive_int, check_tensor
 from .blocks import conv_bn_act
 from .channel import make_rd_channels
 from .core import AttentionModule, masked_softmax
@@ -66,7 +66,9 @@ def default_groups(in_channels: int, out_channels: int, max_groups: int = 32) ->
     ``default_groups(64, 64) == 32``, ``default_groups(16, 32) == 16``, ``default_groups(3, 16) ==
     1``.
     """
-    return math.gcd(max_groups, in_channels, out_channels)
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        check_positive_int(name, value)
+    return math.gcd(check_positive_int("max_groups", max_groups), in_channels, out_channels)
 
 
 def fuse_branches(branches: torch.Tensor) -> torch.Tensor:
@@ -218,6 +220,9 @@ class SelectiveKernel(AttentionModule):
 
 def _check_kernel_sizes(kernel_sizes: Sequence[int], dilate: bool) -> tuple[int, ...]:
     """At least two odd kernel sizes, each ≥ 3 with ``dilate`` (a dilated 3×3) and ≥ 1 without."""
+    check_bool("dilate", dilate)
+    if not isinstance(kernel_sizes, Sequence) or isinstance(kernel_sizes, str):
+        raise ValueError(f"kernel_sizes must be a sequence of odd integers, got {kernel_sizes!r}")
     kernel_sizes, smallest = tuple(kernel_sizes), 3 if dilate else 1
     if len(kernel_sizes) < 2:
         raise ValueError(f"kernel_sizes must name at least two branches, got {kernel_sizes!r}")

@@ -32,6 +32,7 @@ from torch import nn
 from ._checks import (
     check_choice,
     check_int_or_none,
+    check_number,
     check_odd_int,
     check_positive_int,
     check_positive_number,
@@ -86,7 +87,7 @@ def eca_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> int:
     else ``t + 1`` (so C = 64 → 3, 256 → 5, 2048 → 7 with the defaults γ = 2, b = 1).
     """
     check_positive_int("channels", channels)
-    check_positive_number("gamma", gamma)
+    check_positive_number("gamma", gamma), check_number("beta", beta)
     # [start-eca-kernel-size]
     t = int(abs((math.log2(channels) + beta) / gamma))  # |log2(C) / γ + b / γ|, Eq. 12
     return t if t % 2 else t + 1  # the nearest odd number (upwards)

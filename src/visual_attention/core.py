@@ -26,10 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import (
+    check_bool,
     check_bool_mask,
     check_floating,
     check_positive_number,
     check_qkv,
+    check_scale,
     check_tensor,
 )
 
@@ -43,12 +45,14 @@ __all__ = [
 
 
 def _normalise_dims(dim: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    if isinstance(dim, bool) or not isinstance(dim, (int, Sequence)) or isinstance(dim, str):
+        raise ValueError(f"dim must be an int or a sequence of ints, got {dim!r}")
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     if not dims:
         raise ValueError("dim must name at least one dimension, got an empty sequence")
     out = []
     for d in dims:
-        if not isinstance(d, int) or not -ndim <= d < ndim:
+        if isinstance(d, bool) or not isinstance(d, int) or not -ndim <= d < ndim:
             raise ValueError(f"dim {d!r} is out of range for a tensor of rank {ndim}")
         out.append(d % ndim)
     if len(set(out)) != len(out):
@@ -122,7 +126,7 @@ def _fused_softmax(x: torch.Tensor, dims: tuple[int, ...], temperature: float) -
         return torch.softmax(x / temperature if temperature != 1 else x, dim=-1)
     last = tuple(range(x.ndim - len(dims), x.ndim))
     moved = x.movedim(dims, last) if dims != last else x
-    flat = moved.reshape(*moved.shape[: x.ndim - len(dims)], -1)
+    flat = moved.flatten(x.ndim - len(dims)) if len(dims) > 1 else moved
     w = torch.softmax(flat / temperature if temperature != 1 else flat, dim=-1)
     w = w.reshape(moved.shape)
     return w.movedim(last, dims) if dims != last else w
@@ -184,7 +188,7 @@ def scaled_dot_product_attention(
         ``(context, weights)`` with shapes ``(*B, Lq, Dv)`` and ``(*B, Lq, Lk)``; weights is
         ``None`` when ``need_weights=False``.
     """
-    mask, scale = _check_attention(q, k, v, mask, scale)
+    mask, scale = _check_attention(q, k, v, mask, scale, need_weights)
     if not need_weights and isinstance(scale, float):
         context = _fused_context(q, k, v, mask, scale)  # fast path: PyTorch's fused kernel
         if context is not None:
@@ -210,10 +214,14 @@ def _attention(q, k, v, mask, scale) -> tuple[torch.Tensor, torch.Tensor]:
     return context, weights
 
 
-def _check_attention(q, k, v, mask, scale) -> tuple[torch.Tensor | None, float | torch.Tensor]:
+def _check_attention(
+    q, k, v, mask, scale, need_weights=True
+) -> tuple[torch.Tensor | None, float | torch.Tensor]:
     """Validate the inputs of :func:`scaled_dot_product_attention`; return the mask expanded to
     the scores' shape ``(*B, Lq, Lk)`` (a view) and the scale (``D ** -0.5`` by default)."""
     check_qkv(q, k, v)
+    check_scale("scale", scale)
+    check_bool("need_weights", need_weights)
     scores_shape = (*torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
     if mask is not None:
         check_bool_mask("mask", mask, broadcast_to=scores_shape, layout="scores of shape")
@@ -291,7 +299,7 @@ def query_attention(
         ``(weights, context)``: weights ``(B, H, W)`` summing to 1 over ``H, W``; context ``(B,
         C)``.
     """
-    _check_query_attention(feature_maps, query, mask)
+    _check_query_attention(feature_maps, query, mask, scale)
     # [start-query-attention]
     scores = _scaled(torch.einsum("bchw,bc->bhw", feature_maps, query), scale)  # scale·⟨q, x_ij⟩
     weights = masked_softmax(scores, dim=(-2, -1), mask=mask, temperature=temperature)  # α_ij
@@ -300,7 +308,8 @@ def query_attention(
     return weights, context
 
 
-def _check_query_attention(feature_maps, query, mask) -> None:
+def _check_query_attention(feature_maps, query, mask, scale) -> None:
+    check_scale("scale", scale)
     b, c, h, w = check_tensor("feature_maps", feature_maps, "(B, C, H, W)")
     check_tensor("query", query, "(B, C)", B=b, C=c)
     if query.dtype != feature_maps.dtype:

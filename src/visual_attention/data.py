@@ -22,7 +22,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import check_floating, check_int_or_none, check_rank, shape_str
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_floating,
+    check_int,
+    check_int_or_none,
+    check_number,
+    check_positive_int,
+    check_rank,
+    check_size2,
+    shape_str,
+)
 
 __all__ = [
     "PHOTOS",
@@ -55,10 +66,7 @@ def load_photo(name: str = "chelsea", size: tuple[int, int] = (128, 192)) -> tor
     from skimage.color import gray2rgb
     from skimage.transform import resize
 
-    if name not in PHOTOS:
-        raise ValueError(f"unknown photo {name!r}; choose one of {PHOTOS}")
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"size must be (H, W) with positive entries, got {size!r}")
+    check_choice("name", name, PHOTOS), check_size2("size", size)
     img = getattr(skdata, name)()
     if img.ndim == 2:
         img = gray2rgb(img)
@@ -90,6 +98,7 @@ def patch_features(
     """
     check_floating("image", image)
     check_rank("image", image, exactly=3, expected="(3, H, W)")
+    check_bool("standardise", standardise), check_bool("unit", unit)
     if image.shape[0] != 3:
         raise ValueError(
             f"image must have 3 colour channels (3, H, W), got shape {shape_str(image)}"
@@ -210,6 +219,10 @@ def cluttered_digits(
         boxes ``(n, 4)`` int64 as ``(top, left, bottom, right)`` pixel bounds of the digit
         (``bottom`` and ``right`` exclusive).
     """
+    check_positive_int("n", n), check_positive_int("canvas", canvas)
+    check_size2("digit_sizes", digit_sizes), check_int("distractors", distractors, minimum=0)
+    check_number("noise", noise, 0.0), check_int("seed", seed, minimum=0)
+    check_number("fragment", fragment, 0.0, 1.0, low_open=True)
     if n < 1 or canvas < digit_sizes[1] or not 2 <= digit_sizes[0] <= digit_sizes[1]:
         raise ValueError(
             f"need n >= 1 and 2 <= digit_sizes[0] <= digit_sizes[1] <= canvas, got n={n}, "
@@ -278,6 +291,9 @@ def digit_clips(
         ``present`` ``(n, T)`` bool, True where the digit is visible.
     """
     size = 12
+    check_positive_int("n", n), check_positive_int("canvas", canvas)
+    check_positive_int("frames", frames), check_size2("visible", visible)
+    check_number("noise", noise, 0.0), check_int("seed", seed, minimum=0)
     if n < 1 or canvas < size + 2 or not 1 <= visible[0] <= visible[1] <= frames:
         raise ValueError(
             f"need n >= 1, canvas >= {size + 2} and 1 <= visible[0] <= visible[1] <= frames, got "

@@ -31,10 +31,13 @@ import torch.nn.functional as F
 
 from ._checks import (
     check_bool_mask,
-    check_floating,
+    check_number,
     check_positive_int,
+    check_positive_number,
     check_qkv,
+    check_scale,
     check_tensor,
+    shape_str,
 )
 
 __all__ = [
@@ -83,10 +86,22 @@ def online_softmax_update(
 
 def _check_update(running_max, running_sum, out, scores, values) -> None:
     """Validate the arguments of :func:`online_softmax_update`."""
-    for name, t in (("running_max", running_max), ("running_sum", running_sum), ("out", out)):
-        check_floating(name, t)
+    for name, t in (("running_max", running_max), ("running_sum", running_sum)):
+        check_tensor(name, t, "(*B, 1)")
+    check_tensor("out", out, "(*B, Dv)")
     check_tensor("scores", scores, "(*B, n)")
     check_tensor("values", values, "(*B, n, Dv)", n=scores.shape[-1])
+    batch, dv = scores.shape[:-1], values.shape[-1]
+    for name, t, last in (
+        ("running_max", running_max, 1),
+        ("running_sum", running_sum, 1),
+        ("out", out, dv),
+    ):
+        if t.shape != (*batch, last):
+            raise ValueError(
+                f"{name} must be {(*batch, last)} for scores {shape_str(scores)} and values "
+                f"{shape_str(values)}, got {shape_str(t)}"
+            )
 
 
 def chunked_attention(
@@ -115,7 +130,7 @@ def chunked_attention(
     Returns:
         the context ``(*B, Lq, Dv)``.
     """
-    mask = _check_chunked(q, k, v, chunk_size, mask)
+    mask = _check_chunked(q, k, v, chunk_size, mask, scale)
     # [start-chunked-attention]
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     m = q.new_full((*q.shape[:-1], 1), -math.inf)  # each query's largest score so far
@@ -132,11 +147,11 @@ def chunked_attention(
     # [end-chunked-attention]
 
 
-def _check_chunked(q, k, v, chunk_size, mask) -> torch.Tensor | None:
+def _check_chunked(q, k, v, chunk_size, mask, scale) -> torch.Tensor | None:
     """Validate the arguments of :func:`chunked_attention`; return the mask expanded to
     ``(*B, Lq, Lk)`` (a view), or ``None``."""
     check_qkv(q, k, v, broadcast=False)
-    check_positive_int("chunk_size", chunk_size)
+    check_positive_int("chunk_size", chunk_size), check_scale("scale", scale)
     if mask is None:
         return None
     scores_shape = (*q.shape[:-1], k.shape[-2])
@@ -160,7 +175,7 @@ def linear_attention(
     Returns:
         ``(*B, Lq, Dv)``, in time and memory linear in ``Lq + Lk``.
     """
-    check_qkv(q, k, v, broadcast=False)
+    check_qkv(q, k, v, broadcast=False), check_number("eps", eps, 0.0)
     # [start-linear-attention]
     phi_q, phi_k = F.elu(q) + 1, F.elu(k) + 1  # φ(x) = elu(x) + 1 > 0
     kv = phi_k.transpose(-2, -1) @ v  # Σ_j φ(k_j) v_jᵀ  (*B, D, Dv): all keys and values, once
@@ -187,7 +202,7 @@ def online_softmax_trace(
         far, and ``weights`` ``(N,)``: the softmax over the keys seen so far (zero for the others).
         After the last block ``weights`` and ``output`` equal full attention.
     """
-    _check_trace(query, keys, values, chunk_size)
+    _check_trace(query, keys, values, chunk_size, scale)
     scores = keys @ query * scale  # (N,)
     m, l_, o = (
         query.new_full((1,), -math.inf),
@@ -206,9 +221,9 @@ def online_softmax_trace(
     return states
 
 
-def _check_trace(query, keys, values, chunk_size) -> None:
+def _check_trace(query, keys, values, chunk_size, scale) -> None:
     """Validate the arguments of :func:`online_softmax_trace`."""
     (d,) = check_tensor("query", query, "(D,)")
     (n, _) = check_tensor("keys", keys, "(N, D)", D=d)
     check_tensor("values", values, "(N, Dv)", N=n)
-    check_positive_int("chunk_size", chunk_size)
+    check_positive_int("chunk_size", chunk_size), check_positive_number("scale", scale)

@@ -32,7 +32,14 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_positive_int, check_tensor, shape_str
+from ._checks import (
+    check_bool,
+    check_int_sequence,
+    check_positive_int,
+    check_size2,
+    check_tensor,
+    shape_str,
+)
 from .blocks import AttentionPooling, PatchEmbed, PreNormBlock
 from .local_attention import ShiftedWindowAttention
 
@@ -106,7 +113,8 @@ class SwinBlock(PreNormBlock):
         shift_size: int = 0,
         mlp_ratio: float = 4.0,
     ) -> None:
-        if min(input_resolution) <= window_size:
+        input_resolution = check_size2("input_resolution", input_resolution)
+        if min(input_resolution) <= check_positive_int("window_size", window_size):
             window_size, shift_size = min(input_resolution), 0
         attn = ShiftedWindowAttention(dim, window_size, num_heads, shift_size=shift_size)
         super().__init__(dim, attn, mlp_ratio=mlp_ratio)
@@ -129,6 +137,8 @@ class SwinStage(nn.Module):
         downsample: bool = True,
     ) -> None:
         super().__init__()
+        check_positive_int("depth", depth), check_positive_int("window_size", window_size)
+        check_size2("input_resolution", input_resolution), check_bool("downsample", downsample)
         shifts = [0 if i % 2 == 0 else window_size // 2 for i in range(depth)]  # W-MSA, SW-MSA, …
         self.blocks = nn.Sequential(
             *[
@@ -211,6 +221,7 @@ def _check_swin(img_size, patch_size, num_classes, dim, depths, num_heads, windo
         ("num_classes", num_classes),
     ):
         check_positive_int(name, value)
+    check_int_sequence("depths", depths), check_int_sequence("num_heads", num_heads)
     if len(depths) != len(num_heads) or not depths:
         raise ValueError(
             f"depths {tuple(depths)} and num_heads {tuple(num_heads)} must be non-empty "
@@ -282,6 +293,7 @@ class HierarchicalAttentionPooling(nn.Module):
     ) -> None:
         super().__init__()
         self.region_size = check_positive_int("region_size", region_size)
+        check_bool("encode_regions", encode_regions)
         self.patch_pool = AttentionPooling(dim, hidden_dim)
         encoder = nn.Sequential(nn.Linear(dim, dim), nn.GELU())
         self.region_encoder = encoder if encode_regions else nn.Identity()

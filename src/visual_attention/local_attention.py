@@ -38,7 +38,15 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_bool_mask, check_choice, check_positive_int, check_tensor, shape_str
+from ._checks import (
+    check_bool,
+    check_bool_mask,
+    check_choice,
+    check_odd_int,
+    check_positive_int,
+    check_tensor,
+    shape_str,
+)
 from .blocks import MultiHeadAttention, merge_heads
 from .core import masked_softmax
 
@@ -103,6 +111,7 @@ def window_reverse(
         raise ValueError(
             f"windows must be (B·nW, {m}, {m}, C) for window_size={m}, got {shape_str(windows)}"
         )
+    check_positive_int("height", height), check_positive_int("width", width)
     if height % m or width % m:
         raise ValueError(f"height={height} and width={width} must be multiples of window_size={m}")
     nh, nw = height // m, width // m
@@ -164,7 +173,7 @@ class WindowAttention(MultiHeadAttention):
     ) -> None:
         super().__init__(dim, num_heads, qkv_bias=qkv_bias)
         self.window_size = check_positive_int("window_size", window_size)
-        if relative_position_bias:
+        if check_bool("relative_position_bias", relative_position_bias):
             table = torch.zeros((2 * window_size - 1) ** 2, num_heads)
             self.relative_position_bias_table = nn.Parameter(
                 nn.init.trunc_normal_(table, std=0.02)
@@ -199,7 +208,7 @@ class WindowAttention(MultiHeadAttention):
         if mask is None:
             return None
         check_bool_mask("mask", mask, layout=f"(nW, {n}, {n})")
-        if mask.ndim != 3 or mask.shape[1:] != (n, n):
+        if mask.ndim != 3 or mask.shape[1:] != (n, n) or len(mask) == 0:
             raise ValueError(
                 f"mask must be a boolean tensor (nW, {n}, {n}), got {shape_str(mask)}"
             )
@@ -313,6 +322,8 @@ def window_token_index(
     Window ``w``'s ``i``-th token in :class:`ShiftedWindowAttention` is the grid token
     ``window_token_index(...)[w, i]`` (the cyclic shift undone).
     """
+    check_positive_int("height", height), check_positive_int("width", width)
+    shift_size = _check_shift(shift_size, check_positive_int("window_size", window_size))
     ids = torch.arange(height * width, dtype=torch.float64).reshape(1, height, width, 1)
     ids = torch.roll(ids, shifts=(-shift_size, -shift_size), dims=(1, 2))
     return window_partition(ids, window_size).flatten(1).long()
@@ -332,7 +343,7 @@ def neighborhood_index(
         and ``offset`` ``(H·W, k², 2)`` int64 relative positions ``(key row - i, key col - j)`` in
         ``[-(k-1), k-1]``.
     """
-    k = check_positive_int("kernel_size", kernel_size)
+    k = check_odd_int("kernel_size", kernel_size)
     if check_positive_int("height", height) < k or check_positive_int("width", width) < k:
         raise ValueError(
             f"the grid ({height}, {width}) must be at least kernel_size={k} on each side"
@@ -381,8 +392,8 @@ class NeighborhoodAttention(MultiHeadAttention):
         relative_position_bias: bool = True,
     ) -> None:
         super().__init__(dim, num_heads, qkv_bias=qkv_bias)
-        self.kernel_size = k = check_positive_int("kernel_size", kernel_size)
-        if relative_position_bias:
+        self.kernel_size = k = check_odd_int("kernel_size", kernel_size)
+        if check_bool("relative_position_bias", relative_position_bias):
             table = torch.zeros(num_heads, 2 * k - 1, 2 * k - 1)
             self.rpb = nn.Parameter(nn.init.trunc_normal_(table, std=0.02))
         else:
@@ -453,6 +464,8 @@ def _check_to_dense(weights: torch.Tensor, index: torch.Tensor, kind: str) -> No
     if not isinstance(index, torch.Tensor) or index.dtype != torch.long or index.ndim != 2:
         got = getattr(index, "dtype", type(index).__name__)
         raise ValueError(f"index must be a 2-d int64 tensor, got {got}")
+    if 0 in index.shape:
+        raise ValueError(f"index must hold at least one row and key, got {shape_str(index)}")
     if index.shape[1] != weights.shape[-1]:
         raise ValueError(
             f"index {shape_str(index)} does not match weights {shape_str(weights)} "
@@ -463,6 +476,12 @@ def _check_to_dense(weights: torch.Tensor, index: torch.Tensor, kind: str) -> No
         raise ValueError(
             f"window weights {shape_str(weights)} must be (B·{rows}, h, {keys}, {keys}) "
             f"for index {shape_str(index)}"
+        )
+    tokens = rows * keys if kind == "window" else rows
+    if index.numel() and (index.min() < 0 or index.max() >= tokens):
+        raise ValueError(
+            f"index must hold token numbers in [0, {tokens}), got values from "
+            f"{int(index.min())} to {int(index.max())}"
         )
     if kind == "neighborhood" and weights.shape[2] != rows:
         raise ValueError(
@@ -478,4 +497,5 @@ def score_entries(
     ``h·N·k²`` (neighbourhood)."""
     n = check_positive_int("height", height) * check_positive_int("width", width)
     check_choice("kind", kind, ("global", "window", "neighborhood"))
+    check_positive_int("size", size), check_positive_int("num_heads", num_heads)
     return num_heads * n * (n if kind == "global" else size * size)

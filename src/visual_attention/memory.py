@@ -145,7 +145,7 @@ class KeyValueMemory(AttentionModule):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("hops", hops)
-        check_positive_number("temperature", temperature)
+        check_positive_number("temperature", temperature), check_positive_number("scale", scale)
         self.dim, self.hops, self.scale, self.temperature = dim, hops, scale, temperature
 
     def forward(
@@ -212,8 +212,8 @@ class ExternalAttention(AttentionModule):
         mask = self._token_mask(mask, b, n)  # (B, N, 1) or None
         # [start-external-attention]
         scores = self.mk(x)  # Ã = F M_kᵀ (B, N, S)
-        attn = masked_softmax(scores, dim=1, mask=mask)  # Â: softmax over the N tokens
-        attn = attn / (1e-9 + attn.sum(dim=2, keepdim=True))  # A: ℓ1 over the S units (Eq. 5)
+        log_attn = _log_softmax_over_tokens(scores, mask)  # log Â: softmax over the N tokens
+        attn = masked_softmax(log_attn, dim=2, mask=mask)  # A = Â / Σ_s Â: ℓ1 over S (Eq. 5)
         return self.mv(self.remember(attn))  # F_out = A M_v (Eq. 6)
         # [end-external-attention]
 
@@ -224,3 +224,19 @@ class ExternalAttention(AttentionModule):
             return None
         check_bool_mask("mask", mask, shape=(b, n), layout="(B, N)")
         return mask[..., None]
+
+
+def _log_softmax_over_tokens(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``log softmax`` of ``(B, N, S)`` scores over the ``N`` tokens where ``mask`` (``(B, N, 1)``)
+    is True.
+
+    The ℓ1 normalisation over the units then runs in log space (a softmax of the logs): the
+    reference code's ``Â / (1e-9 + Σ_s Â)`` loses a token whose weights are all tiny (inputs ×100)
+    and its ``1e-9`` vanishes in float16. Masked tokens get finite values that the next softmax
+    masks; a sample with no valid token gets zeros there, not NaN.
+    """
+    if mask is None:
+        return torch.log_softmax(scores, dim=1)
+    valid = scores.masked_fill(~mask, float("-inf"))
+    valid = valid.masked_fill(~mask.any(dim=1, keepdim=True), 0.0)  # no valid token: finite
+    return scores - torch.logsumexp(valid, dim=1, keepdim=True)

@@ -25,7 +25,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_positive_int, check_tensor
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_number,
+    check_positive_int,
+    check_size2,
+    check_tensor,
+)
 from .blocks import MultiHeadAttention, PatchEmbed, PreNormBlock
 
 __all__ = [
@@ -76,7 +83,7 @@ class VisionTransformer(nn.Module):
             ("depth", depth),
         ):
             check_positive_int(name, value)
-        check_positive_int("patch_size", patch_size)
+        check_positive_int("patch_size", patch_size), check_bool("class_token", class_token)
         if img_size % patch_size:
             raise ValueError(
                 f"img_size ({img_size}) must be a multiple of patch_size ({patch_size})"
@@ -85,7 +92,7 @@ class VisionTransformer(nn.Module):
         self.grid = img_size // patch_size
         self.num_patches = self.grid**2
         self.num_prefix = 1 if class_token else 0
-        self.patch_embed = PatchEmbed(patch_size, in_channels, dim, stem_channels or ())
+        self.patch_embed = PatchEmbed(patch_size, in_channels, dim, stem_channels)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if class_token else None
         self.pos_embed = nn.Parameter(
             torch.randn(1, self.num_patches + self.num_prefix, dim) * 0.02
@@ -154,10 +161,10 @@ def attention_rollout(
 def _check_rollout(attentions, head_fusion: str, discard_ratio: float) -> tuple[int, int]:
     """Validate :func:`attention_rollout`'s arguments; return ``(B, N)``."""
     check_choice("head_fusion", head_fusion, ("mean", "max", "min"))
-    if isinstance(discard_ratio, bool) or not 0.0 <= discard_ratio < 1.0:
-        raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio!r}")
-    if len(attentions) == 0:
-        raise ValueError("attentions must hold at least one layer's (B, h, N, N) weights")
+    check_number("discard_ratio", discard_ratio, 0.0, 1.0, high_open=True)
+    if not isinstance(attentions, (list, tuple)) or len(attentions) == 0:
+        got = "0 layers" if isinstance(attentions, (list, tuple)) else repr(attentions)
+        raise ValueError(f"attentions must be a non-empty list of (B, h, N, N) weights, got {got}")
     b, _, n, _ = check_tensor("attentions[0]", attentions[0], "(B, h, N, N)")
     for i, a in enumerate(attentions):
         check_tensor(f"attentions[{i}]", a, "(B, h, N, N)")
@@ -191,14 +198,18 @@ def class_token_rollout(
     """The class token's row of :func:`attention_rollout` over the patches, as a map ``(B, H, W)``.
 
     The class token (token 0) is dropped and the remaining weights renormalised to sum to 1, so the
-    map says which patches the classification draws on.
+    map says which patches the classification draws on; where the class token attends only to
+    itself (identity maps), it draws on no patch and the map is all zeros.
     """
+    h, w = check_size2("grid", grid)
     rollout = attention_rollout(attentions, head_fusion, discard_ratio)
-    h, w = grid
     if rollout.shape[-1] != h * w + 1:
         raise ValueError(
             f"a {h}×{w} grid needs N = {h * w + 1} tokens (class token first), "
             f"got N = {rollout.shape[-1]}"
         )
     row = rollout[:, 0, 1:]
-    return (row / row.sum(-1, keepdim=True)).reshape(-1, h, w)
+    total = row.sum(-1, keepdim=True)
+    return torch.where(total > 0, row / total.clamp_min(torch.finfo(row.dtype).tiny), 0.0).reshape(
+        -1, h, w
+    )

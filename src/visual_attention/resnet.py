@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_positive_int, check_tensor
+from ._checks import check_bool, check_choice, check_int_sequence, check_positive_int, check_tensor
 from .blocks import conv_bn_act
 from .branch import SelectiveKernel
 from .channel import make_channel_attention
@@ -83,7 +83,8 @@ class BasicBlock(nn.Module):
         self, in_channels: int, planes: int, stride: int = 1, attention: str | None = None
     ) -> None:
         super().__init__()
-        out_channels = planes * self.expansion
+        _check_block(in_channels, planes, stride, attention)
+        self.in_channels, out_channels = in_channels, planes * self.expansion
         self.conv1, self.bn1 = _conv3x3(attention, in_channels, planes, stride)
         self.conv2 = nn.Conv2d(planes, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
@@ -92,6 +93,7 @@ class BasicBlock(nn.Module):
         self.downsample = _shortcut(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, "(B, C, H, W)", C=self.in_channels)
         out = self.act(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         out = self.attn(out)  # SE / ECA / CBAM: on the residual branch, before the addition
@@ -113,7 +115,8 @@ class Bottleneck(nn.Module):
         self, in_channels: int, planes: int, stride: int = 1, attention: str | None = None
     ) -> None:
         super().__init__()
-        out_channels = planes * self.expansion
+        _check_block(in_channels, planes, stride, attention)
+        self.in_channels, out_channels = in_channels, planes * self.expansion
         self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2, self.bn2 = _conv3x3(attention, planes, planes, stride)
@@ -124,11 +127,18 @@ class Bottleneck(nn.Module):
         self.downsample = _shortcut(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, "(B, C, H, W)", C=self.in_channels)
         out = self.act(self.bn1(self.conv1(x)))
         out = self.act(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         out = self.attn(out)  # SE / ECA / CBAM: on the residual branch, before the addition
         return self.act(out + self.downsample(x))
+
+
+def _check_block(in_channels: object, planes: object, stride: object, attention: object) -> None:
+    """Validate the arguments of a residual block."""
+    check_positive_int("in_channels", in_channels), check_positive_int("planes", planes)
+    check_positive_int("stride", stride), check_choice("attention", attention, ATTENTIONS)
 
 
 def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -159,6 +169,12 @@ class ResNet(nn.Module):
         small_input: bool = False,
     ) -> None:
         super().__init__()
+        if not (isinstance(block, type) and issubclass(block, (BasicBlock, Bottleneck))):
+            raise ValueError(f"block must be BasicBlock or Bottleneck, got {block!r}")
+        check_int_sequence("layers", layers, length=4), check_positive_int("width", width)
+        check_positive_int("num_classes", num_classes), check_bool("small_input", small_input)
+        check_positive_int("in_channels", in_channels)
+        check_choice("attention", attention, ATTENTIONS)
         self.in_channels = in_channels
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)

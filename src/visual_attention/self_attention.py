@@ -23,7 +23,14 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_positive_int, check_positive_number, check_tensor, shape_str
+from ._checks import (
+    check_bool,
+    check_positive_int,
+    check_positive_number,
+    check_size2,
+    check_tensor,
+    shape_str,
+)
 from .core import AttentionModule, scaled_dot_product_attention
 
 __all__ = [
@@ -117,6 +124,11 @@ class NonLocalBlock(AttentionModule):
     ) -> None:
         super().__init__()
         check_positive_int("channels", channels)
+        (
+            check_bool("scale", scale),
+            check_bool("subsample", subsample),
+            check_bool("use_bn", use_bn),
+        )
         if rd_channels is None:
             if check_positive_number("rd_ratio", rd_ratio) > 1:
                 raise ValueError(f"rd_ratio must be in (0, 1], got {rd_ratio!r}")
@@ -166,7 +178,7 @@ def mean_attention_distance(weights: torch.Tensor, grid: tuple[int, int]) -> tor
     Returns:
         ``(*B, HW)`` distances.
     """
-    h, w = grid
+    h, w = check_size2("grid", grid)
     check_tensor("weights", weights, "(*B, HW, H'W')")
     if weights.shape[-2:] != (h * w, h * w):
         raise ValueError(
@@ -174,6 +186,6 @@ def mean_attention_distance(weights: torch.Tensor, grid: tuple[int, int]) -> tor
             f"got {shape_str(weights)}"
         )
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    pos = torch.stack([rows.flatten(), cols.flatten()], -1).to(weights.dtype)  # (HW, 2)
-    dist = torch.cdist(pos, pos)  # (HW, HW)
+    pos = torch.stack([rows.flatten(), cols.flatten()], -1).double()  # (HW, 2)
+    dist = torch.cdist(pos, pos).to(weights)  # (HW, HW), in the dtype of the weights
     return (weights * dist).sum(-1)

@@ -26,6 +26,7 @@ from ._checks import (
     check_int_or_none,
     check_odd_int,
     check_positive_int,
+    check_size2,
     check_tensor,
     shape_str,
 )
@@ -53,7 +54,8 @@ def channel_pool(x: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, 2, H, W)``: channel 0 the mean over ``C``, channel 1 the maximum over ``C``.
     """
-    check_tensor("x", x, "(B, C, H, W)")
+    if 0 in check_tensor("x", x, "(B, C, H, W)")[1:]:
+        raise ValueError(f"x must have C, H and W of at least 1, got shape {shape_str(x)}")
     avg = x.mean(dim=1, keepdim=True)  # AvgPool over the channels: (B, 1, H, W)
     peak = x.amax(dim=1, keepdim=True)  # MaxPool over the channels: (B, 1, H, W)
     return torch.cat([avg, peak], dim=1)  # [AvgPool(F); MaxPool(F)], Eq. 3: (B, 2, H, W)
@@ -189,7 +191,7 @@ def attention_mass_in_box(
         maps = maps[:, 0]
     b, h, w = check_tensor("maps", maps, "(B, h, w)")
     _check_boxes(boxes, b)
-    height, width = (canvas, canvas) if isinstance(canvas, int) else canvas
+    height, width = check_size2("canvas", canvas, square=True)
     if height % h or width % w:
         raise ValueError(
             f"the canvas ({height}, {width}) must be a multiple of the map's (h, w) = ({h}, {w})"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from ._checks import check_bool_mask, check_choice, check_positive_int, check_tensor
+from ._checks import check_bool, check_bool_mask, check_choice, check_positive_int, check_tensor
 from .blocks import MultiHeadAttention
 from .core import AttentionModule
 
@@ -34,6 +34,8 @@ __all__ = [
 def causal_mask(frames: int, device: torch.device | None = None) -> torch.Tensor:
     """The ``(T, T)`` boolean mask of causal attention: frame ``t`` may attend to ``s ≤ t``."""
     check_positive_int("frames", frames)
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device must be a torch.device, a string or None, got {device!r}")
     return torch.ones(frames, frames, dtype=torch.bool, device=device).tril()
 
 
@@ -77,7 +79,7 @@ class TemporalSelfAttention(AttentionModule):
         super().__init__()
         check_positive_int("dim", dim)
         check_choice("mode", mode, ("pixel", "frame"))
-        self.dim, self.mode, self.causal = dim, mode, bool(causal)
+        self.dim, self.mode, self.causal = dim, mode, check_bool("causal", causal)
         self.attn = MultiHeadAttention(dim, num_heads=1)  # W_q, W_k, W_v (qkv) and W_o (proj)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -27,7 +27,20 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ._checks import check_floating, check_rank
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_floating,
+    check_int,
+    check_module,
+    check_number,
+    check_positive_int,
+    check_positive_number,
+    check_rank,
+    check_str,
+    check_tensor,
+    shape_str,
+)
 
 __all__ = [
     "History",
@@ -69,6 +82,7 @@ class History:
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch; return a ``torch.Generator`` seeded the same way."""
+    check_int("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -77,28 +91,37 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters of ``model``."""
+    check_module("model", model), check_bool("trainable_only", trainable_only)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def _check_xy(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise ValueError(f"{name}: inputs and labels must be tensors")
-    if not x.is_floating_point():
-        raise ValueError(f"{name}: inputs must be floating point, got {x.dtype}")
-    if y.dtype != torch.long or y.ndim != 1:
-        raise ValueError(
-            f"{name}: labels must be a 1-d int64 tensor (N,), got {y.dtype} of shape "
-            f"{tuple(y.shape)}"
-        )
+def _check_xy(x: object, y: object, x_name: str, y_name: str) -> None:
+    """Inputs ``(N, ...)`` floating point and int64 labels ``(N,)``."""
+    check_tensor(x_name, x, "(N, *rest)")
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.ndim != 1:
+        got = f"{y.dtype} of shape {shape_str(y)}" if isinstance(y, torch.Tensor) else type(y)
+        raise ValueError(f"{y_name} must be a 1-d int64 tensor of labels (N,), got {got}")
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"{name}: {x.shape[0]} inputs (N, ...) but {y.shape[0]} labels (N,)")
+        raise ValueError(
+            f"{x_name} {shape_str(x)} and {y_name} {shape_str(y)} must hold as many inputs as "
+            "labels (N)"
+        )
+
+
+def _check_pair(name: str, pair: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)``: a pair of inputs and labels."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (x, y) of inputs and labels, got {pair!r:.60}")
+    _check_xy(pair[0], pair[1], f"{name}[0]", f"{name}[1]")
+    return pair[0], pair[1]
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Accuracy of ``model`` on inputs ``x`` ``(N, ...)`` with labels ``y`` ``(N,)``, in eval
     mode."""
-    _check_xy(x, y, "evaluate")
+    check_module("model", model), _check_xy(x, y, "x", "y")
+    check_positive_int("batch_size", batch_size)
     was_training = model.training
     model.eval()
     correct = 0
@@ -120,8 +143,9 @@ def random_shift(
     """
     check_floating("images", images)
     check_rank("images", images, exactly=4, expected="(B, C, H, W)")
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-        raise ValueError(f"max_shift must be a non-negative int, got {max_shift!r}")
+    check_int("max_shift", max_shift, minimum=0)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {generator!r}")
     if max_shift == 0:
         return images
     b, c, h, w = images.shape
@@ -145,6 +169,8 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
     to
     1 over the remaining steps (Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts).
     """
+    check_int("step", step, minimum=0), check_positive_int("total_steps", total_steps)
+    check_int("warmup_steps", warmup_steps, minimum=0)
     if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
         raise ValueError(
             f"need total_steps >= 1 and 0 <= warmup_steps <= total_steps, got {total_steps}, "
@@ -197,18 +223,23 @@ def fit(
     Returns:
         the :class:`History`.
     """
+    _check_fit(
+        model,
+        train,
+        test,
+        epochs,
+        lr,
+        batch_size,
+        weight_decay,
+        seed,
+        progress,
+        desc,
+        optimizer,
+        warmup_epochs,
+        label_smoothing,
+        max_shift,
+    )
     x, y = train
-    _check_xy(x, y, "train")
-    if test is not None:
-        _check_xy(*test, "test")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
-    if optimizer not in ("adam", "adamw"):
-        raise ValueError(f"optimizer must be 'adam' or 'adamw', got {optimizer!r}")
-    if warmup_epochs is not None and not 0 <= warmup_epochs <= epochs:
-        raise ValueError(f"warmup_epochs must be in [0, epochs = {epochs}], got {warmup_epochs}")
-    if max_shift:
-        check_rank("train inputs", x, exactly=4, expected="(N, C, H, W)")
     if loss_fn is None:
 
         def loss_fn(logits, labels):
@@ -217,7 +248,8 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     adam = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
     opt = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = (len(x) + batch_size - 1) // batch_size
+    starts = _batch_starts(len(x), batch_size, _has_batch_norm(model))
+    steps = len(starts)
     schedule = None
     if warmup_epochs is not None:
         schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -231,8 +263,8 @@ def fit(
         model.train()
         order = torch.randperm(len(x), generator=gen)
         total, correct, seen = 0.0, 0, 0
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
+        for i, end in zip(starts, [*starts[1:], len(x)]):
+            idx = order[i:end]
             batch = random_shift(x[idx], max_shift, gen) if max_shift else x[idx]
             logits = model(batch)
             loss = loss_fn(logits, y[idx])
@@ -253,3 +285,48 @@ def fit(
     bar.close()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _check_fit(
+    model,
+    train,
+    test,
+    epochs,
+    lr,
+    batch_size,
+    weight_decay,
+    seed,
+    progress,
+    desc,
+    optimizer,
+    warmup_epochs,
+    label_smoothing,
+    max_shift,
+) -> None:
+    """Validate the arguments of :func:`fit`."""
+    check_module("model", model)
+    x, _ = _check_pair("train", train)
+    if test is not None:
+        _check_pair("test", test)
+    check_positive_int("epochs", epochs), check_positive_number("lr", lr)
+    check_positive_int("batch_size", batch_size), check_number("weight_decay", weight_decay, 0.0)
+    check_int("seed", seed, minimum=0), check_bool("progress", progress), check_str("desc", desc)
+    check_choice("optimizer", optimizer, ("adam", "adamw"))
+    if warmup_epochs is not None and check_int("warmup_epochs", warmup_epochs, 0) > epochs:
+        raise ValueError(f"warmup_epochs must be in [0, epochs = {epochs}], got {warmup_epochs}")
+    check_number("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+    if check_int("max_shift", max_shift, minimum=0):
+        check_rank("train[0]", x, exactly=4, expected="(N, C, H, W)")
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _batch_starts(n: int, batch_size: int, no_single: bool) -> list[int]:
+    """Where each batch starts; with ``no_single`` a last batch of one sample joins the one before
+    (BatchNorm cannot normalise a single sample in training)."""
+    starts = list(range(0, n, batch_size))
+    if no_single and len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return starts

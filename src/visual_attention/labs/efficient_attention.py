@@ -27,7 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from .._checks import check_positive_int, check_positive_number, check_qkv, check_tensor
+from .._checks import (
+    check_choice,
+    check_positive_int,
+    check_positive_number,
+    check_qkv,
+    check_tensor,
+)
 from ..core import scaled_dot_product_attention
 from ..efficient import chunked_attention, linear_attention, online_softmax_trace
 from ..local_attention import window_partition
@@ -166,19 +172,25 @@ def measure_cost(
     dim: int = 64,
     repeats: int = 7,
     seed: int = 0,
+    statistic: str = "median",
 ) -> dict[str, list[tuple[int, float, int]]]:
     """Time and peak memory of one forward pass of each method of :data:`METHODS` on random tokens.
 
     Args:
         sides: ``{method: grid sides}``; the tokens are ``(1, side², dim)``.
         dim: token dimension.
-        repeats: timed calls per size (after one warm-up call); the median is kept.
+        repeats: timed calls per size (after one warm-up call).
         seed: seeds the tokens.
+        statistic: ``"median"`` or ``"min"`` of the timed calls; other work on the machine only
+            ever adds time, so the minimum is the steadier estimate of a method's own cost.
 
     Returns:
-        ``{method: [(tokens n, median seconds, peak bytes), ...]}`` in the order of ``sides``.
+        ``{method: [(tokens n, seconds, peak bytes), ...]}`` in the order of ``sides``.
     """
     check_positive_int("dim", dim)
+    pick = {"median": statistics.median, "min": min}[
+        check_choice("statistic", statistic, ("median", "min"))
+    ]
     check_positive_int("repeats", repeats)
     unknown = set(sides) - set(METHODS)
     if unknown:
@@ -197,7 +209,7 @@ def measure_cost(
                     fn(t, side)
                     times.append(time.perf_counter() - start)
                 peak = peak_memory(functools.partial(fn, t, side))
-                rows.append((side * side, statistics.median(times), peak))
+                rows.append((side * side, pick(times), peak))
         results[name] = rows
     return results
 

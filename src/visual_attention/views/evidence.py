@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from .._checks import check_bool, check_number, check_str
 
 __all__ = ["EVIDENCE_MIME", "Evidence", "report_evidence"]
 
@@ -115,6 +118,11 @@ class Evidence:
 
 def _check_side(name: str, side: object) -> tuple[str, tuple[float, ...]]:
     ok = isinstance(side, tuple) and len(side) == 2 and isinstance(side[0], str)
+    ok = (
+        ok
+        and isinstance(side[1], (list, tuple))
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in side[1])
+    )
     values = tuple(float(v) for v in side[1]) if ok else ()
     if not ok or len(values) < 3 or not all(math.isfinite(v) for v in values):
         raise ValueError(
@@ -152,11 +160,17 @@ def report_evidence(
     Returns:
         the :class:`Evidence`. Raises ``AssertionError`` when the run does not support the claim.
     """
+    for name, value in (("chapter", chapter), ("claim", claim), ("metric", metric)):
+        check_str(name, value)
+    check_bool("higher_is_better", higher_is_better), check_bool("display", display)
+    check_number("min_standard_errors", min_standard_errors, 0.0)
+    if floor is not None:
+        check_number("floor", floor)
     evidence = Evidence(
         chapter,
         claim,
         metric,
-        bool(higher_is_better),
+        higher_is_better,
         _check_side("attention", attention),
         _check_side("control", control),
     )

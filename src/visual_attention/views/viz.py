@@ -12,6 +12,9 @@ import base64
 import hashlib
 import html
 import io
+import math
+import numbers
+import re
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -21,7 +24,18 @@ from matplotlib import colormaps
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from .._checks import check_floating, check_rank
+from .._checks import (
+    check_bool,
+    check_cell,
+    check_choice,
+    check_floating,
+    check_int,
+    check_number,
+    check_positive_number,
+    check_rank,
+    check_size2,
+    check_str,
+)
 
 __all__ = [
     "CMAP",
@@ -47,16 +61,43 @@ def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     Tensors are channels-first and arrays channels-last, as in PyTorch and matplotlib.
     """
     if isinstance(image, torch.Tensor):
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise ValueError(f"an image tensor must be (3, H, W), got shape {tuple(image.shape)}")
-        arr = image.detach().cpu().numpy().transpose(1, 2, 0)
+        if (
+            image.ndim != 3
+            or image.shape[0] != 3
+            or image.is_complex()
+            or image.dtype == torch.bool
+        ):
+            raise ValueError(
+                f"image must be a real tensor (3, H, W), got {image.dtype} of shape "
+                f"{tuple(image.shape)}"
+            )
+        arr = _to_numpy(image).transpose(1, 2, 0)
     else:
-        arr = np.asarray(image)
+        arr = _array("image", image, "(H, W, 3)")
         if arr.ndim != 3 or arr.shape[-1] != 3:
-            raise ValueError(f"an image array must be (H, W, 3), got shape {arr.shape}")
+            raise ValueError(f"image must be an array (H, W, 3), got shape {arr.shape}")
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
     return arr
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a NumPy array (bfloat16 and float16 become float32, which NumPy can hold)."""
+    t = t.detach().cpu()
+    return (t.float() if t.is_floating_point() else t).numpy()
+
+
+def _array(name: str, value: object, layout: str) -> np.ndarray:
+    """``value`` (a tensor or a NumPy array of real numbers) as an array; else ``ValueError``."""
+    if isinstance(value, torch.Tensor):
+        value = _to_numpy(value)
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+        got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+        raise ValueError(f"{name} must be a tensor or NumPy array {layout} of numbers, got {got}")
+    return value
+
+
+_CSS_CLASS = re.compile(r"-?[A-Za-z_][-A-Za-z0-9_]*")
 
 
 def colorize(
@@ -64,7 +105,10 @@ def colorize(
 ) -> np.ndarray:
     """Map an ``(h, w)`` array in ``[0, vmax]`` through a colour map → ``(h, w, 4)`` uint8 RGBA."""
 
-    values = np.asarray(values, dtype=np.float64)
+    values = _array("values", values, "(h, w)").astype(np.float64)
+    if vmax is not None:
+        check_positive_number("vmax", vmax)
+    check_choice("cmap", cmap, list(colormaps)), check_number("alpha", alpha, 0.0, 1.0)
     if values.ndim != 2:
         raise ValueError(f"values must be 2-d (h, w), got shape {values.shape}")
     top = float(values.max()) if vmax is None else float(vmax)
@@ -77,6 +121,15 @@ def colorize(
 def data_uri(array: np.ndarray, fmt: str = "png", quality: int = 80) -> str:
     """Encode an ``(h, w, 3|4)`` uint8 array as a ``data:`` URI (PNG or JPEG)."""
 
+    check_choice("fmt", fmt, ("png", "jpeg"))
+    check_int("quality", quality, minimum=1)
+    if quality > 100:
+        raise ValueError(f"quality must be an integer in [1, 100], got {quality!r}")
+    array = _array("array", array, "(h, w, 3|4)")
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise ValueError(
+            f"array must be a uint8 array (h, w, 3|4), got {array.dtype} of shape {array.shape}"
+        )
     buf = io.BytesIO()
     img = Image.fromarray(np.ascontiguousarray(array))
     if fmt == "jpeg":
@@ -96,6 +149,7 @@ def photo_style(image: torch.Tensor | np.ndarray, grey: bool = True) -> tuple[st
         views.
     """
     arr = to_numpy_image(image)
+    check_bool("grey", grey)
     if grey:  # a grey photo lets the coloured weights stand out
         lum = np.clip(arr @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)
         arr = np.repeat(lum[..., None], 3, axis=-1)
@@ -129,20 +183,23 @@ def attention_overlay_html(
         alpha: opacity of the heatmap over the photo.
         caption: text shown under the image.
     """
-    w = (
-        weights.detach().cpu().numpy()
-        if isinstance(weights, torch.Tensor)
-        else np.asarray(weights)
-    )
+    if not isinstance(css_class, str) or not _CSS_CLASS.fullmatch(css_class):
+        raise ValueError(
+            f"css_class must be a CSS class name (letters, digits, - and _), got {css_class!r}"
+        )
+    w = _array("weights", weights, "(h, w)")
+    if w.dtype.kind == "b" or (
+        isinstance(weights, torch.Tensor) and not weights.is_floating_point()
+    ):
+        raise ValueError(f"weights must hold floating-point weights (h, w), got {w.dtype}")
+    height, width = check_size2("size", size)
+    check_number("alpha", alpha, 0.0, 1.0), check_str("caption", caption)
     if w.ndim != 2:
         raise ValueError(f"weights must be 2-d (h, w), got shape {w.shape}")
     h_cells, w_cells = w.shape
-    height, width = size
     box = ""
     if query is not None:
-        r, c = query
-        if not (0 <= r < h_cells and 0 <= c < w_cells):
-            raise ValueError(f"query {query} lies outside the {h_cells}×{w_cells} grid")
+        r, c = check_cell("query", query, (h_cells, w_cells))
         box = (
             f'<div style="position:absolute;left:{100 * c / w_cells:.4f}%;'
             f"top:{100 * r / h_cells:.4f}%;"
@@ -183,13 +240,13 @@ def bars_html(
     Each bar carries its value in a ``data-value`` attribute, so tests and scripts can read it
     back. Bars are scaled so that ``vmax`` (default: the largest ``|value|``) fills half the track.
     """
-    vals = [float(v) for v in values]
-    if len(vals) != len(names):
-        raise ValueError(f"got {len(vals)} values for {len(names)} names")
-    top = max(vmax or 0.0, max((abs(v) for v in vals), default=0.0)) or 1.0
+    vals, names = _check_bars(values, names, title, vmax)
+    finite = [abs(v) for v in vals if math.isfinite(v)]
+    top = max(vmax or 0.0, max(finite, default=0.0)) or 1.0
     rows = []
     for name, v in zip(names, vals):
-        frac = 50 * abs(v) / top
+        # a NaN draws no bar and an infinite value a full one; both print as what they are
+        frac = 0.0 if math.isnan(v) else 50.0 if math.isinf(v) else 50 * abs(v) / top
         left = 50 if v >= 0 else 50 - frac
         sign = "pos" if v >= 0 else "neg"
         label = html.escape(name)
@@ -201,6 +258,25 @@ def bars_html(
         )
     head = f'<div class="va-title">{html.escape(title)}</div>' if title else ""
     return f'<div class="va-bars">{head}{"".join(rows)}</div>'
+
+
+def _check_bars(values, names, title, vmax) -> tuple[list[float], list[str]]:
+    """Validate :func:`bars_html`'s arguments; return the values as floats and the names."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().float().tolist()
+    is_list = isinstance(values, (Sequence, np.ndarray)) and not isinstance(values, str)
+    if not is_list or not all(
+        isinstance(v, (numbers.Real, np.number)) and not isinstance(v, bool) for v in values
+    ):
+        raise ValueError(f"values must be a sequence of numbers, got {values!r:.60}")
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"names must be a sequence of strings, got {names!r:.60}")
+    if len(values) != len(names):
+        raise ValueError(f"got {len(values)} values for {len(names)} names")
+    check_str("title", title)
+    if vmax is not None:
+        check_positive_number("vmax", vmax)
+    return [float(v) for v in values], list(names)
 
 
 def plot_attention(
@@ -228,11 +304,14 @@ def plot_attention(
     img = to_numpy_image(image)
     height, width = img.shape[:2]
     h, w = weights.shape
+    check_number("alpha", alpha, 0.0, 1.0), check_str("title", title)
+    if query is not None:
+        check_cell("query", query, (h, w))
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 3.2))
     ax.imshow(img.mean(-1), cmap="gray", extent=(0, width, height, 0))
     im = ax.imshow(
-        weights.detach().cpu().numpy(),
+        _to_numpy(weights),
         cmap=CMAP,
         alpha=alpha,
         extent=(0, width, height, 0),

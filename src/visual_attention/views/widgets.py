@@ -34,7 +34,14 @@ import traitlets as tl
 from ipywidgets.widgets.widget_string import HTMLStyle
 from matplotlib import colormaps
 
-from .._checks import check_floating
+from .._checks import (
+    check_cell,
+    check_floating,
+    check_int,
+    check_positive_number,
+    check_size2,
+    check_str,
+)
 from ..core import masked_softmax
 from ..local_attention import shifted_window_mask, window_token_index
 from .viz import CMAP, data_uri, to_numpy_image
@@ -56,6 +63,7 @@ _SHARED: dict[str, widgets.Widget] = {}
 def html_view(value: str) -> widgets.HTML:
     """An HTML view; all views share one layout and one style model to keep the saved state
     small."""
+    check_str("value", value)
     if not _SHARED:
         _SHARED.update(layout=widgets.Layout(), style=HTMLStyle())
     return widgets.HTML(value=value, layout=_SHARED["layout"], style=_SHARED["style"])
@@ -94,8 +102,15 @@ def precomputed_explorer(
         numbers of values, so keep the grids coarse. In the page, the controls carry the CSS class
         ``va-controls`` and the views ``va-views`` (the browser tests look for them).
     """
-    if not controls:
-        raise ValueError("precomputed_explorer needs at least one control")
+    if not isinstance(controls, Mapping) or not controls:
+        raise ValueError(
+            f"controls must be a non-empty mapping {{name: values}}, got {controls!r}"
+        )
+    for name, values in controls.items():
+        if not isinstance(values, Sequence) or isinstance(values, str) or not values:
+            raise ValueError(f"controls[{name!r}] must be a non-empty sequence, got {values!r}")
+    if not callable(render):
+        raise ValueError(f"render must be callable, got {type(render).__name__}")
     names = list(controls)
     options = [_options(controls[n]) for n in names]
     initial = dict(initial or {})
@@ -207,9 +222,10 @@ def window_keys_mask(
     class token) come first and are never inside a window. ``window = 0`` means global attention.
     """
 
-    gh, gw = grid
-    n = prefix + gh * gw
-    if not prefix <= query < n:
+    gh, gw = check_size2("grid", grid)
+    n = check_int("prefix", prefix, minimum=0) + gh * gw
+    check_int("window", window, minimum=0), check_int("shift", shift, minimum=0)
+    if not prefix <= check_int("query", query) < n:
         raise ValueError(f"query must be a grid token in [{prefix}, {n}), got {query}")
     if window == 0:
         return torch.ones(n, dtype=torch.bool)
@@ -259,6 +275,11 @@ def reference_attention(
 
     for name, t in (("queries", queries), ("keys", keys), ("values", values)):
         check_floating(name, t)
+    check_positive_number("scale", scale), check_positive_number("temperature", temperature)
+    for name, value in (("layer", layer), ("head", head), ("prefix", prefix), ("query", query)):
+        check_int(name, value, minimum=0)
+    if grid is not None:
+        check_size2("grid", grid)
     q = _as_lhnd("queries", queries) if queries.ndim < 4 else queries
     k = _as_lhnd("keys", keys) if keys.ndim < 4 else keys
     v = _as_lhnd("values", values) if values.ndim < 4 else values
@@ -270,6 +291,10 @@ def reference_attention(
     n = q.shape[2]
     if not 0 <= query < n:
         raise ValueError(f"query must be a token index in [0, {n}), got {query}")
+    if layer >= q.shape[0] or head >= q.shape[1]:
+        raise ValueError(
+            f"layer {layer} and head {head} must index the (L, H) = {tuple(q.shape[:2])} maps"
+        )
     logits = scale * (k[layer, head] @ q[layer, head, query])  # (N,)
     mask = None
     if window:
@@ -278,6 +303,56 @@ def reference_attention(
         mask = window_keys_mask(grid, query, window, shift, prefix)
     weights = masked_softmax(logits, dim=-1, mask=mask, temperature=temperature)
     return weights, weights @ v[layer, head]
+
+
+def _check_explorer_numbers(scale, temperature, temperature_range, layer, head, window, shift):
+    """Validate the numeric arguments of :func:`attention_explorer`."""
+    check_positive_number("scale", scale), check_positive_number("temperature", temperature)
+    if not isinstance(temperature_range, Sequence) or len(temperature_range) != 2:
+        raise ValueError(f"temperature_range must be (low, high), got {temperature_range!r}")
+    low = check_positive_number("temperature_range[0]", temperature_range[0])
+    if check_positive_number("temperature_range[1]", temperature_range[1]) <= low:
+        raise ValueError(f"temperature_range must have low < high, got {temperature_range!r}")
+    for name, value in (("layer", layer), ("head", head), ("window", window), ("shift", shift)):
+        check_int(name, value, minimum=0)
+
+
+def _check_explorer_names(
+    controls,
+    window_sizes,
+    layer_label,
+    layer_names,
+    head_names,
+    value_names,
+    context_title,
+    display_size,
+    label,
+):
+    """Validate the controls, sizes and labels of :func:`attention_explorer`."""
+    for name, value in (
+        ("controls", controls),
+        ("layer_names", layer_names),
+        ("head_names", head_names),
+        ("value_names", value_names),
+    ):
+        if (
+            isinstance(value, str)
+            or not isinstance(value, Sequence)
+            or not all(isinstance(v, str) for v in value)
+        ):
+            raise ValueError(f"{name} must be a sequence of strings, got {value!r}")
+    if isinstance(window_sizes, str) or not isinstance(window_sizes, Sequence):
+        raise ValueError(f"window_sizes must be a sequence of positive ints, got {window_sizes!r}")
+    for m in window_sizes:
+        check_int("window_sizes", m, minimum=1)
+    for name, value in (
+        ("layer_label", layer_label),
+        ("context_title", context_title),
+        ("label", label),
+    ):
+        check_str(name, value)
+    if display_size is not None:
+        check_size2("display_size", display_size)
 
 
 class AttentionExplorer(anywidget.AnyWidget):
@@ -430,10 +505,20 @@ def attention_explorer(
         label: a name for the widget on its page (tests find it by ``data-label``).
     """
 
-    gh, gw = (int(g) for g in grid)
-    if gh <= 0 or gw <= 0:
-        raise ValueError(f"grid must be two positive sizes (h, w), got {grid}")
-    n = prefix + gh * gw
+    gh, gw = check_size2("grid", grid)
+    n = check_int("prefix", prefix, minimum=0) + gh * gw
+    _check_explorer_numbers(scale, temperature, temperature_range, layer, head, window, shift)
+    _check_explorer_names(
+        controls,
+        window_sizes,
+        layer_label,
+        layer_names,
+        head_names,
+        value_names,
+        context_title,
+        display_size,
+        label,
+    )
     q = _as_lhnd("queries", queries, n)
     k = _as_lhnd("keys", keys, n) if keys is not None else q
     v = _as_lhnd("values", values, n) if values is not None else k
@@ -449,17 +534,26 @@ def attention_explorer(
         )
     unknown = set(controls) - {"temperature", "layer", "head", "window", "shift"}
     if unknown:
-        raise ValueError(f"unknown controls {sorted(unknown)}")
+        raise ValueError(
+            f"controls must be among temperature, layer, head, window, shift; unknown: "
+            f"{sorted(unknown)}"
+        )
     for m in window_sizes:
         if m <= 0 or gh % m or gw % m:
             raise ValueError(f"window size {m} must divide the grid {gh}×{gw}")
     if window_sizes and prefix:
         raise ValueError("window attention is defined on grid tokens only (prefix must be 0)")
     if isinstance(query, tuple):
-        r, c = query
-        if not (0 <= r < gh and 0 <= c < gw):
-            raise ValueError(f"query cell {query} lies outside the {gh}×{gw} grid")
+        r, c = check_cell("query", query, (gh, gw))
         query = prefix + r * gw + c
+    if not 0 <= check_int("query", query) < n:
+        raise ValueError(
+            f"query must be a token index in [0, {n}) or a (row, col) cell, got {query}"
+        )
+    if layer >= q.shape[0] or head >= q.shape[1]:
+        raise ValueError(
+            f"layer {layer} and head {head} must index the (L, H) = {tuple(q.shape[:2])} maps"
+        )
     dv = v.shape[-1]
     if value_names and len(value_names) != dv:
         raise ValueError(f"value_names has {len(value_names)} names for {dv} value dimensions")
