@@ -159,7 +159,7 @@ def test_class_token_rollout_map():
 @pytest.mark.parametrize(
     "args, kwargs, match",
     [
-        (([],), {}, "non-empty list of \(B, h, N, N\) weights"),
+        (([],), {}, r"non-empty list of \(B, h, N, N\) weights"),
         (([torch.ones(1, 2, 3, 3)],), dict(head_fusion="sum"), "head_fusion must be one of"),
         (
             ([torch.ones(1, 2, 3, 3)],),

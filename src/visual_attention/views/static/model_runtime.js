@@ -1,0 +1,450 @@
+// model_runtime.js: runs, in the reader's browser, a graph exported from PyTorch by
+// visual_attention.views.browser_model.export_model (one JSON graph, one float32 weight buffer).
+//
+// Each node is an ATen operation as PyTorch ran it when the model was traced; this file gives each
+// operation the same meaning on contiguous float32 tensors {shape, data}. Nothing here knows about
+// any chapter's model: the model is defined once, in PyTorch, and exported.
+//
+//   const model = loadModel(graph, weightsArrayBuffer);
+//   const {logits, weights} = model.run(Float32Array.from(pixels), [1, 1, 48, 48]);
+
+const numel = (shape) => shape.reduce((a, b) => a * b, 1);
+const tensor = (shape, data) => ({ shape: shape.slice(), data: data || new Float32Array(numel(shape)) });
+const isTensor = (x) => x && typeof x === "object" && x.data instanceof Float32Array;
+const norm = (d, n) => (d < 0 ? d + n : d);
+const stridesOf = (shape) => {
+  const s = new Array(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]; }
+  return s;
+};
+const asTensor = (x) => (isTensor(x) ? x : tensor([], Float32Array.of(Number(x))));
+
+function broadcastShape(a, b) {
+  const n = Math.max(a.length, b.length), out = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length - n + i] ?? 1, y = b[b.length - n + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) throw new Error(`shapes ${a} and ${b} do not broadcast`);
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+// strides of `shape` seen from `out` (0 along broadcast dimensions)
+function viewStrides(shape, out) {
+  const s = stridesOf(shape), r = new Array(out.length).fill(0);
+  for (let i = 0; i < shape.length; i++) {
+    const j = out.length - shape.length + i;
+    r[j] = shape[i] === 1 ? 0 : s[i];
+  }
+  return r;
+}
+
+function elementwise(a, b, f) {
+  a = asTensor(a); b = asTensor(b);
+  const shape = broadcastShape(a.shape, b.shape), out = tensor(shape);
+  const n = out.data.length, A = a.data, B = b.data, O = out.data;
+  if (a.data.length === n && b.data.length === n) {
+    for (let i = 0; i < n; i++) O[i] = f(A[i], B[i]);
+    return out;
+  }
+  if (b.data.length === 1) { const y = B[0]; if (A.length === n) { for (let i = 0; i < n; i++) O[i] = f(A[i], y); return out; } }
+  const sa = viewStrides(a.shape, shape), sb = viewStrides(b.shape, shape), idx = new Array(shape.length).fill(0);
+  let ia = 0, ib = 0;
+  for (let i = 0; i < n; i++) {
+    O[i] = f(A[ia], B[ib]);
+    for (let d = shape.length - 1; d >= 0; d--) {
+      idx[d]++; ia += sa[d]; ib += sb[d];
+      if (idx[d] < shape[d]) break;
+      ia -= sa[d] * shape[d]; ib -= sb[d] * shape[d]; idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+const unary = (x, f) => { const o = tensor(x.shape); for (let i = 0; i < x.data.length; i++) o.data[i] = f(x.data[i]); return o; };
+
+// a permuted copy: out dimension i is input dimension perm[i]
+function permute(x, perm) {
+  const shape = perm.map((p) => x.shape[p]), s = stridesOf(x.shape), ps = perm.map((p) => s[p]);
+  const out = tensor(shape), n = out.data.length, idx = new Array(shape.length).fill(0);
+  let src = 0;
+  for (let i = 0; i < n; i++) {
+    out.data[i] = x.data[src];
+    for (let d = shape.length - 1; d >= 0; d--) {
+      idx[d]++; src += ps[d];
+      if (idx[d] < shape[d]) break;
+      src -= ps[d] * shape[d]; idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+function reshape(x, shape) {
+  shape = shape.slice();
+  const known = shape.filter((s) => s !== -1).reduce((a, b) => a * b, 1), i = shape.indexOf(-1);
+  if (i >= 0) shape[i] = known ? x.data.length / known : 0;
+  if (numel(shape) !== x.data.length) throw new Error(`cannot reshape ${x.shape} to ${shape}`);
+  return { shape, data: x.data };
+}
+
+// reduce over `dims` (sorted, normalised) with keepdim
+function reduce(x, dims, keepdim, init, f, finish) {
+  const nd = x.shape.length, dimsSet = new Set(dims.map((d) => norm(d, nd)));
+  const outShape = x.shape.map((s, i) => (dimsSet.has(i) ? 1 : s));
+  const out = tensor(outShape).data.fill(init), os = viewStrides(outShape, x.shape);
+  for (let d = 0; d < nd; d++) if (dimsSet.has(d)) os[d] = 0;
+  const idx = new Array(nd).fill(0);
+  let o = 0;
+  for (let i = 0; i < x.data.length; i++) {
+    out[o] = f(out[o], x.data[i]);
+    for (let d = nd - 1; d >= 0; d--) {
+      idx[d]++; o += os[d];
+      if (idx[d] < x.shape[d]) break;
+      o -= os[d] * x.shape[d]; idx[d] = 0;
+    }
+  }
+  const count = [...dimsSet].reduce((a, d) => a * x.shape[d], 1);
+  if (finish) for (let i = 0; i < out.length; i++) out[i] = finish(out[i], count);
+  const shape = keepdim ? outShape : x.shape.filter((_, i) => !dimsSet.has(i));
+  return { shape, data: out };
+}
+
+function softmax(x, dim, log) {
+  const nd = x.shape.length; dim = norm(dim, nd);
+  const perm = [...Array(nd).keys()].filter((d) => d !== dim).concat([dim]);
+  const inv = perm.map((_, i) => perm.indexOf(i));
+  const moved = dim === nd - 1 ? x : permute(x, perm), n = x.shape[dim], rows = moved.data.length / (n || 1);
+  const out = tensor(moved.shape);
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity;
+    for (let j = 0; j < n; j++) m = Math.max(m, moved.data[r * n + j]);
+    let s = 0;
+    for (let j = 0; j < n; j++) s += Math.exp(moved.data[r * n + j] - m);
+    for (let j = 0; j < n; j++) {
+      const z = moved.data[r * n + j] - m;
+      out.data[r * n + j] = log ? z - Math.log(s) : Math.exp(z) / s;
+    }
+  }
+  return dim === nd - 1 ? out : permute(out, inv);
+}
+
+function matmul(a, b) {
+  if (a.shape.length === 1) return reshape(matmul(reshape(a, [1, a.shape[0]]), b), b.shape.length === 1 ? [] : [...b.shape.slice(0, -2), b.shape[b.shape.length - 1]]);
+  if (b.shape.length === 1) { const r = matmul(a, reshape(b, [b.shape[0], 1])); return reshape(r, r.shape.slice(0, -1)); }
+  const [m, k] = a.shape.slice(-2), [k2, n] = b.shape.slice(-2);
+  if (k !== k2) throw new Error(`matmul ${a.shape} @ ${b.shape}`);
+  const batch = broadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), nb = numel(batch);
+  const out = tensor([...batch, m, n]);
+  const sa = viewStrides(a.shape.slice(0, -2), batch), sb = viewStrides(b.shape.slice(0, -2), batch);
+  const idx = new Array(batch.length).fill(0);
+  for (let t = 0; t < nb; t++) {
+    let oa = 0, ob = 0;
+    for (let d = 0; d < batch.length; d++) { oa += idx[d] * sa[d]; ob += idx[d] * sb[d]; }
+    oa *= m * k; ob *= k * n;
+    const O = out.data, base = t * m * n;
+    for (let i = 0; i < m; i++) {
+      for (let p = 0; p < k; p++) {
+        const av = a.data[oa + i * k + p], row = ob + p * n, o = base + i * n;
+        if (av === 0) continue;
+        for (let j = 0; j < n; j++) O[o + j] += av * b.data[row + j];
+      }
+    }
+    for (let d = batch.length - 1; d >= 0; d--) { if (++idx[d] < batch[d]) break; idx[d] = 0; }
+  }
+  return out;
+}
+
+// 3 × 3, stride 1, dilation 1: the encoders' convolution, on a zero-padded copy of each input
+// channel (no bounds checks in the inner loop) and four output channels at a time (each input
+// value loaded once for four accumulators): the one loop that decides the speed of a CNN here.
+function conv3x3(x, w, bias, pad, groups) {
+  const [B, C, H, W] = x.shape, O = w.shape[0], Cg = w.shape[1], Og = O / groups;
+  const OH = H + 2 * pad - 2, OW = W + 2 * pad - 2, PW = W + 2 * pad, PH = H + 2 * pad;
+  const out = tensor([B, O, OH, OW]), Y = out.data, Wt = w.data, P = new Float32Array(PH * PW);
+  for (let b = 0; b < B; b++) {
+    for (let o = 0; o < O; o++) if (bias) Y.fill(bias.data[o], (b * O + o) * OH * OW, (b * O + o + 1) * OH * OW);
+    for (let g = 0; g < groups; g++) {
+      for (let c = 0; c < Cg; c++) {
+        const xc = (b * C + g * Cg + c) * H * W;
+        for (let i = 0; i < H; i++) P.set(x.data.subarray(xc + i * W, xc + (i + 1) * W), (i + pad) * PW + pad);
+        for (let o0 = g * Og; o0 < (g + 1) * Og; o0 += 4) {
+          const n = Math.min(4, (g + 1) * Og - o0), k = [0, 1, 2, 3].map((j) => (j < n ? ((o0 + j) * Cg + c) * 9 : -1));
+          const wv = (j, t) => (k[j] < 0 ? 0 : Wt[k[j] + t]);
+          const a0 = wv(0, 0), a1 = wv(0, 1), a2 = wv(0, 2), a3 = wv(0, 3), a4 = wv(0, 4), a5 = wv(0, 5), a6 = wv(0, 6), a7 = wv(0, 7), a8 = wv(0, 8);
+          const b0 = wv(1, 0), b1 = wv(1, 1), b2 = wv(1, 2), b3 = wv(1, 3), b4 = wv(1, 4), b5 = wv(1, 5), b6 = wv(1, 6), b7 = wv(1, 7), b8 = wv(1, 8);
+          const c0 = wv(2, 0), c1 = wv(2, 1), c2 = wv(2, 2), c3 = wv(2, 3), c4 = wv(2, 4), c5 = wv(2, 5), c6 = wv(2, 6), c7 = wv(2, 7), c8 = wv(2, 8);
+          const d0 = wv(3, 0), d1 = wv(3, 1), d2 = wv(3, 2), d3 = wv(3, 3), d4 = wv(3, 4), d5 = wv(3, 5), d6 = wv(3, 6), d7 = wv(3, 7), d8 = wv(3, 8);
+          const y0 = (b * O + o0) * OH * OW, step = OH * OW;
+          for (let oh = 0; oh < OH; oh++) {
+            const r0 = oh * PW, r1 = r0 + PW, r2 = r1 + PW, yr = y0 + oh * OW;
+            for (let ow = 0; ow < OW; ow++) {
+              const p0 = P[r0 + ow], p1 = P[r0 + ow + 1], p2 = P[r0 + ow + 2];
+              const p3 = P[r1 + ow], p4 = P[r1 + ow + 1], p5 = P[r1 + ow + 2];
+              const p6 = P[r2 + ow], p7 = P[r2 + ow + 1], p8 = P[r2 + ow + 2];
+              Y[yr + ow] += a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3 + a4 * p4 + a5 * p5 + a6 * p6 + a7 * p7 + a8 * p8;
+              if (n > 1) Y[yr + step + ow] += b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3 + b4 * p4 + b5 * p5 + b6 * p6 + b7 * p7 + b8 * p8;
+              if (n > 2) Y[yr + 2 * step + ow] += c0 * p0 + c1 * p1 + c2 * p2 + c3 * p3 + c4 * p4 + c5 * p5 + c6 * p6 + c7 * p7 + c8 * p8;
+              if (n > 3) Y[yr + 3 * step + ow] += d0 * p0 + d1 * p1 + d2 * p2 + d3 * p3 + d4 * p4 + d5 * p5 + d6 * p6 + d7 * p7 + d8 * p8;
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function conv2d(x, w, bias, stride, padding, dilation, groups) {
+  const [B, C, H, W] = x.shape, [O, Cg, KH, KW] = w.shape;
+  const plain = stride[0] === 1 && stride[1] === 1 && dilation[0] === 1 && dilation[1] === 1;
+  if (plain && KH === 3 && KW === 3 && padding[0] === padding[1] && padding[0] <= 1) return conv3x3(x, w, bias, padding[0], groups);
+  const [sh, sw] = stride, [ph, pw] = padding, [dh, dw] = dilation;
+  const OH = Math.floor((H + 2 * ph - dh * (KH - 1) - 1) / sh) + 1, OW = Math.floor((W + 2 * pw - dw * (KW - 1) - 1) / sw) + 1;
+  const out = tensor([B, O, OH, OW]), Og = O / groups, X = x.data, Wt = w.data, Y = out.data;
+  for (let b = 0; b < B; b++) {
+    for (let o = 0; o < O; o++) {
+      const g = Math.floor(o / Og), yo = (b * O + o) * OH * OW;
+      if (bias) Y.fill(bias.data[o], yo, yo + OH * OW);
+      for (let c = 0; c < Cg; c++) {
+        const xc = (b * C + g * Cg + c) * H * W;
+        for (let kh = 0; kh < KH; kh++) {
+          for (let kw = 0; kw < KW; kw++) {
+            const wv = Wt[((o * Cg + c) * KH + kh) * KW + kw];
+            if (wv === 0) continue;
+            // output columns whose input column ow·sw + kw·dw − pw lies inside [0, W)
+            const lo = Math.max(0, Math.ceil((pw - kw * dw) / sw)), hi = Math.min(OW, Math.floor((W - 1 + pw - kw * dw) / sw) + 1);
+            for (let oh = 0; oh < OH; oh++) {
+              const ih = oh * sh + kh * dh - ph;
+              if (ih < 0 || ih >= H) continue;
+              const xr = xc + ih * W - pw + kw * dw, yr = yo + oh * OW;
+              if (sw === 1) for (let ow = lo; ow < hi; ow++) Y[yr + ow] += wv * X[xr + ow];
+              else for (let ow = lo; ow < hi; ow++) Y[yr + ow] += wv * X[xr + ow * sw];
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function pool2d(x, k, s, p, max, countPad) {
+  const [B, C, H, W] = x.shape, [KH, KW] = k, [SH, SW] = s.length ? s : k, [PH, PW] = p;
+  const OH = Math.floor((H + 2 * PH - KH) / SH) + 1, OW = Math.floor((W + 2 * PW - KW) / SW) + 1;
+  const out = tensor([B, C, OH, OW]);
+  for (let bc = 0; bc < B * C; bc++) {
+    for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
+      let acc = max ? -Infinity : 0, cnt = 0;
+      for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) {
+        const ih = oh * SH - PH + i, iw = ow * SW - PW + j;
+        if (ih < 0 || ih >= H || iw < 0 || iw >= W) { if (countPad) cnt++; continue; }
+        const v = x.data[(bc * H + ih) * W + iw];
+        acc = max ? Math.max(acc, v) : acc + v; cnt++;
+      }
+      out.data[(bc * OH + oh) * OW + ow] = max ? acc : acc / cnt;
+    }
+  }
+  return out;
+}
+
+function einsum(equation, operands) {
+  let [lhs, rhs] = equation.replace(/\s/g, "").split("->");
+  let terms = lhs.split(",");
+  if (equation.includes("...")) { // "..." becomes capital letters, aligned from the right
+    const spare = "ZYXWVUTSRQPONMLKJIHGFEDCBA", ranks = terms.map((t, i) => operands[i].shape.length - (t.length - 3));
+    const most = Math.max(0, ...terms.map((t, i) => (t.includes("...") ? ranks[i] : 0)));
+    const fill = (k) => spare.slice(0, most).split("").reverse().slice(most - k).join("");
+    terms = terms.map((t, i) => t.replace("...", fill(t.includes("...") ? ranks[i] : 0)));
+    if (rhs !== undefined) rhs = rhs.replace("...", fill(most));
+    lhs = terms.join(",");
+  }
+  const size = {};
+  terms.forEach((t, i) => [...t].forEach((c, d) => { size[c] = Math.max(size[c] ?? 1, operands[i].shape[d]); }));
+  const outLetters = [...(rhs ?? [...new Set(lhs.replace(/,/g, ""))].filter((c) => lhs.split(c).length === 2).sort().join(""))];
+  const sumLetters = Object.keys(size).filter((c) => !outLetters.includes(c));
+  const letters = [...outLetters, ...sumLetters], dims = letters.map((c) => size[c]);
+  const strides = operands.map((op, i) => { const s = stridesOf(op.shape); return letters.map((c) => { let r = 0; [...terms[i]].forEach((t, d) => { if (t === c && op.shape[d] !== 1) r += s[d]; }); return r; }); });
+  const out = tensor(outLetters.map((c) => size[c])), total = numel(dims), inner = numel(sumLetters.map((c) => size[c]));
+  const idx = new Array(letters.length).fill(0), offs = operands.map(() => 0);
+  for (let i = 0; i < total; i++) {
+    let prod = 1;
+    for (let o = 0; o < operands.length; o++) prod *= operands[o].data[offs[o]];
+    out.data[Math.floor(i / inner)] += prod;
+    for (let d = letters.length - 1; d >= 0; d--) {
+      idx[d]++;
+      for (let o = 0; o < operands.length; o++) offs[o] += strides[o][d];
+      if (idx[d] < dims[d]) break;
+      for (let o = 0; o < operands.length; o++) offs[o] -= strides[o][d] * dims[d];
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+function expand(x, size) {
+  const shape = size.map((s, i) => (s === -1 ? x.shape[i - (size.length - x.shape.length)] : s));
+  return elementwise(x, tensor(shape, new Float32Array(numel(shape))), (a) => a);
+}
+
+function slice(x, dim, start, end, step) {
+  const nd = x.shape.length; dim = norm(dim, nd);
+  const n = x.shape[dim];
+  start = start == null ? 0 : Math.min(Math.max(norm(start, n), 0), n);
+  end = end == null ? n : Math.min(Math.max(end < 0 ? end + n : end, 0), n);
+  const keep = []; for (let i = start; i < end; i += step || 1) keep.push(i);
+  const outer = numel(x.shape.slice(0, dim)), inner = numel(x.shape.slice(dim + 1));
+  const out = tensor(x.shape.map((s, i) => (i === dim ? keep.length : s)));
+  for (let o = 0; o < outer; o++) keep.forEach((k, j) => out.data.set(x.data.subarray((o * n + k) * inner, (o * n + k + 1) * inner), (o * keep.length + j) * inner));
+  return out;
+}
+
+function cat(list, dim) {
+  const nd = list[0].shape.length; dim = norm(dim, nd);
+  const outer = numel(list[0].shape.slice(0, dim)), inner = numel(list[0].shape.slice(dim + 1));
+  const total = list.reduce((a, t) => a + t.shape[dim], 0), out = tensor(list[0].shape.map((s, i) => (i === dim ? total : s)));
+  let off = 0;
+  for (const t of list) {
+    const n = t.shape[dim];
+    for (let o = 0; o < outer; o++) out.data.set(t.data.subarray(o * n * inner, (o + 1) * n * inner), (o * total + off) * inner);
+    off += n;
+  }
+  return out;
+}
+
+const dimsOf = (dims, nd) => (dims == null || (Array.isArray(dims) && dims.length === 0) ? [...Array(nd).keys()] : (Array.isArray(dims) ? dims : [dims]));
+const erf = (x) => { // Numerical Recipes erfc (Chebyshev fit, error below 1.2e-7)
+  const t = 1 / (1 + 0.5 * Math.abs(x));
+  const y = 1 - t * Math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? y : -y;
+};
+
+const OPS = {
+  _convolution: (x, w, b, stride, padding, dilation, transposed, _op, groups) => {
+    if (transposed) throw new Error("transposed convolution is not supported");
+    return conv2d(x, w, b, stride, padding, dilation, groups);
+  },
+  relu: (x) => unary(x, (v) => (v > 0 ? v : 0)),
+  sigmoid: (x) => unary(x, (v) => 1 / (1 + Math.exp(-v))),
+  tanh: (x) => unary(x, Math.tanh),
+  exp: (x) => unary(x, Math.exp),
+  sqrt: (x) => unary(x, Math.sqrt),
+  abs: (x) => unary(x, Math.abs),
+  neg: (x) => unary(x, (v) => -v),
+  gelu: (x, approximate) => unary(x, approximate === "tanh"
+    ? (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)))
+    : (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))),
+  clamp_min: (x, m) => unary(x, (v) => Math.max(v, m)),
+  pow: (x, e) => (isTensor(e) ? elementwise(x, e, Math.pow) : unary(x, (v) => Math.pow(v, e))),
+  max_pool2d: (x, k, s, p) => pool2d(x, k, s, p, true, false),
+  avg_pool2d: (x, k, s, p, _ceil, countPad = true) => pool2d(x, k, s, p, false, countPad),
+  adaptive_avg_pool2d: (x, size) => {
+    const [H, W] = x.shape.slice(-2);
+    if (size[0] !== 1 || size[1] !== 1) {
+      if (H % size[0] || W % size[1]) throw new Error("adaptive pooling needs an even split");
+      return pool2d(x, [H / size[0], W / size[1]], [], [0, 0], false, true);
+    }
+    return reduce(x, [-2, -1].map((d) => norm(d, 4)), true, 0, (a, v) => a + v, (a, n) => a / n);
+  },
+  size: (x, dim) => (dim == null ? x.shape.slice() : x.shape[norm(dim, x.shape.length)]),
+  ListConstruct: (...xs) => xs,
+  TupleConstruct: (...xs) => xs,
+  ListUnpack: (xs) => xs,
+  TupleUnpack: (xs) => xs,
+  movedim: (x, src, dst) => {
+    const nd = x.shape.length, s = (Array.isArray(src) ? src : [src]).map((d) => norm(d, nd)), t = (Array.isArray(dst) ? dst : [dst]).map((d) => norm(d, nd));
+    const perm = new Array(nd).fill(-1);
+    s.forEach((d, i) => { perm[t[i]] = d; });
+    const rest = [...Array(nd).keys()].filter((d) => !s.includes(d));
+    for (let i = 0, r = 0; i < nd; i++) if (perm[i] < 0) perm[i] = rest[r++];
+    return permute(x, perm);
+  },
+  Int: (x) => Math.trunc(isTensor(x) ? x.data[0] : x),
+  ScalarImplicit: (x) => (isTensor(x) ? x.data[0] : x),
+  NumToTensor: (x) => tensor([], Float32Array.of(x)),
+  expand: (x, size) => expand(x, size),
+  einsum: (eq, ops) => einsum(eq, ops),
+  mul: (a, b) => (isTensor(a) || isTensor(b) ? elementwise(a, b, (x, y) => x * y) : a * b),
+  mul_: (a, b) => elementwise(a, b, (x, y) => x * y),
+  div: (a, b) => (isTensor(a) || isTensor(b) ? elementwise(a, b, (x, y) => x / y) : a / b),
+  floor_divide: (a, b) => (isTensor(a) || isTensor(b) ? elementwise(a, b, (x, y) => Math.floor(x / y)) : Math.floor(a / b)),
+  add: (a, b, alpha = 1) => (isTensor(a) || isTensor(b) ? elementwise(a, b, (x, y) => x + alpha * y) : a + alpha * b),
+  add_: (a, b, alpha = 1) => elementwise(a, b, (x, y) => x + alpha * y),
+  sub: (a, b, alpha = 1) => (isTensor(a) || isTensor(b) ? elementwise(a, b, (x, y) => x - alpha * y) : a - alpha * b),
+  rsub: (a, b, alpha = 1) => elementwise(a, b, (x, y) => y - alpha * x),
+  masked_fill: (x, mask, value) => elementwise(elementwise(x, mask, (v, m) => (m ? NaN : v)), asTensor(value), (v, f) => (Number.isNaN(v) ? f : v)),
+  flatten: (x, start = 0, end = -1) => {
+    const nd = x.shape.length; if (nd === 0) return reshape(x, [1]);
+    start = norm(start, nd); end = norm(end, nd);
+    return reshape(x, [...x.shape.slice(0, start), numel(x.shape.slice(start, end + 1)), ...x.shape.slice(end + 1)]);
+  },
+  reshape: (x, shape) => reshape(x, shape),
+  view: (x, shape) => reshape(x, shape),
+  softmax: (x, dim) => softmax(x, dim, false),
+  log_softmax: (x, dim) => softmax(x, dim, true),
+  linear: (x, w, b) => {
+    const y = matmul(x, permute(w, [1, 0]));
+    return b ? elementwise(y, b, (u, v) => u + v) : y;
+  },
+  matmul, bmm: matmul, mm: matmul,
+  t: (x) => (x.shape.length < 2 ? x : permute(x, [1, 0])),
+  addmm: (c, a, b, beta = 1, alpha = 1) => elementwise(matmul(a, b), c, (u, v) => alpha * u + beta * v),
+  mean: (x, dims, keepdim = false) => reduce(x, dimsOf(dims, x.shape.length), keepdim, 0, (a, v) => a + v, (a, n) => a / n),
+  sum: (x, dims, keepdim = false) => (dims === undefined || dims === null || typeof dims === "string"
+    ? reduce(x, dimsOf(null, x.shape.length), false, 0, (a, v) => a + v)
+    : reduce(x, dimsOf(dims, x.shape.length), keepdim, 0, (a, v) => a + v)),
+  amax: (x, dims, keepdim = false) => reduce(x, dimsOf(dims, x.shape.length), keepdim, -Infinity, Math.max),
+  amin: (x, dims, keepdim = false) => reduce(x, dimsOf(dims, x.shape.length), keepdim, Infinity, Math.min),
+  transpose: (x, a, b) => { const p = [...x.shape.keys()]; a = norm(a, p.length); b = norm(b, p.length); [p[a], p[b]] = [p[b], p[a]]; return permute(x, p); },
+  permute: (x, dims) => permute(x, dims.map((d) => norm(d, x.shape.length))),
+  unsqueeze: (x, d) => { d = norm(d, x.shape.length + 1); const s = x.shape.slice(); s.splice(d, 0, 1); return reshape(x, s); },
+  squeeze: (x, d) => (d == null ? reshape(x, x.shape.filter((s) => s !== 1)) : (x.shape[norm(d, x.shape.length)] === 1 ? reshape(x, x.shape.filter((_, i) => i !== norm(d, x.shape.length))) : x)),
+  cat: (list, dim = 0) => cat(list, dim),
+  stack: (list, dim = 0) => { const nd = list[0].shape.length + 1; dim = norm(dim, nd); return cat(list.map((t) => { const s = t.shape.slice(); s.splice(dim, 0, 1); return reshape(t, s); }), dim); },
+  unbind: (x, dim = 0) => { dim = norm(dim, x.shape.length); return [...Array(x.shape[dim]).keys()].map((i) => OPS.select(x, dim, i)); },
+  select: (x, dim, i) => { const nd = x.shape.length; dim = norm(dim, nd); const r = slice(x, dim, norm(i, x.shape[dim]), norm(i, x.shape[dim]) + 1, 1); return reshape(r, r.shape.filter((_, j) => j !== dim)); },
+  slice: (x, dim, start, end, step) => slice(x, dim, start, end, step),
+  layer_norm: (x, shape, w, b, eps) => {
+    const n = numel(shape), rows = x.data.length / n, out = tensor(x.shape);
+    for (let r = 0; r < rows; r++) {
+      let m = 0, v = 0;
+      for (let j = 0; j < n; j++) m += x.data[r * n + j];
+      m /= n;
+      for (let j = 0; j < n; j++) { const d = x.data[r * n + j] - m; v += d * d; }
+      const inv = 1 / Math.sqrt(v / n + eps);
+      for (let j = 0; j < n; j++) out.data[r * n + j] = (x.data[r * n + j] - m) * inv * (w ? w.data[j] : 1) + (b ? b.data[j] : 0);
+    }
+    return out;
+  },
+  ones_like: (x) => tensor(x.shape, new Float32Array(x.data.length).fill(1)),
+  zeros_like: (x) => tensor(x.shape),
+  contiguous: (x) => x, detach: (x) => x, clone: (x) => x, to: (x) => x, dropout: (x) => x,
+};
+
+export function loadModel(graph, weights) {
+  const floats = weights instanceof Float32Array ? weights : new Float32Array(weights instanceof ArrayBuffer ? weights : weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength));
+  const params = {};
+  for (const [id, t] of Object.entries(graph.tensors)) params[id] = { shape: t.shape, data: floats.subarray(t.offset, t.offset + numel(t.shape)) };
+  return {
+    graph,
+    run(input, shape) {
+      const env = Object.assign({}, graph.constants, params);
+      env[graph.inputs[0]] = tensor(shape, input instanceof Float32Array ? input : Float32Array.from(input));
+      for (const node of graph.nodes) {
+        // an in-place operation (relu_, mul_ …) computes the same values and rebinds its input
+        const inplace = !OPS[node.op] && node.op.endsWith("_");
+        const f = OPS[inplace ? node.op.slice(0, -1) : node.op];
+        if (!f) throw new Error(`operation ${node.op} is not implemented`);
+        const result = f(...node.in.map((i) => env[i]));
+        if (inplace) env[node.in[0]] = result;
+        if (node.out.length === 1) env[node.out[0]] = result;
+        else node.out.forEach((o, i) => { env[o] = result[i]; });
+      }
+      const out = {};
+      graph.names.forEach((name, i) => { out[name] = env[graph.outputs[i]]; });
+      return out;
+    },
+  };
+}
+
+export default { loadModel };
