@@ -1,7 +1,8 @@
 """A trained model in the reader's browser, on any digit the reader draws.
 
-:func:`model_explorer` sends a model exported by :func:`~visual_attention.views.browser_model.export_model`
-(its graph and float32 weights) and a few test examples to the page; ``static/model_explorer.js``
+:func:`model_explorer` sends a model exported by
+:func:`~visual_attention.views.browser_model.export_model` (its graph and float32 weights) and a
+few test examples to the page; ``static/model_explorer.js``
 runs the model there with ``static/model_runtime.js`` — with a kernel in JupyterLab and on the
 static site with none — after every stroke, example, noise or move, and draws the attention map
 over the input the model saw, the share of attention inside the ink's box and the class
@@ -70,9 +71,10 @@ def model_explorer(
 
     Args:
         model: the exported model; for each head it outputs logits ``(1, K)`` and a map
-            ``(1, h, w)`` or ``(1, 1, h, w)`` over the input (``H``, ``W`` multiples of ``h``, ``w``).
-        examples: ``(N, 1, H, W)`` or ``(N, H, W)`` test inputs in ``[0, 1]``, the reader's starting
-            points (example 0 is shown first).
+            ``(1, h, w)`` or ``(1, 1, h, w)`` over the input (``H``, ``W`` multiples of ``h``,
+            ``w``).
+        examples: ``(N, 1, H, W)`` or ``(N, H, W)`` test inputs in ``[0, 1]``, the reader's
+            starting points (example 0 is shown first).
         labels: ``(N,)`` their classes.
         class_names: a name per class.
         heads: ``(name, logits output, map output)`` per head, e.g. two pooling heads on one
