@@ -23,9 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _contracts import COVERED_ELSEWHERE, SPECS, Spec, bad_arguments, public_callables
+from _contracts_labs import LAB_COVERED_ELSEWHERE, LAB_SPECS, lab_public_callables
 
 PACKAGE = pathlib.Path(__import__("visual_attention").__file__).parent
-SPEC_BY_NAME = {s.name: s for s in SPECS}
+ALL_SPECS = SPECS + LAB_SPECS  # the paper modules' and the chapter labs' specs
+SPEC_BY_NAME = {s.name: s for s in ALL_SPECS}
+assert len(SPEC_BY_NAME) == len(ALL_SPECS), "two specs share a name"
 
 
 def classify(spec: Spec, name: str, bad: object, named: bool = True) -> tuple[str, str]:
@@ -53,7 +56,7 @@ def classify(spec: Spec, name: str, bad: object, named: bool = True) -> tuple[st
 
 
 def _pairs() -> list[tuple[str, str, object]]:
-    return [(s.name, n, b) for s in SPECS for n, b in bad_arguments(s)]
+    return [(s.name, n, b) for s in ALL_SPECS for n, b in bad_arguments(s)]
 
 
 PAIRS = _pairs()
@@ -70,9 +73,12 @@ def test_every_public_callable_is_under_contract():
     covered = {s.name.split(".")[0] for s in SPECS}
     missing = sorted(set(public_callables()) - covered - set(COVERED_ELSEWHERE))
     assert not missing, f"public callables without a spec in tests/_contracts.py: {missing}"
+    covered = {s.name.removesuffix(".forward") for s in LAB_SPECS}
+    missing = sorted(set(lab_public_callables()) - covered - set(LAB_COVERED_ELSEWHERE))
+    assert not missing, f"lab callables without a spec in tests/_contracts_labs.py: {missing}"
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
 def test_the_valid_call_works(spec):
     target, kwargs = spec.call()
     with warnings.catch_warnings():
@@ -90,7 +96,7 @@ def test_a_bad_argument_gets_a_clear_error(spec_name, argument, bad):
 
 def _tensor_arguments() -> list[tuple[str, str, torch.Tensor]]:
     out = []
-    for spec in SPECS:
+    for spec in ALL_SPECS:
         _, kwargs = spec.call()
         for name, value in kwargs.items():
             if isinstance(value, torch.Tensor) and name not in spec.kinds:
@@ -141,7 +147,7 @@ NUMBER_KINDS = {
 
 def _scalar_arguments() -> list[tuple[str, str, str]]:
     out = []
-    for spec in SPECS:
+    for spec in ALL_SPECS:
         target, kwargs = spec.call()
         for name, value in kwargs.items():
             if name in spec.skip or isinstance(value, torch.Tensor):

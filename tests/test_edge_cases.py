@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from _contracts import SPECS
+from _contracts_labs import LAB_SPECS
 from _helpers import gen
 from visual_attention import record_attention
 from visual_attention.memory import ExternalAttention
@@ -58,7 +59,8 @@ def _cast(value: object, dtype: torch.dtype) -> object:
         and value
         and all(isinstance(t, torch.Tensor) for t in value)
     ):
-        return type(value)(_cast(t, dtype) for t in value)
+        items = [_cast(t, dtype) for t in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     return value
 
 
@@ -72,7 +74,8 @@ def _is_float_call(spec) -> bool:
     )
 
 
-HALF_SPECS = [s for s in SPECS if _is_float_call(s)]
+ALL_SPECS = SPECS + LAB_SPECS  # the paper modules' and the chapter labs' specs
+HALF_SPECS = [s for s in ALL_SPECS if _is_float_call(s)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
@@ -97,7 +100,7 @@ def _batched(spec) -> bool:
     return bool(tensors) and len({t.shape[0] for t in tensors}) == 1 and tensors[0].shape[0] > 1
 
 
-BATCHED = [s for s in SPECS if _batched(s)]
+BATCHED = [s for s in ALL_SPECS if _batched(s)]
 
 
 @pytest.mark.parametrize("size", [0, 1])

@@ -191,7 +191,7 @@ def test_explorer_computes_position_self_attention_per_embedding():
                 w, out = box.compute(layer=layer, query=i, temperature=t)
                 torch.testing.assert_close(w, a[0, i], atol=1e-5, rtol=1e-4)
                 torch.testing.assert_close(out, y[0].reshape(3, 6)[:, i], atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match=r"must have shape \(C', 3\)"):
+    with pytest.raises(ValueError, match=r"embeddings\['bad'\] must be \(D, C\) with C = 3"):
         explorer(image, feats, {"bad": torch.eye(2)}, ["a", "b", "c"])
     with pytest.raises(ValueError, match=r"features must be 3-d \(C, h, w\)"):
         explorer(image, feats[None], emb, ["a", "b", "c"])

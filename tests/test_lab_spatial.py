@@ -142,3 +142,25 @@ def test_spatial_map_explorer_every_control_changes_the_view_and_the_bars():
         spatial_map_explorer(images, maps, {"a": outputs["a"]})
     with pytest.raises(ValueError, match=r"images must be \(N, 1\|3, H, W\)"):
         spatial_map_explorer(torch.rand(3, 2, 40, 40), maps, outputs)
+
+
+def test_the_canvas_model_is_the_encoder_the_standardisation_and_the_heads():
+    torch.manual_seed(0)
+    x, _, _ = lab.cluttered_task(6, split="test", seed=3)
+    raw = lab.encode(x)
+    heads = {"attention pooling": PooledHead("attention").eval(), "gate": PooledHead("gate").eval()}
+    with torch.no_grad():
+        heads["attention pooling"].pool.query.normal_()
+    model = lab.CanvasModel(heads, raw)
+    (f,) = lab.standardize(raw)
+    with torch.no_grad():
+        logits_a, map_a, logits_g, map_g = model(x)
+        torch.testing.assert_close(logits_a, heads["attention pooling"](f))
+        torch.testing.assert_close(logits_g, heads["gate"](f))
+    assert map_a.shape == (6, 12, 12) and map_g.shape == (6, 1, 12, 12)
+    torch.testing.assert_close(map_a.sum((-2, -1)), torch.ones(6))
+    explorer = lab.model_explorer(model, x[:3], torch.tensor([1, 2, 3]))
+    assert [h["name"] for h in explorer.heads] == ["attention pooling", "gate"]
+    assert explorer.canvas == [48, 48] and len(explorer.examples) == 3 * 48 * 48 * 4
+    with pytest.raises(ValueError, match="averaging has no map"):
+        lab.CanvasModel({"avg": PooledHead("avg")}, raw)

@@ -111,7 +111,7 @@ class PageVisit:
         if n_views:
             self.page.wait_for_function(
                 """n => [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')]
-                       .filter(s => s.previousElementSibling && s.previousElementSibling.querySelector('.jupyter-widgets, .va-aw')).length === n""",
+                       .filter(s => s.previousElementSibling && s.previousElementSibling.querySelector('.jupyter-widgets, .va-aw, .va-mx')).length === n""",
                 arg=n_views,
                 timeout=20_000,
             )
@@ -196,7 +196,7 @@ def test_every_widget_is_rendered(visits, page):
     for i in range(scripts.count()):
         rendered = scripts.nth(i).evaluate(
             """s => { const area = s.previousElementSibling;
-                      const w = area && area.querySelector('.jupyter-widgets, .va-aw');
+                      const w = area && area.querySelector('.jupyter-widgets, .va-aw, .va-mx');
                       if (!w) return null; const r = w.getBoundingClientRect(); return [r.width, r.height]; }"""
         )
         assert rendered is not None, f"{page}: widget {i} was not rendered"
@@ -420,4 +420,94 @@ def test_browser_explorer_controls_change_the_view(visits, page):
             changed("the window", lambda: sel.select_option(options[-1] if sel.input_value() != options[-1] else options[0]))
             if root.locator(".va-aw-shift").count() and int(sel.input_value()) > 1:
                 changed("the shift", lambda: _set_range(root, ".va-aw-shift", 1))
+    assert v.page_errors == [] and v.console_errors == [], (v.page_errors, v.console_errors)
+
+
+
+# --- trained models run in the browser (views.model_explorer.ModelExplorer) ------------------------
+
+
+def _model_pages() -> list[str]:
+    return [p for p in _widget_pages() if "va-mx" in (SITE / p).read_text(encoding="utf-8") or
+            '"heads"' in (SITE / p).read_text(encoding="utf-8")] if SITE.exists() else []
+
+
+def _model_states(page: str) -> list[dict]:
+    """Every ModelExplorer saved in a built page, buffers decoded."""
+    import base64
+    import json
+    import re
+
+    html = (SITE / page).read_text(encoding="utf-8")
+    found = []
+    for blob in re.findall(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', html, re.S):
+        for model in json.loads(blob)["state"].values():
+            state = dict(model["state"])
+            if model["model_name"] != "AnyModel" or "heads" not in state:
+                continue
+            for buf in model.get("buffers", []):
+                state[buf["path"][0]] = base64.b64decode(buf["data"])
+            found.append(state)
+    return found
+
+
+@pytest.mark.parametrize("page", _model_pages())
+def test_browser_models_equal_pytorch_on_what_the_reader_draws(visits, page):
+    """Draw strokes, move the drawing, pick an example: the page ran the chapter's model on the
+    rasterised input it shows, as PyTorch runs the same graph (1e-4), and every view changed."""
+    import numpy as np
+    import torch
+
+    from visual_attention.views.browser_model import BrowserModel, run_graph
+
+    v = visits(page)
+    states = _model_states(page)
+    roots = v.page.locator(".va-mx")
+    assert roots.count() == len(states) >= 1, f"{page}: {roots.count()} model explorers drawn, {len(states)} saved"
+    for i, state in enumerate(states):
+        root = roots.nth(i)
+        root.scroll_into_view_if_needed()
+        model = BrowserModel(state["graph"], state["weights"])
+        h, w = state["canvas"]
+
+        def check(where):
+            shown = root.evaluate("e => e.vaState")
+            x = torch.tensor(shown["input"], dtype=torch.float32).reshape(1, 1, h, w)
+            expected = run_graph(model, x)
+            for name, got in shown["outputs"].items():
+                err = float(np.abs(np.reshape(got["data"], got["shape"]) - expected[name]).max())
+                assert err <= 1e-4, f"{page} explorer {i}, {where}: {name} differs from PyTorch by {err:.2e}"
+            return shown
+
+        def act(where, action):
+            before = check("before " + where)
+            pixels = root.locator(".va-mx-stage").screenshot()
+            action()
+            v.page.wait_for_timeout(80)
+            after = check(where)
+            assert after["input"] != before["input"], f"{page}: {where} did not change the input"
+            for key in ("probs", "mass"):
+                assert after[key] != before[key], f"{page}: {where} did not change {key}"
+            assert root.locator(".va-mx-stage").screenshot() != pixels, f"{page}: {where} did not change the picture"
+
+        stage = root.locator(".va-mx-stage")
+
+        def stroke():
+            b = stage.bounding_box()
+            v.page.mouse.move(b["x"] + 0.3 * b["width"], b["y"] + 0.3 * b["height"])
+            v.page.mouse.down()
+            v.page.mouse.move(b["x"] + 0.7 * b["width"], b["y"] + 0.35 * b["height"], steps=5)
+            v.page.mouse.move(b["x"] + 0.45 * b["width"], b["y"] + 0.8 * b["height"], steps=5)
+            v.page.mouse.up()
+
+        root.locator("button", has_text="clear").click()
+        act("a stroke", stroke)
+        act("a move", lambda: root.locator("[aria-label='move →']").click())
+        act("an example", lambda: root.locator("select[aria-label='test example']").select_option("1"))
+        if root.locator("select[aria-label='map of']").count():
+            before = root.evaluate("e => e.vaState")
+            root.locator("select[aria-label='map of']").select_option("1")
+            v.page.wait_for_timeout(80)
+            after = check("the head")
+            assert after["outputs"] == before["outputs"] and after["mass"] != before["mass"]
     assert v.page_errors == [] and v.console_errors == [], (v.page_errors, v.console_errors)

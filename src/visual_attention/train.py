@@ -34,12 +34,12 @@ from ._checks import (
     check_int,
     check_module,
     check_number,
+    check_pair,
     check_positive_int,
     check_positive_number,
     check_rank,
     check_str,
-    check_tensor,
-    shape_str,
+    check_xy,
 )
 
 __all__ = [
@@ -95,32 +95,11 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def _check_xy(x: object, y: object, x_name: str, y_name: str) -> None:
-    """Inputs ``(N, ...)`` floating point and int64 labels ``(N,)``."""
-    check_tensor(x_name, x, "(N, *rest)")
-    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.ndim != 1:
-        got = f"{y.dtype} of shape {shape_str(y)}" if isinstance(y, torch.Tensor) else type(y)
-        raise ValueError(f"{y_name} must be a 1-d int64 tensor of labels (N,), got {got}")
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"{x_name} {shape_str(x)} and {y_name} {shape_str(y)} must hold as many inputs as "
-            "labels (N)"
-        )
-
-
-def _check_pair(name: str, pair: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)``: a pair of inputs and labels."""
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise ValueError(f"{name} must be a pair (x, y) of inputs and labels, got {pair!r:.60}")
-    _check_xy(pair[0], pair[1], f"{name}[0]", f"{name}[1]")
-    return pair[0], pair[1]
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Accuracy of ``model`` on inputs ``x`` ``(N, ...)`` with labels ``y`` ``(N,)``, in eval
     mode."""
-    check_module("model", model), _check_xy(x, y, "x", "y")
+    check_module("model", model), check_xy(x, y, "x", "y")
     check_positive_int("batch_size", batch_size)
     was_training = model.training
     model.eval()
@@ -305,9 +284,9 @@ def _check_fit(
 ) -> None:
     """Validate the arguments of :func:`fit`."""
     check_module("model", model)
-    x, _ = _check_pair("train", train)
+    x, _ = check_pair("train", train)
     if test is not None:
-        _check_pair("test", test)
+        check_pair("test", test)
     check_positive_int("epochs", epochs), check_positive_number("lr", lr)
     check_positive_int("batch_size", batch_size), check_number("weight_decay", weight_decay, 0.0)
     check_int("seed", seed, minimum=0), check_bool("progress", progress), check_str("desc", desc)

@@ -22,7 +22,21 @@ import ipywidgets
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, check_tensor
+from .._checks import (
+    check_choice,
+    check_data,
+    check_encoder,
+    check_indices,
+    check_instance,
+    check_int,
+    check_int_sequence,
+    check_models,
+    check_normalize,
+    check_number,
+    check_positive_int,
+    check_seeds,
+    check_tensor,
+)
 from ..branch import fuse_branches, select_branches
 from ..core import AttentionModule, masked_softmax
 from ..data import cluttered_digits, load_digits
@@ -30,7 +44,7 @@ from ..train import History, fit, seed_everything
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
 from ..views.widgets import html_view, precomputed_explorer
 from .channel import collect_attention
-from .digits import load_digit_cnn
+from .digits import check_canvas, like_module, load_digit_cnn
 from .spatial import standardize
 
 __all__ = [
@@ -76,7 +90,7 @@ def scale_task(
         images ``(n, 1, 48, 48)`` in ``[0, 1]``, labels ``(n,)`` and the digits' sides ``(n,)``
         (16 or 32), all int64 but the images.
     """
-    check_positive_int("n", n)
+    check_positive_int("n", n), check_int("seed", seed, 0)
     parts = []
     for k, (size, clutter) in enumerate(SCALES.items()):
         count = n // 2 + (n % 2 if k == 0 else 0)
@@ -111,11 +125,12 @@ def branch_features(
         encoder: a module with ``feature_map`` (default: ``load_digit_cnn()``, frozen).
         batch_size: canvases per forward pass.
     """
-    check_tensor("images", images, "(N, C, H, W)", C=1)
-    check_positive_int("batch_size", batch_size)
+    check_canvas("images", images, "(N, C, H, W)", side=8)  # and at half the size
+    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
     encoder = load_digit_cnn() if encoder is None else encoder.eval()
     parts = []
     for x in images.split(batch_size):
+        x = like_module(x, encoder)
         small = encoder.feature_map(x).mean(dim=(2, 3))  # (b, C)
         large = encoder.feature_map(nn.functional.avg_pool2d(x, 2)).mean(dim=(2, 3))  # (b, C)
         parts.append(torch.stack([small, large], dim=1))  # (b, 2, C)
@@ -200,7 +215,9 @@ def run_seeds(
     Returns:
         final test accuracies (one per seed), the heads (eval mode) and their histories.
     """
-    check_tensor("train features", train[0], "(N, M, C)")
+    check_choice("mode", mode, HEADS)
+    _, m, c = check_data("train", train, "(N, M, C)")
+    check_data("test", test, "(N, M, C)", M=m, C=c), check_seeds("seeds", seeds)
     accuracies, heads, histories = [], [], []
     for seed in seeds:
         seed_everything(seed)
@@ -229,6 +246,12 @@ def render_digits(
     Returns:
         images ``(N, 1, canvas, canvas)`` in ``[0, 1]`` and labels ``(N,)`` int64.
     """
+    if isinstance(indices, (str, bytes)) or not isinstance(indices, Sequence):
+        raise ValueError(f"indices must be a sequence of digit indices, got {indices!r:.60}")
+    for i, v in enumerate(indices):
+        check_int(f"indices[{i}]", v, 0)
+    check_positive_int("canvas", canvas), check_number("noise", noise, 0.0)
+    check_int("seed", seed, 0)
     digits, labels = load_digits(split)
     index = torch.as_tensor(list(indices), dtype=torch.long).reshape(-1)
     if len(index) and not bool(((index >= 0) & (index < len(digits))).all()):
@@ -266,8 +289,11 @@ def weights_by_size(
     Returns:
         ``{size: (weights (count,), accuracy)}``.
     """
+    check_instance("head", head, ScaleHead)
     if head.mode != "select":
         raise ValueError(f"head must be a 'select' ScaleHead, got mode={head.mode!r}")
+    check_int_sequence("sizes", sizes), check_positive_int("count", count)
+    check_encoder("encoder", encoder), check_normalize("normalize", normalize)
     encoder = load_digit_cnn() if encoder is None else encoder
     result = {}
     for size in sizes:
@@ -304,6 +330,10 @@ def explorer(
         an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
         ``digit`` and ``size``.
     """
+    check_models("heads", heads, ScaleHead)
+    check_indices("digits", digits), check_int_sequence("sizes", sizes)
+    check_encoder("encoder", encoder), check_normalize("normalize", normalize)
+    check_positive_int("display", display)
     selecting = [name for name, h in heads.items() if h.mode == "select"]
     if len(selecting) != 1:
         raise ValueError(f"heads must hold exactly one 'select' head, got {len(selecting)}")

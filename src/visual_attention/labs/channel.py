@@ -18,13 +18,38 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_positive_int, check_tensor
+from .._checks import (
+    check_bool,
+    check_data,
+    check_encoder,
+    check_instance,
+    check_int,
+    check_labels,
+    check_module,
+    check_number,
+    check_positive_int,
+    check_seeds,
+    check_str,
+    check_tensor,
+)
 from ..channel import SqueezeExcitation
 from ..core import record_attention
 from ..train import History, fit, seed_everything
 from ..views.viz import VIEW_CSS, bars_html, data_uri
 from ..views.widgets import html_view, precomputed_explorer
-from .digits import DIGIT_SIZE, digits_at
+from .digits import DIGIT_SIZE, check_canvas, digits_at
+
+__all__ = [
+    "NUM_SENSORS",
+    "sensor_task",
+    "sensor_features",
+    "SensorHead",
+    "run_seeds",
+    "gate_by_sensor",
+    "sensor_explorer",
+    "collect_attention",
+]
+
 
 #: Sensors per example in the chapter's experiment.
 NUM_SENSORS = 4
@@ -50,7 +75,8 @@ def sensor_task(
         images ``(n, S, 1, 16, 16)``, labels ``(n,)`` and the clean sensor's index ``(n,)``.
     """
     check_positive_int("n", n)
-    check_positive_int("sensors", sensors)
+    check_positive_int("sensors", sensors), check_int("seed", seed, 0)
+    check_number("clean_noise", clean_noise, 0.0), check_number("noisy_noise", noisy_noise, 0.0)
     g = torch.Generator().manual_seed(seed)
     x, y = digits_at(DIGIT_SIZE, split)
     idx = torch.randint(len(x), (n, sensors), generator=g)
@@ -69,7 +95,9 @@ def sensor_features(
 ) -> torch.Tensor:
     """Pooled features of every sensor from the frozen ``encoder`` (``feature_map`` averaged over
     positions): images ``(N, S, 1, H, W)`` → ``(N, S, C)``, computed once, in batches."""
-    check_tensor("images", images, "(N, S, C, H, W)", C=1)
+    check_module("encoder", encoder), check_encoder("encoder", encoder)
+    check_canvas("images", images, "(N, S, C, H, W)")
+    check_positive_int("batch_size", batch_size)
     n, s = images.shape[:2]
     flat = images.reshape(n * s, *images.shape[2:])
     parts = [
@@ -103,6 +131,9 @@ class SensorHead(nn.Module):
         rd_channels: int = 32,
         num_classes: int = 10,
     ) -> None:
+        check_positive_int("sensors", sensors), check_positive_int("channels", channels)
+        check_bool("gate", gate), check_positive_int("rd_channels", rd_channels)
+        check_positive_int("num_classes", num_classes)
         super().__init__()
         self.sensors, self.channels = sensors, channels
         self.gate = (
@@ -115,7 +146,9 @@ class SensorHead(nn.Module):
         check_tensor("f", f, "(B, S, C)", S=self.sensors, C=self.channels)
         b = f.shape[0]
         if self.gate is not None:
-            f = self.gate(f.reshape(b, -1, 1, 1)).reshape(b, self.sensors, self.channels)
+            f = self.gate(f.reshape(b, self.sensors * self.channels, 1, 1)).reshape(
+                b, self.sensors, self.channels
+            )
         return self.fc(f.sum(dim=1))
 
 
@@ -129,6 +162,9 @@ def run_seeds(
 ) -> tuple[list[float], list[History], list[SensorHead]]:
     """Train a :class:`SensorHead` (``gate`` on or off) once per seed on features ``(N, S, C)``;
     return the final test accuracies, the histories and the models."""
+    _, s, c = check_data("train", train, "(N, S, C)")
+    check_data("test", test, "(N, S, C)", S=s, C=c)
+    check_bool("gate", gate), check_seeds("seeds", seeds)
     accs, hists, models = [], [], []
     for seed in seeds:
         seed_everything(seed)
@@ -145,8 +181,10 @@ def run_seeds(
 @torch.no_grad()
 def gate_by_sensor(model: SensorHead, f: torch.Tensor) -> torch.Tensor:
     """The SE gate's mean over each sensor's channels: features ``(N, S, C)`` → ``(N, S)``."""
+    check_instance("model", model, SensorHead)
     if model.gate is None:
         raise ValueError("the model has no gate")
+    check_tensor("f", f, "(N, S, C)", S=model.sensors, C=model.channels)
     w = collect_attention(model, f, names=["gate"])["gate"]  # (N, S·C)
     return w.reshape(len(f), model.sensors, model.channels).mean(-1)
 
@@ -168,13 +206,19 @@ def sensor_explorer(
         labels, clean: ``(N,)`` labels and clean-sensor indices.
         size: displayed side of a sensor image in CSS pixels.
     """
-    check_tensor("images", images, "(N, S, C, H, W)", C=1)
+    check_instance("model", model, SensorHead)
+    n, s = check_tensor("images", images, "(N, S, C, H, W)", C=1)[:2]
+    check_tensor("features", features, "(N, S, C)", N=n, S=s)
+    check_labels("labels", labels, n), check_labels("clean", clean, n)
+    if clean.numel() and not bool(((clean >= 0) & (clean < s)).all()):
+        raise ValueError(f"clean must hold sensor indices in [0, {s}), got {clean.tolist()}")
+    check_positive_int("size", size)
     gates = gate_by_sensor(model, features)  # (N, S)
     with torch.no_grad():
         probs = model(features).softmax(-1)
 
     def grey(img: torch.Tensor) -> str:
-        a = (img[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        a = (img[0].float().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
         return data_uri(np.repeat(a[..., None], 3, axis=-1))
 
     style = f"width:{size}px;height:{size}px;image-rendering:pixelated"
@@ -219,7 +263,13 @@ def collect_attention(
     mean over channels) and concatenated over the batches. The model's train/eval mode is restored
     afterwards.
     """
-    wanted = None if names is None else list(names)
+    check_module("model", model), check_tensor("x", x, "(N, *S)")
+    check_positive_int("batch_size", batch_size)
+    if names is not None and (isinstance(names, str) or not isinstance(names, Iterable)):
+        raise ValueError(f"names must be None or a list of module names, got {names!r}")
+    wanted = None if names is None else [check_str("names[]", n) for n in names]
+    if reduce is not None and not callable(reduce):
+        raise ValueError(f"reduce must be None or a callable, got {type(reduce).__name__}")
     was_training = model.training
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {}
@@ -228,6 +278,8 @@ def collect_attention(
             with record_attention(model) as maps:
                 model(x[i : i + batch_size])
             for name in maps if wanted is None else wanted:
+                if name not in maps:
+                    raise ValueError(f"names: no module {name!r} recorded; recorded: {list(maps)}")
                 w = maps[name]
                 parts.setdefault(name, []).append(w if reduce is None else reduce(w))
     finally:

@@ -24,7 +24,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._checks import check_tensor
+from .._checks import (
+    check_positive_int,
+    check_tensor,
+)
 from ..blocks import conv_bn_act
 from ..data import load_digits
 from ..train import evaluate, fit, seed_everything
@@ -76,10 +79,20 @@ class DigitCNN(nn.Module):
         return self.head(self.feature_map(x).mean(dim=(2, 3)))
 
 
+def check_canvas(name: str, images: object, layout: str, side: int = 4) -> tuple[int, ...]:
+    """``images`` of ``layout`` (one channel, ``C = 1``) with height and width ≥ ``side``: what
+    :meth:`DigitCNN.feature_map` can read (its two ``2 × 2`` max-pools need 4 pixels)."""
+    shape = check_tensor(name, images, layout, C=1)
+    if shape[-2] < side or shape[-1] < side:
+        raise ValueError(f"{name} must be {layout} with H, W ≥ {side}, got shape {shape}")
+    return shape
+
+
 def digits_at(size: int, split: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The scikit-learn digits drawn at ``size × size`` pixels (bilinear, as on the canvases of
     :func:`visual_attention.data.cluttered_digits`): images ``(N, 1, size, size)``, labels
     ``(N,)``."""
+    check_positive_int("size", size)
     images, labels = load_digits(split)
     resized = nn.functional.interpolate(
         images[:, None], size=(size, size), mode="bilinear", align_corners=False
@@ -112,9 +125,18 @@ def recipe_fingerprint() -> str:
 
 def load_digit_cnn(path: Path | str = WEIGHTS) -> DigitCNN:
     """The trained :class:`DigitCNN`, frozen (eval mode, no gradients)."""
+    if not isinstance(path, (str, Path)):
+        raise ValueError(f"path must be a str or a Path, got {type(path).__name__}")
     saved = torch.load(path, weights_only=True)
     model = DigitCNN()
     model.load_state_dict(saved["state_dict"])
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
+
+
+def like_module(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
+    """``x`` in the floating dtype of ``module``'s parameters (a no-op when they agree): a frozen
+    float32 encoder reads half-precision images."""
+    dtype = next((p.dtype for p in module.parameters()), x.dtype)
+    return x if x.dtype == dtype else x.to(dtype)

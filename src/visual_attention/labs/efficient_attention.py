@@ -28,16 +28,32 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from .._checks import (
+    check_cell,
     check_choice,
+    check_int,
+    check_int_sequence,
+    check_number,
     check_positive_int,
     check_positive_number,
     check_qkv,
+    check_size2,
     check_tensor,
 )
 from ..core import scaled_dot_product_attention
 from ..efficient import chunked_attention, linear_attention, online_softmax_trace
 from ..local_attention import window_partition
 from ..views import viz, widgets
+
+__all__ = [
+    "online_softmax_explorer",
+    "peak_memory",
+    "METHODS",
+    "measure_cost",
+    "loglog_slope",
+    "linear_weights",
+    "linear_vs_softmax",
+    "weights_explorer",
+]
 
 
 def online_softmax_explorer(
@@ -66,7 +82,18 @@ def online_softmax_explorer(
         display_size: drawn ``(height, width)``; ``None`` is twice the photo's size.
     """
 
+    check_tensor("image", image, "(C, H, W)")
     c, h, w = check_tensor("features", features, "(C, h, w)")
+    if isinstance(feature_names, (str, bytes)) or not isinstance(feature_names, Sequence):
+        raise ValueError(
+            f"feature_names must be a sequence of {c} names, got {feature_names!r:.60}"
+        )
+    if len(feature_names) != c:
+        raise ValueError(f"feature_names has {len(feature_names)} entries for {c} channels")
+    _check_queries(queries, (h, w)), check_int_sequence("chunk_sizes", chunk_sizes)
+    check_positive_number("scale", scale)
+    if display_size is not None:
+        check_size2("display_size", display_size)
     keys = features.reshape(c, h * w).T
     size = display_size or (2 * image.shape[-2], 2 * image.shape[-1])
     css, style = viz.photo_style(image)
@@ -130,7 +157,8 @@ def peak_memory(fn: Callable[[], object]) -> int:
     running total from the trace's ``[memory]`` events: the peak minus what was allocated before.
     Tensors alive before the call (the inputs, the parameters) are not counted.
     """
-
+    if not callable(fn):
+        raise ValueError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
     with _quiet_stderr():
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             fn()
@@ -191,10 +219,16 @@ def measure_cost(
     pick = {"median": statistics.median, "min": min}[
         check_choice("statistic", statistic, ("median", "min"))
     ]
-    check_positive_int("repeats", repeats)
+    check_positive_int("repeats", repeats), check_int("seed", seed, 0)
+    if not isinstance(sides, dict) or not sides:
+        raise ValueError(
+            f"sides must be a non-empty dict {{method: grid sides}}, got {sides!r:.60}"
+        )
+    for name, method_sides in sides.items():
+        check_int_sequence(f"sides[{name!r}]", method_sides)
     unknown = set(sides) - set(METHODS)
     if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
+        raise ValueError(f"sides: unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
     g = torch.Generator().manual_seed(seed)
     results = {}
     for name, method_sides in sides.items():
@@ -214,10 +248,27 @@ def measure_cost(
     return results
 
 
+def _check_queries(queries: object, grid: tuple[int, int]) -> None:
+    """A non-empty sequence of ``(row, col)`` cells of ``grid``."""
+    if isinstance(queries, (str, bytes)) or not isinstance(queries, Sequence) or not queries:
+        raise ValueError(
+            f"queries must be a non-empty sequence of (row, col), got {queries!r:.60}"
+        )
+    for i, q in enumerate(queries):
+        check_cell(f"queries[{i}]", q, grid)
+
+
 def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     """Least-squares slope of ``log y`` against ``log x``: 2 for ``y ∝ x²``, 1 for ``y ∝ x``."""
+    for name, values in (("xs", xs), ("ys", ys)):
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise ValueError(f"{name} must be a sequence of positive numbers, got {values!r:.60}")
+        for i, v in enumerate(values):
+            check_positive_number(f"{name}[{i}]", v)
     if len(xs) != len(ys) or len(xs) < 2:
-        raise ValueError(f"need two or more (x, y) pairs, got {len(xs)} and {len(ys)} values")
+        raise ValueError(
+            f"xs and ys: need two or more (x, y) pairs, got {len(xs)} and {len(ys)} values"
+        )
     if min(xs) <= 0 or min(ys) <= 0:
         raise ValueError("xs and ys must be positive")
     lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
@@ -238,7 +289,7 @@ def linear_weights(q: torch.Tensor, k: torch.Tensor, eps: float = 1e-6) -> torch
     Returns:
         ``(*B, Lq, Lk)``; ``linear_weights(q, k) @ v`` equals ``linear_attention(q, k, v)``.
     """
-    check_qkv(q, k, k, broadcast=False)
+    check_qkv(q, k, k, broadcast=False), check_number("eps", eps, 0.0)
     kernel = (F.elu(q) + 1) @ (F.elu(k) + 1).transpose(-2, -1)  # (*B, Lq, Lk), all > 0
     return kernel / (kernel.sum(dim=-1, keepdim=True) + eps)
 
@@ -297,7 +348,17 @@ def weights_explorer(
         temperatures: the values of ``T``.
         display_size: drawn ``(height, width)``; ``None`` is the photo's size.
     """
+    check_tensor("image", image, "(C, H, W)")
     c, h, w = check_tensor("features", features, "(C, h, w)")
+    _check_queries(queries, (h, w))
+    if isinstance(temperatures, (str, bytes)) or not isinstance(temperatures, Sequence):
+        raise ValueError(f"temperatures must be a non-empty sequence, got {temperatures!r:.60}")
+    if not temperatures:
+        raise ValueError("temperatures must be a non-empty sequence, got []")
+    for i, t in enumerate(temperatures):
+        check_positive_number(f"temperatures[{i}]", t)
+    if display_size is not None:
+        check_size2("display_size", display_size)
     for t in temperatures:
         check_positive_number("temperature", t)
     keys = features.reshape(c, h * w).T  # (h·w, C)

@@ -19,7 +19,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, check_tensor
+from .._checks import (
+    check_choice,
+    check_instance,
+    check_int,
+    check_positive_int,
+    check_seeds,
+    check_tensor,
+)
 from ..blocks import AttentionPooling
 from ..train import History, fit, seed_everything
 from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
@@ -46,7 +53,7 @@ def odd_one_out(n: int, split: str = "train", seed: int = 0) -> OddOneOut:
     ``"test"``: the other 597): eight of a random class, one of another class at a random place.
     The same arguments give the same grids."""
     check_positive_int("n", n)
-    check_choice("split", split, ("train", "test"))
+    check_choice("split", split, ("train", "test")), check_int("seed", seed, 0)
     x, y = digits_at(DIGIT_SIZE, split)
     g = torch.Generator().manual_seed(seed)
     k = GRID * GRID
@@ -82,6 +89,7 @@ class OddOneOutNet(nn.Module):
         super().__init__()
         self.mode = check_choice("pool", pool, ("attention", "mean"))
         self.dim = check_positive_int("dim", dim)
+        check_positive_int("hidden_dim", hidden_dim)
         self.pool = (
             AttentionPooling(dim, hidden_dim, query_dim=dim) if pool == "attention" else None
         )
@@ -99,6 +107,9 @@ def run_seeds(
 ) -> list[tuple[OddOneOutNet, History]]:
     """Train one :class:`OddOneOutNet` per seed (Adam 1e-2, batches of 128) on the tokens of
     ``train``; each history holds the test accuracy after every epoch."""
+    check_instance("train", train, OddOneOut), check_instance("test", test, OddOneOut)
+    check_choice("pool", pool, ("attention", "mean")), check_seeds("seeds", seeds)
+    check_positive_int("epochs", epochs)
     runs = []
     for seed in seeds:
         seed_everything(seed)

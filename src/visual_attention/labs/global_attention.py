@@ -28,13 +28,26 @@ import torch
 from einops.layers.torch import Rearrange
 from torch import nn
 
-from .._checks import check_choice, check_int_or_none, check_positive_int, check_tensor
+from .._checks import (
+    check_choice,
+    check_data,
+    check_encoder,
+    check_indices,
+    check_instance,
+    check_int,
+    check_int_or_none,
+    check_models,
+    check_number,
+    check_positive_int,
+    check_seeds,
+    check_tensor,
+)
 from ..blocks import MultiHeadAttention, PatchEmbed, PreNormBlock, conv_bn_act
 from ..global_attention import GlobalAttention
 from ..train import History, fit, seed_everything
 from ..views.viz import VIEW_CSS, bars_html, data_uri
 from ..views.widgets import html_view, precomputed_explorer
-from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
+from .digits import DIGIT_SIZE, check_canvas, digits_at, like_module, load_digit_cnn
 from .spatial import standardize
 
 __all__ = [
@@ -90,8 +103,12 @@ def pair_task(
         images ``(n, 1, 48, 48)``, labels ``(n,)`` (1 = same digit) and the digits' classes
         ``(n, 2)`` (A, B), the last two int64.
     """
-    check_positive_int("n", n)
-    check_choice("layout", layout, LAYOUTS)
+    check_positive_int("n", n), check_int("seed", seed, 0)
+    check_choice("layout", layout, LAYOUTS), check_number("noise", noise, 0.0)
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
+        raise ValueError(f"classes must be a sequence of digits 0-9, got {classes!r}")
+    for i, c in enumerate(classes):
+        check_int(f"classes[{i}]", c, 0)
     g = torch.Generator().manual_seed(seed)
     images, labels = digits_at(DIGIT_SIZE, split)
     by_class = [torch.nonzero(labels == c)[:, 0] for c in range(10)]
@@ -140,10 +157,13 @@ def token_features(
         encoder: a module with ``feature_map`` (default: ``load_digit_cnn()``, frozen).
         batch_size: canvases per forward pass.
     """
-    check_tensor("images", images, "(N, C, H, W)", C=1)
-    check_positive_int("batch_size", batch_size)
+    check_canvas("images", images, "(N, C, H, W)", side=8)  # features pooled 2 × 2
+    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
     encoder = load_digit_cnn() if encoder is None else encoder.eval()
-    maps = [nn.functional.avg_pool2d(encoder.feature_map(x), 2) for x in images.split(batch_size)]
+    maps = [
+        nn.functional.avg_pool2d(encoder.feature_map(like_module(x, encoder)), 2)
+        for x in images.split(batch_size)
+    ]
     return torch.cat(maps)
 
 
@@ -183,6 +203,8 @@ class PairHead(nn.Module):
         super().__init__()
         self.reach = check_int_or_none("reach", reach)
         self.channels, self.grid = check_positive_int("channels", channels), grid
+        check_positive_int("grid", grid), check_positive_int("dim", dim)
+        check_positive_int("num_heads", num_heads)
         self.embed = nn.Linear(channels, dim)
         self.pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, grid * grid, dim), std=0.02))
         self.block = PreNormBlock(dim, MultiHeadAttention(dim, num_heads), mlp_ratio=2.0)
@@ -310,7 +332,9 @@ def run_seeds(
     Returns:
         final test accuracies (one per seed), the heads (eval mode) and their histories.
     """
-    _, c, h, _ = check_tensor("train features", train[0], "(N, C, H, W)")
+    check_int_or_none("reach", reach)
+    _, c, h, _ = check_data("train", train, "(N, C, H, W)")
+    check_data("test", test, "(N, C, H, W)", C=c), check_seeds("seeds", seeds)
     accuracies, heads, histories = [], [], []
     for seed in seeds:
         seed_everything(seed)
@@ -328,6 +352,9 @@ def run_seeds(
 def attention_weights(head: PairHead, features: torch.Tensor) -> torch.Tensor:
     """The block's attention weights on ``features`` ``(B, C, H, W)``, averaged over heads:
     ``(B, N, N)`` (row = query token, column = key token)."""
+    check_instance("head", head, PairHead)
+    g = head.grid
+    check_tensor("features", features, "(B, C, H, W)", C=head.channels, H=g, W=g)
     _, weights = head.block.attn(
         head.block.norm1(head.embed(features.flatten(2).transpose(1, 2)) + head.pos),
         mask=head.mask,
@@ -346,6 +373,7 @@ def attention_mass(
     Returns:
         ``(measured, uniform)``.
     """
+    check_instance("head", head, PairHead), check_positive_int("kernel_size", kernel_size)
     w = attention_weights(head, features)  # (B, N, N)
     inside = neighbourhood_mask(head.grid, head.grid, kernel_size)  # (N, N)
     measured = float((w * inside).sum(-1).mean())
@@ -388,13 +416,19 @@ def explorer(
         an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
         ``canvas``, ``query`` and ``model``.
     """
+    check_models("heads", heads, PairHead)
     check_tensor("images", images, "(n, C, H, W)", C=1)
     check_tensor("features", features, "(n, C, h, w)", n=len(images))
+    grids = {head.grid for head in heads.values()}
+    if len(grids) != 1:
+        raise ValueError(f"heads must share one grid, got {sorted(grids)}")
+    check_indices("queries", queries, grids.pop() ** 2), check_positive_int("display", display)
     views = {}
     for name, head in heads.items():
-        w = attention_weights(head, features)  # (n, N, N)
+        f = like_module(features, head)  # half-precision features for a float32 head
+        w = attention_weights(head, f)  # (n, N, N)
         with torch.no_grad():
-            p_same = head(features).softmax(-1)[:, 1]
+            p_same = head(f).softmax(-1)[:, 1]
         for i in range(len(images)):
             for q in queries:
                 half = head.grid // 2  # the digits sit in the top-left and bottom-right quadrants

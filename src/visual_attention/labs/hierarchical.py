@@ -24,12 +24,24 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, check_tensor
+from .._checks import (
+    check_choice,
+    check_data,
+    check_initial,
+    check_instance,
+    check_int,
+    check_labels,
+    check_models,
+    check_number,
+    check_positive_int,
+    check_seeds,
+    check_tensor,
+)
 from ..blocks import AttentionPooling
 from ..core import record_attention
 from ..hierarchical import HierarchicalAttentionPooling, SwinTransformer
 from ..train import fit, seed_everything
-from .digits import DIGIT_SIZE, digits_at
+from .digits import DIGIT_SIZE, digits_at, like_module
 from .spatial import spatial_map_explorer
 
 __all__ = [
@@ -72,7 +84,7 @@ def flagged_panels(
         images ``(n, 1, 64, 64)`` in ``[0, 1]``, labels ``(n,)`` and the flagged panel ``(n,)``
         (0-3 in row-major order), int64.
     """
-    check_positive_int("n", n)
+    check_positive_int("n", n), check_int("seed", seed, 0)
     check_choice("split", split, ("train", "test"))
     digits, digit_labels = digits_at(DIGIT_SIZE, split)
     g = torch.Generator().manual_seed(seed)
@@ -100,6 +112,7 @@ def flagged_panels(
 def _check_indices(name: str, t: object, count: int, n: int | None = None) -> torch.Tensor:
     """Check a 1-D integer tensor (of length ``n`` if given) with entries in ``[0, count)``."""
     ok = isinstance(t, torch.Tensor) and t.ndim == 1 and not t.is_floating_point()
+    ok = ok and t.dtype != torch.bool and not t.is_complex()
     if not ok or (n is not None and len(t) != n) or ((t < 0) | (t >= count)).any():
         length = "(N,)" if n is None else f"({n},)"
         raise ValueError(f"{name} must be an integer tensor {length} in [0, {count}), got {t!r}")
@@ -142,6 +155,7 @@ class RegionHead(nn.Module):
         self.pool_mode = check_choice("pool", pool, POOLS)
         self.channels = check_positive_int("channels", channels)
         self.region_size = check_positive_int("region_size", region_size)
+        check_positive_int("hidden_dim", hidden_dim)
         if pool == "hierarchical":
             self.pool = HierarchicalAttentionPooling(channels, region_size, hidden_dim)
         else:
@@ -173,7 +187,9 @@ def run_seeds(
         final test accuracies (one per seed), the heads (eval mode) and each head's test
         accuracy after every epoch.
     """
-    check_tensor("train features", train[0], "(N, C, h, w)")
+    check_choice("pool", pool, POOLS)
+    c = check_data("train", train, "(N, C, h, w)")[1]
+    check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
     accuracies, heads, curves = [], [], []
     for seed in seeds:
         seed_everything(seed)
@@ -193,6 +209,7 @@ def position_weights(head: RegionHead, f: torch.Tensor) -> torch.Tensor:
     Flat: the softmax weights. Hierarchical: the product ``α_i α_it`` of the region's weight and
     the position's weight inside its region (HAN's factorised map). Each map sums to 1.
     """
+    check_instance("head", head, RegionHead)
     check_tensor("f", f, "(N, C, h, w)", C=head.channels)
     _, _, h, w = f.shape
     with record_attention(head.eval()) as maps:
@@ -232,6 +249,8 @@ def receptive_fields(
         ``side`` (of their bounding box, in patches), ``effective`` (patches with 90 %) and
         ``gradient``, the per-patch sums ``(H/p, W/p)``.
     """
+    check_instance("model", model, SwinTransformer)
+    check_number("threshold", threshold, 0.0, 1.0, high_open=True)
     size, p = model.img_size, model.patch_embed.patch_size
     p = p if isinstance(p, int) else p[0]
     g = torch.Generator().manual_seed(0)
@@ -294,13 +313,16 @@ def explorer(
         an explorer (:func:`visual_attention.labs.spatial.spatial_map_explorer`) with controls
         ``map`` and ``image``.
     """
+    check_models("heads", heads, RegionHead)
     n = check_tensor("images", images, "(n, 1, H, W)")[0]
     check_tensor("features", features, "(n, C, h, w)", n=n)
+    check_labels("labels", labels, n), check_initial("initial", initial)
     maps, outputs = {}, {}
     for name, head in heads.items():
-        maps[name] = position_weights(head, features)
+        f = like_module(features, head)  # half-precision features for a float32 head
+        maps[name] = position_weights(head, f)
         with torch.no_grad():
-            outputs[name] = head(features).softmax(-1)
+            outputs[name] = head(f).softmax(-1)
     return spatial_map_explorer(
         images, maps, outputs, boxes=panel_boxes(flagged), labels=labels, initial=initial
     )

@@ -25,7 +25,21 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, check_tensor
+from .._checks import (
+    check_choice,
+    check_data,
+    check_encoder,
+    check_indices,
+    check_initial,
+    check_instance,
+    check_int,
+    check_int_sequence,
+    check_models,
+    check_number,
+    check_positive_int,
+    check_seeds,
+    check_tensor,
+)
 from ..blocks import PreNormBlock
 from ..core import record_attention
 from ..local_attention import (
@@ -37,7 +51,7 @@ from ..local_attention import (
 from ..train import History, fit, seed_everything
 from ..views.viz import VIEW_CSS, bars_html, data_uri
 from ..views.widgets import attention_explorer, html_view, precomputed_explorer
-from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
+from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
 from .global_attention import token_features
 from .spatial import standardize
 
@@ -103,7 +117,8 @@ def pair_task(
         images ``(n, 1, 16, 32)``, token features ``(n, 64, 2, 4)``, labels ``(n,)`` (1 = same
         digit) and the digits' classes ``(n, 2)`` (left, right), the last two int64.
     """
-    check_positive_int("n", n)
+    check_positive_int("n", n), check_int("seed", seed, 0), check_number("noise", noise, 0.0)
+    check_encoder("encoder", encoder)
     if n % 2:
         raise ValueError(f"n must be even (each left half is used twice), got {n}")
     g = torch.Generator().manual_seed(seed)
@@ -150,6 +165,7 @@ class ShiftHead(nn.Module):
         super().__init__()
         self.shift = check_choice("shift", shift, (0, SHIFT))
         self.channels = check_positive_int("channels", channels)
+        check_positive_int("dim", dim), check_positive_int("num_heads", num_heads)
         self.embed = nn.Linear(channels, dim)
         self.blocks = nn.Sequential(
             *[
@@ -185,7 +201,12 @@ def run_seeds(
     Returns:
         final test accuracies (one per seed), the heads (eval mode) and their histories.
     """
-    check_tensor("train features", train[0], "(N, C, H, W)", H=GRID[0], W=GRID[1])
+    check_choice("shift", shift, (0, SHIFT))
+    c = check_data("train", train, "(N, C, H, W)", H=GRID[0], W=GRID[1])[1]
+    (
+        check_data("test", test, "(N, C, H, W)", C=c, H=GRID[0], W=GRID[1]),
+        check_seeds("seeds", seeds),
+    )
     accuracies, heads, histories = [], [], []
     for seed in seeds:
         seed_everything(seed)
@@ -208,6 +229,11 @@ def reach(height: int, width: int, window_size: int, shifts: Sequence[int]) -> t
     """
     n = check_positive_int("height", height) * check_positive_int("width", width)
     m = check_positive_int("window_size", window_size)
+    if isinstance(shifts, (str, bytes)) or not isinstance(shifts, Sequence):
+        raise ValueError(f"shifts must be a sequence of shifts in [0, {m}), got {shifts!r:.60}")
+    for i, s in enumerate(shifts):
+        if not 0 <= check_int(f"shifts[{i}]", s) < m:
+            raise ValueError(f"shifts[{i}] must be in [0, window_size = {m}), got {s}")
     seen = torch.eye(n)  # before any block a token knows itself
     counts = []
     for s in shifts:
@@ -241,6 +267,7 @@ def border_mass(head: ShiftHead, features: torch.Tensor) -> tuple[float, float]:
     Returns:
         ``(measured, uniform)``; both are 0 without the shift.
     """
+    check_instance("head", head, ShiftHead)
     w = block_weights(head, features)  # (B, N, N)
     cols = torch.arange(GRID[0] * GRID[1]) % GRID[1]
     half = cols >= WINDOW  # which original window each token belongs to
@@ -291,13 +318,16 @@ def explorer(
         an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
         ``canvas``, ``query`` and ``model``.
     """
+    check_models("heads", heads, ShiftHead)
     check_tensor("images", images, "(n, C, H, W)", C=1, H=CANVAS[0], W=CANVAS[1])
     check_tensor("features", features, "(n, C, h, w)", n=len(images), h=GRID[0], w=GRID[1])
+    check_indices("queries", queries, GRID[0] * GRID[1]), check_positive_int("display", display)
     views = {}
     for name, head in heads.items():
-        w = block_weights(head, features)  # (n, N, N)
+        f = like_module(features, head)  # half-precision features for a float32 head
+        w = block_weights(head, f)  # (n, N, N)
         with torch.no_grad():
-            p_same = head(features).softmax(-1)[:, 1]
+            p_same = head(f).softmax(-1)[:, 1]
         for i in range(len(images)):
             for q in queries:
                 wq = w[i, q].reshape(GRID)  # the digits fill the left and right halves
@@ -359,7 +389,20 @@ def window_explorer(
             "query": (row, col)}``.
     """
 
+    check_tensor("image", image, "(C, H, W)")
     c, h, w = check_tensor("features", features, "(C, h, w)")
+    if isinstance(feature_names, (str, bytes)) or not isinstance(feature_names, Sequence):
+        raise ValueError(
+            f"feature_names must be a sequence of {c} names, got {feature_names!r:.60}"
+        )
+    if len(feature_names) != c:
+        raise ValueError(f"feature_names has {len(feature_names)} entries for {c} channels")
+    check_int_sequence("window_sizes", window_sizes), check_initial("initial", initial)
+    unknown = set(initial or {}) - {"window", "shift", "query"}
+    if unknown:
+        raise ValueError(
+            f"initial names unknown controls {sorted(unknown)}; use window, shift, query"
+        )
     first = dict(initial or {})
     m = int(first.get("window", 0))
     shift = first.get("shift", 0)

@@ -10,6 +10,7 @@ no training) or by a linear head trained on the same examples (:func:`linear_hea
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 import ipywidgets as widgets
 import numpy as np
@@ -18,11 +19,33 @@ from einops import rearrange
 from torch import nn
 
 from .. import train as _train
-from .._checks import check_choice, check_positive_int, check_positive_number, check_tensor
+from .._checks import (
+    check_choice,
+    check_data,
+    check_instance,
+    check_int,
+    check_int_sequence,
+    check_labels,
+    check_positive_int,
+    check_positive_number,
+    check_seeds,
+    check_tensor,
+)
 from ..blocks import MultiHeadAttention
 from ..memory import ExternalAttention, KeyValueMemory, memory_read
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
 from ..views.widgets import html_view, precomputed_explorer
+
+__all__ = [
+    "DigitEncoder",
+    "train_base_encoder",
+    "few_shot_indices",
+    "memory_classify",
+    "linear_head_classify",
+    "few_shot_experiment",
+    "TokenClassifier",
+    "explorer",
+]
 
 
 class DigitEncoder(nn.Module):
@@ -78,8 +101,10 @@ def train_base_encoder(
         the encoder in eval mode, its head answering ``base_classes`` classes.
     """
     check_tensor("x", x, "(N, H, W)", H=8, W=8)
-    check_positive_int("base_classes", base_classes)
-    keep = y < base_classes
+    check_labels("y", y, len(x)), check_int("seed", seed, 0)
+    check_positive_int("base_classes", base_classes), check_positive_int("epochs", epochs)
+    check_positive_int("hidden_dim", hidden_dim)
+    x, keep = x.float(), y < base_classes  # trained in float32 whatever the digits' dtype
     _train.seed_everything(seed)
     encoder = DigitEncoder(16, hidden_dim=hidden_dim, num_classes=base_classes)
     _train.fit(encoder, (x[keep], y[keep]), epochs=epochs, lr=3e-3, seed=seed, progress=False)
@@ -91,11 +116,17 @@ def few_shot_indices(
 ) -> torch.Tensor:
     """``k`` random indices of each class in ``classes``: ``(len(classes) · k,)``, class-major."""
     check_positive_int("k", k)
+    check_labels("labels", labels)
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence) or not classes:
+        raise ValueError(f"classes must be a non-empty sequence of classes, got {classes!r:.60}")
+    for i, c in enumerate(classes):
+        check_int(f"classes[{i}]", c, 0)
+    check_instance("generator", generator, torch.Generator)
     picks = []
     for c in classes:
         idx = torch.nonzero(labels == c)[:, 0]
         if len(idx) < k:
-            raise ValueError(f"class {c} has {len(idx)} examples, fewer than k = {k}")
+            raise ValueError(f"classes: class {c} has {len(idx)} examples, fewer than k = {k}")
         picks.append(idx[torch.randperm(len(idx), generator=generator)[:k]])
     return torch.cat(picks)
 
@@ -125,6 +156,8 @@ def memory_classify(
     """
     check_tensor("query", query, "(B, D)")
     check_tensor("keys", keys, "(S, D)", D=query.shape[-1])
+    _check_labels(labels, len(keys), num_classes), check_int("hops", hops, 0)
+    check_positive_number("temperature", temperature)
     if hops:
         check_positive_int("hops", hops)
         query = KeyValueMemory(keys.shape[-1], hops=hops, temperature=temperature)(
@@ -155,8 +188,10 @@ def linear_head_classify(
     """
     check_tensor("query", query, "(B, D)")
     check_tensor("keys", keys, "(S, D)", D=query.shape[-1])
+    _check_labels(labels, len(keys), num_classes), check_int("seed", seed, 0)
     check_positive_int("steps", steps)
     check_positive_number("lr", lr)
+    query, keys = query.float(), keys.float()  # the head trains in float32
     torch.manual_seed(seed)
     head = nn.Linear(keys.shape[-1], num_classes)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
@@ -208,8 +243,22 @@ def few_shot_experiment(
         torch.set_num_threads(threads)
 
 
+def _check_labels(labels: object, n: int, num_classes: object) -> None:
+    """``labels`` ``(S,)`` integers in ``[0, num_classes)``."""
+    check_positive_int("num_classes", num_classes), check_labels("labels", labels, n)
+    if labels.numel() and not bool(((labels >= 0) & (labels < num_classes)).all()):
+        raise ValueError(
+            f"labels must be in [0, num_classes = {num_classes}), got {labels.tolist()}"
+        )
+
+
 def _few_shot(train_split, test_split, seeds, shots, hops, base_classes, epochs):
     """The body of :func:`few_shot_experiment`."""
+    check_data("train_split", train_split, "(N, H, W)", H=8, W=8)
+    check_data("test_split", test_split, "(N, H, W)", H=8, W=8)
+    check_seeds("seeds", seeds), check_int_sequence("shots", shots)
+    check_int_sequence("hops", hops), check_positive_int("base_classes", base_classes)
+    check_positive_int("epochs", epochs)
     (x, y), (xt, yt) = train_split, test_split
     check_tensor("train digits", x, "(N, H, W)", H=8, W=8)
     check_tensor("test digits", xt, "(N, H, W)", H=8, W=8)
@@ -261,7 +310,8 @@ class TokenClassifier(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("attention", attention, ("external", "self"))
-        check_positive_int("num_classes", num_classes)
+        check_positive_int("num_classes", num_classes), check_positive_int("dim", dim)
+        check_positive_int("memory_size", memory_size)
         self.stem = nn.Sequential(nn.Conv2d(1, dim, 3, padding=1), nn.ReLU())
         self.norm = nn.LayerNorm(dim)
         if attention == "external":
@@ -299,8 +349,11 @@ def explorer(
     Args:
         queries: ``(Q, 8, 8)`` digits; gallery ``(S, 8, 8)`` and its labels ``(S,)``.
     """
+    check_instance("encoder", encoder, DigitEncoder)
     check_tensor("queries", queries, "(Q, H, W)", H=8, W=8)
-    check_tensor("gallery", gallery, "(S, H, W)", H=8, W=8)
+    s = check_tensor("gallery", gallery, "(S, H, W)", H=8, W=8)[0]
+    check_labels("gallery_labels", gallery_labels, s), check_int_sequence("hops", hops)
+    check_positive_number("temperature", temperature), check_positive_int("top", top)
     encoder.eval()
     order = torch.argsort(gallery_labels, stable=True)
     gallery, gallery_labels = gallery[order], gallery_labels[order]
@@ -316,7 +369,7 @@ def explorer(
     vmax = max(float(r[0].abs().max()) for r in results.values())
 
     def uri(img: torch.Tensor) -> str:
-        grey = (img.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        grey = (img.float().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
         return data_uri(np.repeat(grey[..., None], 3, axis=-1))
 
     thumbs = [uri(g) for g in gallery]
@@ -334,7 +387,7 @@ def explorer(
             f"<br>{int(gallery_labels[j])} · {v:.2f}</div>"
             for v, j in zip(best.values.tolist(), best.indices.tolist())
         )
-        strip = data_uri(colorize(w[None].numpy())[..., :3])
+        strip = data_uri(colorize(w[None].float().numpy())[..., :3])
         predicted = gallery_labels == int(torch.argmax(probs[query]))
         caption = (
             f"query {query} · {hops} hop{'s' if hops > 1 else ''} · "

@@ -23,7 +23,17 @@ import ipywidgets
 import torch
 from torch import nn
 
-from .._checks import check_positive_int, check_tensor
+from .._checks import (
+    check_data,
+    check_index_tensor,
+    check_int,
+    check_labels,
+    check_models,
+    check_positive_int,
+    check_seeds,
+    check_size2,
+    check_tensor,
+)
 from ..blocks import merge_heads, split_heads
 from ..core import AttentionModule, record_attention, scaled_dot_product_attention
 from ..multi_head import VisionTransformer
@@ -62,7 +72,7 @@ def pair_task(
         digits' boxes ``(n, 2, 4)`` as ``(top, left, bottom, right)`` pixels (left digit first;
         bottom and right exclusive).
     """
-    check_positive_int("n", n)
+    check_positive_int("n", n), check_int("seed", seed, 0)
     (height, width), side = TASK["canvas"], TASK["digit"]
     g = torch.Generator().manual_seed(seed)
     digits, classes = digits_at(side, split)  # (M, 1, side, side), (M,)
@@ -136,7 +146,10 @@ class PairReader(nn.Module):
 
     def __init__(self, num_heads: int, channels: int = 64, grid: tuple[int, int] = (4, 8)):
         super().__init__()
-        self.channels, self.grid = check_positive_int("channels", channels), tuple(grid)
+        self.channels, self.grid = (
+            check_positive_int("channels", channels),
+            check_size2("grid", grid),
+        )
         self.pos = nn.Parameter(torch.randn(1, grid[0] * grid[1], channels) * 0.02)
         self.pool = MultiHeadPooling(channels, num_heads)
         self.norm = nn.LayerNorm(channels)
@@ -165,7 +178,9 @@ def run_seeds(
     Returns:
         final test accuracies (one per seed), the readers (eval mode) and their histories.
     """
-    _, channels, h, w = check_tensor("train features", train[0], "(N, C, h, w)")
+    check_positive_int("num_heads", num_heads)
+    _, channels, h, w = check_data("train", train, "(N, C, h, w)")
+    check_data("test", test, "(N, C, h, w)", C=channels, h=h, w=w), check_seeds("seeds", seeds)
     accuracies, models, histories = [], [], []
     for seed in seeds:
         seed_everything(seed)
@@ -193,6 +208,10 @@ def mass_on_digits(
         (uniform attention puts ``16² / (32 · 64) = 0.125`` on each).
     """
     b, heads, n = check_tensor("weights", weights, "(B, h, N)")
+    if not isinstance(boxes, torch.Tensor) or boxes.dtype == torch.bool or boxes.is_complex():
+        got = boxes.dtype if isinstance(boxes, torch.Tensor) else type(boxes).__name__
+        raise ValueError(f"boxes must be a real tensor (B, 2, 4) of pixel boxes, got {got}")
+    grid = check_size2("grid", grid)
     if tuple(boxes.shape) != (b, 2, 4):
         raise ValueError(f"boxes must be (B, 2, 4) with B = {b}, got {tuple(boxes.shape)}")
     if n != grid[0] * grid[1]:
@@ -229,8 +248,13 @@ def explorer(
         an explorer (:func:`~visual_attention.views.widgets.precomputed_explorer`) with controls
         ``model`` and ``image``.
     """
+    check_models("models", models, PairReader)
     n = check_tensor("images", images, "(n, 1, H, W)", H=TASK["canvas"][0], W=TASK["canvas"][1])[0]
     check_tensor("features", features, "(n, C, h, w)", n=n)
+    check_labels("labels", labels, n), check_index_tensor("boxes", boxes, "(n, 2, 4)")
+    if len(boxes) != n or boxes.shape[1:] != (2, 4):
+        raise ValueError(f"boxes must be (n, 2, 4) with n = {n}, got {tuple(boxes.shape)}")
+    check_positive_int("display_width", display_width)
     styles = [photo_style(img.expand(3, -1, -1)) for img in images]
     size = (display_width * TASK["canvas"][0] // TASK["canvas"][1], display_width)
     views = {}

@@ -26,7 +26,26 @@ import ipywidgets
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, check_rank, check_tensor, shape_str
+from .._checks import (
+    check_choice,
+    check_data,
+    check_indices,
+    check_initial,
+    check_instance,
+    check_int,
+    check_int_sequence,
+    check_labels,
+    check_models,
+    check_module,
+    check_normalize,
+    check_positive_int,
+    check_positive_number,
+    check_seeds,
+    check_size2,
+    check_str,
+    check_tensor,
+    shape_str,
+)
 from ..self_attention import NonLocalBlock
 from ..train import History, evaluate, fit, seed_everything
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
@@ -82,7 +101,8 @@ def pair_task(
         images ``(n, 1, 16, 128)``, labels ``(n,)`` int64 (1 = same digit) and the left columns
         of the two digits ``(n, 2)`` int64 (their difference is ``d``).
     """
-    check_positive_int("n", n)
+    check_positive_int("n", n), check_int_sequence("distances", distances)
+    check_int("seed", seed, 0)
     height, width = STRIP
     dist = torch.as_tensor(list(distances), dtype=torch.long)
     if len(dist) == 0 or bool(((dist < height) | (dist > width - height)).any()):
@@ -124,6 +144,12 @@ def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
     ``J`` is the product of the strides of the layers before it. The encoder
     (:data:`ENCODER_LAYERS`) gives 18; a ``1 × 9`` convolution on its output adds ``8 · 4``.
     """
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        raise ValueError(
+            f"layers must be a sequence of (kernel, stride) pairs, got {layers!r:.60}"
+        )
+    for i, layer in enumerate(layers):
+        check_int_sequence(f"layers[{i}] (kernel, stride)", layer, 2)
     field, jump = 1, 1
     for kernel, stride in layers:
         check_positive_int("kernel", kernel)
@@ -143,7 +169,7 @@ class LocalBlock(nn.Module):
 
     def __init__(self, channels: int, kernel: int = KERNEL) -> None:
         super().__init__()
-        check_positive_int("channels", channels)
+        self.channels = check_positive_int("channels", channels)
         self.kernel = check_positive_int("kernel", kernel)
         self.conv = nn.Conv2d(channels, channels, (1, kernel), padding=(0, kernel // 2))
         self.w_z = nn.Conv2d(channels, channels, 1)
@@ -151,6 +177,7 @@ class LocalBlock(nn.Module):
         nn.init.zeros_(self.norm.weight)  # the block starts as the identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
         return self.norm(self.w_z(torch.relu(self.conv(x)))) + x
 
 
@@ -170,6 +197,7 @@ class PairNet(nn.Module):
         super().__init__()
         self.mode = check_choice("mode", mode, MODES)
         check_positive_int("hidden", hidden)
+        self.channels = check_positive_int("channels", channels)
         if mode == "local":
             self.mix = LocalBlock(channels, kernel)
         else:
@@ -179,6 +207,7 @@ class PairNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
         return self.head(self.mix(x)).mean(dim=(2, 3))
 
 
@@ -198,7 +227,9 @@ def run_seeds(
     Returns:
         final test accuracies (one per seed), the networks (eval mode) and their histories.
     """
-    check_tensor("train features", train[0], "(N, C, H, W)")
+    check_choice("mode", mode, MODES)
+    c = check_data("train", train, "(N, C, H, W)")[1]
+    check_data("test", test, "(N, C, H, W)", C=c), check_seeds("seeds", seeds)
     accuracies, nets, histories = [], [], []
     for seed in seeds:
         seed_everything(seed)
@@ -216,7 +247,9 @@ def accuracy_by_distance(
 ) -> dict[int, float]:
     """Test accuracy of ``net`` for each distance between the digits: ``{d: accuracy}``, ``d`` in
     increasing order (``columns`` ``(N, 2)`` from :func:`pair_task`)."""
-    _check_columns(columns, len(labels))
+    check_module("net", net)
+    n = check_tensor("features", features, "(N, *S)")[0]
+    check_labels("labels", labels, n), _check_columns(columns, n)
     d = columns[:, 1] - columns[:, 0]
     return {
         int(v): evaluate(net, features[d == v], labels[d == v]) for v in torch.unique(d).tolist()
@@ -225,8 +258,15 @@ def accuracy_by_distance(
 
 def _check_columns(columns: torch.Tensor, n: int | None = None) -> None:
     """``columns``: an integer ``(N, 2)`` tensor of left pixel columns (``N = n`` if given)."""
-    check_rank("columns", columns, exactly=2, expected="(N, 2)")
-    if columns.is_floating_point() or columns.shape[1] != 2 or n not in (None, len(columns)):
+    if not isinstance(columns, torch.Tensor) or columns.ndim != 2:
+        got = shape_str(columns) if isinstance(columns, torch.Tensor) else type(columns).__name__
+        raise ValueError(f"columns must be an integer tensor (N, 2), got {got}")
+    if (
+        columns.is_floating_point()
+        or columns.dtype == torch.bool
+        or columns.shape[1] != 2
+        or n not in (None, len(columns))
+    ):
         raise ValueError(
             f"columns must be an integer (N={n or 'N'}, 2) tensor, got "
             f"{columns.dtype} {shape_str(columns)}"
@@ -237,7 +277,7 @@ def digit_columns(columns: torch.Tensor, length: int = STRIP[1] // 4) -> torch.T
     """Which encoder columns lie inside each digit: ``(N, 2)`` left pixel columns → a boolean
     ``(N, 2, length)`` mask (column ``j`` covers pixels ``4j … 4j + 3``; it is inside a digit when
     all four are)."""
-    _check_columns(columns)
+    _check_columns(columns), check_positive_int("length", length)
     start = torch.arange(length) * 4  # (L,)
     left = columns[..., None]  # (N, 2, 1)
     return (start >= left) & (start + 4 <= left + DIGIT_SIZE)
@@ -251,8 +291,11 @@ def attention_to_other(
 
     A uniform attention would give ``(columns of the second digit) / L``.
     """
+    check_instance("net", net, PairNet)
     if net.mode != "non-local":
         raise ValueError(f"net must be a 'non-local' PairNet, got mode={net.mode!r}")
+    n = check_tensor("features", features, "(N, C, H, W)", C=net.channels)[0]
+    _check_columns(columns, n)
     a = collect_attention(net, features, names=["mix"])["mix"]  # (N, L, L)
     inside = digit_columns(columns, a.shape[-1]).to(a.dtype)  # (N, 2, L)
     to_second = (a * inside[:, 1, None, :]).sum(-1)  # (N, L): mass on the second digit
@@ -265,9 +308,13 @@ def render_pair(
     """Test digits ``first`` and ``second`` (indices into ``digits_at(16, split)``) centred on a
     strip, ``distance`` pixels apart, with the same noise at every distance: ``(1, 16, 128)``."""
     height, width = STRIP
-    if not height <= distance <= width - height:
+    check_int("first", first, 0), check_int("second", second, 0), check_int("seed", seed, 0)
+    if not height <= check_int("distance", distance) <= width - height:
         raise ValueError(f"distance must lie in [{height}, {width - height}], got {distance}")
     digits, _ = digits_at(DIGIT_SIZE, split)
+    for name, index in (("first", first), ("second", second)):
+        if index >= len(digits):
+            raise ValueError(f"{name} must be a digit index in [0, {len(digits)}), got {index}")
     image = torch.zeros(1, height, width)
     left = (width - height - distance) // 2
     for index, c in ((first, left), (second, left + distance)):
@@ -298,6 +345,16 @@ def pair_explorer(
         an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
         ``pair`` and ``distance``.
     """
+    check_models("nets", nets, PairNet)
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or not pairs:
+        raise ValueError(
+            f"pairs must be a non-empty sequence of (first, second), got {pairs!r:.60}"
+        )
+    for i, pair in enumerate(pairs):
+        if len(check_indices(f"pairs[{i}]", pair)) != 2:
+            raise ValueError(f"pairs[{i}] must be a pair (first, second), got {pair!r}")
+    check_int_sequence("distances", distances), check_normalize("normalize", normalize)
+    check_positive_int("scale", scale)
     attending = [name for name, net in nets.items() if net.mode == "non-local"]
     if len(attending) != 1:
         raise ValueError(f"nets must hold exactly one 'non-local' PairNet, got {len(attending)}")
@@ -386,7 +443,28 @@ def explorer(
         values).
     """
 
+    check_tensor("image", image, "(C, H, W)")
     c, h, w = check_tensor("features", features, "(C, h, w)")
+    if isinstance(embeddings, torch.Tensor) or not isinstance(embeddings, Mapping):
+        raise ValueError(
+            f"embeddings must be a dict {{name: (C', C) matrix}}, got {embeddings!r:.60}"
+        )
+    for name, e in embeddings.items():
+        check_tensor(f"embeddings[{name!r}]", e, "(D, C)", C=c)
+    if isinstance(feature_names, (str, bytes)) or not isinstance(feature_names, Sequence):
+        raise ValueError(
+            f"feature_names must be a sequence of {c} names, got {feature_names!r:.60}"
+        )
+    for i, name in enumerate(feature_names):
+        check_str(f"feature_names[{i}]", name)
+    check_positive_number("temperature", temperature), check_initial("initial", initial)
+    if display_size is not None:
+        check_size2("display_size", display_size)
+    unknown = set(initial or {}) - {"compare", "row", "column"}
+    if unknown:
+        raise ValueError(
+            f"initial names unknown controls {sorted(unknown)}; use compare, row, column"
+        )
     if len(feature_names) != c:
         raise ValueError(f"feature_names has {len(feature_names)} entries for {c} channels")
     if not embeddings:

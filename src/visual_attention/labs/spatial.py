@@ -18,13 +18,44 @@ import ipywidgets
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, check_tensor, shape_str
+from .._checks import (
+    check_choice,
+    check_data,
+    check_encoder,
+    check_index_tensor,
+    check_instance,
+    check_labels,
+    check_models,
+    check_positive_int,
+    check_seeds,
+    check_size2,
+    check_tensor,
+    shape_str,
+)
+from ..core import record_attention
 from ..data import cluttered_digits
 from ..spatial import QuerySpatialAttention, SpatialGate, attention_mass_in_box
 from ..train import fit, seed_everything
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer
+from ..views.model_explorer import model_explorer as make_model_explorer
 from ..views.viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
 from ..views.widgets import html_view, precomputed_explorer
-from .digits import load_digit_cnn
+from .digits import check_canvas, like_module, load_digit_cnn
+
+__all__ = [
+    "TASK",
+    "POOLS",
+    "cluttered_task",
+    "encode",
+    "standardize",
+    "PooledHead",
+    "run_seeds",
+    "spatial_map_explorer",
+    "CanvasModel",
+    "model_explorer",
+]
+
 
 #: The chapter's canvases: ``data.cluttered_digits`` options (every digit ``16 × 16``, the size the
 #: encoder learned; six ``6 × 6`` fragments of other digits; pixel noise 0.1).
@@ -54,10 +85,12 @@ def encode(
         encoder: a module with ``feature_map`` (default: ``load_digit_cnn()``, frozen).
         batch_size: canvases per forward pass.
     """
-    check_tensor("images", images, "(N, C, H, W)", C=1)
-    check_positive_int("batch_size", batch_size)
+    check_canvas("images", images, "(N, C, H, W)")
+    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
     encoder = load_digit_cnn() if encoder is None else encoder.eval()
-    return torch.cat([encoder.feature_map(x) for x in images.split(batch_size)])
+    return torch.cat(
+        [encoder.feature_map(like_module(x, encoder)) for x in images.split(batch_size)]
+    )
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -73,12 +106,18 @@ def standardize(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tenso
     Returns:
         ``(train, *others)`` standardised, same shapes.
     """
-    check_tensor("train", train, "(N, C, h, w)")
-    mean = train.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
-    std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # (1, C, 1, 1)
+    mean, std = _feature_stats(train)
     for i, f in enumerate(others):
         check_tensor(f"others[{i}]", f, "(N, C, h, w)", C=train.shape[1])
     return tuple((f - mean) / std for f in (train, *others))
+
+
+def _feature_stats(train: torch.Tensor, name: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation ``(1, C, 1, 1)`` of ``train`` over ``N, h, w``."""
+    check_tensor(name, train, "(N, C, h, w)")
+    mean = train.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
+    std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # (1, C, 1, 1)
+    return mean, std
 
 
 class PooledHead(nn.Module):
@@ -147,7 +186,8 @@ def run_seeds(
         final test accuracies (one per seed), the trained heads (eval mode) and each head's test
         accuracy after every epoch.
     """
-    check_tensor("train features", train[0], "(N, C, h, w)")
+    check_choice("pool", pool, POOLS), check_data("train", train, "(N, C, h, w)")
+    check_data("test", test, "(N, C, h, w)", C=train[0].shape[1]), check_seeds("seeds", seeds)
     accuracies, heads, curves = [], [], []
     for seed in seeds:
         seed_everything(seed)
@@ -194,6 +234,22 @@ def spatial_map_explorer(
     n, channels, height, width = check_tensor("images", images, "(N, 1|3, H, W)")
     if channels not in (1, 3):
         raise ValueError(f"images must be (N, 1|3, H, W), got shape {shape_str(images)}")
+    for name, value, layout in (("maps", maps, "(N, *S)"), ("outputs", outputs, "(N, K)")):
+        if not isinstance(value, dict) or not value:
+            raise ValueError(
+                f"{name} must be a non-empty dict {{name: tensor}}, got {value!r:.60}"
+            )
+        for key, t in value.items():
+            check_tensor(f"{name}[{key!r}]", t, layout)
+    check_size2("display_size", display_size)
+    if initial is not None and not isinstance(initial, dict):
+        raise ValueError(f"initial must be None or a dict {{control: value}}, got {initial!r}")
+    if labels is not None:
+        check_labels("labels", labels, n)
+    if boxes is not None:
+        check_index_tensor("boxes", boxes, "(N, 4)")
+        if tuple(boxes.shape) != (n, 4):
+            raise ValueError(f"boxes must be (N, 4) with N = {n}, got {shape_str(boxes)}")
     if set(maps) != set(outputs):
         raise ValueError(
             f"maps and outputs must have the same keys, got {sorted(maps)} and {sorted(outputs)}"
@@ -206,6 +262,12 @@ def spatial_map_explorer(
                 f"the N={n} images"
             )
     k_classes = next(iter(outputs.values())).shape[1]
+    if class_names is not None and (
+        not isinstance(class_names, (list, tuple)) or len(class_names) != k_classes
+    ):
+        raise ValueError(
+            f"class_names must be a list of K = {k_classes} names, got {class_names!r}"
+        )
     names = class_names or [str(i) for i in range(k_classes)]
     colour = images.expand(n, 3, height, width) if images.shape[1] == 1 else images
     styles = [photo_style(img) for img in colour]
@@ -247,3 +309,74 @@ def spatial_map_explorer(
     header = ipywidgets.HTML(VIEW_CSS + "".join(tag for _, tag in styles))
     controls = {"map": list(maps), "image": list(range(n))}
     return precomputed_explorer(controls, render, header=header, initial=initial)
+
+
+class CanvasModel(nn.Module):
+    """The chapter's trained heads from the canvas up, as the reader's browser runs them.
+
+    The frozen encoder, the standardisation with the training statistics (as :func:`standardize`)
+    and each :class:`PooledHead`; ``forward`` returns, per head in order, its logits ``(B, K)`` and
+    its map: attention weights ``(B, h, w)`` or the gate ``(B, 1, h, w)``.
+
+    Args:
+        heads: ``{name: PooledHead}`` with ``pool`` ``"attention"`` or ``"gate"``.
+        train_features: the encoder's raw features of the training canvases ``(N, C, h, w)``.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
+    """
+
+    def __init__(
+        self,
+        heads: dict[str, PooledHead],
+        train_features: torch.Tensor,
+        encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        check_models("heads", heads, PooledHead), check_encoder("encoder", encoder)
+        if any(h.pool_mode == "avg" for h in heads.values()):
+            raise ValueError(
+                "heads must pool with attention or a gate: global averaging has no map"
+            )
+        mean, std = _feature_stats(train_features, "train_features")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.names = list(heads)
+        self.heads = nn.ModuleList(h.eval() for h in heads.values())
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        f = (self.encoder.feature_map(x) - self.mean) / self.std  # standardised features
+        out = []
+        for head in self.heads:
+            with record_attention(head) as maps:
+                logits = head(f)
+            out += [logits, maps["pool" if head.pool_mode == "attention" else "gate"]]
+        return tuple(out)
+
+
+def model_explorer(
+    model: CanvasModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 240
+) -> ModelExplorer:
+    """The reader draws a digit (or picks a test canvas) and the page runs ``model`` on it: each
+    head's map over the canvas, its prediction and the share of its map inside the ink's box.
+
+    Args:
+        model: the :class:`CanvasModel` to export.
+        examples: test canvases ``(N, 1, H, W)`` to start from.
+        labels: their digits ``(N,)``.
+        display: the drawing area's side in CSS pixels.
+    """
+    check_instance("model", model, CanvasModel)
+    _, _, h, w = check_tensor("examples", examples, "(N, C, H, W)", C=1)
+    outputs = [f"{kind} {name}" for name in model.names for kind in ("logits", "map")]
+    exported = export_model(model, examples[:1], outputs)
+    heads = [(name, f"logits {name}", f"map {name}") for name in model.names]
+    return make_model_explorer(
+        exported,
+        examples,
+        check_labels("labels", labels, len(examples)),
+        heads=heads,
+        display=display,
+        caption=f"Draw on the {h} × {w} canvas (the box follows the ink), pick a test canvas, add "
+        "noise or move the drawing: the trained heads run in this page.",
+    )

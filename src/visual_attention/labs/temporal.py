@@ -19,12 +19,37 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_positive_int, check_tensor
+from .._checks import (
+    check_bool_mask,
+    check_choice,
+    check_data,
+    check_encoder,
+    check_instance,
+    check_int,
+    check_int_sequence,
+    check_labels,
+    check_module,
+    check_number,
+    check_positive_int,
+    check_seeds,
+    check_tensor,
+)
 from ..blocks import AttentionPooling
 from ..train import History, fit, seed_everything
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
 from ..views.widgets import html_view, precomputed_explorer
-from .digits import DIGIT_SIZE, DigitCNN, digits_at
+from .digits import DIGIT_SIZE, DigitCNN, check_canvas, digits_at
+
+__all__ = [
+    "FRAME",
+    "make_clips",
+    "frame_features",
+    "ClipHead",
+    "run_experiment",
+    "weight_on_digit_frames",
+    "explorer",
+]
+
 
 #: The side of a frame in pixels: the size at which the frozen encoder learned the digits.
 FRAME = DIGIT_SIZE
@@ -73,7 +98,9 @@ def make_clips(
         ``(n, T)`` bool, True where the digit is shown.
     """
     check_positive_int("n", n)
-    check_positive_int("frames", frames)
+    check_positive_int("frames", frames), check_int_sequence("visible", visible, 2)
+    check_int("fragments", fragments, 0), check_positive_int("fragment", fragment)
+    check_number("noise", noise, 0.0), check_int("seed", seed, 0)
     if not 1 <= visible[0] <= visible[1] <= frames or not 1 <= fragment <= FRAME:
         raise ValueError(
             f"need 1 <= visible[0] <= visible[1] <= frames and 1 <= fragment <= {FRAME}, got "
@@ -123,7 +150,8 @@ def frame_features(encoder: DigitCNN, clips: torch.Tensor, batch_size: int = 204
 
     ``clips`` ``(N, T, 1, H, W)`` → ``(N, T, 64)``; computed once, in batches, without gradients.
     """
-    n, t = check_tensor("clips", clips, "(N, T, C, H, W)", C=1)[:2]
+    check_module("encoder", encoder), check_encoder("encoder", encoder)
+    n, t = check_canvas("clips", clips, "(N, T, C, H, W)")[:2]
     check_positive_int("batch_size", batch_size)
     frames = clips.flatten(0, 1)
     feats = [
@@ -178,7 +206,8 @@ def run_experiment(
         final test accuracies ``{kind: [one per seed]}``, and the model and the history of the
         first seed of each kind.
     """
-    check_tensor("train features", train[0], "(N, T, D)")
+    d = check_data("train", train, "(N, T, D)")[2]
+    check_data("test", test, "(N, T, D)", D=d), check_seeds("seeds", seeds)
     accuracies: dict[str, list[float]] = {}
     models: dict[str, ClipHead] = {}
     histories: dict[str, History] = {}
@@ -211,6 +240,7 @@ def weight_on_digit_frames(weights: torch.Tensor, present: torch.Tensor) -> floa
     these frames their share, ``present.float().mean()``.
     """
     check_tensor("weights", weights, "(N, T)")
+    check_bool_mask("present", present, shape=weights.shape, layout="(N, T)")
     return float((weights * present).sum(-1).mean())
 
 
@@ -237,10 +267,13 @@ def explorer(
             (:func:`frame_features`); labels ``(N,)``; present ``(N, T)`` bool.
         size: displayed side of the chosen frame in CSS pixels.
     """
+    check_instance("model", model, ClipHead)
     if model.pool is None:
         raise ValueError("explorer needs a ClipHead with pool='attention'")
     n, t = check_tensor("clips", clips, "(N, T, C, H, W)", C=1)[:2]
     check_tensor("feats", feats, "(N, T, D)", N=n, T=t, D=model.dim)
+    check_labels("labels", labels, n), check_positive_int("size", size)
+    check_bool_mask("present", present, shape=(n, t), layout="(N, T)")
     model.eval()
     weights = model.pool.weights(feats)  # (N, T)
     clip_probs = model.head(torch.einsum("nt,ntd->nd", weights, feats)).softmax(-1)  # (N, K)
@@ -248,7 +281,7 @@ def explorer(
     classes = [str(k) for k in range(clip_probs.shape[-1])]
 
     def uri(frame: torch.Tensor) -> str:
-        grey = (frame[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        grey = (frame[0].float().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
         return data_uri(np.repeat(grey[..., None], 3, axis=-1))
 
     thumbs = [[uri(clips[i, s]) for s in range(t)] for i in range(n)]
@@ -264,7 +297,7 @@ def explorer(
             f'margin-right:2px">'
             for s in range(t)
         )
-        heat = data_uri(colorize(w[None].numpy(), vmax=1.0)[..., :3])
+        heat = data_uri(colorize(w[None].float().numpy(), vmax=1.0)[..., :3])
         mark = "digit present" if bool(present[clip, frame]) else "no digit"
         caption = (
             f"clip {clip} (label {int(labels[clip])}) · frame {frame}: "
