@@ -25,7 +25,7 @@ from _helpers import gen
 MODULES = (
     "core blocks spatial channel branch self_attention multi_head global_attention "
     "local_attention hierarchical temporal memory efficient resnet data train views.viz "
-    "views.widgets views.diagrams views.evidence"
+    "views.widgets views.diagrams views.evidence views.browser_model views.model_explorer"
 ).split()
 
 
@@ -186,6 +186,34 @@ def _explorer_kwargs():
 def _attentions():
     return [torch.softmax(_r(2, 2, 5, 5, seed=s), -1) for s in range(2)]
 
+
+
+def _explorer():
+    return _fn("views.widgets.precomputed_explorer")(
+        {"a": [1, 2], "b": ["x", "y"]}, lambda a, b: _fn("views.widgets.html_view")(f"{a}{b}")
+    )
+
+
+def _tiny_model():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU()).eval()
+
+
+def _exported():
+    return _fn("views.browser_model.export_model")(_Head(), _r(1, 1, 4, 4), ("logits", "map"))
+
+
+class _Head(torch.nn.Module):
+    """A tiny image model with logits and a map, for the model explorer's spec."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = _module("spatial.QuerySpatialAttention", 1)
+        self.fc = torch.nn.Linear(1, 3)
+
+    def forward(self, x):
+        with _fn("core.record_attention")(self) as maps:
+            logits = self.fc(self.pool(x))
+        return logits, maps["pool"]
 
 SPECS: list[Spec] = [
     # core
@@ -990,6 +1018,56 @@ SPECS: list[Spec] = [
         shift=1,
         prefix=0,
     ),
+    call("views.widgets.count_views", {"explorer": Kind("explorer", (3, None, "x"))}, explorer=_explorer),
+    call(
+        "views.widgets.explorer_view",
+        {"explorer": Kind("explorer", (3, None, "x")), "a": Kind("value", (3.5, "z", None)), "b": Kind("value", (3, None))},
+        explorer=_explorer,
+        a=2,
+        b="x",
+    ),
+    # views.browser_model, views.model_explorer
+    call(
+        "views.browser_model.export_model",
+        {"model": Kind("module", (3, None)), "outputs": Kind("names", (3, "out", [3], ("a", "b"), ()))},
+        model=_tiny_model,
+        example=lambda: _r(1, 1, 4, 4),
+        outputs=("out",),
+    ),
+    call(
+        "views.browser_model.with_attention",
+        {"model": Kind("module", (3, None)), "names": Kind("names", (3, "pool", [3]))},
+        model=_tiny_model,
+        names=["pool"],
+    ),
+    call(
+        "views.browser_model.run_graph",
+        {"model": Kind("BrowserModel", (3, None, "m"))},
+        model=lambda: _fn("views.browser_model.export_model")(_tiny_model(), _r(1, 1, 4, 4)),
+        x=lambda: _r(1, 1, 4, 4),
+    ),
+    call(
+        "views.model_explorer.model_explorer",
+        {
+            "model": Kind("BrowserModel", (3, None, "m")),
+            "labels": Kind("labels", (None, [0, 1], torch.zeros(2), torch.zeros(3, dtype=torch.long))),
+            "class_names": Kind("names", (None, 3, [1, 2, 3])),
+            "heads": Kind("heads", (None, (), "h", [("m", "logits")], [("m", "logits", "nope")])),
+            "display": POS_INT,
+            "brush": POS_FLOAT,
+            "alpha": UNIT,
+            "caption": STR,
+        },
+        model=_exported,
+        examples=lambda: torch.rand(2, 1, 4, 4, generator=gen(0)),
+        labels=lambda: torch.tensor([0, 2]),
+        class_names=("a", "b", "c"),
+        heads=[("m", "logits", "map")],
+        display=120,
+        brush=1.5,
+        alpha=0.5,
+        caption="c",
+    ),
     # views.diagrams, views.evidence
     call("views.diagrams.attention_flowchart", {"rankdir": choice("TB", "LR")}, rankdir="LR"),
     call(
@@ -1021,8 +1099,8 @@ COVERED_ELSEWHERE = {
     "History": "a dataclass of results that fit() fills in",
     "Evidence": "made by report_evidence, which is under contract",
     "AttentionExplorer": "made by attention_explorer, which is under contract",
-    "explorer_view": "reads a built explorer; its argument is checked by count_views' spec",
-    "count_views": "reads a built explorer",
+    "BrowserModel": "a dataclass that export_model fills in",
+    "ModelExplorer": "made by model_explorer, which is under contract",
 }
 
 

@@ -84,11 +84,19 @@ def export_model(
         the :class:`BrowserModel`; its graph's outputs are ``outputs``.
     """
     check_module("model", model), check_tensor("example", example, "(*B, N)")
+    if isinstance(outputs, str) or not isinstance(outputs, Sequence) or not outputs:
+        raise ValueError(f"outputs must be a non-empty sequence of names, got {outputs!r}")
     names = [check_str("outputs", name) for name in outputs]
     model = model.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        frozen = torch.jit.freeze(torch.jit.trace(model, example, check_trace=False))
+        try:
+            traced = torch.jit.trace(model, example, check_trace=False)
+        except (RuntimeError, ValueError, TypeError) as error:
+            raise ValueError(
+                f"the model cannot run on example {tuple(example.shape)} {example.dtype}: {error}"
+            ) from error
+        frozen = torch.jit.freeze(traced)
     graph = frozen.graph
     torch._C._jit_pass_inline(graph)
     values, chunks, offset = {}, [], 0
@@ -168,7 +176,12 @@ class with_attention(nn.Module):  # noqa: N801 (used like a function)
 
     def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
         super().__init__()
-        self.model, self.names = check_module("model", model), list(names)
+        if isinstance(names, str) or not isinstance(names, Sequence):
+            raise ValueError(f"names must be a sequence of recorded module names, got {names!r}")
+        self.model, self.names = (
+            check_module("model", model),
+            [check_str("names", n) for n in names],
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         from ..core import record_attention
@@ -181,6 +194,11 @@ class with_attention(nn.Module):  # noqa: N801 (used like a function)
 def run_graph(model: BrowserModel, x: torch.Tensor) -> dict[str, np.ndarray]:
     """Nothing but a check of the export: the graph's outputs for ``x``, computed by replaying
     its nodes with PyTorch's own operations (the browser computes the same graph in JavaScript)."""
+    if not isinstance(model, BrowserModel):
+        raise ValueError(
+            f"model must be a BrowserModel (export_model), got {type(model).__name__}"
+        )
+    x = check_tensor("x", x, "(*B, N)") and x.float()  # the graph computes in float32
     g = model.graph
     weights = np.frombuffer(model.weights, dtype="<f4")
     env: dict[str, object] = dict(g["constants"])
@@ -190,7 +208,19 @@ def run_graph(model: BrowserModel, x: torch.Tensor) -> dict[str, np.ndarray]:
             t["shape"]
         )
     env[g["inputs"][0]] = x
-    for node in g["nodes"]:
+    try:
+        _replay(g["nodes"], env)
+    except (RuntimeError, IndexError, TypeError) as error:
+        raise ValueError(
+            f"the graph cannot run on x {tuple(x.shape)}, the input it was exported for differs: "
+            f"{error}"
+        ) from error
+    return {name: env[key].detach().numpy() for name, key in zip(g["names"], g["outputs"])}
+
+
+def _replay(nodes: list[dict], env: dict[str, object]) -> None:
+    """Run the graph's nodes on ``env`` with PyTorch's own operations."""
+    for node in nodes:
         op = getattr(torch.ops.aten, node["op"], None)
         args = [env[i] for i in node["in"]]
         if node["op"] == "ListConstruct":
@@ -213,4 +243,3 @@ def run_graph(model: BrowserModel, x: torch.Tensor) -> dict[str, np.ndarray]:
         else:
             for key, value in zip(outs, result):
                 env[key] = value
-    return {name: env[key].detach().numpy() for name, key in zip(g["names"], g["outputs"])}

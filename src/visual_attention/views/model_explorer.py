@@ -20,7 +20,14 @@ import torch
 import traitlets as tl
 from matplotlib import colormaps
 
-from .._checks import check_number, check_positive_number, check_size2, check_str, check_tensor
+from .._checks import (
+    check_floating,
+    check_number,
+    check_positive_number,
+    check_size2,
+    check_str,
+    check_tensor,
+)
 from .browser_model import BrowserModel
 from .viz import CMAP
 
@@ -88,12 +95,15 @@ def model_explorer(
         raise ValueError(
             f"model must be a BrowserModel (export_model), got {type(model).__name__}"
         )
+    check_floating("examples", examples)
     if examples.ndim == 4:
         check_tensor("examples", examples, "(N, C, H, W)", C=1)
         examples = examples[:, 0]
     n, h, w = check_tensor("examples", examples, "(N, H, W)")
     if not isinstance(labels, torch.Tensor) or labels.shape != (n,) or labels.is_floating_point():
         raise ValueError(f"labels must be an integer tensor ({n},), got {labels!r:.60}")
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
+        raise ValueError(f"class_names must be a sequence of names, got {class_names!r}")
     names = [check_str("class_names", c) for c in class_names]
     if isinstance(heads, str) or not isinstance(heads, Sequence) or not heads:
         raise ValueError(
@@ -107,7 +117,7 @@ def model_explorer(
         for name in head[1:]:
             if check_str("heads", name) not in model.graph["names"]:
                 raise ValueError(
-                    f"the model has no output {name!r}; it has {model.graph['names']}"
+                    f"heads name an output {name!r} the model lacks; it has {model.graph['names']}"
                 )
     check_size2("display", display, square=True), check_positive_number("brush", brush)
     check_number("alpha", alpha, 0.0, 1.0), check_str("caption", caption)

@@ -158,6 +158,7 @@ def precomputed_explorer(
 
 def explorer_view(explorer: widgets.VBox, **values: Any) -> widgets.Widget:
     """The view an explorer shows for the given control values (by name); for tests and scripts."""
+    _check_explorer("explorer", explorer)
     node: widgets.Widget = explorer.stack
     for slider in explorer.controls:
         name = slider.description
@@ -166,15 +167,26 @@ def explorer_view(explorer: widgets.VBox, **values: Any) -> widgets.Widget:
         choices = [value for _, value in slider.options]
         if values[name] not in choices:
             raise ValueError(
-                f"{values[name]!r} is not a value of control {name!r}; choose from {choices}"
+                f"{name} = {values[name]!r} is not a value of control {name!r}; choose from "
+                f"{choices}"
             )
         index = choices.index(values[name])
         node = node.children[index]
     return node
 
 
+def _check_explorer(name: str, explorer: object) -> None:
+    """An explorer made by :func:`precomputed_explorer` (a box with ``controls`` and ``stack``)."""
+    if not (isinstance(explorer, widgets.VBox) and hasattr(explorer, "stack")):
+        raise ValueError(
+            f"{name} must be an explorer made by precomputed_explorer, got "
+            f"{type(explorer).__name__}"
+        )
+
+
 def count_views(explorer: widgets.VBox) -> int:
     """Number of leaf views held by an explorer."""
+    _check_explorer("explorer", explorer)
 
     def leaves(w: widgets.Widget) -> int:
         return sum(leaves(c) for c in w.children) if isinstance(w, widgets.Stack) else 1
