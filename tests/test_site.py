@@ -261,7 +261,7 @@ BROWSER_TOLERANCE = 1e-5
 
 
 def _browser_pages() -> list[str]:
-    return [p for p in _widget_pages() if '"AnyModel"' in (SITE / p).read_text(encoding="utf-8")] if SITE.exists() else []
+    return [p for p in _widget_pages() if '"query_buffer"' in (SITE / p).read_text(encoding="utf-8")] if SITE.exists() else []
 
 
 def _explorer_states(page: str) -> dict[str, dict]:

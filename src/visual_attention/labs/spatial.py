@@ -377,6 +377,7 @@ def model_explorer(
         check_labels("labels", labels, len(examples)),
         heads=heads,
         display=display,
+        brush=2.2,
         caption=f"Draw on the {h} × {w} canvas (the box follows the ink), pick a test canvas, add "
         "noise or move the drawing: the trained heads run in this page.",
     )
