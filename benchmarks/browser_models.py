@@ -27,6 +27,23 @@ from test_model_runtime import CASES, PAGE, RUNTIME, _randomise  # noqa: E402
 from test_site import CHROMIUM_FLAGS, _chromium  # noqa: E402
 from visual_attention.views.browser_model import export_model  # noqa: E402
 
+
+def _spatial_chapter():
+    """The spatial chapter's page model: the trained encoder, both pooling heads."""
+    from visual_attention.labs import spatial as lab
+
+    x, _, _ = lab.cluttered_task(32, split="test", seed=1)
+    heads = {"attention pooling": lab.PooledHead("attention"), "gate": lab.PooledHead("gate")}
+    return lab.CanvasModel(heads, lab.encode(x))
+
+
+MODELS = dict(CASES)
+MODELS["spatial chapter's page: encoder + attention head + gate"] = (
+    _spatial_chapter,
+    ("logits a", "map a", "logits g", "map g"),
+    (1, 1, 48, 48),
+)
+
 TIMER = """([g, w, x, s, reps]) => {
   const bytes = Uint8Array.from(atob(w), (c) => c.charCodeAt(0));
   const model = window.loadModel(g, bytes.buffer), input = Float32Array.from(x), times = [];
@@ -62,9 +79,9 @@ def main() -> None:
         )
         page.goto("http://va.test/index.html")
         page.wait_for_function("window.ready === true")
-        for name, (build, outputs, shape) in CASES.items():
+        for name, (build, outputs, shape) in MODELS.items():
             torch.manual_seed(0)
-            model = _randomise(build(), seed=1)
+            model = build() if name not in CASES else _randomise(build(), seed=1)
             x = torch.rand(shape)
             exported = export_model(model, x, outputs)
             ms = page.evaluate(
