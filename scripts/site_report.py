@@ -43,7 +43,7 @@ def measure(browser, base: str, page: str) -> dict:
     if n:
         tab.wait_for_function(
             f"""n => [...document.querySelectorAll('{VIEW}')].filter(s => s.previousElementSibling &&
-                  s.previousElementSibling.querySelector('.jupyter-widgets, .va-aw')).length === n""",
+                  s.previousElementSibling.querySelector('.jupyter-widgets, .va-aw, .va-mx')).length === n""",
             arg=n,
         )
     interactive = time.perf_counter() - start
