@@ -13,7 +13,6 @@ import dataclasses
 import importlib
 import inspect
 import math
-import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -882,6 +881,21 @@ SPECS: list[Spec] = [
         max_shift=0,
     ),
     call(
+        "train.fit_seeds",
+        {
+            "train": Kind("(x, y)", ((), 3, None)),
+            "test": Kind("(x, y)", ((), 3, None)),
+            "seeds": Kind("seeds", ((), (-1,), 3, None, (True,))),
+            "epochs": POS_INT,
+        },
+        skip=("make_model",),
+        make_model=_digits_model,
+        train=lambda: (_r(5, 4, 4), torch.tensor([0, 1, 2, 1, 0])),
+        test=lambda: (_r(3, 4, 4), torch.tensor([0, 1, 2])),
+        seeds=(0,),
+        epochs=1,
+    ),
+    call(
         "train.count_parameters",
         {"model": Kind("module", (3, None))},
         model=_digits_model,
@@ -1104,20 +1118,14 @@ COVERED_ELSEWHERE = {
 }
 
 
-def public_callables() -> dict[str, Any]:
-    """``{name: object}`` of every callable in the ``__all__`` of :data:`MODULES`."""
+def public_callables(modules: tuple[str, ...] | list[str] = (), qualified: bool = False) -> dict[str, Any]:
+    """``{name: object}`` of every callable in the ``__all__`` of ``modules`` (default
+    :data:`MODULES`); with ``qualified``, names are ``"<module>.<name>"``."""
     out = {}
-    for m in MODULES:
+    for m in modules or MODULES:
         module = importlib.import_module(f"visual_attention.{m}")
         for n in module.__all__:
             obj = getattr(module, n)
             if callable(obj):
-                out[n] = obj
+                out[f"{m}.{n}" if qualified else n] = obj
     return out
-
-
-def is_module_class(obj: Any) -> bool:
-    return inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
-
-
-_ = typing  # annotations are read as strings

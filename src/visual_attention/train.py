@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +38,7 @@ from ._checks import (
     check_positive_int,
     check_positive_number,
     check_rank,
+    check_seeds,
     check_str,
     check_xy,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "evaluate",
     "fit",
     "count_parameters",
+    "fit_seeds",
     "random_shift",
     "warmup_cosine",
     "DEIT_RECIPE",
@@ -264,6 +266,37 @@ def fit(
     bar.close()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def fit_seeds(
+    make_model: Callable[[], nn.Module],
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: Sequence[int],
+    **options: object,
+) -> tuple[list[float], list[nn.Module], list[History]]:
+    """Train one model per seed, as every chapter's experiment does, quietly.
+
+    For each seed, :func:`seed_everything` seeds the model's initialisation (``make_model()``)
+    and :func:`fit` (``seed=seed``) the data order; ``options`` go to :func:`fit`.
+
+    Returns:
+        the final test accuracy, the model (in eval mode) and the :class:`History` of each seed.
+    """
+    if not callable(make_model):
+        raise ValueError(f"make_model must be callable, got {type(make_model).__name__}")
+    check_seeds("seeds", seeds)
+    if test is None:
+        raise ValueError("test must be a pair (x, y): the seeds are compared by test accuracy")
+    accuracies, models, histories = [], [], []
+    for seed in seeds:
+        seed_everything(seed)
+        model = make_model()
+        history = fit(model, train, test, seed=seed, progress=False, **options)
+        accuracies.append(history.final_test_accuracy)
+        models.append(model.eval())
+        histories.append(history)
+    return accuracies, models, histories
 
 
 def _check_fit(

@@ -40,7 +40,7 @@ from .._checks import (
 from ..branch import fuse_branches, select_branches
 from ..core import AttentionModule, masked_softmax
 from ..data import cluttered_digits, load_digits
-from ..train import History, fit, seed_everything
+from ..train import History, fit_seeds
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
 from ..views.widgets import html_view, precomputed_explorer
 from .channel import collect_attention
@@ -218,16 +218,15 @@ def run_seeds(
     check_choice("mode", mode, HEADS)
     _, m, c = check_data("train", train, "(N, M, C)")
     check_data("test", test, "(N, M, C)", M=m, C=c), check_seeds("seeds", seeds)
-    accuracies, heads, histories = [], [], []
-    for seed in seeds:
-        seed_everything(seed)
-        head = ScaleHead(mode, channels=train[0].shape[2], branches=train[0].shape[1])
-        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
-        history = fit(head, train, test, progress=False, **options)
-        accuracies.append(history.final_test_accuracy)
-        heads.append(head.eval())
-        histories.append(history)
-    return accuracies, heads, histories
+    return fit_seeds(
+        lambda: ScaleHead(mode, channels=c, branches=m),
+        train,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+    )
 
 
 def render_digits(

@@ -34,7 +34,7 @@ from .._checks import (
 )
 from ..channel import SqueezeExcitation
 from ..core import record_attention
-from ..train import History, fit, seed_everything
+from ..train import History, fit_seeds
 from ..views.viz import VIEW_CSS, bars_html, data_uri
 from ..views.widgets import html_view, precomputed_explorer
 from .digits import DIGIT_SIZE, check_canvas, digits_at
@@ -165,16 +165,15 @@ def run_seeds(
     _, s, c = check_data("train", train, "(N, S, C)")
     check_data("test", test, "(N, S, C)", S=s, C=c)
     check_bool("gate", gate), check_seeds("seeds", seeds)
-    accs, hists, models = [], [], []
-    for seed in seeds:
-        seed_everything(seed)
-        model = SensorHead(train[0].shape[1], train[0].shape[2], gate=gate)
-        h = fit(
-            model, train, test, epochs=epochs, lr=lr, batch_size=128, seed=seed, progress=False
-        )
-        accs.append(h.final_test_accuracy)
-        hists.append(h)
-        models.append(model.eval())
+    accs, models, hists = fit_seeds(
+        lambda: SensorHead(s, c, gate=gate),
+        train,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=128,
+    )
     return accs, hists, models
 
 

@@ -44,7 +44,7 @@ from .._checks import (
 )
 from ..blocks import MultiHeadAttention, PatchEmbed, PreNormBlock, conv_bn_act
 from ..global_attention import GlobalAttention
-from ..train import History, fit, seed_everything
+from ..train import History, fit_seeds
 from ..views.viz import VIEW_CSS, bars_html, data_uri
 from ..views.widgets import html_view, precomputed_explorer
 from .digits import DIGIT_SIZE, check_canvas, digits_at, like_module, load_digit_cnn
@@ -335,17 +335,18 @@ def run_seeds(
     check_int_or_none("reach", reach)
     _, c, h, _ = check_data("train", train, "(N, C, H, W)")
     check_data("test", test, "(N, C, H, W)", C=c), check_seeds("seeds", seeds)
-    accuracies, heads, histories = [], [], []
-    for seed in seeds:
-        seed_everything(seed)
-        head = PairHead(reach, channels=c, grid=h)
-        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
-        options.update(optimizer="adamw", weight_decay=0.05, warmup_epochs=1)
-        history = fit(head, train, test, progress=False, **options)
-        accuracies.append(history.final_test_accuracy)
-        heads.append(head.eval())
-        histories.append(history)
-    return accuracies, heads, histories
+    return fit_seeds(
+        lambda: PairHead(reach, channels=c, grid=h),
+        train,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        optimizer="adamw",
+        weight_decay=0.05,
+        warmup_epochs=1,
+    )
 
 
 @torch.no_grad()

@@ -40,7 +40,7 @@ from .._checks import (
 from ..blocks import AttentionPooling
 from ..core import record_attention
 from ..hierarchical import HierarchicalAttentionPooling, SwinTransformer
-from ..train import fit, seed_everything
+from ..train import fit_seeds
 from .digits import DIGIT_SIZE, digits_at, like_module
 from .spatial import spatial_map_explorer
 
@@ -190,16 +190,16 @@ def run_seeds(
     check_choice("pool", pool, POOLS)
     c = check_data("train", train, "(N, C, h, w)")[1]
     check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
-    accuracies, heads, curves = [], [], []
-    for seed in seeds:
-        seed_everything(seed)
-        head = RegionHead(pool, channels=train[0].shape[1])
-        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
-        history = fit(head, train, test, progress=False, **options)
-        accuracies.append(history.final_test_accuracy)
-        heads.append(head.eval())
-        curves.append(history.test_accuracy)
-    return accuracies, heads, curves
+    accuracies, heads, histories = fit_seeds(
+        lambda: RegionHead(pool, channels=c),
+        train,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+    )
+    return accuracies, heads, [h.test_accuracy for h in histories]
 
 
 @torch.no_grad()

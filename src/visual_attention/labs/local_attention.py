@@ -48,7 +48,7 @@ from ..local_attention import (
     to_dense,
     window_token_index,
 )
-from ..train import History, fit, seed_everything
+from ..train import History, fit_seeds
 from ..views.viz import VIEW_CSS, bars_html, data_uri
 from ..views.widgets import attention_explorer, html_view, precomputed_explorer
 from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
@@ -207,17 +207,18 @@ def run_seeds(
         check_data("test", test, "(N, C, H, W)", C=c, H=GRID[0], W=GRID[1]),
         check_seeds("seeds", seeds),
     )
-    accuracies, heads, histories = [], [], []
-    for seed in seeds:
-        seed_everything(seed)
-        head = ShiftHead(shift, channels=train[0].shape[1])
-        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
-        options.update(optimizer="adamw", weight_decay=0.05, warmup_epochs=1)
-        history = fit(head, train, test, progress=False, **options)
-        accuracies.append(history.final_test_accuracy)
-        heads.append(head.eval())
-        histories.append(history)
-    return accuracies, heads, histories
+    return fit_seeds(
+        lambda: ShiftHead(shift, channels=c),
+        train,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        optimizer="adamw",
+        weight_decay=0.05,
+        warmup_epochs=1,
+    )
 
 
 def reach(height: int, width: int, window_size: int, shifts: Sequence[int]) -> torch.Tensor:

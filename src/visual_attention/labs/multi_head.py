@@ -38,7 +38,7 @@ from ..blocks import merge_heads, split_heads
 from ..core import AttentionModule, record_attention, scaled_dot_product_attention
 from ..multi_head import VisionTransformer
 from ..spatial import attention_mass_in_box
-from ..train import History, fit, seed_everything
+from ..train import History, fit_seeds
 from ..views.viz import VIEW_CSS, attention_overlay_html, photo_style
 from ..views.widgets import html_view, precomputed_explorer
 from .digits import DIGIT_SIZE, digits_at
@@ -181,16 +181,15 @@ def run_seeds(
     check_positive_int("num_heads", num_heads)
     _, channels, h, w = check_data("train", train, "(N, C, h, w)")
     check_data("test", test, "(N, C, h, w)", C=channels, h=h, w=w), check_seeds("seeds", seeds)
-    accuracies, models, histories = [], [], []
-    for seed in seeds:
-        seed_everything(seed)
-        model = PairReader(num_heads, channels, (h, w))
-        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
-        history = fit(model, train, test, progress=False, **options)
-        accuracies.append(history.final_test_accuracy)
-        models.append(model.eval())
-        histories.append(history)
-    return accuracies, models, histories
+    return fit_seeds(
+        lambda: PairReader(num_heads, channels, (h, w)),
+        train,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+    )
 
 
 def mass_on_digits(

@@ -47,7 +47,7 @@ from .._checks import (
     shape_str,
 )
 from ..self_attention import NonLocalBlock
-from ..train import History, evaluate, fit, seed_everything
+from ..train import History, evaluate, fit_seeds
 from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
 from ..views.widgets import attention_explorer, html_view, precomputed_explorer
 from .channel import collect_attention
@@ -230,16 +230,15 @@ def run_seeds(
     check_choice("mode", mode, MODES)
     c = check_data("train", train, "(N, C, H, W)")[1]
     check_data("test", test, "(N, C, H, W)", C=c), check_seeds("seeds", seeds)
-    accuracies, nets, histories = [], [], []
-    for seed in seeds:
-        seed_everything(seed)
-        net = PairNet(mode, channels=train[0].shape[1])
-        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
-        history = fit(net, train, test, progress=False, **options)
-        accuracies.append(history.final_test_accuracy)
-        nets.append(net.eval())
-        histories.append(history)
-    return accuracies, nets, histories
+    return fit_seeds(
+        lambda: PairNet(mode, channels=c),
+        train,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+    )
 
 
 def accuracy_by_distance(

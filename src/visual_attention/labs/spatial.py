@@ -35,7 +35,7 @@ from .._checks import (
 from ..core import record_attention
 from ..data import cluttered_digits
 from ..spatial import QuerySpatialAttention, SpatialGate, attention_mass_in_box
-from ..train import fit, seed_everything
+from ..train import fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -188,16 +188,16 @@ def run_seeds(
     """
     check_choice("pool", pool, POOLS), check_data("train", train, "(N, C, h, w)")
     check_data("test", test, "(N, C, h, w)", C=train[0].shape[1]), check_seeds("seeds", seeds)
-    accuracies, heads, curves = [], [], []
-    for seed in seeds:
-        seed_everything(seed)
-        head = PooledHead(pool, channels=train[0].shape[1])
-        options = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
-        history = fit(head, train, test, progress=False, **options)
-        accuracies.append(history.final_test_accuracy)
-        heads.append(head.eval())
-        curves.append(history.test_accuracy)
-    return accuracies, heads, curves
+    accuracies, heads, histories = fit_seeds(
+        lambda: PooledHead(pool, channels=train[0].shape[1]),
+        train,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+    )
+    return accuracies, heads, [h.test_accuracy for h in histories]
 
 
 def spatial_map_explorer(
