@@ -14,13 +14,11 @@ from typing import Any
 import torch
 
 from _contracts import (
-    BOOL,
     NONNEG_FLOAT,
     NONNEG_INT,
     POS_FLOAT,
     POS_INT,
     SIZE2,
-    STR,
     Kind,
     Spec,
     _module,
@@ -931,16 +929,3 @@ LAB_COVERED_ELSEWHERE = {
 }
 
 
-def lab_public_callables() -> dict[str, Any]:
-    """``{"labs.<chapter>.<name>": object}`` of every callable in the labs' ``__all__``."""
-    out = {}
-    for m in LAB_MODULES:
-        module = importlib.import_module(f"visual_attention.{m}")
-        for n in module.__all__:
-            obj = getattr(module, n)
-            if callable(obj):
-                out[f"{m}.{n}"] = obj
-    return out
-
-
-_ = (BOOL, POS_INT, SIZE2, STR)
