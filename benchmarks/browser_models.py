@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -37,11 +38,36 @@ def _spatial_chapter():
     return lab.CanvasModel(heads, lab.encode(x))
 
 
+class _HierarchicalCanvas(nn.Module):
+    """The trained encoder on a 64 × 64 canvas, attention pooling over its 16 × 16 positions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from visual_attention.blocks import AttentionPooling
+        from visual_attention.labs.digits import load_digit_cnn
+
+        self.enc, self.pool = load_digit_cnn(), AttentionPooling(64, 32)
+
+    def forward(self, x):
+        return self.pool(self.enc.feature_map(x).flatten(2).transpose(1, 2))
+
+
+def _hierarchical_canvas():
+    from visual_attention.views.browser_model import with_attention
+
+    return with_attention(_HierarchicalCanvas().eval(), ["pool"])
+
+
 MODELS = dict(CASES)
 MODELS["spatial chapter's page: encoder + attention head + gate"] = (
     _spatial_chapter,
     ("logits a", "map a", "logits g", "map g"),
     (1, 1, 48, 48),
+)
+MODELS["hierarchical-size canvas: encoder + attention pooling"] = (
+    _hierarchical_canvas,
+    ("pooled", "weights"),
+    (1, 1, 64, 64),
 )
 
 TIMER = """([g, w, x, s, reps]) => {

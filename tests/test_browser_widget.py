@@ -15,6 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from test_site import CHROMIUM_FLAGS, ROOT, _chromium
 from visual_attention.core import record_attention
 from visual_attention.local_attention import ShiftedWindowAttention, to_dense, window_token_index
 from visual_attention.views import widgets as W
@@ -178,3 +179,117 @@ def test_static_module_ships_with_the_package():
     js = files("visual_attention").joinpath("views", "static", "attention_explorer.js").read_text()
     assert "export default" in js and "function attend" in js
     assert np.frombuffer(W.attention_explorer(torch.randn(4, 2), grid=(2, 2)).colormap, np.uint8).shape == (768,)
+
+
+# --- precomputed explorers as the static site draws them (its own widget manager, no kernel) ----
+
+
+@pytest.fixture(scope="module")
+def widget_manager(tmp_path_factory):
+    """The site's ``embed.js`` and ``embed.css``, built as the book build does (book/_ext/embed)."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules").is_dir():
+        pytest.fail("node and node_modules/ (npm ci, as `make book` runs it) build the site's widget manager")
+    out = tmp_path_factory.mktemp("embed")
+    script = ROOT / "book" / "_ext" / "embed" / "build.mjs"
+    done = subprocess.run([node, str(script), str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and (out / "embed.js").is_file(), done.stdout + done.stderr
+    return {name: (out / name).read_text(encoding="utf-8") for name in ("embed.js", "embed.css")}
+
+
+def _render_explorer(widget_manager, box, width=720):
+    """Draw an explorer's saved widget state with the site's widget manager; yields the page."""
+    import json
+
+    from ipywidgets.embed import embed_data
+    from playwright.sync_api import sync_playwright
+
+    data = embed_data(views=[box], drop_defaults=False)
+    page_html = (
+        '<!doctype html><html><head><script src="http://va.test/embed.js"></script></head><body>'
+        f'<div style="width: {width}px">'
+        '<script type="application/vnd.jupyter.widget-state+json">'
+        f"{json.dumps(data['manager_state'])}</script>"
+        '<script type="application/vnd.jupyter.widget-view+json">'
+        f"{json.dumps(data['view_specs'][0])}</script></div></body></html>"
+    )
+    files = {"index.html": (page_html, "text/html"),
+             "embed.js": (widget_manager["embed.js"], "text/javascript"),
+             "embed.css": (widget_manager["embed.css"], "text/css")}
+
+    def serve(route):
+        body, kind = files[route.request.url.rsplit("/", 1)[1].split("?")[0]]
+        route.fulfill(status=200, body=body, content_type=kind)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.route("http://va.test/**", serve)
+        page.goto("http://va.test/index.html")
+        page.wait_for_selector(".va-controls .widget-readout")
+        page.wait_for_timeout(200)
+        yield page
+        assert not errors, errors
+        browser.close()
+
+
+_CONTROL_BOXES = """() => Array.from(document.querySelectorAll('.va-controls > *')).map((c) => {
+  const box = (e) => { const r = e.getBoundingClientRect();
+                       return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+  const label = c.querySelector('.widget-label'), readout = c.querySelector('.widget-readout');
+  return {control: box(c), label: box(label), readout: box(readout), text: readout.textContent,
+          clipped: readout.scrollWidth > readout.clientWidth + 1};
+})"""
+
+
+def _overlap(a, b):
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+def _check_controls_apart(page, fits):
+    parts = page.evaluate(_CONTROL_BOXES)
+    assert len(parts) >= 2
+    for i, part in enumerate(parts):
+        for key in ("label", "readout"):    # each control draws its text inside its own box
+            assert part["control"]["left"] - 0.5 <= part[key]["left"], (i, key, part)
+            assert part[key]["right"] <= part["control"]["right"] + 0.5, (i, key, part)
+        if fits(part["text"]):
+            assert not part["clipped"], f"control {i}: readout {part['text']!r} is clipped"
+        for j, other in enumerate(parts):
+            if j == i:
+                continue
+            for key in ("label", "readout"):
+                for other_key in ("control", "label", "readout"):
+                    assert not _overlap(part[key], other[other_key]), (i, key, j, other_key, parts)
+            if abs(part["control"]["top"] - other["control"]["top"]) < 1 and j == i + 1:
+                gap = other["label"]["left"] - part["readout"]["right"]
+                assert gap >= 8, f"control {i}'s readout {part['text']!r} meets control {j}: {gap} px"
+    return parts
+
+
+@pytest.mark.parametrize("width", [720, 340])
+def test_explorer_control_labels_and_readouts_never_overlap(widget_manager, width):
+    controls = {
+        "example": [("#0 (digit 0)", 0), ("#1 (digit 7)", 1), ("#2 (a very long example label)", 2)],
+        "block": [1, 2, 3],
+        "a rather long control name": ["short", "medium label"],
+    }
+    box = W.precomputed_explorer(controls, lambda **kw: W.html_view(repr(kw)))
+    for page in _render_explorer(widget_manager, box, width):
+        parts = _check_controls_apart(page, fits=lambda text: len(text) <= 16)
+        assert [p["text"] for p in parts] == ["#0 (digit 0)", "1", "short"]
+        if width >= 720:    # the first two share a row, as on the book's pages
+            assert abs(parts[0]["control"]["top"] - parts[1]["control"]["top"]) < 1
+        handles = page.locator(".va-controls .noUi-handle")
+        for c in range(handles.count()):    # the longest labels, then back to the first ones
+            for key in ("End", "Home", "ArrowRight"):
+                handles.nth(c).focus()
+                page.keyboard.press(key)
+                page.wait_for_timeout(50)
+                _check_controls_apart(page, fits=lambda text: len(text) <= 16)

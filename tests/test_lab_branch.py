@@ -1,5 +1,5 @@
 """Tests of visual_attention.labs.branch: the two-scale task, the branches, the heads, the sweep and
-the explorer."""
+the page model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from _helpers import gen, randomise
 from visual_attention.core import record_attention
 from visual_attention.labs import branch as lab
 from visual_attention.labs.digits import DigitCNN
-from visual_attention.views.widgets import count_views, explorer_view
 
 
 def _heads(seed: int = 0) -> dict[str, lab.ScaleHead]:
@@ -127,16 +126,24 @@ def test_weights_by_size_gives_the_large_fields_weight_per_image_and_the_accurac
         lab.weights_by_size(_heads()["mix"], [12], encoder=encoder)
 
 
-def test_explorer_every_control_changes_the_view():
+def test_the_page_model_is_the_trained_heads_on_the_standardised_branches():
+    from visual_attention.views.browser_model import BrowserModel, run_graph
+
     encoder = randomise(DigitCNN(), seed=1)
     heads = _heads()
-    ex = lab.explorer({"SK": heads["select"], "mix": heads["mix"]}, [0, 1], [12, 30], encoder)
-    assert count_views(ex) == 2 * 2
-    html = explorer_view(ex, digit=0, size=12).value
-    assert html.count("data-value") == 3 + 10 + 10  # branch bars, then two heads' probabilities
-    bars = lambda h: [p.split('"')[0] for p in h.split('data-value="')[1:]]  # noqa: E731
-    for change in ({"digit": 1}, {"size": 30}):
-        changed = explorer_view(ex, **{"digit": 0, "size": 12, **change}).value
-        assert bars(changed) != bars(html), change
+    x, y, _ = lab.scale_task(6, "test", seed=1)
+    f = lab.branch_features(x, encoder)
+    u = lab.standardize_branches(f, f)[1]
+    model = lab.BranchModel({"SK": heads["select"], "mix": heads["mix"]}, f, encoder)
+    sk, mix, weights = model(x)
+    torch.testing.assert_close(sk, heads["select"](u))
+    torch.testing.assert_close(mix, heads["mix"](u))
+    a = lab.collect_attention(heads["select"], u, names=[""])[""]
+    torch.testing.assert_close(weights, a.mean(-1))
+    widget = lab.model_explorer(model, x[:3], y[:3])
+    assert [v["kind"] for v in widget.views] == ["probs", "probs", "bars"]
+    out = run_graph(BrowserModel(widget.graph, widget.weights), x[4:5])
+    torch.testing.assert_close(torch.from_numpy(out["branch weights"]), weights[4:5], atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="exactly one 'select' head"):
-        lab.explorer({"mix": heads["mix"]}, [0], [12], encoder)
+        lab.BranchModel({"mix": heads["mix"]}, f, encoder)
+

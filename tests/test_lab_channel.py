@@ -10,14 +10,15 @@ from visual_attention.channel import SqueezeExcitation
 from visual_attention.labs.channel import (
     NUM_SENSORS,
     SensorHead,
+    SensorModel,
     collect_attention,
     gate_by_sensor,
+    model_explorer,
     run_seeds,
-    sensor_explorer,
     sensor_features,
     sensor_task,
 )
-from visual_attention.labs.digits import digits_at
+from visual_attention.labs.digits import digits_at, load_digit_cnn
 
 
 def _tiny_model():
@@ -93,16 +94,33 @@ def test_sensor_head_gate_is_the_chapters_se_module_and_control_has_none():
         gated(torch.rand(5, 4, 8))
 
 
-def test_run_seeds_and_sensor_explorer_on_a_tiny_task():
-    from visual_attention.views.widgets import count_views, explorer_view
-
+def test_run_seeds_on_a_tiny_task():
     torch.manual_seed(0)
     f, y = torch.rand(16, 2, 8), torch.randint(10, (16,))
     accs, hists, models = run_seeds((f, y), (f, y), gate=True, seeds=(0, 1), epochs=1)
     assert len(accs) == len(hists) == len(models) == 2
     assert all(0 <= a <= 1 for a in accs) and not models[0].training
-    images, clean = torch.rand(3, 2, 1, 16, 16), torch.tensor([0, 1, 0])
-    ex = sensor_explorer(models[0], images, f[:3], y[:3], clean)
-    assert count_views(ex) == 3
-    view = explorer_view(ex, example=1).value
-    assert view.count("data-value=") == 2 and "sensor 1 (clean)" in view
+
+
+def test_the_page_model_is_the_trained_heads_on_the_encoders_features():
+    from visual_attention.views.browser_model import BrowserModel, run_graph
+
+    torch.manual_seed(0)
+    images, labels, clean = sensor_task(5, "test", seed=1)
+    encoder = load_digit_cnn()
+    f = sensor_features(encoder, images)
+    gated, control = SensorHead(gate=True).eval(), SensorHead(gate=False).eval()
+    model = SensorModel(gated, control, encoder)
+    logits, gate, plain = model(images)
+    torch.testing.assert_close(logits, gated(f))
+    torch.testing.assert_close(gate, gate_by_sensor(gated, f))
+    torch.testing.assert_close(plain, control(f))
+    widget = model_explorer(model, images, labels, clean)
+    assert widget.canvases == 4 and widget.canvas == [16, 16]
+    assert [v["kind"] for v in widget.views] == ["probs", "probs", "bars"]
+    assert widget.views[2]["per_canvas"] and f"clean: sensor {int(clean[0])}" in widget.example_names[0]
+    out = run_graph(BrowserModel(widget.graph, widget.weights), images[2:3])
+    torch.testing.assert_close(torch.from_numpy(out["gate"]), gate[2:3], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="gated must have the SE gate"):
+        SensorModel(control, gated, encoder)
+

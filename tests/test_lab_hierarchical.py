@@ -1,5 +1,5 @@
 """Tests of visual_attention.labs.hierarchical: the flagged-panel task, the two heads, their
-weights, Swin's receptive fields and the explorer."""
+weights, Swin's receptive fields and the page model."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from _helpers import gen, randomise
 from visual_attention import hierarchical as hi
 from visual_attention.core import record_attention
 from visual_attention.labs import hierarchical as lab
-from visual_attention.labs.digits import digits_at
-from visual_attention.views.widgets import count_views, explorer_view
+from visual_attention.labs.digits import DigitCNN, digits_at
 
 
 def test_flagged_panels_shapes_determinism_and_validation():
@@ -138,15 +137,25 @@ def test_receptive_fields_of_a_small_swin_match_the_windows():
     assert g.shape == (8, 8) and (g[4:8, 4:8] > 0).all() and (g[:4].sum() == 0)
 
 
-def test_explorer_shows_each_heads_map_with_the_flagged_panel():
+def test_the_page_model_is_the_trained_heads_with_their_position_weights():
+    from visual_attention.labs.spatial import encode, standardize
+    from visual_attention.views.browser_model import BrowserModel, run_graph
+
+    encoder = randomise(DigitCNN(), seed=2)
     heads = _heads(channels=64, region_size=8)
-    x, y, flagged = lab.flagged_panels(3, "test", seed=1)
-    f = torch.randn(3, 64, 16, 16, generator=gen(3))
-    ex = lab.explorer(x, heads, f, flagged, y)
-    assert count_views(ex) == 2 * 3
-    base = explorer_view(ex, map="hierarchical", image=0).value
-    assert base != explorer_view(ex, map="flat", image=0).value
-    assert base != explorer_view(ex, map="hierarchical", image=1).value
-    assert "in box" in base and "dashed" in base
-    with pytest.raises(ValueError, match=r"features must be \(n, C, h, w\) with n = 3"):
-        lab.explorer(x, heads, f[:2], flagged, y)
+    x, y, _ = lab.flagged_panels(3, "test", seed=1)
+    raw = encode(x, encoder)
+    f = standardize(raw, raw)[1]
+    model = lab.PanelModel(heads, raw, encoder)
+    out = model(x)
+    for k, head in enumerate(heads.values()):
+        torch.testing.assert_close(out[2 * k], head(f))
+        torch.testing.assert_close(out[2 * k + 1], lab.position_weights(head, f))
+        torch.testing.assert_close(out[-1][:, k], out[2 * k + 1])
+    widget = lab.model_explorer(model, x, y)
+    assert [v["kind"] for v in widget.views] == ["probs", "probs", "map", "map", "maps"]
+    assert [r[0] for r in widget.views[-1]["regions"]] == [f"panel {p}" for p in range(4)]
+    assert widget.views[-1]["regions"][3][1:] == [32, 32, 64, 64]
+    replay = run_graph(BrowserModel(widget.graph, widget.weights), x[2:3])
+    torch.testing.assert_close(torch.from_numpy(replay["maps"]), out[-1][2:3], atol=1e-6, rtol=0)
+

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from visual_attention import record_attention
 from visual_attention.blocks import MultiHeadAttention
 from visual_attention.labs import memory as lab
-from visual_attention.labs.memory import DigitEncoder, TokenClassifier, explorer
+from visual_attention.labs.memory import DigitEncoder, MemoryModel, TokenClassifier
 from visual_attention.memory import ExternalAttention
 
 
@@ -51,17 +51,30 @@ def test_token_classifier_records_the_attention_of_its_block():
         assert maps["attn"].shape == shape
 
 
-def test_explorer_views():
-    from visual_attention.views import widgets
+def test_the_page_model_reads_the_memory_as_the_chapter_does():
+    from visual_attention.memory import KeyValueMemory
+    from visual_attention.views.browser_model import BrowserModel, run_graph
 
     torch.manual_seed(0)
-    enc = DigitEncoder(4)
-    gallery, labels = torch.rand(12, 8, 8), torch.arange(12) % 10
-    box = explorer(enc, torch.rand(3, 8, 8), gallery, labels, hops=(1, 2))
-    assert widgets.count_views(box) == 6
-    a = widgets.explorer_view(box, query=0, hops=1).value
-    b = widgets.explorer_view(box, query=1, hops=1).value
-    assert a != b and "read vector" in a and "data-value" in a
+    enc = DigitEncoder(4).eval()
+    gallery, labels = torch.rand(12, 8, 8), torch.arange(12).flip(0) % 10
+    model = MemoryModel(enc, gallery, labels, hops=(1, 2), temperature=0.1)
+    assert (model.labels[1:] >= model.labels[:-1]).all()  # slots sorted by label
+    queries = torch.rand(3, 8, 8)
+    logits1, weights1, logits2, weights2 = model(queries[:, None])
+    keys = enc.embed(model.gallery)
+    for hops, logits, weights in ((1, logits1, weights1), (2, logits2, weights2)):
+        memory = KeyValueMemory(4, hops=hops, temperature=0.1)
+        with record_attention(memory) as maps:
+            u = memory(enc.embed(queries), keys, keys)
+        torch.testing.assert_close(logits, enc.head(u))
+        torch.testing.assert_close(weights, maps[""][:, -1])
+    widget = lab.model_explorer(model, queries, torch.tensor([1, 2, 3]))
+    assert [v["kind"] for v in widget.views] == ["probs"] * 2 + ["slots"] * 2
+    assert widget.views[2]["labels"] == [str(int(y)) for y in model.labels]
+    assert widget.views[2]["image_size"] == [8, 8] and len(widget.images) == 12 * 64 * 4
+    out = run_graph(BrowserModel(widget.graph, widget.weights), queries[1:2, None])
+    torch.testing.assert_close(torch.from_numpy(out["weights 2"]), weights2[1:2], atol=1e-5, rtol=0)
 
 
 def test_validation_messages():
@@ -83,8 +96,8 @@ def test_validation_messages():
         lab.linear_head_classify(torch.rand(2, 3), torch.rand(4, 3), torch.arange(4), 4, steps=0)
     with pytest.raises(ValueError, match="k must be a positive integer, got 0"):
         lab.few_shot_indices(torch.arange(4), (1,), 0, torch.Generator())
-    with pytest.raises(ValueError, match=r"queries must be 3-d \(Q, H, W\)"):
-        explorer(DigitEncoder(4), torch.rand(8, 8), torch.rand(3, 8, 8), torch.arange(3))
+    with pytest.raises(ValueError, match=r"gallery must be 3-d \(S, H, W\)"):
+        MemoryModel(DigitEncoder(4), torch.rand(8, 8), torch.arange(3))
 
 
 def test_features_are_unit_length_hidden_activations():

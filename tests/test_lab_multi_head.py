@@ -1,5 +1,5 @@
 """Tests of visual_attention.labs.multi_head: the two-digit task, the multi-head pooling, the
-per-head mass on each digit and the explorer."""
+per-head mass on each digit and the page model."""
 
 from __future__ import annotations
 
@@ -84,17 +84,32 @@ def test_mass_on_digits_by_hand_and_uniform():
         lab.mass_on_digits(w, boxes[:, :1], (4, 8))
 
 
-def test_run_seeds_and_explorer_on_a_tiny_run():
+def test_run_seeds_and_the_page_model_on_a_tiny_run():
+    from visual_attention.views.browser_model import BrowserModel, run_graph
+
     images, labels, boxes = lab.pair_task(12, "train", seed=0)
-    f = lab.standardize(lab.pair_features(images))[0]
+    raw = lab.pair_features(images)
+    f = lab.standardize(raw)[0]
     assert f.shape == (12, 64, 4, 8)
     acc, models, histories = lab.run_seeds(2, (f, labels), (f, labels), seeds=(0, 1), epochs=1)
     assert len(acc) == 2 and len(histories[0].test_accuracy) == 1 and not models[0].training
-    box = lab.explorer({"2 heads": models[0]}, images[:3], f[:3], labels[:3], boxes[:3])
-    assert box is not None
     with torch.no_grad(), record_attention(models[0]) as maps:
-        models[0](f[:3])
+        pairs = models[0](f[:3])
     assert maps["pool"].shape == (3, 2, 32)
+    page = lab.PairModel({"2 heads": models[0]}, raw)
+    with torch.no_grad():
+        left, right, heads = page(images[:3])
+    # the pair's probabilities are the product of the two digits' (the read-out is factorised)
+    joint = pairs.softmax(-1).reshape(3, 10, 10)
+    torch.testing.assert_close(left.softmax(-1), joint.sum(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(right.softmax(-1), joint.sum(1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(heads, maps["pool"].reshape(3, 2, 4, 8))
+    widget = lab.model_explorer(page, images[:3], labels[:3])
+    assert widget.display_size == [192, 384] and widget.canvas == [32, 64]
+    assert [v["kind"] for v in widget.views] == ["probs", "probs", "maps"]
+    assert widget.views[2]["regions"] == [["left half", 0, 0, 32, 32], ["right half", 0, 32, 32, 64]]
+    out = run_graph(BrowserModel(widget.graph, widget.weights), images[1:2])
+    torch.testing.assert_close(torch.from_numpy(out["maps 2 heads"]), heads[1:2], atol=1e-6, rtol=0)
 
 
 def test_digit_vit_is_a_small_vit_for_the_8x8_digits():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 
@@ -11,8 +9,7 @@ from _helpers import gen
 from visual_attention import data
 from visual_attention.core import record_attention
 from visual_attention.labs import spatial as lab
-from visual_attention.labs.spatial import PooledHead, spatial_map_explorer
-from visual_attention.spatial import attention_mass_in_box
+from visual_attention.labs.spatial import PooledHead
 from visual_attention.train import count_parameters
 
 # ---------------------------------------------------------------------------------------------
@@ -106,44 +103,6 @@ def test_run_seeds_trains_one_head_per_seed_reproducibly():
 # ---------------------------------------------------------------------------------------------
 
 
-def _bars(html: str) -> list[float]:
-    return [float(v) for v in re.findall(r'data-value="([-\d.]+)"', html)]
-
-
-def test_spatial_map_explorer_every_control_changes_the_view_and_the_bars():
-    from visual_attention.views.widgets import count_views, explorer_view
-
-    g = gen(15)
-    images = torch.rand(3, 1, 40, 40, generator=g)
-    boxes = torch.tensor([[0, 0, 20, 20], [10, 10, 30, 30], [20, 20, 40, 40]])
-    maps = {
-        "a": torch.rand(3, 1, 10, 10, generator=g),
-        "b": torch.softmax(torch.randn(3, 100, generator=g), -1).reshape(3, 10, 10),
-    }
-    outputs = {
-        "a": torch.softmax(torch.randn(3, 10, generator=g), -1),
-        "b": torch.softmax(torch.randn(3, 10, generator=g), -1),
-    }
-    for kw in ({"boxes": boxes, "labels": torch.tensor([1, 2, 3])}, {}):
-        ex = spatial_map_explorer(images, maps, outputs, **kw)
-        assert count_views(ex) == 6
-        views = {(k, i): explorer_view(ex, map=k, image=i).value for k in maps for i in range(3)}
-        assert len(set(views.values())) == 6
-        bars = {key: tuple(_bars(v)) for key, v in views.items()}
-        assert len(set(bars.values())) == 6
-        first = 1 if kw else 2
-        for (k, i), b in bars.items():
-            assert len(b) == first + 10
-            torch.testing.assert_close(torch.tensor(b[first:]), outputs[k][i], atol=1e-4, rtol=0)
-        if kw:
-            mass = attention_mass_in_box(maps["a"], boxes, 40)
-            assert abs(bars[("a", 1)][0] - mass[1].item()) < 1e-4
-    with pytest.raises(ValueError, match="same keys"):
-        spatial_map_explorer(images, maps, {"a": outputs["a"]})
-    with pytest.raises(ValueError, match=r"images must be \(N, 1\|3, H, W\)"):
-        spatial_map_explorer(torch.rand(3, 2, 40, 40), maps, outputs)
-
-
 def test_the_canvas_model_is_the_encoder_the_standardisation_and_the_heads():
     torch.manual_seed(0)
     x, _, _ = lab.cluttered_task(6, split="test", seed=3)
@@ -160,7 +119,8 @@ def test_the_canvas_model_is_the_encoder_the_standardisation_and_the_heads():
     assert map_a.shape == (6, 12, 12) and map_g.shape == (6, 1, 12, 12)
     torch.testing.assert_close(map_a.sum((-2, -1)), torch.ones(6))
     explorer = lab.model_explorer(model, x[:3], torch.tensor([1, 2, 3]))
-    assert [h["name"] for h in explorer.heads] == ["attention pooling", "gate"]
+    assert [v["name"] for v in explorer.views] == ["attention pooling", "gate"] * 2
+    assert [v["kind"] for v in explorer.views] == ["probs", "probs", "map", "map"]
     assert explorer.canvas == [48, 48] and len(explorer.examples) == 3 * 48 * 48 * 4
     with pytest.raises(ValueError, match="averaging has no map"):
         lab.CanvasModel({"avg": PooledHead("avg")}, raw)

@@ -83,20 +83,27 @@ def test_weight_on_digit_frames():
     assert lab.weight_on_digit_frames(w, present) == pytest.approx(0.7)
 
 
-def test_explorer_has_a_view_per_clip_and_frame():
-    from visual_attention.views import widgets
+def test_the_page_model_is_the_trained_heads_on_the_frames_features():
+    from visual_attention.views.browser_model import BrowserModel, run_graph
 
     torch.manual_seed(0)
-    model = lab.ClipHead("attention", dim=8)
-    clips, feats, labels = torch.rand(2, 4, 1, 16, 16), torch.randn(2, 4, 8), torch.tensor([3, 5])
-    present = torch.tensor([[True, True, False, False], [False, True, True, False]])
-    box = lab.explorer(model, clips, feats, labels, present)
-    assert widgets.count_views(box) == 8
-    a = widgets.explorer_view(box, clip=0, frame=0).value
-    b = widgets.explorer_view(box, clip=0, frame=1).value
-    assert a != b and "data-value" in a and "frame weights" in a
-    with pytest.raises(ValueError, match="pool='attention'"):
-        lab.explorer(lab.ClipHead("mean", dim=8), clips, feats, labels, present)
+    encoder = DigitCNN().eval()
+    clips, labels, present = lab.make_clips(3, frames=4, split="test", seed=2)
+    feats = lab.frame_features(encoder, clips)
+    attention, mean = lab.ClipHead("attention").eval(), lab.ClipHead("mean").eval()
+    model = lab.ClipModel(attention, mean, encoder)
+    logits, weights, plain = model(clips)
+    torch.testing.assert_close(logits, attention(feats))
+    torch.testing.assert_close(weights, attention.pool.weights(feats))
+    torch.testing.assert_close(plain, mean(feats))
+    widget = lab.model_explorer(model, clips, labels, present)
+    assert widget.canvases == 4 and [v["kind"] for v in widget.views] == ["probs", "probs", "bars"]
+    first = ", ".join(str(int(k)) for k in present[0].nonzero()[:, 0])
+    assert widget.example_names[0] == f"#0 (digit {int(labels[0])} in frames {first})"
+    out = run_graph(BrowserModel(widget.graph, widget.weights), clips[1:2])
+    torch.testing.assert_close(torch.from_numpy(out["frame weights"]), weights[1:2], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="attention must pool with attention"):
+        lab.ClipModel(mean, attention, encoder)
 
 
 def test_validation_messages():

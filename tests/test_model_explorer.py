@@ -21,7 +21,16 @@ from test_site import CHROMIUM_FLAGS, _chromium
 from visual_attention.labs.digits import load_digit_cnn
 from visual_attention.spatial import attention_mass_in_box
 from visual_attention.views.browser_model import export_model, with_attention
-from visual_attention.views.model_explorer import ModelExplorer, model_explorer
+from visual_attention.views.model_explorer import (
+    ModelExplorer,
+    bars,
+    labelled,
+    maps,
+    model_explorer,
+    overlay,
+    probs,
+    slots,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +38,8 @@ PAGE = """<!doctype html><meta charset="utf-8"><body><div id="host"></div><scrip
 import widget from "./explorer.js";
 window.mount = (state, weights64, examples64) => {
   const buf = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;
-  const s = Object.assign({}, state, {weights: buf(weights64), examples: buf(examples64), colormap: buf(state.colormap64)});
+  const s = Object.assign({}, state, {weights: buf(weights64), examples: buf(examples64), colormap: buf(state.colormap64),
+                                     images: buf(state.images64)});
   widget.render({model: {get: (k) => s[k], on() {}}, el: document.getElementById("host")});
 };
 window.ready = true;
@@ -45,37 +55,56 @@ def setup():
     model = with_attention(net.eval(), ["pool"])
     exported = export_model(model, torch.rand(1, 1, 48, 48), ("logits", "weights"))
     examples = torch.rand(3, 1, 48, 48, generator=gen(5)) * (torch.rand(3, 1, 48, 48, generator=gen(6)) > 0.9)
-    widget = model_explorer(exported, examples, torch.tensor([1, 2, 3]))
+    widget = model_explorer(exported, examples, labelled(torch.tensor([1, 2, 3])),
+                            [probs("model", "logits"), overlay("model", "weights")])
     return model, widget
 
 
+STATE = ("graph", "canvas", "canvases", "canvas_names", "example_names", "views", "display_size", "brush",
+         "alpha", "caption")
+
+
+def mount(pg, widget):
+    state = {k: getattr(widget, k) for k in STATE}
+    state["colormap64"] = base64.b64encode(widget.colormap).decode()
+    state["images64"] = base64.b64encode(widget.images).decode()
+    pg.evaluate("([s, w, e]) => window.mount(s, w, e)",
+                [state, base64.b64encode(widget.weights).decode(), base64.b64encode(widget.examples).decode()])
+    pg.wait_for_function("document.querySelector('.va-mx') && document.querySelector('.va-mx').vaState !== undefined")
+
+
 @pytest.fixture(scope="module")
-def page(setup):
+def browser():
     from playwright.sync_api import sync_playwright
 
-    _, widget = setup
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
-        pg = browser.new_page()
-        files = {"index.html": (PAGE, "text/html"), "explorer.js": (ModelExplorer._esm, "text/javascript")}
-        pg.route(
-            "http://va.test/**",
-            lambda r: r.fulfill(status=200, body=files[r.request.url.rsplit("/", 1)[1]][0],
-                                content_type=files[r.request.url.rsplit("/", 1)[1]][1]),
-        )
-        errors = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto("http://va.test/index.html")
-        pg.wait_for_function("window.ready === true")
-        state = {k: getattr(widget, k) for k in ("graph", "canvas", "example_labels", "class_names", "heads",
-                                                  "display_size", "brush", "alpha", "caption")}
-        state["colormap64"] = base64.b64encode(widget.colormap).decode()
-        pg.evaluate("([s, w, e]) => window.mount(s, w, e)",
-                    [state, base64.b64encode(widget.weights).decode(), base64.b64encode(widget.examples).decode()])
-        pg.wait_for_function("document.querySelector('.va-mx').vaState !== undefined")
-        yield pg
-        assert not errors, errors
+        yield browser
         browser.close()
+
+
+def open_page(browser, widget):
+    pg = browser.new_page()
+    files = {"index.html": (PAGE, "text/html"), "explorer.js": (ModelExplorer._esm, "text/javascript")}
+    pg.route(
+        "http://va.test/**",
+        lambda r: r.fulfill(status=200, body=files[r.request.url.rsplit("/", 1)[1]][0],
+                            content_type=files[r.request.url.rsplit("/", 1)[1]][1]),
+    )
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto("http://va.test/index.html")
+    pg.wait_for_function("window.ready === true")
+    mount(pg, widget)
+    return pg, errors
+
+
+@pytest.fixture(scope="module")
+def page(setup, browser):
+    pg, errors = open_page(browser, setup[1])
+    yield pg
+    assert not errors, errors
+    pg.close()
 
 
 def state(page):
@@ -158,9 +187,124 @@ def test_an_update_fits_in_an_animation_frame(page):
 def test_bad_arguments_are_refused(setup):
     model, widget = setup
     exported = export_model(model, torch.rand(1, 1, 48, 48), ("logits", "weights"))
+    names, views = ["a", "b"], [probs("m", "logits")]
     with pytest.raises(ValueError, match="model must be a BrowserModel"):
-        model_explorer("m", torch.rand(2, 48, 48), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="labels must be an integer tensor"):
-        model_explorer(exported, torch.rand(2, 48, 48), torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match="heads name an output .map. the model lacks"):
-        model_explorer(exported, torch.rand(2, 48, 48), torch.tensor([0, 1]), heads=[("m", "logits", "map")])
+        model_explorer("m", torch.rand(2, 48, 48), names, views)
+    with pytest.raises(ValueError, match="example_names must hold 2 names"):
+        model_explorer(exported, torch.rand(2, 48, 48), ["a"], views)
+    with pytest.raises(ValueError, match="views name an output .map. the model lacks"):
+        model_explorer(exported, torch.rand(2, 48, 48), names, [overlay("m", "map")])
+    with pytest.raises(ValueError, match="views: canvas 1 of 1 canvases"):
+        model_explorer(exported, torch.rand(2, 48, 48), names, [overlay("m", "weights", canvas=1)])
+    with pytest.raises(ValueError, match="slot_images must be given"):
+        model_explorer(exported, torch.rand(2, 48, 48), names, [slots("s", "logits", list("0123456789"))])
+    with pytest.raises(ValueError, match="each of views must be made by"):
+        model_explorer(exported, torch.rand(2, 48, 48), names, [{"kind": "pie", "output": "logits"}])
+
+
+class Sensors(torch.nn.Module):
+    """Several canvases (1, S, 1, H, W): per-canvas gates (softmax over canvases), a map per head
+    over canvas 0, weights over stored items and logits — every view kind of the explorer."""
+
+    def __init__(self, s=3, items=5):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.score = torch.nn.Linear(4, 1)
+        self.keys = torch.nn.Parameter(torch.randn(items, 4))
+        self.fc = torch.nn.Linear(4, 10)
+
+    def forward(self, x):
+        b, s = x.shape[:2]
+        f = torch.relu(self.conv(x.flatten(0, 1)))  # (B·S, 4, H, W)
+        v = f.mean(dim=(2, 3)).reshape(b, s, 4)
+        gates = torch.softmax(self.score(v)[..., 0], dim=1)  # (B, S)
+        pooled = (gates[..., None] * v).sum(1)
+        head_maps = torch.softmax(f.reshape(b, s, 4, -1)[:, 0], dim=-1).reshape(b, 4, *x.shape[-2:])
+        slot_w = torch.softmax(pooled @ self.keys.t(), dim=-1)
+        return self.fc(pooled), gates, head_maps[:, :2], slot_w
+
+
+@pytest.fixture(scope="module")
+def several():
+    torch.manual_seed(1)
+    net = Sensors().eval()
+    exported = export_model(net, torch.rand(1, 3, 1, 16, 16), ("logits", "gates", "heads", "slots"))
+    examples = (torch.rand(2, 3, 16, 16, generator=gen(2)) > 0.8).float()
+    widget = model_explorer(
+        exported, examples, ["first", "second"],
+        [probs("model", "logits"), bars("gate per sensor", "gates", ["s0", "s1", "s2"], per_canvas=True),
+         maps("every head", "heads", ["head 0", "head 1"], regions=[("left", 0, 0, 16, 8), ("right", 0, 8, 16, 16)]),
+         slots("memory", "slots", list("abcde"), top=3)],
+        canvas_names=["s0", "s1", "s2"], slot_images=torch.rand(5, 8, 8))
+    return net, widget
+
+
+def test_several_canvases_every_view_kind_equals_pytorch_and_follows_the_input(several, browser):
+    net, widget = several
+    pg, errors = open_page(browser, widget)
+
+    def check():
+        st = state(pg)
+        x = torch.tensor(st["input"], dtype=torch.float32).reshape(1, 3, 1, 16, 16)
+        with torch.no_grad():
+            expected = dict(zip(("logits", "gates", "heads", "slots"), net(x)))
+        for name, value in expected.items():
+            np.testing.assert_allclose(np.reshape(st["outputs"][name]["data"], tuple(value.shape)), value.numpy(), atol=1e-4)
+        shown = {v["name"]: v for v in st["views"]}
+        np.testing.assert_allclose(shown["model"]["data"], expected["logits"].softmax(-1)[0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(shown["gate per sensor"]["data"], expected["gates"][0].numpy(), atol=1e-5)
+        heads = expected["heads"][0]
+        np.testing.assert_allclose(np.asarray(shown["every head"]["mass"])[:, 0], heads[:, :, :8].sum((1, 2)).numpy(), atol=1e-5)
+        assert shown["memory"]["top"] == torch.argsort(expected["slots"][0], descending=True)[:3].tolist()
+        return st
+
+    first = check()
+    assert first["canvas"] == 0
+    np.testing.assert_allclose(first["input"], np.frombuffer(widget.examples, dtype="<f4")[: 3 * 256], atol=0)
+    # the values under the canvases are the gates
+    thumbs = pg.locator(".va-mx-thumb")
+    assert thumbs.count() == 3
+    assert thumbs.nth(1).inner_text().strip() == f"s1: {first['views'][1]['data'][1]:.2f}"
+    # draw on the second canvas: the input there changes, every view with it
+    thumbs.nth(1).click()
+    pg.wait_for_timeout(50)
+    assert state(pg)["canvas"] == 1
+    draw(pg, [(0.2, 0.2), (0.8, 0.8)])
+    second = check()
+    assert second["input"][256:512] != first["input"][256:512] and second["input"][:256] == first["input"][:256]
+    for a, b in zip(first["views"], second["views"]):
+        if a["kind"] != "maps":  # the maps are about canvas 0 only
+            assert a["data"] != b["data"], a["name"]
+    pg.click("[aria-label='copy to next']")
+    pg.wait_for_timeout(50)
+    third = check()
+    assert third["canvas"] == 2 and third["input"][512:] == third["input"][256:512]
+    pg.click("[aria-label='clear s2']")
+    pg.click("[aria-label='grow']")
+    pg.wait_for_timeout(50)
+    assert max(check()["input"][512:]) == 0
+    thumbs.nth(0).click()
+    pg.click("[aria-label='grow']")
+    pg.wait_for_timeout(50)
+    grown = check()
+    assert grown["views"][2]["data"] != third["views"][2]["data"]  # the heads look at canvas 0
+    assert not errors, errors
+    pg.close()
+
+
+def test_grow_and_shrink_resize_the_ink_about_its_centre(setup, page):
+    page.click("text=clear")
+    draw(page, [(0.45, 0.4), (0.55, 0.6)])
+    small = state(page)["box"]
+    page.click("[aria-label='grow']")
+    page.wait_for_timeout(50)
+    big = state(page)
+    check_against_pytorch(setup[0], big)
+    grown = big["box"]
+    assert grown[2] - grown[0] > small[2] - small[0]
+    assert abs((grown[0] + grown[2]) - (small[0] + small[2])) <= 2  # the same centre
+    page.click("[aria-label='shrink']")
+    page.click("[aria-label='shrink']")
+    page.wait_for_timeout(50)
+    shrunk = state(page)["box"]
+    assert shrunk[2] - shrunk[0] < grown[2] - grown[0]

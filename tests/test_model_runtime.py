@@ -129,7 +129,31 @@ CASES = {
         ("logits", "layer0", "layer1"),
         (1, 1, 16, 16),
     ),
+    "memory: unit-length embeddings, two hops of a key-value memory": (
+        lambda: _memory(),
+        ("logits 1", "weights 1", "logits 2", "weights 2"),
+        (1, 1, 8, 8),
+    ),
+    "multi-head: two readers, every head's map (chunk, layer norm)": (
+        lambda: _pairs(),
+        ("left 4", "right 4", "maps 4", "left 1", "right 1", "maps 1"),
+        (1, 1, 32, 64),
+    ),
 }
+
+
+def _pairs():
+    from visual_attention.labs.multi_head import PairModel, PairReader
+
+    readers = {"4": PairReader(4), "1": PairReader(1)}
+    return PairModel(readers, torch.randn(6, 64, 4, 8, generator=gen(8)), encoder=DigitCNN())
+
+
+def _memory():
+    from visual_attention.labs.memory import DigitEncoder, MemoryModel
+
+    gallery = torch.rand(12, 8, 8, generator=gen(7))
+    return MemoryModel(DigitEncoder(), gallery, torch.arange(12) % 5, hops=(1, 2), temperature=0.5)
 
 
 @pytest.mark.parametrize("name", list(CASES))

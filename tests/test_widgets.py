@@ -177,3 +177,36 @@ def test_html_views_share_their_layout():
     v1, v2 = html_view("<b>1</b>"), html_view("<b>2</b>")
     assert isinstance(v1, widgets.HTML) and v1.value == "<b>1</b>"
     assert v1.layout is v2.layout
+
+
+# The widget font (13 px) sets about 7 px a character; ipywidgets 8 draws a horizontal slider as its
+# description, an 8 px gap, a track of flex basis 148 px with 7 px margins, then a 4 px gap and a
+# readout at least 72 px and at most 148 px wide (see views.widgets._control_layout).
+LONG_CONTROLS = {"example": [("#0 (digit 0)", 0), ("#1 (digit 7)", 1)], "block": [1, 2, 3]}
+
+
+def _px(value: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)px", value or "")
+    assert match, f"expected a width in px, got {value!r}"
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize(
+    "controls",
+    [
+        LONG_CONTROLS,
+        CONTROLS,
+        {"a rather long control name": ["short", "an extremely long option label here"]},
+    ],
+)
+def test_each_control_reserves_room_for_its_description_track_and_readout(controls):
+    box = precomputed_explorer(controls, lambda **kw: html_view(repr(kw)))
+    for slider in box.controls:
+        longest = max(len(label) for label in slider._options_labels)
+        readout = min(max(72, 7 * longest), 148)
+        needed = 7 * len(slider.description) + 8 + (7 + 148 + 7) + 4 + readout
+        assert _px(slider.layout.width) >= needed, (slider.description, slider.layout.width, needed)
+        # a fixed width the wrapping row never shrinks, and a gap before the next control
+        assert slider.layout.flex == "0 0 auto"
+        margin = (slider.layout.margin or "").split()
+        assert len(margin) == 4 and _px(margin[1]) >= 8, slider.layout.margin

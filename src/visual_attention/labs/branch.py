@@ -10,15 +10,14 @@
 * :class:`ScaleHead` — what is trained on them: SK's fuse and select steps then a linear
   classifier, against a fixed ½ + ½ mix and each branch alone (the controls).
 * :func:`run_seeds` — one head trained per seed; :func:`weights_by_size` — the large field's
-  weight as a digit grows; :func:`explorer` — a widget: a digit at any of several sizes, the branch
-  weights and the predictions.
+  weight as a digit grows; :class:`BranchModel` and :func:`model_explorer` — the trained heads in
+  the reader's browser: draw a digit, grow or shrink it, and watch the branch weights.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import ipywidgets
 import torch
 from torch import nn
 
@@ -26,10 +25,10 @@ from .._checks import (
     check_choice,
     check_data,
     check_encoder,
-    check_indices,
     check_instance,
     check_int,
     check_int_sequence,
+    check_labels,
     check_models,
     check_normalize,
     check_number,
@@ -38,14 +37,15 @@ from .._checks import (
     check_tensor,
 )
 from ..branch import fuse_branches, select_branches
-from ..core import AttentionModule, masked_softmax
+from ..core import AttentionModule, masked_softmax, record_attention
 from ..data import cluttered_digits, load_digits
 from ..train import History, fit_seeds
-from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
-from ..views.widgets import html_view, precomputed_explorer
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer, bars, labelled, probs
+from ..views.model_explorer import model_explorer as make_model_explorer
 from .channel import collect_attention
 from .digits import check_canvas, like_module, load_digit_cnn
-from .spatial import standardize
+from .spatial import _feature_stats, standardize
 
 __all__ = [
     "CANVAS",
@@ -59,7 +59,8 @@ __all__ = [
     "run_seeds",
     "render_digits",
     "weights_by_size",
-    "explorer",
+    "BranchModel",
+    "model_explorer",
 ]
 
 #: Side of the canvases in pixels.
@@ -307,85 +308,86 @@ def weights_by_size(
     return result
 
 
-def explorer(
-    heads: dict[str, ScaleHead],
-    digits: Sequence[int],
-    sizes: Sequence[int],
-    encoder: nn.Module | None = None,
-    normalize: tuple[torch.Tensor, ...] | None = None,
-    display: int = 144,
-):
-    """A widget: pick a test digit and the size it is drawn at; see the branch weights of the
-    ``"select"`` head and the class probabilities of every head.
+class BranchModel(nn.Module):
+    """The chapter's trained heads from the canvas up, as the reader's browser runs them.
+
+    The two branches (:func:`branch_features`: the frozen encoder on the canvas and on the canvas
+    at half resolution, averaged over positions), standardised with the training statistics
+    (:func:`standardize_branches`), then each :class:`ScaleHead`. ``forward``: canvases
+    ``(B, 1, H, W)`` → each head's logits ``(B, K)`` in order, then the ``"select"`` head's
+    branch weights averaged over channels ``(B, M)``.
 
     Args:
         heads: ``{name: trained ScaleHead}``; exactly one has mode ``"select"``.
-        digits: indices of test digits (:func:`render_digits`).
-        sizes: digit sides in pixels.
-        encoder, normalize: as in :func:`weights_by_size`.
-        display: drawn side of the image in CSS pixels.
-
-    Returns:
-        an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
-        ``digit`` and ``size``.
+        train_features: the raw branch features of the training canvases ``(N, M, C)``.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
-    check_models("heads", heads, ScaleHead)
-    check_indices("digits", digits), check_int_sequence("sizes", sizes)
-    check_encoder("encoder", encoder), check_normalize("normalize", normalize)
-    check_positive_int("display", display)
-    selecting = [name for name, h in heads.items() if h.mode == "select"]
-    if len(selecting) != 1:
-        raise ValueError(f"heads must hold exactly one 'select' head, got {len(selecting)}")
-    encoder = load_digit_cnn() if encoder is None else encoder
-    views = {}
-    for size in sizes:
-        images, labels = render_digits(digits, size)
-        f = branch_features(images, encoder)
-        if normalize is not None:
-            f = standardize_branches(*normalize, f)[-1]
-        a = collect_attention(heads[selecting[0]], f, names=[""])[""]  # (n, M, C)
-        with torch.no_grad():
-            probs = {name: h.eval()(f).softmax(-1) for name, h in heads.items()}
-        for k, index in enumerate(digits):
-            views[index, size] = (
-                images[k, 0],
-                int(labels[k]),
-                a[k],
-                {n: p[k] for n, p in probs.items()},
-            )
 
-    def render(digit: int, size: int) -> ipywidgets.Widget:
-        image, label, a, probs = views[digit, size]
-        img = colorize(image.numpy(), vmax=1.0, cmap="gray")[..., :3]
-        style = f"width:{display}px;height:{display}px;image-rendering:pixelated"
-        parts = [
-            f'<div class="va-view"><img alt="digit {label} at {size} px" src="{data_uri(img)}" '
-            f'style="{style}"><div class="va-cap">digit {label} drawn at {size} × {size} px'
-            "</div></div>"
-        ]
-        prefer = float((a[-1] > a[0]).float().mean())
-        parts.append(
-            bars_html(
-                a.mean(dim=-1).tolist() + [prefer],
-                [f"{b} (mean weight)" for b in BRANCHES] + ["channels preferring the large"],
-                title=f"{selecting[0]}: branch weights",
-                vmax=1.0,
-            )
-        )
-        for name, p in probs.items():
-            pred = int(p.argmax())
-            parts.append(
-                bars_html(
-                    p.tolist(),
-                    [str(c) for c in range(len(p))],
-                    title=f"{name}: predicts {pred} ({float(p[pred]):.2f})",
-                    vmax=1.0,
-                )
-            )
-        return html_view(f'<div class="va-flex">{"".join(parts)}</div>')
+    def __init__(
+        self,
+        heads: dict[str, ScaleHead],
+        train_features: torch.Tensor,
+        encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        check_models("heads", heads, ScaleHead), check_encoder("encoder", encoder)
+        selecting = [name for name, h in heads.items() if h.mode == "select"]
+        if len(selecting) != 1:
+            raise ValueError(f"heads must hold exactly one 'select' head, got {len(selecting)}")
+        check_tensor("train_features", train_features, "(N, M, C)")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.names = list(heads)
+        self.heads = nn.ModuleList(h.eval() for h in heads.values())
+        self.selecting = self.names.index(selecting[0])
+        # per channel, one scale for both branches, as standardize_branches
+        mean, std = _feature_stats(train_features.transpose(1, 2)[..., None], "train_features")
+        self.register_buffer("mean", mean.flatten())  # (C,)
+        self.register_buffer("std", std.flatten())
 
-    return precomputed_explorer(
-        {"digit": list(digits), "size": list(sizes)},
-        render,
-        header=ipywidgets.HTML(VIEW_CSS),
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        check_canvas("x", x, "(B, C, H, W)", side=8)
+        small = self.encoder.feature_map(x).mean(dim=(2, 3))  # (B, C): the small field
+        large = self.encoder.feature_map(nn.functional.avg_pool2d(x, 2)).mean(dim=(2, 3))
+        u = (torch.stack([small, large], dim=1) - self.mean) / self.std  # (B, M, C)
+        out, weights = [], None
+        for k, head in enumerate(self.heads):
+            with record_attention(head) as maps:
+                out.append(head(u))
+            if k == self.selecting:
+                weights = maps[""].mean(dim=-1)  # (B, M): each branch's weight, over channels
+        return (*out, weights)
+
+
+def model_explorer(
+    model: BranchModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 240
+) -> ModelExplorer:
+    """The reader draws a digit at any size — or grows and shrinks it, or picks a test canvas —
+    and the page runs ``model``: the branch weights of the ``"select"`` head and every head's
+    probabilities.
+
+    Args:
+        model: the :class:`BranchModel` to export.
+        examples: canvases ``(N, 1, H, W)`` to start from.
+        labels: their digits ``(N,)``.
+        display: the drawing area's side in CSS pixels.
+    """
+    check_instance("model", model, BranchModel)
+    n, _, h, w = check_canvas("examples", examples, "(N, C, H, W)", side=8)
+    check_labels("labels", labels, n)
+    outputs = [f"logits {name}" for name in model.names] + ["branch weights"]
+    exported = export_model(model, examples[:1], outputs)
+    views = [probs(name, f"logits {name}") for name in model.names]
+    name = model.names[model.selecting]
+    views.append(bars(f"{name}: branch weights (mean over channels)", "branch weights", BRANCHES))
+    return make_model_explorer(
+        exported,
+        examples,
+        labelled(labels),
+        views,
+        display=display,
+        brush=2.2,
+        caption=f"Draw a digit on the {h} × {w} canvas, then grow or shrink it (size − +): "
+        "the weight of the large field follows the digit's size. The trained heads run in this "
+        "page.",
     )

@@ -3,18 +3,16 @@
 * :func:`sensor_task`, :func:`sensor_features`, :class:`SensorHead`, :func:`run_seeds` and
   :func:`gate_by_sensor` — which of four sensors to trust: an SE gate over the frozen digit
   encoder's features of every sensor, against the same head without the gate.
-* :func:`sensor_explorer` — a widget: an example's sensors and the gate's value on each.
+* :class:`SensorModel` and :func:`model_explorer` — the trained heads in the reader's browser:
+  draw on any sensor and see the gate on each and both heads' predictions.
 * :func:`collect_attention` — recorded weights over a whole data set, in batches (used by the
   branch chapter).
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Iterable
 
-import ipywidgets
-import numpy as np
 import torch
 from torch import nn
 
@@ -35,9 +33,10 @@ from .._checks import (
 from ..channel import SqueezeExcitation
 from ..core import record_attention
 from ..train import History, fit_seeds
-from ..views.viz import VIEW_CSS, bars_html, data_uri
-from ..views.widgets import html_view, precomputed_explorer
-from .digits import DIGIT_SIZE, check_canvas, digits_at
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer, bars, probs
+from ..views.model_explorer import model_explorer as make_model_explorer
+from .digits import DIGIT_SIZE, check_canvas, digits_at, load_digit_cnn
 
 __all__ = [
     "NUM_SENSORS",
@@ -46,7 +45,8 @@ __all__ = [
     "SensorHead",
     "run_seeds",
     "gate_by_sensor",
-    "sensor_explorer",
+    "SensorModel",
+    "model_explorer",
     "collect_attention",
 ]
 
@@ -188,62 +188,76 @@ def gate_by_sensor(model: SensorHead, f: torch.Tensor) -> torch.Tensor:
     return w.reshape(len(f), model.sensors, model.channels).mean(-1)
 
 
-def sensor_explorer(
-    model: SensorHead,
-    images: torch.Tensor,
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    clean: torch.Tensor,
-    size: int = 96,
-):
-    """A widget: pick an example; see its sensors, the SE gate's mean on each, and the prediction.
+class SensorModel(nn.Module):
+    """The chapter's trained heads from the sensors' pixels up, as the reader's browser runs them.
+
+    The frozen encoder on every sensor (:func:`sensor_features`), then the gated
+    :class:`SensorHead` and the control. ``forward``: sensors ``(B, S, 1, H, W)`` → the gated
+    head's logits ``(B, K)``, its mean gate per sensor ``(B, S)`` (:func:`gate_by_sensor`) and
+    the control's logits ``(B, K)``.
 
     Args:
-        model: a trained gated :class:`SensorHead`.
-        images: ``(N, S, 1, H, W)`` sensor images in ``[0, 1]`` (a dozen or so).
-        features: their features ``(N, S, C)``.
-        labels, clean: ``(N,)`` labels and clean-sensor indices.
-        size: displayed side of a sensor image in CSS pixels.
+        gated: a trained :class:`SensorHead` with its gate; control: one without.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
-    check_instance("model", model, SensorHead)
-    n, s = check_tensor("images", images, "(N, S, C, H, W)", C=1)[:2]
-    check_tensor("features", features, "(N, S, C)", N=n, S=s)
+
+    def __init__(
+        self, gated: SensorHead, control: SensorHead, encoder: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        check_instance("gated", gated, SensorHead), check_instance("control", control, SensorHead)
+        check_encoder("encoder", encoder)
+        if gated.gate is None or control.gate is not None:
+            raise ValueError("gated must have the SE gate and control must not")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.gated, self.control = gated.eval(), control.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, s = check_tensor("x", x, "(B, S, C, H, W)", S=self.gated.sensors, C=1)[:2]
+        f = self.encoder.feature_map(x.flatten(0, 1)).mean(dim=(2, 3)).reshape(b, s, -1)
+        with record_attention(self.gated) as maps:
+            logits = self.gated(f)
+        gate = maps["gate"].reshape(b, s, -1).mean(-1)  # (B, S): the mean gate of each sensor
+        return logits, gate, self.control(f)
+
+
+def model_explorer(
+    model: SensorModel, images: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor
+) -> ModelExplorer:
+    """The reader draws on any sensor, clears it or adds noise, or picks a test example; the
+    page runs ``model``: the gate on every sensor and both heads' probabilities.
+
+    Args:
+        model: the :class:`SensorModel` to export.
+        images: test examples ``(N, S, 1, H, W)`` to start from.
+        labels, clean: ``(N,)`` their labels and clean sensors.
+    """
+    check_instance("model", model, SensorModel)
+    n, s = check_canvas("images", images, "(N, S, C, H, W)")[:2]
     check_labels("labels", labels, n), check_labels("clean", clean, n)
-    if clean.numel() and not bool(((clean >= 0) & (clean < s)).all()):
-        raise ValueError(f"clean must hold sensor indices in [0, {s}), got {clean.tolist()}")
-    check_positive_int("size", size)
-    gates = gate_by_sensor(model, features)  # (N, S)
-    with torch.no_grad():
-        probs = model(features).softmax(-1)
-
-    def grey(img: torch.Tensor) -> str:
-        a = (img[0].float().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-        return data_uri(np.repeat(a[..., None], 3, axis=-1))
-
-    style = f"width:{size}px;height:{size}px;image-rendering:pixelated"
-
-    def render(example: int) -> ipywidgets.Widget:
-        tiles = []
-        for k in range(images.shape[1]):
-            tag = " (clean)" if k == int(clean[example]) else ""
-            tiles.append(
-                f'<div class="va-view"><img alt="sensor {k}" src="{grey(images[example, k])}" '
-                f'style="{style}"><div class="va-cap">sensor {k}{tag}: gate '
-                f"{float(gates[example, k]):.2f}</div></div>"
-            )
-        pred = int(probs[example].argmax())
-        cap = (
-            f"label {int(labels[example])} · predicted {pred} ({float(probs[example, pred]):.2f})"
-        )
-        names = [f"sensor {k}" for k in range(images.shape[1])]
-        bars = bars_html(gates[example].tolist(), names, title="mean gate per sensor", vmax=1.0)
-        return html_view(
-            f'<div class="va-flex">{"".join(tiles)}{bars}</div>'
-            f'<div class="va-cap">{html.escape(cap)}</div>'
-        )
-
-    controls = {"example": [(f"#{i} (digit {int(labels[i])})", i) for i in range(len(images))]}
-    return precomputed_explorer(controls, render, header=ipywidgets.HTML(VIEW_CSS))
+    exported = export_model(model, images[:1], ("logits gated", "gate", "logits control"))
+    names = [
+        f"#{i} (digit {int(y)}, clean: sensor {int(k)})"
+        for i, (y, k) in enumerate(zip(labels, clean))
+    ]
+    sensors = [f"sensor {k}" for k in range(s)]
+    views = [
+        probs("SE gate", "logits gated"),
+        probs("no gate (control)", "logits control"),
+        bars("mean SE gate per sensor", "gate", sensors, per_canvas=True),
+    ]
+    return make_model_explorer(
+        exported,
+        images[:, :, 0],
+        names,
+        views,
+        canvas_names=sensors,
+        display=192,
+        brush=1.0,
+        caption="Draw a digit on any sensor (pick it below the drawing area), clear one, add "
+        "noise or copy one to the next: the gated head and the control run in this page.",
+    )
 
 
 @torch.no_grad()

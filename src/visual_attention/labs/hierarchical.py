@@ -13,7 +13,8 @@ hierarchical attention pooling on a frozen encoder, and Swin's receptive field s
   gives each position; :func:`region_mass` — the weight inside the flagged panel.
 * :func:`receptive_fields` — which input patches can move a token of a Swin Transformer, block by
   block (the gradient of the token with respect to the image).
-* :func:`explorer` — a widget: both heads' weights over the canvas.
+* :class:`PanelModel` and :func:`model_explorer` — the trained heads in the reader's browser:
+  draw digits and a flag and see both heads' weights over the canvas.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import nn
 from .._checks import (
     check_choice,
     check_data,
-    check_initial,
+    check_encoder,
     check_instance,
     check_int,
     check_labels,
@@ -41,8 +42,11 @@ from ..blocks import AttentionPooling
 from ..core import record_attention
 from ..hierarchical import HierarchicalAttentionPooling, SwinTransformer
 from ..train import fit_seeds
-from .digits import DIGIT_SIZE, digits_at, like_module
-from .spatial import spatial_map_explorer
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer, labelled, maps, overlay, probs
+from ..views.model_explorer import model_explorer as make_model_explorer
+from .digits import DIGIT_SIZE, check_canvas, digits_at, load_digit_cnn
+from .spatial import _feature_stats
 
 __all__ = [
     "CANVAS",
@@ -56,7 +60,8 @@ __all__ = [
     "position_weights",
     "region_mass",
     "receptive_fields",
-    "explorer",
+    "PanelModel",
+    "model_explorer",
 ]
 
 #: Side of the canvases in pixels.
@@ -211,9 +216,13 @@ def position_weights(head: RegionHead, f: torch.Tensor) -> torch.Tensor:
     """
     check_instance("head", head, RegionHead)
     check_tensor("f", f, "(N, C, h, w)", C=head.channels)
-    _, _, h, w = f.shape
     with record_attention(head.eval()) as maps:
         head(f)
+    return _position_map(head, maps, *f.shape[-2:])
+
+
+def _position_map(head: RegionHead, maps: dict[str, torch.Tensor], h: int, w: int) -> torch.Tensor:
+    """:func:`position_weights` from the maps ``head`` recorded on an ``h × w`` feature map."""
     if head.pool_mode == "flat":
         return maps["pool"].reshape(-1, h, w)
     r = head.region_size
@@ -290,39 +299,89 @@ def receptive_fields(
     return rows
 
 
-def explorer(
-    images: torch.Tensor,
-    heads: dict[str, RegionHead],
-    features: torch.Tensor,
-    flagged: torch.Tensor,
-    labels: torch.Tensor,
-    initial: dict | None = None,
-):
-    """A widget: pick a canvas and a head; see the head's weight on every position over the
-    canvas (:func:`position_weights`), the flagged panel dashed, and the bars: the weight inside
-    that panel and the class probabilities.
+class PanelModel(nn.Module):
+    """The chapter's trained heads from the canvas up, as the reader's browser runs them.
+
+    The frozen encoder, the standardisation with the training statistics
+    (:func:`~visual_attention.labs.spatial.standardize`) and each :class:`RegionHead`.
+    ``forward``: canvases ``(B, 1, 64, 64)`` → per head, in order, its logits ``(B, K)`` and its
+    weight on every position ``(B, h, w)`` (:func:`position_weights`); then all the heads' maps
+    stacked ``(B, heads, h, w)``.
 
     Args:
-        images: canvases ``(n, 1, 64, 64)`` (keep ``n`` small).
         heads: ``{name: trained RegionHead}``.
-        features: their standardised features ``(n, C, 16, 16)``.
-        flagged: the flagged panels ``(n,)``; labels: the labels ``(n,)``.
-        initial: optional first ``{"map": name, "image": index}``.
-
-    Returns:
-        an explorer (:func:`visual_attention.labs.spatial.spatial_map_explorer`) with controls
-        ``map`` and ``image``.
+        train_features: the encoder's raw features of the training canvases ``(N, C, h, w)``.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
-    check_models("heads", heads, RegionHead)
-    n = check_tensor("images", images, "(n, 1, H, W)")[0]
-    check_tensor("features", features, "(n, C, h, w)", n=n)
-    check_labels("labels", labels, n), check_initial("initial", initial)
-    maps, outputs = {}, {}
-    for name, head in heads.items():
-        f = like_module(features, head)  # half-precision features for a float32 head
-        maps[name] = position_weights(head, f)
-        with torch.no_grad():
-            outputs[name] = head(f).softmax(-1)
-    return spatial_map_explorer(
-        images, maps, outputs, boxes=panel_boxes(flagged), labels=labels, initial=initial
+
+    def __init__(
+        self,
+        heads: dict[str, RegionHead],
+        train_features: torch.Tensor,
+        encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        check_models("heads", heads, RegionHead), check_encoder("encoder", encoder)
+        mean, std = _feature_stats(train_features, "train_features")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.names = list(heads)
+        self.heads = nn.ModuleList(h.eval() for h in heads.values())
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        check_canvas("x", x, "(B, C, H, W)")
+        f = (self.encoder.feature_map(x) - self.mean) / self.std  # standardised features
+        out, weights = [], []
+        for head in self.heads:
+            with record_attention(head) as maps:
+                out.append(head(f))
+            weights.append(_position_map(head, maps, *f.shape[-2:]))
+            out.append(weights[-1])
+        return (*out, torch.stack(weights, dim=1))
+
+
+def model_explorer(
+    model: PanelModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 256
+) -> ModelExplorer:
+    """The reader draws digits and a flag (or picks a test canvas, moves, resizes, adds noise) and
+    the page runs ``model``: each head's weights over the canvas with their share in each panel,
+    and its probabilities.
+
+    Args:
+        model: the :class:`PanelModel` to export.
+        examples: test canvases ``(N, 1, 64, 64)`` to start from.
+        labels: their labels ``(N,)``.
+        display: the drawing area's side in CSS pixels.
+    """
+    check_instance("model", model, PanelModel)
+    n, _, h, w = check_canvas("examples", examples, "(N, C, H, W)")
+    check_labels("labels", labels, n)
+    outputs = [f"{kind} {name}" for name in model.names for kind in ("logits", "map")] + ["maps"]
+    exported = export_model(model, examples[:1], outputs)
+    k = CANVAS // PANEL
+    panels = [
+        (
+            f"panel {p}",
+            (p // k) * PANEL,
+            (p % k) * PANEL,
+            (p // k + 1) * PANEL,
+            (p % k + 1) * PANEL,
+        )
+        for p in range(k * k)
+    ]
+    views = [probs(name, f"logits {name}") for name in model.names]
+    views += [overlay(name, f"map {name}") for name in model.names]
+    views.append(maps("every head's weights, by panel", "maps", model.names, regions=panels))
+    return make_model_explorer(
+        exported,
+        examples,
+        labelled(labels),
+        views,
+        display=display,
+        brush=1.6,
+        caption=f"Draw a digit in a panel and a small square (the flag) in the opposite corner of "
+        f"its {PANEL} × {PANEL} panel, or pick a test canvas: both trained heads run in this "
+        "page.",
     )

@@ -5,15 +5,15 @@ The few-shot experiment: :func:`train_base_encoder` trains a :class:`DigitEncode
 digits are then classified either by a memory read over those examples (:func:`memory_classify`,
 no training) or by a linear head trained on the same examples (:func:`linear_head_classify`);
 :func:`few_shot_experiment` runs both over seeds, numbers of examples and hops.
+
+In the reader's browser: :class:`MemoryModel` reads a memory of gallery digits with one, two or
+three hops, from the drawn query's pixels up; :func:`model_explorer` is its widget.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
-import ipywidgets as widgets
-import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
@@ -32,9 +32,11 @@ from .._checks import (
     check_tensor,
 )
 from ..blocks import MultiHeadAttention
+from ..core import record_attention
 from ..memory import ExternalAttention, KeyValueMemory, memory_read
-from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
-from ..views.widgets import html_view, precomputed_explorer
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer, labelled, probs, slots
+from ..views.model_explorer import model_explorer as make_model_explorer
 
 __all__ = [
     "DigitEncoder",
@@ -44,7 +46,8 @@ __all__ = [
     "linear_head_classify",
     "few_shot_experiment",
     "TokenClassifier",
-    "explorer",
+    "MemoryModel",
+    "model_explorer",
 ]
 
 
@@ -327,94 +330,91 @@ class TokenClassifier(nn.Module):
         return self.head(tokens.mean(dim=1))
 
 
-@torch.no_grad()
-def explorer(
-    encoder: DigitEncoder,
-    queries: torch.Tensor,
-    gallery: torch.Tensor,
-    gallery_labels: torch.Tensor,
-    hops: tuple[int, ...] = (1, 2, 3),
-    temperature: float = 0.1,
-    top: int = 5,
-):
-    """Pick a query digit and a number of hops: see the slot weights, top slots and read vector.
+class MemoryModel(nn.Module):
+    """The chapter's memory read from the query's pixels up, as the reader's browser runs it.
 
-    The memory holds the gallery's embeddings as keys and values (:meth:`DigitEncoder.embed`); the
-    query is the query digit's embedding, read through :class:`KeyValueMemory` with ``hops`` hops.
-    Each view shows the query, the slot weights of the last hop as a strip over all ``S`` slots
-    (sorted by the slots' labels), thumbnails of the ``top`` heaviest slots with their weights and
-    labels, the final read vector ``u_K`` as bars and the class probabilities of the encoder's
-    head on it.
+    The memory holds the gallery's embeddings (:meth:`DigitEncoder.embed`) as keys and values,
+    sorted by label; the query is the drawn digit's embedding, read through
+    :class:`~visual_attention.memory.KeyValueMemory` with each number of ``hops``.
+    ``forward``: queries ``(B, 1, 8, 8)`` → per number of hops, the encoder's head on ``u_K``
+    ``(B, K)`` and the slot weights of the last hop ``(B, S)``.
 
     Args:
-        queries: ``(Q, 8, 8)`` digits; gallery ``(S, 8, 8)`` and its labels ``(S,)``.
+        encoder: a trained :class:`DigitEncoder`.
+        gallery: ``(S, 8, 8)`` digits written into the memory; gallery_labels: ``(S,)``.
+        hops: numbers of hops to read with.
+        temperature: of every read.
     """
-    check_instance("encoder", encoder, DigitEncoder)
-    check_tensor("queries", queries, "(Q, H, W)", H=8, W=8)
-    s = check_tensor("gallery", gallery, "(S, H, W)", H=8, W=8)[0]
-    check_labels("gallery_labels", gallery_labels, s), check_int_sequence("hops", hops)
-    check_positive_number("temperature", temperature), check_positive_int("top", top)
-    encoder.eval()
-    order = torch.argsort(gallery_labels, stable=True)
-    gallery, gallery_labels = gallery[order], gallery_labels[order]
-    keys = encoder.embed(gallery)  # (S, D)
-    u0 = encoder.embed(queries)  # (Q, D)
-    results = {}
-    for k in hops:
-        memory = KeyValueMemory(keys.shape[-1], hops=k, temperature=temperature)
-        memory.recording = True
-        u = memory(u0, keys, keys)
-        results[k] = (u, memory.attention[:, -1], encoder.head(u).softmax(-1))
-    dims = [f"u{i}" for i in range(keys.shape[-1])]
-    vmax = max(float(r[0].abs().max()) for r in results.values())
 
-    def uri(img: torch.Tensor) -> str:
-        grey = (img.float().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-        return data_uri(np.repeat(grey[..., None], 3, axis=-1))
+    def __init__(
+        self,
+        encoder: DigitEncoder,
+        gallery: torch.Tensor,
+        gallery_labels: torch.Tensor,
+        hops: tuple[int, ...] = (1, 2, 3),
+        temperature: float = 0.1,
+    ) -> None:
+        super().__init__()
+        check_instance("encoder", encoder, DigitEncoder)
+        s = check_tensor("gallery", gallery, "(S, H, W)", H=8, W=8)[0]
+        check_labels("gallery_labels", gallery_labels, s), check_int_sequence("hops", hops)
+        check_positive_number("temperature", temperature)
+        order = torch.argsort(gallery_labels, stable=True)
+        self.encoder = encoder.eval()
+        self.register_buffer("gallery", gallery[order].float())
+        self.register_buffer("labels", gallery_labels[order])
+        with torch.no_grad():
+            self.register_buffer("keys", encoder.embed(self.gallery))  # (S, D)
+        dim = self.keys.shape[-1]
+        self.hops = list(hops)
+        self.reads = nn.ModuleList(KeyValueMemory(dim, k, temperature=temperature) for k in hops)
 
-    thumbs = [uri(g) for g in gallery]
-    qthumbs = [uri(q) for q in queries]
-    s = len(gallery)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        check_tensor("x", x, "(B, C, H, W)", C=1, H=8, W=8)
+        u0 = self.encoder.embed(x[:, 0])  # (B, D): the query
+        out = []
+        for read in self.reads:
+            with record_attention(read) as maps:
+                u = read(u0, self.keys, self.keys)  # u_K
+            out += [self.encoder.head(u), maps[""][:, -1]]  # logits, last hop's weights (B, S)
+        return tuple(out)
 
-    def render(query: int, hops: int) -> widgets.Widget:
-        u, p, probs = results[hops]
-        w = p[query]
-        best = torch.topk(w, min(top, s))
-        cells = "".join(
-            f'<div style="display:inline-block;text-align:center;margin-right:4px;font-size:11px">'
-            f'<img alt="slot {j}" src="{thumbs[j]}" '
-            f'style="width:40px;height:40px;image-rendering:pixelated">'
-            f"<br>{int(gallery_labels[j])} · {v:.2f}</div>"
-            for v, j in zip(best.values.tolist(), best.indices.tolist())
-        )
-        strip = data_uri(colorize(w[None].float().numpy())[..., :3])
-        predicted = gallery_labels == int(torch.argmax(probs[query]))
-        caption = (
-            f"query {query} · {hops} hop{'s' if hops > 1 else ''} · "
-            f"max slot weight {float(w.max()):.3f} · "
-            f"weight on slots of the predicted class {float(w[predicted].sum()):.3f}"
-        )
-        left = (
-            f'<div class="va-view"><img alt="query" src="{qthumbs[query]}" '
-            f'style="width:80px;height:80px;'
-            f'image-rendering:pixelated"><div class="va-cap">{html.escape(caption)}</div>'
-            f'<div class="va-cap">slot weights over the {s} slots (sorted by label 0→9)</div>'
-            f'<img alt="slot weights" src="{strip}" '
-            f'style="width:320px;height:14px;image-rendering:pixelated">'
-            f'<div class="va-cap">top {len(best.values)} slots (label · weight)</div>'
-            f"<div>{cells}</div></div>"
-        )
-        right = bars_html(u[query].tolist(), dims, title="read vector u_K", vmax=vmax)
-        probs_html = bars_html(
-            probs[query].tolist(),
-            [str(c) for c in range(probs.shape[-1])],
-            title="class probabilities of u_K",
-            vmax=1.0,
-        )
-        return html_view(f'<div class="va-flex">{left}{right}{probs_html}</div>')
 
-    return precomputed_explorer(
-        {"query": list(range(len(queries))), "hops": list(hops)},
-        render,
-        header=widgets.HTML(VIEW_CSS),
+def model_explorer(
+    model: MemoryModel, queries: torch.Tensor, labels: torch.Tensor
+) -> ModelExplorer:
+    """The reader draws a query digit (or picks a test digit) and the page runs ``model``: for
+    every number of hops the slot weights over the whole memory, the heaviest slots and the
+    class probabilities of the read.
+
+    Args:
+        model: the :class:`MemoryModel` to export.
+        queries: ``(Q, 8, 8)`` test digits to start from; labels: ``(Q,)``.
+    """
+    check_instance("model", model, MemoryModel)
+    q = check_tensor("queries", queries, "(Q, H, W)", H=8, W=8)[0]
+    check_labels("labels", labels, q)
+    outputs = [f"{kind} {k}" for k in model.hops for kind in ("logits", "weights")]
+    exported = export_model(model, queries[:1, None].float(), outputs)
+    slot_labels = [str(int(y)) for y in model.labels]
+    hops = {k: f"{k} hop{'s' if k > 1 else ''}" for k in model.hops}
+    views = [probs(f"read of {hops[k]}", f"logits {k}") for k in model.hops]
+    views += [
+        slots(
+            f"slot weights after {hops[k]} (slots sorted by label 0 → 9)",
+            f"weights {k}",
+            slot_labels,
+        )
+        for k in model.hops
+    ]
+    return make_model_explorer(
+        exported,
+        queries.float(),
+        labelled(labels),
+        views,
+        slot_images=model.gallery,
+        display=160,
+        brush=0.6,
+        caption="Draw a digit on the 8 × 8 grid (or pick a test digit, add noise, move it): the "
+        "memory is read in this page, with one, two or three hops.",
     )

@@ -11,7 +11,8 @@
 * :class:`PairReader` — position embeddings, the pooling, a layer norm and a factorised linear
   read-out (a score for the left digit plus a score for the right one); :func:`run_seeds`.
 * :func:`mass_on_digits` — where each head's mass goes: the share on the left and on the right
-  digit; :func:`explorer` — a widget with each head's map over the canvas it read.
+  digit; :class:`PairModel` and :func:`model_explorer` — the trained readers in the reader's
+  browser: draw two digits and see every head's map over the canvas.
 * :func:`digit_vit` — a small ViT for the ``8 × 8`` digits (used by the training loop's tests).
 """
 
@@ -19,13 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import ipywidgets
 import torch
 from torch import nn
 
 from .._checks import (
     check_data,
-    check_index_tensor,
+    check_encoder,
+    check_instance,
     check_int,
     check_labels,
     check_models,
@@ -39,10 +40,11 @@ from ..core import AttentionModule, record_attention, scaled_dot_product_attenti
 from ..multi_head import VisionTransformer
 from ..spatial import attention_mass_in_box
 from ..train import History, fit_seeds
-from ..views.viz import VIEW_CSS, attention_overlay_html, photo_style
-from ..views.widgets import html_view, precomputed_explorer
-from .digits import DIGIT_SIZE, digits_at
-from .spatial import encode, standardize
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer, maps, probs
+from ..views.model_explorer import model_explorer as make_model_explorer
+from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
+from .spatial import _feature_stats, encode, standardize
 
 __all__ = [
     "TASK",
@@ -53,7 +55,8 @@ __all__ = [
     "PairReader",
     "run_seeds",
     "mass_on_digits",
-    "explorer",
+    "PairModel",
+    "model_explorer",
     "digit_vit",
 ]
 
@@ -225,61 +228,87 @@ def mass_on_digits(
     return torch.stack(out, dim=-1).reshape(b, heads, 2)
 
 
-def explorer(
-    models: dict[str, PairReader],
-    images: torch.Tensor,
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    boxes: torch.Tensor,
-    display_width: int = 256,
-):
-    """A widget: pick a model and a canvas; see every head's map over the canvas it read, the
-    head's mass on each digit, and the digits the model reads.
+class PairModel(nn.Module):
+    """The chapter's trained readers from the canvas up, as the reader's browser runs them.
+
+    The frozen encoder and its ``2 × 2`` pooling (:func:`pair_features`), the standardisation
+    with the training statistics (:func:`standardize`), then each :class:`PairReader`.
+    ``forward``: canvases ``(B, 1, 32, 64)`` → per reader, in order, the scores of the left digit
+    ``(B, 10)``, of the right digit ``(B, 10)`` (the pair's logit is their sum, so these are the
+    logits of each digit's marginal) and every head's map ``(B, h, rows, cols)``.
 
     Args:
-        models: ``{name: trained PairReader}``.
-        images: ``(n, 1, 32, 64)`` canvases (keep ``n`` small: each travels once).
-        features: the standardised features ``(n, C, h, w)`` the models read.
-        labels, boxes: ``(n,)`` and ``(n, 2, 4)`` from :func:`pair_task`.
-        display_width: drawn width of a canvas in CSS pixels.
-
-    Returns:
-        an explorer (:func:`~visual_attention.views.widgets.precomputed_explorer`) with controls
-        ``model`` and ``image``.
+        readers: ``{name: trained PairReader}``.
+        train_features: the raw :func:`pair_features` of the training canvases ``(N, C, h, w)``.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
-    check_models("models", models, PairReader)
-    n = check_tensor("images", images, "(n, 1, H, W)", H=TASK["canvas"][0], W=TASK["canvas"][1])[0]
-    check_tensor("features", features, "(n, C, h, w)", n=n)
-    check_labels("labels", labels, n), check_index_tensor("boxes", boxes, "(n, 2, 4)")
-    if len(boxes) != n or boxes.shape[1:] != (2, 4):
-        raise ValueError(f"boxes must be (n, 2, 4) with n = {n}, got {tuple(boxes.shape)}")
-    check_positive_int("display_width", display_width)
-    styles = [photo_style(img.expand(3, -1, -1)) for img in images]
-    size = (display_width * TASK["canvas"][0] // TASK["canvas"][1], display_width)
-    views = {}
-    for name, model in models.items():  # each model's predictions and maps (n, h, N)
-        with torch.no_grad(), record_attention(model.eval()) as maps:
-            pred = model(features).argmax(-1)
-        views[name] = (pred, maps["pool"])
 
-    def render(model: str, image: int) -> ipywidgets.Widget:
-        pred, weights = views[model]
-        grid = models[model].grid
-        mass = mass_on_digits(weights[image : image + 1], boxes[image : image + 1], grid)[0]
-        parts = []
-        for head, w in enumerate(weights[image]):
-            caption = f"head {head}: {mass[head, 0]:.2f} on left, {mass[head, 1]:.2f} on right"
-            parts.append(
-                attention_overlay_html(styles[image][0], w.reshape(grid), size, caption=caption)
-            )
-        p, y = int(pred[image]), int(labels[image])
-        verdict = "right" if p == y else "wrong"
-        title = f"<p>{model} reads {p // 10} {p % 10} (true {y // 10} {y % 10}: {verdict})</p>"
-        return html_view(f'{title}<div class="va-flex">{"".join(parts)}</div>')
+    def __init__(
+        self,
+        readers: dict[str, PairReader],
+        train_features: torch.Tensor,
+        encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        check_models("readers", readers, PairReader), check_encoder("encoder", encoder)
+        mean, std = _feature_stats(train_features, "train_features")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.names = list(readers)
+        self.readers = nn.ModuleList(r.eval() for r in readers.values())
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
 
-    header = ipywidgets.HTML(VIEW_CSS + "".join(tag for _, tag in styles))
-    controls = {"model": list(models), "image": list(range(n))}
-    return precomputed_explorer(controls, render, header=header)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        check_tensor("x", x, "(B, C, H, W)", C=1)
+        f = (nn.functional.avg_pool2d(self.encoder.feature_map(x), 2) - self.mean) / self.std
+        out = []
+        for reader in self.readers:
+            with record_attention(reader) as maps:
+                pairs = reader(f).reshape(-1, 10, 10)  # [a, b] = left score a + right score b
+            weights = maps["pool"].reshape(-1, reader.pool.num_heads, *reader.grid)
+            out += [pairs[:, :, 0], pairs[:, 0, :], weights]  # softmax over a of l_a + r_0 = …
+        return tuple(out)
+
+
+def model_explorer(
+    model: PairModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 384
+) -> ModelExplorer:
+    """The reader draws two digits (or picks a test canvas, moves, grows or adds noise) and the
+    page runs ``model``: every head's map over the canvas with its mass on each half, and what
+    each reader reads.
+
+    Args:
+        model: the :class:`PairModel` to export.
+        examples: test canvases ``(N, 1, 32, 64)`` to start from.
+        labels: their pairs ``(N,)``, ``10 · left + right``.
+        display: the drawing area's width in CSS pixels.
+    """
+    check_instance("model", model, PairModel)
+    n, _, h, w = check_tensor("examples", examples, "(N, C, H, W)", C=1)
+    check_labels("labels", labels, n)
+    outputs = [f"{kind} {name}" for name in model.names for kind in ("left", "right", "maps")]
+    exported = export_model(model, examples[:1], outputs)
+    views = [
+        probs(f"{name}: {side} digit", f"{side} {name}")
+        for name in model.names
+        for side in ("left", "right")
+    ]
+    halves = [("left half", 0, 0, h, w // 2), ("right half", 0, w // 2, h, w)]
+    for name, reader in zip(model.names, model.readers):
+        heads = [f"head {k}" for k in range(reader.pool.num_heads)]
+        views.append(maps(f"{name}: every head's map", f"maps {name}", heads, regions=halves))
+    names = [f"#{i} (digits {int(y) // 10} {int(y) % 10})" for i, y in enumerate(labels)]
+    return make_model_explorer(
+        exported,
+        examples,
+        names,
+        views,
+        display=display,
+        brush=1.2,
+        caption="Draw a digit in each half of the canvas (or pick a test canvas, move the ink, "
+        "add noise): every head of both trained readers runs in this page.",
+    )
 
 
 def digit_vit(

@@ -1,5 +1,5 @@
 """The lab of the spatial chapter: its cluttered-digit task on a frozen encoder, the heads
-compared on it, the multi-seed runner, and its map explorer.
+compared on it, the multi-seed runner, and the trained heads in the reader's browser.
 
 * :data:`TASK` and :func:`cluttered_task` — one ``16 × 16`` digit among six fragments of other
   digits on a noisy ``48 × 48`` canvas (``data.cluttered_digits``).
@@ -9,12 +9,12 @@ compared on it, the multi-seed runner, and its map explorer.
   (:class:`QuerySpatialAttention`), a :class:`SpatialGate` then global average pooling, or global
   average pooling alone (the control), each followed by one linear layer.
 * :func:`run_seeds` — one head trained per seed with ``train.fit``.
-* :func:`spatial_map_explorer` — a widget: a recorded map over its image, with the model's output.
+* :class:`CanvasModel` and :func:`model_explorer` — the trained heads from the canvas up, run in
+  the reader's browser on any digit they draw.
 """
 
 from __future__ import annotations
 
-import ipywidgets
 import torch
 from torch import nn
 
@@ -22,25 +22,20 @@ from .._checks import (
     check_choice,
     check_data,
     check_encoder,
-    check_index_tensor,
     check_instance,
     check_labels,
     check_models,
     check_positive_int,
     check_seeds,
-    check_size2,
     check_tensor,
-    shape_str,
 )
 from ..core import record_attention
 from ..data import cluttered_digits
-from ..spatial import QuerySpatialAttention, SpatialGate, attention_mass_in_box
+from ..spatial import QuerySpatialAttention, SpatialGate
 from ..train import fit_seeds
 from ..views.browser_model import export_model
-from ..views.model_explorer import ModelExplorer
+from ..views.model_explorer import ModelExplorer, labelled, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
-from ..views.viz import VIEW_CSS, attention_overlay_html, bars_html, photo_style
-from ..views.widgets import html_view, precomputed_explorer
 from .digits import check_canvas, like_module, load_digit_cnn
 
 __all__ = [
@@ -51,7 +46,6 @@ __all__ = [
     "standardize",
     "PooledHead",
     "run_seeds",
-    "spatial_map_explorer",
     "CanvasModel",
     "model_explorer",
 ]
@@ -200,117 +194,6 @@ def run_seeds(
     return accuracies, heads, [h.test_accuracy for h in histories]
 
 
-def spatial_map_explorer(
-    images: torch.Tensor,
-    maps: dict[str, torch.Tensor],
-    outputs: dict[str, torch.Tensor],
-    boxes: torch.Tensor | None = None,
-    labels: torch.Tensor | None = None,
-    class_names: list[str] | None = None,
-    display_size: tuple[int, int] = (160, 160),
-    initial: dict | None = None,
-):
-    """Pick an image and a spatial map; see the map over the image and the model's output as bars.
-
-    Args:
-        images: ``(N, 1, H, W)`` grey or ``(N, 3, H, W)`` colour images in ``[0, 1]`` (keep ``N``
-            small: each image travels once, as a CSS background).
-        maps: ``{name: (N, h, w) or (N, 1, h, w)}`` maps recorded from a model (a gate or softmax
-            weights).
-        outputs: ``{name: (N, K)}`` class probabilities of the model each map came from (same
-            keys).
-        boxes: optional ``(N, 4)`` ``(top, left, bottom, right)`` boxes of the object, drawn
-            dashed; with them the bars start with the map's mass inside the box
-            (:func:`attention_mass_in_box`), without them with the map's mean and maximum.
-        labels: optional ``(N,)`` true classes, named in the bars' title.
-        class_names: ``K`` labels for the bars (default ``"0"…"K-1"``).
-        display_size: drawn ``(height, width)`` in CSS pixels.
-        initial: optional first ``{"map": name, "image": index}``.
-
-    Returns:
-        an explorer (see :func:`visual_attention.views.widgets.precomputed_explorer`) with controls
-        ``map`` and ``image``: ``len(maps) × N`` views.
-    """
-    n, channels, height, width = check_tensor("images", images, "(N, 1|3, H, W)")
-    if channels not in (1, 3):
-        raise ValueError(f"images must be (N, 1|3, H, W), got shape {shape_str(images)}")
-    for name, value, layout in (("maps", maps, "(N, *S)"), ("outputs", outputs, "(N, K)")):
-        if not isinstance(value, dict) or not value:
-            raise ValueError(
-                f"{name} must be a non-empty dict {{name: tensor}}, got {value!r:.60}"
-            )
-        for key, t in value.items():
-            check_tensor(f"{name}[{key!r}]", t, layout)
-    check_size2("display_size", display_size)
-    if initial is not None and not isinstance(initial, dict):
-        raise ValueError(f"initial must be None or a dict {{control: value}}, got {initial!r}")
-    if labels is not None:
-        check_labels("labels", labels, n)
-    if boxes is not None:
-        check_index_tensor("boxes", boxes, "(N, 4)")
-        if tuple(boxes.shape) != (n, 4):
-            raise ValueError(f"boxes must be (N, 4) with N = {n}, got {shape_str(boxes)}")
-    if set(maps) != set(outputs):
-        raise ValueError(
-            f"maps and outputs must have the same keys, got {sorted(maps)} and {sorted(outputs)}"
-        )
-    flat = {k: (m[:, 0] if m.ndim == 4 else m) for k, m in maps.items()}
-    for k, m in flat.items():
-        if m.ndim != 3 or m.shape[0] != n or outputs[k].shape[0] != n:
-            raise ValueError(
-                f"map {k!r} {shape_str(m)} and outputs {shape_str(outputs[k])} must cover "
-                f"the N={n} images"
-            )
-    k_classes = next(iter(outputs.values())).shape[1]
-    if class_names is not None and (
-        not isinstance(class_names, (list, tuple)) or len(class_names) != k_classes
-    ):
-        raise ValueError(
-            f"class_names must be a list of K = {k_classes} names, got {class_names!r}"
-        )
-    names = class_names or [str(i) for i in range(k_classes)]
-    colour = images.expand(n, 3, height, width) if images.shape[1] == 1 else images
-    styles = [photo_style(img) for img in colour]
-    mass = {}
-    if boxes is not None:
-        mass = {
-            k: attention_mass_in_box(m.float(), boxes, (height, width)) for k, m in flat.items()
-        }
-    dh, dw = display_size
-
-    def render(map: str, image: int):  # noqa: A002  (the control's name)
-        m, p = flat[map][image], outputs[map][image]
-        caption = f"{map} · {m.shape[0]}×{m.shape[1]} map · max {float(m.max()):.3f}"
-        view = attention_overlay_html(styles[image][0], m, display_size, caption=caption)
-        if boxes is not None:
-            t, left, b, r = (int(v) for v in boxes[image])
-            box = (
-                f"position:absolute;left:{left * dw / width:.1f}px;top:{t * dh / height:.1f}px;"
-                f"width:{(r - left) * dw / width:.1f}px;height:{(b - t) * dh / height:.1f}px;"
-                "box-sizing:border-box;border:2px dashed #39d0ff"
-            )
-            view = (
-                f'<div style="position:relative;display:inline-block">{view}'
-                f'<div style="{box}"></div></div>'
-            )
-        values, rows = p.tolist(), [f"p({c})" for c in names]
-        if boxes is not None:
-            values, rows = [float(mass[map][image])] + values, ["in box"] + rows
-        else:
-            values = [float(m.mean()), float(m.max())] + values
-            rows = ["map mean", "map max"] + rows
-        title = f"predicted {names[int(p.argmax())]}"
-        if labels is not None:
-            title += f", true {names[int(labels[image])]}"
-        return html_view(
-            f'<div class="va-flex">{view}{bars_html(values, rows, title=title, vmax=1.0)}</div>'
-        )
-
-    header = ipywidgets.HTML(VIEW_CSS + "".join(tag for _, tag in styles))
-    controls = {"map": list(maps), "image": list(range(n))}
-    return precomputed_explorer(controls, render, header=header, initial=initial)
-
-
 class CanvasModel(nn.Module):
     """The chapter's trained heads from the canvas up, as the reader's browser runs them.
 
@@ -370,12 +253,13 @@ def model_explorer(
     _, _, h, w = check_tensor("examples", examples, "(N, C, H, W)", C=1)
     outputs = [f"{kind} {name}" for name in model.names for kind in ("logits", "map")]
     exported = export_model(model, examples[:1], outputs)
-    heads = [(name, f"logits {name}", f"map {name}") for name in model.names]
+    views = [probs(name, f"logits {name}") for name in model.names]
+    views += [overlay(name, f"map {name}") for name in model.names]
     return make_model_explorer(
         exported,
         examples,
-        check_labels("labels", labels, len(examples)),
-        heads=heads,
+        labelled(check_labels("labels", labels, len(examples))),
+        views,
         display=display,
         brush=2.2,
         caption=f"Draw on the {h} × {w} canvas (the box follows the ink), pick a test canvas, add "

@@ -7,15 +7,13 @@ multi-seed experiment and the clip explorer.
   frame into its pooled 64-d feature vector, once.
 * :class:`ClipHead` — attention pooling over the frames (the mechanism) or their plain mean (the
   control), then one linear classifier: the only trained parameters.
-* :func:`run_experiment` — both heads over several seeds; :func:`explorer` — scrub through clips.
+* :func:`run_experiment` — both heads over several seeds; :class:`ClipModel` and
+  :func:`model_explorer` — the trained heads in the reader's browser: edit a clip's frames and
+  watch the frame weights.
 """
 
 from __future__ import annotations
 
-import html
-
-import ipywidgets as widgets
-import numpy as np
 import torch
 from torch import nn
 
@@ -35,10 +33,12 @@ from .._checks import (
     check_tensor,
 )
 from ..blocks import AttentionPooling
+from ..core import record_attention
 from ..train import History, fit, seed_everything
-from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
-from ..views.widgets import html_view, precomputed_explorer
-from .digits import DIGIT_SIZE, DigitCNN, check_canvas, digits_at
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer, bars, probs
+from ..views.model_explorer import model_explorer as make_model_explorer
+from .digits import DIGIT_SIZE, DigitCNN, check_canvas, digits_at, load_digit_cnn
 
 __all__ = [
     "FRAME",
@@ -47,7 +47,8 @@ __all__ = [
     "ClipHead",
     "run_experiment",
     "weight_on_digit_frames",
-    "explorer",
+    "ClipModel",
+    "model_explorer",
 ]
 
 
@@ -244,83 +245,74 @@ def weight_on_digit_frames(weights: torch.Tensor, present: torch.Tensor) -> floa
     return float((weights * present).sum(-1).mean())
 
 
-@torch.no_grad()
-def explorer(
-    model: ClipHead,
-    clips: torch.Tensor,
-    feats: torch.Tensor,
-    labels: torch.Tensor,
-    present: torch.Tensor,
-    size: int = 144,
-):
-    """Scrub through clips: the frame weights, the chosen frame, and the class probabilities.
+class ClipModel(nn.Module):
+    """The chapter's trained heads from the frames' pixels up, as the reader's browser runs them.
 
-    Controls ``clip`` (one value per clip given) and ``frame``. Each view shows the chosen frame
-    (outlined in the strip of all frames, each thumbnail's border as thick as its weight), the
-    frame weights as bars (``α_t``; frames that contain the digit are marked ✓), and two sets of
-    class probabilities: the clip's (classifier on the attention-pooled vector) and that of the
-    chosen frame alone (classifier on its features), so one sees what each frame would say alone.
+    The frozen encoder on every frame (:func:`frame_features`), then the attention-pooling
+    :class:`ClipHead` and the averaging control. ``forward``: clips ``(B, T, 1, H, W)`` → the
+    attention head's logits ``(B, K)``, its frame weights ``α_t`` ``(B, T)`` and the control's
+    logits ``(B, K)``.
 
     Args:
-        model: a trained :class:`ClipHead` with ``pool="attention"``.
-        clips: ``(N, T, 1, H, W)``; feats: their frame features ``(N, T, D)``
-            (:func:`frame_features`); labels ``(N,)``; present ``(N, T)`` bool.
-        size: displayed side of the chosen frame in CSS pixels.
+        attention: a trained :class:`ClipHead` with ``pool="attention"``; mean: one with
+            ``pool="mean"``.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
-    check_instance("model", model, ClipHead)
-    if model.pool is None:
-        raise ValueError("explorer needs a ClipHead with pool='attention'")
-    n, t = check_tensor("clips", clips, "(N, T, C, H, W)", C=1)[:2]
-    check_tensor("feats", feats, "(N, T, D)", N=n, T=t, D=model.dim)
-    check_labels("labels", labels, n), check_positive_int("size", size)
+
+    def __init__(self, attention: ClipHead, mean: ClipHead, encoder: nn.Module | None = None):
+        super().__init__()
+        check_instance("attention", attention, ClipHead), check_instance("mean", mean, ClipHead)
+        check_encoder("encoder", encoder)
+        if attention.pool is None or mean.pool is not None:
+            raise ValueError("attention must pool with attention and mean by averaging")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.attention, self.mean = attention.eval(), mean.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, t = check_tensor("x", x, "(B, T, C, H, W)", C=1)[:2]
+        feats = self.encoder.feature_map(x.flatten(0, 1)).mean(dim=(2, 3)).reshape(b, t, -1)
+        with record_attention(self.attention) as maps:
+            logits = self.attention(feats)
+        return logits, maps["pool"], self.mean(feats)
+
+
+def model_explorer(
+    model: ClipModel, clips: torch.Tensor, labels: torch.Tensor, present: torch.Tensor
+) -> ModelExplorer:
+    """The reader edits a clip — clears frames, draws a digit in any frame, copies a frame to the
+    next, adds noise — or picks a test clip; the page runs ``model``: the weight of every frame
+    and both heads' probabilities.
+
+    Args:
+        model: the :class:`ClipModel` to export.
+        clips: test clips ``(N, T, 1, H, W)`` to start from.
+        labels: their digits ``(N,)``; present: ``(N, T)`` bool, the frames showing the digit.
+    """
+    check_instance("model", model, ClipModel)
+    n, t = check_canvas("clips", clips, "(N, T, C, H, W)")[:2]
+    check_labels("labels", labels, n)
     check_bool_mask("present", present, shape=(n, t), layout="(N, T)")
-    model.eval()
-    weights = model.pool.weights(feats)  # (N, T)
-    clip_probs = model.head(torch.einsum("nt,ntd->nd", weights, feats)).softmax(-1)  # (N, K)
-    frame_probs = model.head(feats).softmax(-1)  # (N, T, K)
-    classes = [str(k) for k in range(clip_probs.shape[-1])]
-
-    def uri(frame: torch.Tensor) -> str:
-        grey = (frame[0].float().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-        return data_uri(np.repeat(grey[..., None], 3, axis=-1))
-
-    thumbs = [[uri(clips[i, s]) for s in range(t)] for i in range(n)]
-
-    def render(clip: int, frame: int) -> widgets.Widget:
-        w = weights[clip]
-        strip = "".join(
-            f'<img alt="frame {s}" src="{thumbs[clip][s]}" '
-            f'title="frame {s}: weight {float(w[s]):.3f}" '
-            f'style="width:34px;height:34px;image-rendering:pixelated;box-sizing:border-box;'
-            f"border:{1 + round(6 * float(w[s]))}px solid "
-            f"{'#39d0ff' if s == frame else '#d9534f'};"
-            f'margin-right:2px">'
-            for s in range(t)
-        )
-        heat = data_uri(colorize(w[None].float().numpy(), vmax=1.0)[..., :3])
-        mark = "digit present" if bool(present[clip, frame]) else "no digit"
-        caption = (
-            f"clip {clip} (label {int(labels[clip])}) · frame {frame}: "
-            f"weight α = {float(w[frame]):.3f} · {mark}"
-        )
-        left = (
-            f'<div class="va-view"><img alt="frame {frame}" src="{thumbs[clip][frame]}" '
-            f'style="width:{size}px;height:{size}px;image-rendering:pixelated">'
-            f'<div class="va-cap">{html.escape(caption)}</div>'
-            f'<div style="margin-top:4px">{strip}</div>'
-            f'<img alt="frame weights" src="{heat}" style="width:{36 * t}px;height:10px;'
-            f'image-rendering:pixelated"></div>'
-        )
-        names = [f"t{s}{' ✓' if present[clip, s] else ''}" for s in range(t)]
-        bars_w = bars_html(w.tolist(), names, title="frame weights α_t", vmax=1.0)
-        bars_c = bars_html(
-            clip_probs[clip].tolist(), classes, title="clip: class probabilities", vmax=1.0
-        )
-        bars_f = bars_html(
-            frame_probs[clip, frame].tolist(), classes, title=f"frame {frame} alone", vmax=1.0
-        )
-        return html_view(f'<div class="va-flex">{left}{bars_w}{bars_c}{bars_f}</div>')
-
-    return precomputed_explorer(
-        {"clip": list(range(n)), "frame": list(range(t))}, render, header=widgets.HTML(VIEW_CSS)
+    exported = export_model(model, clips[:1], ("logits attention", "frame weights", "logits mean"))
+    names = [
+        f"#{i} (digit {int(y)} in frames {', '.join(str(int(k)) for k in p.nonzero()[:, 0])})"
+        for i, (y, p) in enumerate(zip(labels, present))
+    ]
+    frames = [f"frame {k}" for k in range(t)]
+    views = [
+        probs("attention pooling", "logits attention"),
+        probs("mean over frames (control)", "logits mean"),
+        bars("frame weights α_t", "frame weights", frames, per_canvas=True),
+    ]
+    return make_model_explorer(
+        exported,
+        clips[:, :, 0],
+        names,
+        views,
+        canvas_names=frames,
+        display=192,
+        brush=1.0,
+        caption="Pick a frame under the drawing area to draw on it: clear the frames that show "
+        "the digit, draw it in others or copy it to the next frame. The trained heads run in "
+        "this page.",
     )

@@ -35,7 +35,8 @@ OPS = frozenset(
     unsqueeze squeeze cat layer_norm gelu contiguous exp tanh neg rsub adaptive_avg_pool2d
     avg_pool2d select slice Int NumToTensor ScalarImplicit floor_divide log_softmax masked_fill
     ones_like zeros_like to detach clone dropout t bmm mm addmm sqrt pow abs clamp_min amax amin
-    stack unbind ListUnpack TupleUnpack movedim""".split()
+    stack unbind ListUnpack TupleUnpack movedim linalg_vector_norm expand_as
+    chunk""".split()
 )
 
 
@@ -101,6 +102,7 @@ def export_model(
     torch._C._jit_pass_inline(graph)
     values, chunks, offset = {}, [], 0
     constants, tensors, nodes = {}, {}, []
+    stored: dict[bytes, int] = {}  # tensor bytes → offset
 
     def vid(value: torch._C.Value) -> str:
         return values.setdefault(value.debugName(), f"v{len(values)}")
@@ -114,10 +116,12 @@ def export_model(
                 out.toIValue() if node.hasAttributes() or str(out.type()) != "NoneType" else None
             )
             if isinstance(value, torch.Tensor):
-                array = value.detach().to(torch.float32).contiguous().numpy().astype("<f4")
-                tensors[vid(out)] = {"shape": list(value.shape), "offset": offset}
-                chunks.append(array.tobytes())
-                offset += array.size
+                data = value.detach().float().contiguous().numpy().astype("<f4").tobytes()
+                if data not in stored:  # a module called twice carries its weights once
+                    stored[data] = offset
+                    chunks.append(data)
+                    offset += len(data) // 4
+                tensors[vid(out)] = {"shape": list(value.shape), "offset": stored[data]}
             else:
                 constants[vid(out)] = _scalar(value)
             continue

@@ -80,6 +80,34 @@ def _options(values: Sequence[Any]) -> list[tuple[str, Any]]:
     return opts
 
 
+# Widths in CSS pixels of the parts of an ipywidgets 8 horizontal slider (its stylesheet): the
+# description is followed by an 8 px margin; the track's flex basis is
+# ``--jp-widgets-inline-width-short`` (148 px) with 7 px margins on either side; the readout, 4 px
+# after it, is as wide as its text but at least ``--jp-widgets-inline-width-tiny`` (72 px) and at
+# most 148 px (longer labels are clipped inside it, never drawn over the next control).
+_CHAR_PX = 8  # generous for the 13 px widget font (about 6.5-7 px a character)
+_READOUT_PX = (72, 148)
+_TRACK_PX = 7 + 148 + 7
+_CONTROL_MIN_PX = 260
+_CONTROL_GAP = "2px 16px 2px 2px"  # margin: a gap after each control, so no text meets the next
+
+
+def _control_layout(description: str, labels: Sequence[str]) -> widgets.Layout:
+    """A slider's layout wide enough for its description, its track and its longest readout.
+
+    When every part has its natural width the flex layout inside the slider shrinks nothing, so
+    the readout is never squeezed below its text (an overestimate only lengthens the track). The
+    width is fixed (``flex: 0 0 auto``: the wrapping row of controls never squeezes a control) and
+    a right margin keeps the readout away from the next control's description.
+    """
+    low, high = _READOUT_PX
+    readout = 4 + min(max(low, _CHAR_PX * max(map(len, labels)) + 8), high)
+    width = _CHAR_PX * len(description) + 8 + _TRACK_PX + readout
+    return widgets.Layout(
+        width=f"{max(_CONTROL_MIN_PX, width)}px", flex="0 0 auto", margin=_CONTROL_GAP
+    )
+
+
 def precomputed_explorer(
     controls: Mapping[str, Sequence[Any]],
     render: Callable[..., widgets.Widget],
@@ -130,7 +158,7 @@ def precomputed_explorer(
             description=name,
             continuous_update=True,
             style={"description_width": "initial"},
-            layout=widgets.Layout(width="260px"),
+            layout=_control_layout(name, [label for label, _ in opts]),
         )
         for name, opts, first in zip(names, options, start)
     ]

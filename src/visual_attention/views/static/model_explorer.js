@@ -1,32 +1,41 @@
-// ModelExplorer: a chapter's trained model, run in the reader's browser on any digit the reader draws
+// ModelExplorer: a chapter's trained model, run in the reader's browser on any input the reader draws
 // (visual_attention.views.model_explorer). The model is a graph exported from PyTorch and run by
-// model_runtime.js (prepended to this module by the Python class); it may carry several heads on one
-// encoder (e.g. attention pooling and a gate), each with its logits and its map. On every change of
-// the input — a stroke (mouse, touch or pen), a test example, noise, a move — the page runs the
-// model once per animation frame and draws what it computes: the chosen head's map over the input
-// the model saw, and for every head its prediction and the share of its map inside the ink's box.
-// The latest result is left on the root element as `vaState` (the browser tests read the
-// rasterised input back from it).
+// model_runtime.js (prepended to this module by the Python class). Its input is one canvas
+// (1, 1, H, W) or S canvases (1, S, 1, H, W) — sensors, frames — and the reader draws on one at a
+// time. On every change — a stroke (mouse, touch or pen), a test example, noise, a move, a resize,
+// a copied frame — the page runs the model once per animation frame and draws the views the
+// chapter asked for: probabilities, a map over the input, every head's map, bars, memory slots.
+// Every number shown is an output of the model; the page only draws. The latest result is left
+// on the root element as `vaState` (the browser tests read the rasterised input back from it).
 
 const EXPLORER_CSS = `
 .va-mx{font:13px/1.35 system-ui,-apple-system,"Segoe UI",sans-serif;color:inherit;max-width:100%}
 .va-mx-controls{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin-bottom:8px}
-.va-mx-controls label{display:flex;gap:6px;align-items:center;white-space:nowrap}
+.va-mx-controls label,.va-mx-group{display:flex;gap:4px;align-items:center;white-space:nowrap}
 .va-mx-controls button{font:inherit;padding:1px 8px}
 .va-mx-main{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+.va-mx-left{display:flex;flex-direction:column;gap:8px}
 .va-mx-stage{position:relative;flex:none;cursor:crosshair;touch-action:none;outline-offset:2px;background:#000}
 .va-mx-stage:focus-visible{outline:2px solid #39d0ff}
-.va-mx-stage canvas{position:absolute;inset:0;width:100%;height:100%;image-rendering:pixelated}
+.va-mx-stage canvas,.va-mx-pic canvas{position:absolute;inset:0;width:100%;height:100%;image-rendering:pixelated}
 .va-mx-box{position:absolute;box-sizing:border-box;border:2px dashed #39d0ff;pointer-events:none}
+.va-mx-strip{display:flex;flex-wrap:wrap;gap:6px}
+.va-mx-thumb{display:flex;flex-direction:column;align-items:center;gap:2px;font:inherit;font-size:11px;padding:2px;border:2px solid transparent;background:none;cursor:pointer;color:inherit}
+.va-mx-thumb[aria-pressed=true]{border-color:#39d0ff}
+.va-mx-pic{position:relative;background:#000;flex:none}
 .va-mx-side{display:flex;flex-direction:column;gap:8px;min-width:220px}
 .va-mx-title{font-weight:600}
-.va-mx-row{display:flex;align-items:center;gap:6px;height:17px;font-size:12px}
-.va-mx-name{width:64px;text-align:right;overflow:hidden;white-space:nowrap;text-overflow:ellipsis}
-.va-mx-track{position:relative;width:140px;height:11px;background:rgba(127,127,127,.15)}
+.va-mx-row{display:flex;align-items:center;gap:6px;min-height:17px;font-size:12px}
+.va-mx-name{width:64px;flex:none;text-align:right;overflow:hidden;white-space:nowrap;text-overflow:ellipsis}
+.va-mx-wide .va-mx-name{width:150px}
+.va-mx-track{position:relative;width:140px;height:11px;flex:none;background:rgba(127,127,127,.15)}
 .va-mx-bar{position:absolute;left:0;top:1px;bottom:1px;background:#5b8c5a}
 .va-mx-top .va-mx-bar{background:#d9534f}
-.va-mx-num{width:48px;font-family:monospace}
-.va-mx-note{font-size:12px;max-width:320px}
+.va-mx-num{width:48px;flex:none;font-family:monospace}
+.va-mx-note{font-size:12px;max-width:360px}
+.va-mx-grid{display:flex;flex-wrap:wrap;gap:10px;margin-top:10px}
+.va-mx-cell{display:flex;flex-direction:column;gap:2px;font-size:11px;max-width:180px}
+.va-mx-heat{display:block;height:14px;width:320px;image-rendering:pixelated}
 `;
 
 function mxFloats(view) {
@@ -92,64 +101,175 @@ export function massInBox(map, h, w, H, W, box) {
   return total > 0 ? inside / total : 0;
 }
 
+// The canvas resized by `factor` about the centre of its ink (bilinear; outside is blank)
+export function rescale(input, H, W, factor) {
+  const box = inkBox(input, H, W, 0.05);
+  const cy = box ? (box[0] + box[2]) / 2 : H / 2, cx = box ? (box[1] + box[3]) / 2 : W / 2;
+  const out = new Float32Array(H * W);
+  const at = (i, j) => (i < 0 || j < 0 || i >= H || j >= W ? 0 : input[i * W + j]);
+  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
+    const y = cy + (i + 0.5 - cy) / factor - 0.5, x = cx + (j + 0.5 - cx) / factor - 0.5;
+    const i0 = Math.floor(y), j0 = Math.floor(x), fy = y - i0, fx = x - j0;
+    out[i * W + j] = (1 - fy) * ((1 - fx) * at(i0, j0) + fx * at(i0, j0 + 1)) + fy * ((1 - fx) * at(i0 + 1, j0) + fx * at(i0 + 1, j0 + 1));
+  }
+  return out;
+}
+
+function probabilities(logits) {
+  const m = Math.max(...logits), e = Array.from(logits, (z) => Math.exp(z - m)), s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s);
+}
+
+function argmax(values) {
+  let best = 0;
+  for (let k = 1; k < values.length; k++) if (values[k] > values[best]) best = k;
+  return best;
+}
+
+// A picture: the input in grey, and optionally a map over it in the book's colour map (scaled to
+// its largest value) — two stacked canvases, the map's opacity `alpha`.
+function makePicture(width, height, alpha) {
+  const ink = mxEl("canvas"), heat = mxEl("canvas", { style: `opacity:${alpha}` });
+  const node = mxEl("div", { className: "va-mx-pic", style: `width:${width}px;height:${height}px` }, ink, heat);
+  return { node, ink, heat };
+}
+
+function paintInk(canvas, data, H, W) {
+  canvas.width = W; canvas.height = H;
+  const ctx = canvas.getContext("2d"), img = ctx.createImageData(W, H);
+  for (let k = 0; k < H * W; k++) {
+    const g = Math.round(255 * Math.max(0, Math.min(1, data[k])));
+    img.data[4 * k] = img.data[4 * k + 1] = img.data[4 * k + 2] = g;
+    img.data[4 * k + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+function paintHeat(canvas, data, h, w, lut) {
+  if (!data) { canvas.style.display = "none"; return; }
+  canvas.style.display = "";
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h);
+  let top = 0;
+  for (let k = 0; k < h * w; k++) top = Math.max(top, data[k]);
+  for (let k = 0; k < h * w; k++) {
+    const c = Math.max(0, Math.min(255, Math.round((255 * data[k]) / (top || 1))));
+    img.data[4 * k] = lut[3 * c]; img.data[4 * k + 1] = lut[3 * c + 1]; img.data[4 * k + 2] = lut[3 * c + 2];
+    img.data[4 * k + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+function barRows(values, labels, vmax, best, wide) {
+  return mxEl("div", { className: wide ? "va-mx-wide" : "" }, ...Array.from(values, (p, k) => mxEl("div", { className: `va-mx-row${k === best ? " va-mx-top" : ""}` },
+    mxEl("span", { className: "va-mx-name", title: String(labels[k] ?? k) }, String(labels[k] ?? k)),
+    mxEl("span", { className: "va-mx-track" }, mxEl("span", { className: "va-mx-bar", style: `width:${Math.max(0, Math.min(100, (100 * p) / vmax)).toFixed(1)}%` })),
+    mxEl("span", { className: "va-mx-num", "data-value": p.toFixed(6) }, p.toFixed(3)))));
+}
+
+const pct = (v) => `${(100 * v).toFixed(0)} %`;
+
 function render({ model, el: host }) {
-  const graph = model.get("graph");
-  const net = loadModel(graph, mxFloats(model.get("weights")));
+  const net = loadModel(model.get("graph"), mxFloats(model.get("weights")));
   const [H, W] = model.get("canvas");
+  const S = model.get("canvases");
+  const canvasNames = model.get("canvas_names");
   const examples = mxFloats(model.get("examples"));
-  const exampleLabels = model.get("example_labels");
-  const classNames = model.get("class_names");
+  const exampleNames = model.get("example_names");
+  const views = model.get("views");
+  const slotImages = mxFloats(model.get("images"));
   const [dispH, dispW] = model.get("display_size");
   const lut = mxBytes(model.get("colormap"));
-  const heads = model.get("heads"); // [{name, logits, map}]
-  const input = new Float32Array(H * W);
-  const setExample = (i) => { input.set(examples.subarray(i * H * W, (i + 1) * H * W)); };
+  const alpha = model.get("alpha");
+  const shape = S === 1 ? [1, 1, H, W] : [1, S, 1, H, W];
+  const input = new Float32Array(S * H * W);
+  let current = 0; // the canvas the reader draws on
+  const plane = (s) => input.subarray(s * H * W, (s + 1) * H * W);
+  const setExample = (i) => { input.set(examples.subarray(i * S * H * W, (i + 1) * S * H * W)); };
 
+  // controls
   const root = mxEl("div", { className: "va-mx" }, mxEl("style", {}, EXPLORER_CSS));
   const exampleSel = mxEl("select", { "aria-label": "test example" });
-  exampleLabels.forEach((y, i) => exampleSel.append(mxEl("option", { value: String(i) }, `#${i} (${classNames[y] ?? y})`)));
-  const clearBtn = mxEl("button", { type: "button" }, "clear");
-  const noiseBtn = mxEl("button", { type: "button" }, "add noise");
-  const moves = [["←", 0, -2], ["→", 0, 2], ["↑", -2, 0], ["↓", 2, 0]].map(([t, di, dj]) => {
-    const b = mxEl("button", { type: "button", "aria-label": `move ${t}` }, t);
-    b.addEventListener("click", () => { shift(di, dj); update(); });
+  exampleNames.forEach((name, i) => exampleSel.append(mxEl("option", { value: String(i) }, name)));
+  const button = (text, label, action) => {
+    const b = mxEl("button", { type: "button", "aria-label": label }, text);
+    b.addEventListener("click", () => { action(); update(); });
     return b;
-  });
-  const headSel = mxEl("select", { "aria-label": "map of" });
-  heads.forEach((hd, i) => headSel.append(mxEl("option", { value: String(i) }, hd.name)));
-  root.append(mxEl("div", { className: "va-mx-controls" },
-    mxEl("label", {}, "example", exampleSel), clearBtn, noiseBtn, mxEl("span", {}, "move", ...moves),
-    ...(heads.length > 1 ? [mxEl("label", {}, "map of", headSel)] : [])));
+  };
+  const moves = [["←", 0, -2], ["→", 0, 2], ["↑", -2, 0], ["↓", 2, 0]].map(([t, di, dj]) => button(t, `move ${t}`, () => shift(di, dj)));
+  const sizes = [["−", "shrink", 1 / 1.2], ["+", "grow", 1.2]].map(([t, label, f]) => button(t, label, () => plane(current).set(rescale(plane(current), H, W, f))));
+  const mapViews = views.filter((v) => v.kind === "map"), probViews = views.filter((v) => v.kind === "probs");
+  const mapSel = mxEl("select", { "aria-label": "map of" });
+  mapViews.forEach((v, i) => mapSel.append(mxEl("option", { value: String(i) }, v.name)));
+  const probSel = mxEl("select", { "aria-label": "probabilities of" });
+  probViews.forEach((v, i) => probSel.append(mxEl("option", { value: String(i) }, v.name)));
+  const controls = [mxEl("label", {}, "example", exampleSel),
+    button("clear", S > 1 ? `clear ${canvasNames[0]}` : "clear", () => plane(current).fill(0)),
+    button("add noise", "add noise", () => addNoise(plane(current))),
+    mxEl("span", { className: "va-mx-group" }, "move", ...moves),
+    mxEl("span", { className: "va-mx-group" }, "size", ...sizes)];
+  const clearBtn = controls[1];
+  if (S > 1) controls.push(button("copy to next", "copy to next", () => {
+    const next = (current + 1) % S;
+    plane(next).set(plane(current));
+    select(next);
+  }));
+  if (mapViews.length > 1) controls.push(mxEl("label", {}, "map of", mapSel));
+  if (probViews.length > 1) controls.push(mxEl("label", {}, "probabilities of", probSel));
+  root.append(mxEl("div", { className: "va-mx-controls" }, ...controls));
 
+  // the stage (the canvas being drawn on), the other canvases, the readouts
   const stage = mxEl("div", { className: "va-mx-stage", tabIndex: 0, style: `width:${dispW}px;height:${dispH}px`,
-    "aria-label": "draw a digit here (mouse, touch or pen)" });
-  const inkCanvas = mxEl("canvas", { width: W, height: H });
-  const mapCanvas = mxEl("canvas", { style: `opacity:${model.get("alpha")}` });
+    "aria-label": "draw here (mouse, touch or pen)" });
+  const inkCanvas = mxEl("canvas"), mapCanvas = mxEl("canvas", { style: `opacity:${alpha}` });
   const boxEl = mxEl("div", { className: "va-mx-box" });
   stage.append(inkCanvas, mapCanvas, boxEl);
+  const left = mxEl("div", { className: "va-mx-left" }, stage);
+  const thumbs = [];
+  if (S > 1) {
+    const strip = mxEl("div", { className: "va-mx-strip", role: "group", "aria-label": "canvases" });
+    const side = Math.max(32, Math.min(64, Math.floor((dispW - 6 * 3) / 4)));
+    for (let s = 0; s < S; s++) {
+      const pic = makePicture(side, Math.round((side * H) / W), alpha);
+      const value = mxEl("span", {}, canvasNames[s]);
+      const t = mxEl("button", { type: "button", className: "va-mx-thumb", "aria-label": `draw on ${canvasNames[s]}`, "aria-pressed": String(s === 0) }, pic.node, value);
+      t.addEventListener("click", () => { select(s); update(); });
+      strip.append(t);
+      thumbs.push({ node: t, pic, value });
+    }
+    left.append(strip);
+  }
   const side = mxEl("div", { className: "va-mx-side" });
-  const summary = mxEl("div");
-  const predTitle = mxEl("div", { className: "va-mx-title" });
-  const bars = mxEl("div");
+  const summary = mxEl("div"), predTitle = mxEl("div", { className: "va-mx-title" }), predBars = mxEl("div");
   const massNote = mxEl("div", { className: "va-mx-note" });
-  side.append(summary, predTitle, bars, massNote, mxEl("div", { className: "va-mx-note" }, model.get("caption")));
-  root.append(mxEl("div", { className: "va-mx-main" }, stage, side));
+  const barBlocks = views.filter((v) => v.kind === "bars").map(() => mxEl("div"));
+  side.append(summary, predTitle, predBars, massNote, ...barBlocks, mxEl("div", { className: "va-mx-note" }, model.get("caption")));
+  root.append(mxEl("div", { className: "va-mx-main" }, left, side));
+  const below = views.filter((v) => v.kind === "maps" || v.kind === "slots").map(() => mxEl("div"));
+  root.append(...below);
   host.append(root);
 
+  function select(s) {
+    current = s;
+    thumbs.forEach((t, k) => t.node.setAttribute("aria-pressed", String(k === s)));
+    stage.setAttribute("aria-label", `draw on ${canvasNames[s]} (mouse, touch or pen)`);
+    clearBtn.setAttribute("aria-label", S > 1 ? `clear ${canvasNames[s]}` : "clear");
+  }
+
   function shift(di, dj) {
-    const old = input.slice();
-    input.fill(0);
+    const p = plane(current), old = p.slice();
+    p.fill(0);
     for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
       const si = i - di, sj = j - dj;
-      if (si >= 0 && si < H && sj >= 0 && sj < W) input[i * W + j] = old[si * W + sj];
+      if (si >= 0 && si < H && sj >= 0 && sj < W) p[i * W + j] = old[si * W + sj];
     }
   }
 
   let noiseSeed = 1;
-  function addNoise() { // a small linear congruential generator: the same noise in every browser
-    for (let k = 0; k < input.length; k++) {
+  function addNoise(p) { // a small linear congruential generator: the same noise in every browser
+    for (let k = 0; k < p.length; k++) {
       noiseSeed = (noiseSeed * 1664525 + 1013904223) >>> 0;
-      if (noiseSeed / 4294967296 < 0.04) input[k] = Math.max(input[k], 0.5 + (noiseSeed % 1000) / 2000);
+      if (noiseSeed / 4294967296 < 0.04) p[k] = Math.max(p[k], 0.5 + (noiseSeed % 1000) / 2000);
     }
   }
 
@@ -162,54 +282,91 @@ function render({ model, el: host }) {
 
   function compute() {
     const t0 = performance.now();
-    const out = net.run(input, [1, 1, H, W]);
+    const out = net.run(input, shape);
     const ms = performance.now() - t0;
-    const box = inkBox(input, H, W);
-    const results = heads.map((hd) => {
-      const map = out[hd.map], logits = out[hd.logits].data;
-      const [h, w] = map.shape.slice(-2);
-      const m = Math.max(...logits), e = Array.from(logits, (z) => Math.exp(z - m)), s = e.reduce((a, b) => a + b, 0);
-      const probs = e.map((v) => v / s), best = probs.indexOf(Math.max(...probs));
-      return { name: hd.name, map, h, w, probs, prediction: best, mass: massInBox(map.data, h, w, H, W, box) };
+    const boxes = Array.from({ length: S }, (_, s) => inkBox(plane(s), H, W));
+    const shown = []; // per view, what the page shows (for vaState)
+    // probabilities: a line per probs view, bars for the chosen one
+    const probs = probViews.map((v) => { const p = probabilities(out[v.output].data); return { view: v, p, best: argmax(p) }; });
+    probs.forEach((r) => shown.push({ name: r.view.name, kind: "probs", data: r.p, prediction: r.best }));
+    if (probs.length) {
+      const chosen = probs[Number(probSel.value) || 0];
+      summary.replaceChildren(...(probs.length > 1 ? probs.map((r) => mxEl("div", { className: "va-mx-row" },
+        mxEl("span", { style: "font-weight:600;min-width:120px" }, r.view.name),
+        mxEl("span", {}, `says ${r.view.classes[r.best] ?? r.best} (${pct(r.p[r.best])})`))) : []));
+      predTitle.textContent = `${chosen.view.name}: ${chosen.view.classes[chosen.best] ?? chosen.best} (${pct(chosen.p[chosen.best])})`;
+      predBars.replaceChildren(barRows(chosen.p, chosen.view.classes, 1, chosen.best, false));
+    }
+    // maps over the stage: the chosen one, if it is about the canvas on the stage
+    const mapped = mapViews.map((v) => {
+      const m = out[v.output], [h, w] = m.shape.slice(-2);
+      return { view: v, data: m.data, h, w, mass: massInBox(m.data, h, w, H, W, boxes[v.canvas]) };
     });
-    const chosen = results[Number(headSel.value) || 0], { map, h, w, probs } = chosen, best = chosen.prediction;
-    // the input the model saw, in grey
-    const ink = inkCanvas.getContext("2d"), img = ink.createImageData(W, H);
-    for (let k = 0; k < H * W; k++) {
-      const g = Math.round(255 * Math.max(0, Math.min(1, input[k])));
-      img.data.set([g, g, g, 255], 4 * k);
-    }
-    ink.putImageData(img, 0, 0);
-    // the attention map, coloured by the book's colour map (scaled to its largest weight)
-    mapCanvas.width = w; mapCanvas.height = h;
-    const mctx = mapCanvas.getContext("2d"), mimg = mctx.createImageData(w, h);
-    let top = 0;
-    for (let k = 0; k < h * w; k++) top = Math.max(top, map.data[k]);
-    for (let k = 0; k < h * w; k++) {
-      const c = Math.min(255, Math.round((255 * map.data[k]) / (top || 1)));
-      mimg.data.set([lut[3 * c], lut[3 * c + 1], lut[3 * c + 2], 255], 4 * k);
-    }
-    mctx.putImageData(mimg, 0, 0);
-    // every head's prediction and mass in the box; the chosen head's probabilities
-    summary.replaceChildren(...(results.length > 1 ? results.map((r) => mxEl("div", { className: "va-mx-row" },
-      mxEl("span", { style: "font-weight:600;min-width:120px" }, r.name),
-      mxEl("span", {}, `says ${classNames[r.prediction] ?? r.prediction} (${(100 * r.probs[r.prediction]).toFixed(0)} %), ${(100 * r.mass).toFixed(0)} % of its map in the box`))) : []));
-    predTitle.textContent = `${chosen.name}: ${classNames[best] ?? best} (${(100 * probs[best]).toFixed(0)} %)`;
-    bars.replaceChildren(...probs.map((p, k) => mxEl("div", { className: `va-mx-row${k === best ? " va-mx-top" : ""}` },
-      mxEl("span", { className: "va-mx-name" }, String(classNames[k] ?? k)),
-      mxEl("span", { className: "va-mx-track" }, mxEl("span", { className: "va-mx-bar", style: `width:${(100 * p).toFixed(1)}%` })),
-      mxEl("span", { className: "va-mx-num", "data-value": p.toFixed(6) }, p.toFixed(3)))));
-    // the digit's box and the attention inside it
-    const mass = chosen.mass;
+    mapped.forEach((r) => shown.push({ name: r.view.name, kind: "map", data: Array.from(r.data), mass: r.mass }));
+    const chosenMap = mapped[Number(mapSel.value) || 0];
+    const onStage = chosenMap && chosenMap.view.canvas === current ? chosenMap : null;
+    paintInk(inkCanvas, plane(current), H, W);
+    paintHeat(mapCanvas, onStage && onStage.data, onStage && onStage.h, onStage && onStage.w, lut);
+    const box = boxes[current];
     boxEl.style.display = box ? "" : "none";
     if (box) Object.assign(boxEl.style, { top: `${(100 * box[0]) / H}%`, left: `${(100 * box[1]) / W}%`,
       height: `${(100 * (box[2] - box[0])) / H}%`, width: `${(100 * (box[3] - box[1])) / W}%` });
-    massNote.textContent = box
-      ? `${chosen.name}: ${(100 * mass).toFixed(1)} % of the map inside the ink's box (the box covers ${(100 * (box[2] - box[0]) * (box[3] - box[1]) / (H * W)).toFixed(1)} % of the canvas)`
-      : "draw a digit: no ink yet";
-    root.vaState = { input: Array.from(input), outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { shape: v.shape, data: Array.from(v.data) }])),
-      box, mass, probs, prediction: best, ms,
-      heads: results.map((r) => ({ name: r.name, probs: r.probs, prediction: r.prediction, mass: r.mass })) };
+    const boxText = box ? `the ink's box is ${box[2] - box[0]} × ${box[3] - box[1]} px of ${H} × ${W}` : "no ink yet: draw";
+    massNote.textContent = chosenMap
+      ? (boxes[chosenMap.view.canvas] ? `${chosenMap.view.name}: ${(100 * chosenMap.mass).toFixed(1)} % of the map inside the ink's box (${boxText})` : "draw: no ink yet")
+      : boxText;
+    // bars (and their values under the canvases)
+    views.filter((v) => v.kind === "bars").forEach((v, i) => {
+      const values = out[v.output].data;
+      barBlocks[i].replaceChildren(mxEl("div", { className: "va-mx-title" }, v.name), barRows(values, v.labels, v.vmax, -1, true));
+      if (v.per_canvas) thumbs.forEach((t, s) => { t.value.textContent = `${canvasNames[s]}: ${values[s].toFixed(2)}`; });
+      shown.push({ name: v.name, kind: "bars", data: Array.from(values) });
+    });
+    thumbs.forEach((t, s) => {
+      paintInk(t.pic.ink, plane(s), H, W);
+      const m = mapped.find((r) => r.view.canvas === s && r === chosenMap);
+      paintHeat(t.pic.heat, m && m.data, m && m.h, m && m.w, lut);
+    });
+    // every map of a maps view over its canvas; slots
+    views.filter((v) => v.kind === "maps" || v.kind === "slots").forEach((v, i) => {
+      const m = out[v.output];
+      if (v.kind === "maps") {
+        const [h, w] = m.shape.slice(-2), count = m.data.length / (h * w), cellW = Math.min(180, Math.max(96, Math.floor(dispW / 2)));
+        const cells = [], masses = [];
+        for (let k = 0; k < count; k++) {
+          const data = m.data.subarray(k * h * w, (k + 1) * h * w);
+          const pic = makePicture(cellW, Math.round((cellW * H) / W), alpha);
+          paintInk(pic.ink, plane(v.canvas), H, W);
+          paintHeat(pic.heat, data, h, w, lut);
+          const regions = v.regions.length ? v.regions : [["the ink's box", ...(boxes[v.canvas] || [0, 0, 0, 0])]];
+          const mass = regions.map((r) => massInBox(data, h, w, H, W, r.slice(1)));
+          masses.push(mass);
+          const text = `${v.labels[k] ?? k}: ` + regions.map((r, j) => `${mass[j].toFixed(2)} in ${r[0]}`).join(", ");
+          cells.push(mxEl("div", { className: "va-mx-cell" }, pic.node, mxEl("span", {}, text)));
+        }
+        below[i].replaceChildren(mxEl("div", { className: "va-mx-title", style: "margin-top:10px" }, v.name), mxEl("div", { className: "va-mx-grid" }, ...cells));
+        shown.push({ name: v.name, kind: "maps", data: Array.from(m.data), mass: masses });
+      } else {
+        const w = m.data, K = w.length, order = Array.from(w, (_, k) => k).sort((a, b) => w[b] - w[a]).slice(0, v.top);
+        const heat = mxEl("canvas", { className: "va-mx-heat", "aria-label": `${v.name}: weights over the ${K} slots` });
+        paintHeat(heat, w, 1, K, lut);
+        const [ih, iw] = v.image_size;
+        const cells = order.map((k) => {
+          const pic = makePicture(40, 40, alpha);
+          paintInk(pic.ink, slotImages.subarray(k * ih * iw, (k + 1) * ih * iw), ih, iw);
+          paintHeat(pic.heat, null);
+          return mxEl("div", { className: "va-mx-cell", style: "align-items:center" }, pic.node, mxEl("span", {}, `${v.labels[k]} · ${w[k].toFixed(2)}`));
+        });
+        below[i].replaceChildren(mxEl("div", { className: "va-mx-title", style: "margin-top:10px" }, v.name), heat,
+          mxEl("div", { className: "va-mx-note" }, `heaviest ${order.length} of ${K} (label · weight)`), mxEl("div", { className: "va-mx-grid" }, ...cells));
+        shown.push({ name: v.name, kind: "slots", data: Array.from(w), top: order });
+      }
+    });
+    const firstProbs = probs[Number(probSel.value) || 0];
+    root.vaState = { input: Array.from(input), shape, canvas: current, boxes, box, ms,
+      outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { shape: v.shape, data: Array.from(v.data) }])),
+      probs: firstProbs ? firstProbs.p : null, prediction: firstProbs ? firstProbs.best : null,
+      mass: chosenMap ? chosenMap.mass : null, views: shown };
   }
 
   // drawing: pointer events cover mouse, touch and pen
@@ -222,13 +379,13 @@ function render({ model, el: host }) {
   stage.addEventListener("pointerdown", (ev) => {
     stage.setPointerCapture(ev.pointerId);
     last = toInput(ev);
-    stroke(input, H, W, last[0], last[1], last[0], last[1], brush);
+    stroke(plane(current), H, W, last[0], last[1], last[0], last[1], brush);
     update();
   });
   stage.addEventListener("pointermove", (ev) => {
     if (!last) return;
     const p = toInput(ev);
-    stroke(input, H, W, last[0], last[1], p[0], p[1], brush);
+    stroke(plane(current), H, W, last[0], last[1], p[0], p[1], brush);
     last = p;
     update();
   });
@@ -243,9 +400,8 @@ function render({ model, el: host }) {
     update();
   });
   exampleSel.addEventListener("change", () => { setExample(Number(exampleSel.value)); update(); });
-  headSel.addEventListener("change", update);
-  clearBtn.addEventListener("click", () => { input.fill(0); update(); });
-  noiseBtn.addEventListener("click", () => { addNoise(); update(); });
+  mapSel.addEventListener("change", update);
+  probSel.addEventListener("change", update);
   setExample(0);
   compute();
 }

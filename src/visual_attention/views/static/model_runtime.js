@@ -155,10 +155,10 @@ function matmul(a, b) {
   return out;
 }
 
-// 3 × 3, stride 1, dilation 1: the encoders' convolution, on a zero-padded copy of each input
-// channel (no bounds checks in the inner loop) and four output channels at a time (each input
-// value loaded once for four accumulators): the one loop that decides the speed of a CNN here.
-function conv3x3(x, w, bias, pad, groups) {
+// 3 × 3, stride 1, dilation 1, direct: on a zero-padded copy of each input channel (no bounds
+// checks in the inner loop), four output channels at a time (each input value loaded once for four
+// accumulators). Used for grouped and single-channel convolutions; see conv3x3 for the rest.
+function conv3x3Direct(x, w, bias, pad, groups) {
   const [B, C, H, W] = x.shape, O = w.shape[0], Cg = w.shape[1], Og = O / groups;
   const OH = H + 2 * pad - 2, OW = W + 2 * pad - 2, PW = W + 2 * pad, PH = H + 2 * pad;
   const out = tensor([B, O, OH, OW]), Y = out.data, Wt = w.data, P = new Float32Array(PH * PW);
@@ -188,6 +188,111 @@ function conv3x3(x, w, bias, pad, groups) {
               if (n > 3) Y[yr + 3 * step + ow] += d0 * p0 + d1 * p1 + d2 * p2 + d3 * p3 + d4 * p4 + d5 * p5 + d6 * p6 + d7 * p7 + d8 * p8;
             }
           }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// Scratch buffers reused across calls: they never leave this file (every returned tensor gets
+// fresh memory), so a later node can hold on to any output safely.
+const scratch = {};
+const buffer = (name, n) => {
+  if (!scratch[name] || scratch[name].length < n) scratch[name] = new Float64Array(n);
+  return scratch[name];
+};
+const tmp = new Float64Array(16); // one tile's half-transformed values
+
+// Winograd F(2×2, 3×3) weights U = G g Gᵀ, as [16][O4 / 4][C][4] (O4: O rounded up to 4, zero
+// rows; the 4 output channels of one c side by side for the product below), computed once per weight tensor (tensors are never written after they are made).
+const winogradWeights = new WeakMap();
+function transformWeights(w) {
+  const cached = winogradWeights.get(w.data);
+  if (cached) return cached;
+  const [O, C] = w.shape, O4 = Math.ceil(O / 4) * 4, U = new Float64Array(16 * O4 * C), g = w.data, t = new Array(12);
+  for (let o = 0; o < O; o++) {
+    for (let c = 0; c < C; c++) {
+      const k = (o * C + c) * 9;
+      for (let j = 0; j < 3; j++) { // G g: rows 0..3 of column j
+        const g0 = g[k + j], g1 = g[k + 3 + j], g2 = g[k + 6 + j];
+        t[j] = g0; t[3 + j] = 0.5 * (g0 + g1 + g2); t[6 + j] = 0.5 * (g0 - g1 + g2); t[9 + j] = g2;
+      }
+      for (let i = 0; i < 4; i++) { // (G g) Gᵀ: columns 0..3 of row i
+        const g0 = t[3 * i], g1 = t[3 * i + 1], g2 = t[3 * i + 2], u = [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2];
+        for (let j = 0; j < 4; j++) U[(4 * i + j) * O4 * C + (o >> 2) * 4 * C + 4 * c + (o & 3)] = u[j];
+      }
+    }
+  }
+  winogradWeights.set(w.data, U);
+  return U;
+}
+
+// 3 × 3, stride 1, dilation 1: the encoders' convolution, the one loop that decides the speed of a
+// CNN here. Winograd F(2×2, 3×3) (Lavin & Gray 2016): each 4 × 4 input tile d becomes V = Bᵀ d B,
+// each 2 × 2 output tile is Aᵀ (Σ_c U ⊙ V) A: 16 multiplications per tile and channel pair instead
+// of 36. The sum over c is 16 small matrix products M[ξ] = U[ξ] V[ξ], computed 4 output channels ×
+// 2 tiles at a time with the 8 sums in registers. All arithmetic in float64.
+function conv3x3(x, w, bias, pad, groups) {
+  const [B, C, H, W] = x.shape, O = w.shape[0];
+  if (groups !== 1 || C < 4) return conv3x3Direct(x, w, bias, pad, groups);
+  const OH = H + 2 * pad - 2, OW = W + 2 * pad - 2, TH = Math.ceil(OH / 2), TW = Math.ceil(OW / 2);
+  const T = TH * TW, T2 = T + (T % 2), O4 = Math.ceil(O / 4) * 4, PW = 2 * TW + 2, PH = 2 * TH + 2;
+  const U = transformWeights(w), out = tensor([B, O, OH, OW]), Y = out.data, X = x.data;
+  const P = buffer("pad", PH * PW), V = buffer("V", 16 * T2 * C), M = buffer("M", 16 * O4 * T2);
+  P.fill(0); // the border stays zero; the inside is rewritten for each channel
+  for (let b = 0; b < B; b++) {
+    // V[ξ][t][c] = (Bᵀ d B)[ξ] for tile t of channel c (a zero tile pads T to even)
+    for (let c = 0; c < C; c++) {
+      const xc = (b * C + c) * H * W;
+      for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) P[(i + pad) * PW + j + pad] = X[xc + i * W + j];
+      for (let ti = 0; ti < TH; ti++) for (let tj = 0; tj < TW; tj++) {
+        const r = 2 * ti * PW + 2 * tj, v = (ti * TW + tj) * C + c, step = T2 * C;
+        for (let j = 0; j < 4; j++) { // Bᵀ d, column j, kept in the pad rows' place
+          const d0 = P[r + j], d1 = P[r + PW + j], d2 = P[r + 2 * PW + j], d3 = P[r + 3 * PW + j];
+          tmp[j] = d0 - d2; tmp[4 + j] = d1 + d2; tmp[8 + j] = d2 - d1; tmp[12 + j] = d1 - d3;
+        }
+        for (let i = 0; i < 4; i++) { // (Bᵀ d) B, row i
+          const e0 = tmp[4 * i], e1 = tmp[4 * i + 1], e2 = tmp[4 * i + 2], e3 = tmp[4 * i + 3], k = v + 4 * i * step;
+          V[k] = e0 - e2; V[k + step] = e1 + e2; V[k + 2 * step] = e2 - e1; V[k + 3 * step] = e1 - e3;
+        }
+      }
+      if (T2 > T) for (let xi = 0; xi < 16; xi++) V[(xi * T2 + T) * C + c] = 0;
+    }
+    // M[ξ][o][t] = Σ_c U[ξ][o][c] V[ξ][t][c]
+    for (let xi = 0; xi < 16; xi++) {
+      const u0 = xi * O4 * C, v0 = xi * T2 * C, m0 = xi * O4 * T2;
+      for (let t = 0; t < T2; t += 2) {
+        const va = v0 + t * C, vb = va + C;
+        for (let o = 0; o < O4; o += 4) {
+          let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+          for (let c = 0, u = u0 + o * C; c < C; c++, u += 4) {
+            const p = V[va + c], q = V[vb + c], a = U[u], bb = U[u + 1], cc = U[u + 2], d = U[u + 3];
+            s0 += a * p; s1 += bb * p; s2 += cc * p; s3 += d * p;
+            s4 += a * q; s5 += bb * q; s6 += cc * q; s7 += d * q;
+          }
+          const m = m0 + o * T2 + t;
+          M[m] = s0; M[m + T2] = s1; M[m + 2 * T2] = s2; M[m + 3 * T2] = s3;
+          M[m + 1] = s4; M[m + T2 + 1] = s5; M[m + 2 * T2 + 1] = s6; M[m + 3 * T2 + 1] = s7;
+        }
+      }
+    }
+    // output tile = Aᵀ M A + bias, cut at the border
+    const step = O4 * T2;
+    for (let o = 0; o < O; o++) {
+      const bo = bias ? bias.data[o] : 0, yo = (b * O + o) * OH * OW;
+      for (let ti = 0; ti < TH; ti++) for (let tj = 0; tj < TW; tj++) {
+        const k = o * T2 + ti * TW + tj;
+        for (let j = 0; j < 4; j++) { // Aᵀ M, column j
+          const m0 = M[k + (4 * 0 + j) * step], m1 = M[k + (4 + j) * step], m2 = M[k + (8 + j) * step], m3 = M[k + (12 + j) * step];
+          tmp[j] = m0 + m1 + m2; tmp[4 + j] = m1 - m2 - m3;
+        }
+        const oh = 2 * ti, ow = 2 * tj, y = yo + oh * OW + ow;
+        Y[y] = tmp[0] + tmp[1] + tmp[2] + bo;
+        if (ow + 1 < OW) Y[y + 1] = tmp[1] - tmp[2] - tmp[3] + bo;
+        if (oh + 1 < OH) {
+          Y[y + OW] = tmp[4] + tmp[5] + tmp[6] + bo;
+          if (ow + 1 < OW) Y[y + OW + 1] = tmp[5] - tmp[6] - tmp[7] + bo;
         }
       }
     }
@@ -233,6 +338,17 @@ function pool2d(x, k, s, p, max, countPad) {
   const [B, C, H, W] = x.shape, [KH, KW] = k, [SH, SW] = s.length ? s : k, [PH, PW] = p;
   const OH = Math.floor((H + 2 * PH - KH) / SH) + 1, OW = Math.floor((W + 2 * PW - KW) / SW) + 1;
   const out = tensor([B, C, OH, OW]);
+  if (max && KH === 2 && KW === 2 && SH === 2 && SW === 2 && PH === 0 && PW === 0) { // the encoders' pool
+    const X = x.data, Y = out.data;
+    for (let bc = 0, y = 0; bc < B * C; bc++) for (let oh = 0; oh < OH; oh++) {
+      const r = (bc * H + 2 * oh) * W;
+      for (let ow = 0; ow < OW; ow++, y++) {
+        const i = r + 2 * ow;
+        Y[y] = Math.max(Math.max(X[i], X[i + 1]), Math.max(X[i + W], X[i + W + 1]));
+      }
+    }
+    return out;
+  }
   for (let bc = 0; bc < B * C; bc++) {
     for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
       let acc = max ? -Infinity : 0, cnt = 0;
@@ -319,12 +435,19 @@ const erf = (x) => { // Numerical Recipes erfc (Chebyshev fit, error below 1.2e-
   return x >= 0 ? y : -y;
 };
 
+// max(v, 0) without a branch (random signs defeat the branch predictor); keeps NaN, as PyTorch
+function reluInPlace(x) {
+  const X = x.data;
+  for (let i = 0; i < X.length; i++) { const v = X[i]; X[i] = (v + Math.abs(v)) * 0.5; }
+  return x;
+}
+
 const OPS = {
   _convolution: (x, w, b, stride, padding, dilation, transposed, _op, groups) => {
     if (transposed) throw new Error("transposed convolution is not supported");
     return conv2d(x, w, b, stride, padding, dilation, groups);
   },
-  relu: (x) => unary(x, (v) => (v > 0 ? v : 0)),
+  relu: (x) => reluInPlace(tensor(x.shape, Float32Array.from(x.data))),
   sigmoid: (x) => unary(x, (v) => 1 / (1 + Math.exp(-v))),
   tanh: (x) => unary(x, Math.tanh),
   exp: (x) => unary(x, Math.exp),
@@ -382,9 +505,15 @@ const OPS = {
   view: (x, shape) => reshape(x, shape),
   softmax: (x, dim) => softmax(x, dim, false),
   log_softmax: (x, dim) => softmax(x, dim, true),
-  linear: (x, w, b) => {
-    const y = matmul(x, permute(w, [1, 0]));
-    return b ? elementwise(y, b, (u, v) => u + v) : y;
+  linear: (x, w, b) => { // y = x wᵀ + b: each output a dot product of two contiguous rows
+    const [N, K] = w.shape, rows = x.data.length / K, out = tensor([...x.shape.slice(0, -1), N]);
+    const X = x.data, Wt = w.data, Y = out.data;
+    for (let r = 0; r < rows; r++) for (let n = 0; n < N; n++) {
+      let s = b ? b.data[n] : 0;
+      for (let k = 0, xr = r * K, wr = n * K; k < K; k++) s += X[xr + k] * Wt[wr + k];
+      Y[r * N + n] = s;
+    }
+    return out;
   },
   matmul, bmm: matmul, mm: matmul,
   t: (x) => (x.shape.length < 2 ? x : permute(x, [1, 0])),
@@ -394,6 +523,14 @@ const OPS = {
     ? reduce(x, dimsOf(null, x.shape.length), false, 0, (a, v) => a + v)
     : reduce(x, dimsOf(dims, x.shape.length), keepdim, 0, (a, v) => a + v)),
   amax: (x, dims, keepdim = false) => reduce(x, dimsOf(dims, x.shape.length), keepdim, -Infinity, Math.max),
+  // ‖x‖_p over dims (p = 2 by default; 1 and ∞ too), as torch.linalg.vector_norm
+  linalg_vector_norm: (x, ord = 2, dims = null, keepdim = false) => {
+    const d = dimsOf(dims, x.shape.length);
+    if (ord === Infinity) return reduce(x, d, keepdim, 0, (a, v) => Math.max(a, Math.abs(v)));
+    if (ord === 1) return reduce(x, d, keepdim, 0, (a, v) => a + Math.abs(v));
+    return reduce(x, d, keepdim, 0, (a, v) => a + Math.abs(v) ** ord, (a) => a ** (1 / ord));
+  },
+  expand_as: (x, other) => expand(x, other.shape),
   amin: (x, dims, keepdim = false) => reduce(x, dimsOf(dims, x.shape.length), keepdim, Infinity, Math.min),
   transpose: (x, a, b) => { const p = [...x.shape.keys()]; a = norm(a, p.length); b = norm(b, p.length); [p[a], p[b]] = [p[b], p[a]]; return permute(x, p); },
   permute: (x, dims) => permute(x, dims.map((d) => norm(d, x.shape.length))),
@@ -401,6 +538,12 @@ const OPS = {
   squeeze: (x, d) => (d == null ? reshape(x, x.shape.filter((s) => s !== 1)) : (x.shape[norm(d, x.shape.length)] === 1 ? reshape(x, x.shape.filter((_, i) => i !== norm(d, x.shape.length))) : x)),
   cat: (list, dim = 0) => cat(list, dim),
   stack: (list, dim = 0) => { const nd = list[0].shape.length + 1; dim = norm(dim, nd); return cat(list.map((t) => { const s = t.shape.slice(); s.splice(dim, 0, 1); return reshape(t, s); }), dim); },
+  chunk: (x, chunks, dim = 0) => { // as torch.chunk: pieces of ceil(size / chunks), the last may be smaller
+    dim = norm(dim, x.shape.length);
+    const step = Math.ceil(x.shape[dim] / chunks), out = [];
+    for (let start = 0; start < x.shape[dim]; start += step) out.push(slice(x, dim, start, Math.min(start + step, x.shape[dim]), 1));
+    return out;
+  },
   unbind: (x, dim = 0) => { dim = norm(dim, x.shape.length); return [...Array(x.shape[dim]).keys()].map((i) => OPS.select(x, dim, i)); },
   select: (x, dim, i) => { const nd = x.shape.length; dim = norm(dim, nd); const r = slice(x, dim, norm(i, x.shape[dim]), norm(i, x.shape[dim]) + 1, 1); return reshape(r, r.shape.filter((_, j) => j !== dim)); },
   slice: (x, dim, start, end, step) => slice(x, dim, start, end, step),
@@ -425,12 +568,28 @@ export function loadModel(graph, weights) {
   const floats = weights instanceof Float32Array ? weights : new Float32Array(weights instanceof ArrayBuffer ? weights : weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength));
   const params = {};
   for (const [id, t] of Object.entries(graph.tensors)) params[id] = { shape: t.shape, data: floats.subarray(t.offset, t.offset + numel(t.shape)) };
+  // A convolution whose output only a following relu reads (or an in-place relu_ rebinds) is
+  // computed with the ReLU applied to its fresh output: one pass and one tensor fewer.
+  const uses = {};
+  for (const node of graph.nodes) for (const i of node.in) uses[i] = (uses[i] || 0) + 1;
+  for (const o of graph.outputs) uses[o] = (uses[o] || 0) + 1;
+  const fused = new Set();
+  graph.nodes.forEach((node, k) => {
+    const next = graph.nodes[k + 1];
+    if (node.op === "_convolution" && next && (next.op === "relu" || next.op === "relu_") && next.in[0] === node.out[0]
+      && (next.op === "relu_" || uses[node.out[0]] === 1)) fused.add(k + 1);
+  });
   return {
     graph,
     run(input, shape) {
       const env = Object.assign({}, graph.constants, params);
       env[graph.inputs[0]] = tensor(shape, input instanceof Float32Array ? input : Float32Array.from(input));
-      for (const node of graph.nodes) {
+      for (const [k, node] of graph.nodes.entries()) {
+        if (fused.has(k)) { // the relu after a convolution, in place on the convolution's own output
+          const r = reluInPlace(env[node.in[0]]);
+          env[node.out[0]] = r;
+          continue;
+        }
         // an in-place operation (relu_, mul_ …) computes the same values and rebinds its input
         const inplace = !OPS[node.op] && node.op.endsWith("_");
         const f = OPS[inplace ? node.op.slice(0, -1) : node.op];
