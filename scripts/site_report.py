@@ -7,7 +7,9 @@ own HTML (which carries the widget state) and everything else. Time to interacti
 start until every widget on the page is rendered (or, without widgets, until the load event).
 Interaction: for every widget that computes attention in the browser
 (:class:`visual_attention.views.widgets.AttentionExplorer`), the time from a pointer event on the image (a new
-query point) to the recomputed, redrawn view, and to the next animation frame, over many queries.
+query point) to the recomputed, redrawn view, and to the next animation frame, over many queries; for every
+model explorer (:mod:`visual_attention.views.model_explorer`), the model's forward pass, the whole update and
+the time from a button press to the frame after it.
 Timings depend on the machine: this is a report, never a test.
 """
 
@@ -76,11 +78,32 @@ INTERACT = """async (roots) => {
 }"""
 
 
+#: In the page: 30 moves of the drawing in each model explorer (a button press, as a reader's); for
+#: each, the model's forward pass, the whole update (model and every view drawn) and the time from
+#: the press to the redrawn view (the update runs in the next animation frame).
+INTERACT_MODELS = """async (roots) => {
+  const out = [];
+  for (const [k, root] of roots.entries()) {
+    root.scrollIntoView();
+    const buttons = ['move →', 'move ←'].map((l) => root.querySelector(`[aria-label='${l}']`));
+    for (let i = 0; i < 30; i++) {
+      const before = root.vaState.updatedAt, t0 = performance.now();
+      buttons[i % 2].click();
+      while (root.vaState.updatedAt === before) await new Promise((done) => requestAnimationFrame(() => done()));
+      out.push({label: `model explorer ${k}`, model: root.vaState.ms, drawn: root.vaState.total, frame: root.vaState.updatedAt - t0});
+    }
+  }
+  return out;
+}"""
+
+
 def interaction_times(tab) -> list[dict]:
-    roots = tab.locator(".va-aw")
-    if not roots.count():
-        return []
-    return tab.evaluate_handle("() => [...document.querySelectorAll('.va-aw')]").evaluate(INTERACT)
+    out = []
+    if tab.locator(".va-aw").count():
+        out += tab.evaluate_handle("() => [...document.querySelectorAll('.va-aw')]").evaluate(INTERACT)
+    if tab.locator(".va-mx").count():
+        out += tab.evaluate_handle("() => [...document.querySelectorAll('.va-mx')]").evaluate(INTERACT_MODELS)
+    return out
 
 
 def main() -> None:
@@ -103,13 +126,19 @@ def main() -> None:
         print("Widgets that compute attention in the browser: from a pointer event on the image to the "
               "recomputed, redrawn view, and to the next animation frame (60 queries × 3 visits each).")
         print()
-        print("| page | widget | updates | view redrawn: median / max | next frame: median / max |")
-        print("|---|---|---:|---:|---:|")
+        print("The chapters' trained models (model explorers): the model's forward pass alone, the whole update "
+              "(model and every view redrawn), and from the button press to the redrawn view, which waits for "
+              "the next animation frame (30 moves × 3 visits each). The floor for an update is one animation "
+              "frame, 16 ms.")
+        print()
+        print("| page | widget | updates | model: median | view redrawn: median / max | to the frame: median / max |")
+        print("|---|---|---:|---:|---:|---:|")
         for key in sorted({(page, u["label"]) for page, u in updates}):
             got = [u for page, u in updates if (page, u["label"]) == key]
             drawn = [u["drawn"] for u in got]
             frame = [u["frame"] for u in got]
-            print(f"| {key[0]} | {key[1]} | {len(got)} | {statistics.median(drawn):.2f} / {max(drawn):.2f} ms | "
+            model = f"{statistics.median(u['model'] for u in got):.2f} ms" if "model" in got[0] else "–"
+            print(f"| {key[0]} | {key[1]} | {len(got)} | {model} | {statistics.median(drawn):.2f} / {max(drawn):.2f} ms | "
                   f"{statistics.median(frame):.1f} / {max(frame):.1f} ms |")
         browser.close()
     httpd.shutdown()

@@ -203,6 +203,28 @@ def test_every_widget_is_rendered(visits, page):
         assert rendered[0] > 50 and rendered[1] > 10, f"{page}: widget {i} rendered empty ({rendered})"
 
 
+def _math_pages() -> list[str]:
+    return [p for p in _pages() if 'class="math' in (SITE / p).read_text(encoding="utf-8")] if SITE.exists() else []
+
+
+@pytest.mark.parametrize("page", _math_pages())
+def test_math_is_typeset_after_the_widgets(visits, page):
+    """MathJax comes after the widgets (book/_ext/mathjax-after-widgets.js): every formula is
+    typeset, widget labels written in LaTeX too, and the widgets were on the page first."""
+    v = visits(page)
+    v.page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20_000)
+    v.page.evaluate("MathJax.startup.promise")
+    left = v.page.evaluate(
+        """() => [...document.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container')
+                                                                && !m.matches('mjx-container')).length"""
+    )
+    assert left == 0, f"{page}: {left} formulas not typeset"
+    assert v.page.locator("mjx-container").count() > 0, f"{page}: nothing typeset"
+    if v.page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
+        assert v.page.evaluate("document.documentElement.dataset.widgetsRendered") == "true"
+        assert v.page.evaluate("typeof MathJax.Hub.Queue") == "function"  # the widgets' MathJax 2 call
+
+
 def _visible_context(root) -> list[str]:
     return root.evaluate(
         """r => [...r.querySelectorAll('.va-views .va-bar')].filter(b => b.offsetParent !== null)

@@ -8,7 +8,9 @@ jupyter-book 1 page logs:
 * sphinx-thebe's inline ``const THEBE_JS_URL`` script is registered twice (Sphinx 7.4 keeps it once
   with filename ``None`` and once with ``''``): the duplicate is dropped;
 * the widget bundle typesets labels with MathJax 2's ``MathJax.Hub.Queue`` while the site runs
-  MathJax 3: ``mathjax-hub-shim.js`` maps the call onto MathJax 3 (otherwise a page error per label);
+  MathJax 3: ``mathjax-after-widgets.js`` maps the call onto MathJax 3 (otherwise a page error per
+  label); it is the page's ``mathjax_path`` and loads MathJax itself once the widgets are rendered,
+  so that typesetting does not delay the widgets (time to interactive);
 * pydata-sphinx-theme loads ``scripts/fontawesome.js`` (540 kB compressed) on every page to swap its
   icons for SVGs, although its stylesheet already draws the same icons with the Font Awesome web fonts
   it also loads: the script tag is removed from the built pages (the icons stay);
@@ -37,7 +39,7 @@ from sphinx.errors import ExtensionError
 
 #: destination under _static/offline/ → source under node_modules/
 VENDOR_DIRS = {"mathjax": "mathjax/es5"}
-OWN_FILES = ("mathjax-hub-shim.js",)  # beside this file
+OWN_FILES = ("mathjax-after-widgets.js",)  # beside this file
 BUILD_SCRIPT = Path(__file__).with_name("embed") / "build.mjs"
 FONTAWESOME_JS = re.compile(r'<script[^>]*src="[^"]*_static/scripts/fontawesome\.js[^"]*"[^>]*></script>\s*')
 
@@ -109,7 +111,5 @@ def _write_favicon(path: Path) -> None:
 
 def setup(app: Sphinx) -> dict:
     app.connect("html-page-context", _dedupe_scripts, priority=900)
-    for name in OWN_FILES:
-        app.add_js_file(f"offline/{name}")
     app.connect("build-finished", _copy_assets)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

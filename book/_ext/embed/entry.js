@@ -45,7 +45,9 @@ async function renderWidgets(element = document.documentElement) {
   document.documentElement.dataset.widgetsRendered = "true";
 }
 
+// As soon as the page is parsed (the widgets need no images, fonts or MathJax, which come later).
 if (!window._jupyter_widget_embedder) {
   window._jupyter_widget_embedder = true;
-  window.addEventListener("load", () => { renderWidgets(); });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => { renderWidgets(); });
+  else renderWidgets();
 }

@@ -363,7 +363,8 @@ function render({ model, el: host }) {
       }
     });
     const firstProbs = probs[Number(probSel.value) || 0];
-    root.vaState = { input: Array.from(input), shape, canvas: current, boxes, box, ms,
+    const total = performance.now() - t0; // the model and every view drawn
+    root.vaState = { input: Array.from(input), shape, canvas: current, boxes, box, ms, total, updatedAt: performance.now(),
       outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { shape: v.shape, data: Array.from(v.data) }])),
       probs: firstProbs ? firstProbs.p : null, prediction: firstProbs ? firstProbs.best : null,
       mass: chosenMap ? chosenMap.mass : null, views: shown };
