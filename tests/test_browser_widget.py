@@ -200,13 +200,11 @@ def widget_manager(tmp_path_factory):
     return {name: (out / name).read_text(encoding="utf-8") for name in ("embed.js", "embed.css")}
 
 
-def _render_explorer(widget_manager, box, width=720):
+def _render_explorer(driver, widget_manager, box, width=720):
     """Draw an explorer's saved widget state with the site's widget manager; yields the page."""
     import json
 
     from ipywidgets.embed import embed_data
-    from playwright.sync_api import sync_playwright
-
     data = embed_data(views=[box], drop_defaults=False)
     page_html = (
         '<!doctype html><html><head><script src="http://va.test/embed.js"></script></head><body>'
@@ -224,19 +222,18 @@ def _render_explorer(widget_manager, box, width=720):
         body, kind = files[route.request.url.rsplit("/", 1)[1].split("?")[0]]
         route.fulfill(status=200, body=body, content_type=kind)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.route("http://va.test/**", serve)
-        page.goto("http://va.test/index.html")
-        page.wait_for_selector(".va-controls .widget-readout")
-        page.wait_for_timeout(200)
-        yield page
-        assert not errors, errors
-        browser.close()
+    browser = driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.route("http://va.test/**", serve)
+    page.goto("http://va.test/index.html")
+    page.wait_for_selector(".va-controls .widget-readout")
+    page.wait_for_timeout(200)
+    yield page
+    assert not errors, errors
+    browser.close()
 
 
 _CONTROL_BOXES = """() => Array.from(document.querySelectorAll('.va-controls > *')).map((c) => {
@@ -274,14 +271,14 @@ def _check_controls_apart(page, fits):
 
 
 @pytest.mark.parametrize("width", [720, 340])
-def test_explorer_control_labels_and_readouts_never_overlap(widget_manager, width):
+def test_explorer_control_labels_and_readouts_never_overlap(playwright_driver, widget_manager, width):
     controls = {
         "example": [("#0 (digit 0)", 0), ("#1 (digit 7)", 1), ("#2 (a very long example label)", 2)],
         "block": [1, 2, 3],
         "a rather long control name": ["short", "medium label"],
     }
     box = W.precomputed_explorer(controls, lambda **kw: W.html_view(repr(kw)))
-    for page in _render_explorer(widget_manager, box, width):
+    for page in _render_explorer(playwright_driver, widget_manager, box, width):
         parts = _check_controls_apart(page, fits=lambda text: len(text) <= 16)
         assert [p["text"] for p in parts] == ["#0 (digit 0)", "1", "short"]
         if width >= 720:    # the first two share a row, as on the book's pages

@@ -1,18 +1,20 @@
 """Tests of visual_attention.labs.global_attention: the pair task, the token features, the
-neighbourhood mask, the pair head and its explorer, and the token classifier with a pluggable
+neighbourhood mask, the pair head and its page model, and the token classifier with a pluggable
 attention layer."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from _helpers import randomise
 from visual_attention import record_attention
 from visual_attention.blocks import PatchEmbed, PreNormBlock
 from visual_attention.global_attention import GlobalAttention
 from visual_attention.labs import global_attention as lab
 from visual_attention.labs.global_attention import TokenClassifier
-from visual_attention.views.widgets import explorer_view
 
 
 def test_token_classifier_shapes_and_records():
@@ -176,19 +178,36 @@ def test_attention_mass_of_a_masked_head_is_one_and_uniform_is_the_mask_density(
     assert abs(inside - uniform) < 1e-6
 
 
-def test_run_seeds_and_explorer_on_a_tiny_problem():
+def test_run_seeds_on_a_tiny_problem():
     f, y = torch.randn(16, 8, 4, 4), torch.arange(16) % 2
     acc, heads, hist = lab.run_seeds(None, (f, y), (f, y), seeds=(0, 1, 2), epochs=2)
     assert len(acc) == len(heads) == len(hist) == 3 and all(0 <= a <= 1 for a in acc)
     assert len(hist[0].test_accuracy) == 2 and not heads[0].training
-    images = torch.rand(2, 1, 32, 32)
-    widget = lab.explorer({"g": heads[0], "n": heads[1]}, images, f[:2], queries=[0, 5])
-    assert [c.description for c in widget.controls] == ["canvas", "query", "model"]
-    bars = lambda h: [float(p.split('"')[0]) for p in h.split('data-value="')[1:]]  # noqa: E731
-    base = {"canvas": 0, "query": 0, "model": "g"}
-    first = bars(explorer_view(widget, **base).value)
-    assert len(first) == 3 + 2 and abs(sum(first[:3]) - 1) < 1e-5  # attention mass, then P(same)
-    for change in ({"canvas": 1}, {"query": 5}, {"model": "n"}):  # every control changes the bars
-        assert bars(explorer_view(widget, **{**base, **change}).value) != first, change
-    with pytest.raises(ValueError, match="features must be"):
-        lab.explorer({"g": heads[0]}, images, f[:3], queries=[0])
+
+
+def test_the_page_model_is_the_trained_heads_on_the_standardised_tokens():
+    from visual_attention.labs.digits import DigitCNN
+    from visual_attention.views.browser_model import BrowserModel, run_graph
+
+    encoder = randomise(DigitCNN(), seed=3)
+    x, y, _ = lab.pair_task(4, "far", "test", seed=1)
+    raw = lab.token_features(x, encoder)
+    f = lab.standardize(raw, raw)[1]
+    torch.manual_seed(0)
+    heads = {"global": lab.PairHead(None).eval(), "3×3": lab.PairHead(3).eval()}
+    model = lab.TokenPairModel(heads, raw, encoder)
+    out = model(x)
+    for k, head in enumerate(heads.values()):
+        torch.testing.assert_close(out[2 * k], head(f))
+        torch.testing.assert_close(out[2 * k + 1][:, 0].mean(1), lab.attention_weights(head, f))
+    assert (out[3][:, 0] * ~heads["3×3"].mask == 0).all()  # the control attends in its neighbourhood
+    widget = lab.model_explorer(model, x, y)
+    assert [v["kind"] for v in widget.views] == ["probs", "probs", "tokens", "tokens"]
+    assert widget.views[2]["grid"] == [6, 6] and widget.views[2]["prefix"] == 0
+    json.dumps(widget.graph, allow_nan=False)  # the -inf of the masked scores is valid JSON
+    assert {"float": "-inf"} in widget.graph["constants"].values()
+    mask = [t for t in widget.graph["tensors"].values() if t.get("dtype") == "bool"]
+    assert mask, "the neighbourhood mask travels as a typed tensor"
+    replay = run_graph(BrowserModel(widget.graph, widget.weights), x[2:3])
+    torch.testing.assert_close(torch.from_numpy(replay["attention 3×3"]), out[3][2:3], atol=1e-6, rtol=0)
+

@@ -15,7 +15,6 @@ from visual_attention.labs.digits import digits_at
 from visual_attention.labs.self_attention import explorer
 from visual_attention.self_attention import NonLocalBlock, position_self_attention
 from visual_attention.train import evaluate
-from visual_attention.views.widgets import count_views, explorer_view
 
 
 def test_pair_task_places_two_digits_and_labels_whether_they_match():
@@ -155,18 +154,32 @@ def test_render_pair_keeps_the_noise_and_moves_the_second_digit():
         lab.render_pair(0, 1, 120)
 
 
-def test_pair_explorer_views_and_bars():
+def test_the_page_model_is_the_trained_networks_on_the_standardised_strip():
+    from visual_attention.labs.digits import DigitCNN
+    from visual_attention.labs.spatial import standardize
+    from visual_attention.views.browser_model import BrowserModel, run_graph
+
+    encoder = randomise(DigitCNN(), seed=4)
     nets = {
         "non-local": randomise(lab.PairNet("non-local"), seed=5),
         "local": randomise(lab.PairNet("local"), seed=6),
     }
-    box = lab.pair_explorer(nets, [(0, 1), (3, 10)], distances=(16, 96))
-    assert count_views(box) == 4
-    view = explorer_view(box, pair=1, distance=96).value
-    assert "centres 96 px apart" in view and view.count("data-value=") == 2
-    assert "the same digit" in explorer_view(box, pair=0, distance=16).value  # digits 0, 1: 7, 7
-    with pytest.raises(ValueError, match="exactly one 'non-local' PairNet"):
-        lab.pair_explorer({"local": nets["local"]}, [(0, 1)])
+    x, y, _ = lab.pair_task(4, distances=(16, 96), split="test", seed=1)
+    raw = lab.strip_features(x, encoder)
+    f = standardize(raw, raw)[1]
+    model = lab.StripModel(nets, raw, encoder)
+    non_local, local, weights = model(x)
+    torch.testing.assert_close(non_local, nets["non-local"](f))
+    torch.testing.assert_close(local, nets["local"](f))
+    with record_attention(nets["non-local"]) as maps:
+        nets["non-local"](f)
+    torch.testing.assert_close(weights[:, 0, 0], maps["mix"])
+    widget = lab.model_explorer(model, x, y)
+    assert widget.display_size == [80, 640] and widget.views[-1]["grid"] == [1, 32]
+    replay = run_graph(BrowserModel(widget.graph, widget.weights), x[1:2])
+    torch.testing.assert_close(torch.from_numpy(replay["weights"]), weights[1:2], atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="exactly one 'non-local' net"):
+        lab.StripModel({"local": nets["local"]}, raw, encoder)
 
 
 def test_explorer_computes_position_self_attention_per_embedding():

@@ -74,13 +74,10 @@ def mount(pg, widget):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
+def browser(playwright_driver):
+    browser = playwright_driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    yield browser
+    browser.close()
 
 
 def open_page(browser, widget):
@@ -308,3 +305,52 @@ def test_grow_and_shrink_resize_the_ink_about_its_centre(setup, page):
     page.wait_for_timeout(50)
     shrunk = state(page)["box"]
     assert shrunk[2] - shrunk[0] < grown[2] - grown[0]
+
+
+@pytest.fixture(scope="module")
+def vit():
+    from visual_attention.labs.multi_head import DigitViTModel, digit_vit, vit_explorer
+
+    torch.manual_seed(3)
+    model = DigitViTModel(_randomise(digit_vit(dim=16, depth=2, num_heads=2), seed=5))
+    examples = (torch.rand(2, 8, 8, generator=gen(9)) > 0.6).float()
+    return model, vit_explorer(model, examples, torch.tensor([4, 7]))
+
+
+def test_every_head_for_any_query_token_the_rollout_and_the_lens_equal_pytorch(vit, browser):
+    model, widget = vit
+    pg, errors = open_page(browser, widget)
+
+    def shown():
+        st = state(pg)
+        x = torch.tensor(st["input"], dtype=torch.float32).reshape(1, 1, 8, 8)
+        with torch.no_grad():
+            logits, attention, rollout, lens = model(x)
+        views = {v["kind"]: v for v in st["views"]}
+        q = views["tokens"]["query"]
+        np.testing.assert_allclose(views["tokens"]["data"], attention[0, :, :, q].flatten().numpy(), atol=1e-4)
+        np.testing.assert_allclose(views["tokens"]["rollout"], rollout[0, q].numpy(), atol=1e-4)
+        np.testing.assert_allclose(views["lens"]["data"], lens[0].softmax(-1).flatten().numpy(), atol=1e-4)
+        assert views["lens"]["predictions"][-1] == int(logits.argmax())
+        return views
+
+    first = shown()
+    assert first["tokens"]["query"] == 0  # the class token
+    assert pg.locator(".va-mx-cell").count() == 2 * 2 + 1  # every head of both layers, the rollout
+    picker = pg.locator("[aria-label='pick the query patch']")
+    box = picker.bounding_box()
+    pg.mouse.click(box["x"] + 0.9 * box["width"], box["y"] + 0.1 * box["height"])  # row 0, column 3
+    pg.wait_for_timeout(50)
+    patch = shown()
+    assert patch["tokens"]["query"] == 1 + 3 and patch["tokens"]["data"] != first["tokens"]["data"]
+    assert patch["lens"]["data"] == first["lens"]["data"]  # the query changes what is shown, not the model
+    pg.click("text=clear")
+    draw(pg, [(0.3, 0.2), (0.7, 0.2), (0.4, 0.8)])
+    drawn = shown()
+    assert drawn["tokens"]["query"] == 4
+    assert drawn["tokens"]["data"] != patch["tokens"]["data"] and drawn["lens"]["data"] != patch["lens"]["data"]
+    pg.click("[aria-label='query: the class token']")
+    pg.wait_for_timeout(50)
+    assert shown()["tokens"]["query"] == 0
+    assert not errors, errors
+    pg.close()

@@ -47,23 +47,20 @@ window.ready = true;
 
 
 @pytest.fixture(scope="module")
-def page():
-    from playwright.sync_api import sync_playwright
+def page(playwright_driver):
+    browser = playwright_driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    pg = browser.new_page()
+    files = {"index.html": (PAGE, "text/html"), "model_runtime.js": (RUNTIME.read_text(), "text/javascript")}
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
-        pg = browser.new_page()
-        files = {"index.html": (PAGE, "text/html"), "model_runtime.js": (RUNTIME.read_text(), "text/javascript")}
+    def serve(route):
+        body, kind = files[route.request.url.rsplit("/", 1)[1]]
+        route.fulfill(status=200, body=body, content_type=kind)
 
-        def serve(route):
-            body, kind = files[route.request.url.rsplit("/", 1)[1]]
-            route.fulfill(status=200, body=body, content_type=kind)
-
-        pg.route("http://va.test/**", serve)
-        pg.goto("http://va.test/index.html")
-        pg.wait_for_function("window.ready === true")
-        yield pg
-        browser.close()
+    pg.route("http://va.test/**", serve)
+    pg.goto("http://va.test/index.html")
+    pg.wait_for_function("window.ready === true")
+    yield pg
+    browser.close()
 
 
 def run_in_browser(page, model, x):
@@ -139,7 +136,30 @@ CASES = {
         ("left 4", "right 4", "maps 4", "left 1", "right 1", "maps 1"),
         (1, 1, 32, 64),
     ),
+    "multi-head: a ViT's attention, rollout (eye) and logit lens": (
+        lambda: _vit(),
+        ("logits", "attention", "rollout", "lens"),
+        (1, 1, 8, 8),
+    ),
+    "global: a masked block over tokens (mask typed, inverted, broadcast)": (
+        lambda: _tokens(),
+        ("logits g", "attention g", "logits n", "attention n"),
+        (1, 1, 48, 48),
+    ),
 }
+
+
+def _tokens():
+    from visual_attention.labs.global_attention import PairHead, TokenPairModel
+
+    heads = {"g": PairHead(None), "n": PairHead(3)}
+    return TokenPairModel(heads, torch.randn(5, 64, 6, 6, generator=gen(11)), encoder=DigitCNN())
+
+
+def _vit():
+    from visual_attention.labs.multi_head import DigitViTModel, digit_vit
+
+    return DigitViTModel(digit_vit(dim=16, depth=2, num_heads=2))
 
 
 def _pairs():

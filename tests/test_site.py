@@ -65,13 +65,10 @@ def server(site):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
+def browser(playwright_driver):
+    b = playwright_driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    yield b
+    b.close()
 
 
 def _pages() -> list[str]:
@@ -486,9 +483,13 @@ def test_browser_models_equal_pytorch_on_what_the_reader_draws(visits, page):
     states = _model_states(page)
     roots = v.page.locator(".va-mx")
     assert roots.count() == len(states) >= 1, f"{page}: {roots.count()} model explorers drawn, {len(states)} saved"
-    for i, state in enumerate(states):
+    for i in range(roots.count()):
         root = roots.nth(i)
         root.scroll_into_view_if_needed()
+        shown = root.evaluate("e => [e.vaState.views.map(v => v.name), e.vaState.shape]")
+        mine = [s for s in states if [v["name"] for v in s["views"]] == shown[0] and s["canvas"] == shown[1][-2:]]
+        assert len(mine) == 1, f"{page}: explorer {i} matches {len(mine)} saved states"
+        state = mine[0]
         model = BrowserModel(state["graph"], state["weights"])
         h, w = state["canvas"]
 

@@ -215,10 +215,11 @@ class SensorModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, s = check_tensor("x", x, "(B, S, C, H, W)", S=self.gated.sensors, C=1)[:2]
-        f = self.encoder.feature_map(x.flatten(0, 1)).mean(dim=(2, 3)).reshape(b, s, -1)
+        f = self.encoder.feature_map(x.flatten(0, 1)).mean(dim=(2, 3))  # (B·S, C)
+        f = f.reshape(b, s, f.shape[-1])
         with record_attention(self.gated) as maps:
             logits = self.gated(f)
-        gate = maps["gate"].reshape(b, s, -1).mean(-1)  # (B, S): the mean gate of each sensor
+        gate = maps["gate"].reshape(b, s, f.shape[-1]).mean(-1)  # (B, S): each sensor's mean gate
         return logits, gate, self.control(f)
 
 

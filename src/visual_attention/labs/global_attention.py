@@ -16,14 +16,14 @@ its reach.
 * :class:`TokenClassifier` — a tiny ViT-like classifier with a pluggable attention layer (the
   local attention chapter's comparison of windows and global attention on pixels).
 * :func:`run_seeds` — one head trained per seed; :func:`attention_mass` — the share of attention
-  inside the neighbourhood; :func:`explorer` — a widget with the trained models' attention maps.
+  inside the neighbourhood; :class:`TokenPairModel` and :func:`model_explorer` — the trained
+  models in the reader's browser: draw two digits, pick a query token, see where each head looks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import ipywidgets
 import torch
 from einops.layers.torch import Rearrange
 from torch import nn
@@ -32,10 +32,10 @@ from .._checks import (
     check_choice,
     check_data,
     check_encoder,
-    check_indices,
     check_instance,
     check_int,
     check_int_or_none,
+    check_labels,
     check_models,
     check_number,
     check_positive_int,
@@ -43,12 +43,14 @@ from .._checks import (
     check_tensor,
 )
 from ..blocks import MultiHeadAttention, PatchEmbed, PreNormBlock, conv_bn_act
+from ..core import record_attention
 from ..global_attention import GlobalAttention
 from ..train import History, fit_seeds
-from ..views.viz import VIEW_CSS, bars_html, data_uri
-from ..views.widgets import html_view, precomputed_explorer
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer, probs, tokens
+from ..views.model_explorer import model_explorer as make_model_explorer
 from .digits import DIGIT_SIZE, check_canvas, digits_at, like_module, load_digit_cnn
-from .spatial import standardize
+from .spatial import _feature_stats, standardize
 
 __all__ = [
     "CANVAS",
@@ -61,7 +63,8 @@ __all__ = [
     "TokenClassifier",
     "run_seeds",
     "attention_mass",
-    "explorer",
+    "TokenPairModel",
+    "model_explorer",
     "standardize",
 ]
 
@@ -381,82 +384,82 @@ def attention_mass(
     return measured, float(inside.float().mean())
 
 
-def _overlay(image: torch.Tensor, weights: torch.Tensor, query: int, grid: int) -> str:
-    """The canvas in grey with the query's weights ``(N,)`` in red, upsampled to the pixels, and
-    the query token outlined: an RGB array as a data URI."""
-    scale = image.shape[-1] // grid
-    heat = weights.reshape(grid, grid).repeat_interleave(scale, 0).repeat_interleave(scale, 1)
-    heat = heat / heat.max().clamp_min(1e-12)
-    grey = image[0].clamp(0, 1)
-    rgb = torch.stack([torch.maximum(grey, heat), grey * (1 - heat), grey * (1 - heat)], -1)
-    r, c = divmod(query, grid)
-    box = rgb[r * scale : (r + 1) * scale, c * scale : (c + 1) * scale]
-    box[[0, -1], :] = box[:, :1].new_tensor([0.2, 0.8, 1.0])  # outline the query in blue
-    box[:, [0, -1]] = box.new_tensor([0.2, 0.8, 1.0])
-    return data_uri((rgb.numpy() * 255 + 0.5).astype("uint8"))
+class TokenPairModel(nn.Module):
+    """The chapter's trained heads from the canvas up, as the reader's browser runs them.
 
-
-def explorer(
-    heads: dict[str, PairHead],
-    images: torch.Tensor,
-    features: torch.Tensor,
-    queries: Sequence[int],
-    display: int = 192,
-):
-    """A widget: pick a canvas, a query token and a trained model; see where the query looks
-    (its head-averaged attention over the canvas, in red; the query outlined in blue), how much of
-    it falls on each digit's quadrant, and the model's probability of "same digit".
+    The frozen encoder's tokens (:func:`token_features`), the standardisation with the training
+    statistics (:func:`standardize`) and each :class:`PairHead`. ``forward``: canvases
+    ``(B, 1, 48, 48)`` → per head, in order, its logits ``(B, 2)`` (different, same) and its
+    block's attention ``(B, 1, h, N, N)`` (one layer).
 
     Args:
         heads: ``{name: trained PairHead}``.
-        images: canvases ``(n, 1, 48, 48)``; ``features`` their tokens ``(n, C, 6, 6)``.
-        queries: token indices (row-major) offered as queries.
-        display: drawn side of the canvas in CSS pixels.
-
-    Returns:
-        an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
-        ``canvas``, ``query`` and ``model``.
+        train_features: the raw :func:`token_features` of the training canvases ``(N, C, g, g)``.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
-    check_models("heads", heads, PairHead)
-    check_tensor("images", images, "(n, C, H, W)", C=1)
-    check_tensor("features", features, "(n, C, h, w)", n=len(images))
-    grids = {head.grid for head in heads.values()}
-    if len(grids) != 1:
-        raise ValueError(f"heads must share one grid, got {sorted(grids)}")
-    check_indices("queries", queries, grids.pop() ** 2), check_positive_int("display", display)
-    views = {}
-    for name, head in heads.items():
-        f = like_module(features, head)  # half-precision features for a float32 head
-        w = attention_weights(head, f)  # (n, N, N)
-        with torch.no_grad():
-            p_same = head(f).softmax(-1)[:, 1]
-        for i in range(len(images)):
-            for q in queries:
-                half = head.grid // 2  # the digits sit in the top-left and bottom-right quadrants
-                wq = w[i, q].reshape(head.grid, head.grid)
-                a, b = float(wq[:half, :half].sum()), float(wq[half:, half:].sum())
-                mass = [a, b, max(0.0, 1.0 - a - b)]
-                uri = _overlay(images[i], w[i, q], q, head.grid)
-                views[i, q, name] = (uri, float(p_same[i]), mass)
 
-    def render(canvas: int, query: int, model: str) -> ipywidgets.Widget:
-        uri, p, mass = views[canvas, query, model]
-        style = f"width:{display}px;height:{display}px;image-rendering:pixelated"
-        grid = next(iter(heads.values())).grid
-        return html_view(
-            f'<div class="va-view"><img alt="canvas {canvas}" src="{uri}" style="{style}">'
-            f'<div class="va-cap">{model}: where token {divmod(query, grid)} looks</div></div>'
-            + bars_html(
-                mass,
-                ["top-left digit", "bottom-right digit", "elsewhere"],
-                title="the query's attention",
-                vmax=1.0,
-            )
-            + bars_html([p, 1 - p], ["same digit", "different"], title="prediction")
-        )
+    def __init__(
+        self,
+        heads: dict[str, PairHead],
+        train_features: torch.Tensor,
+        encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        check_models("heads", heads, PairHead), check_encoder("encoder", encoder)
+        mean, std = _feature_stats(train_features, "train_features")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.names = list(heads)
+        self.heads = nn.ModuleList(h.eval() for h in heads.values())
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
 
-    return precomputed_explorer(
-        {"canvas": list(range(len(images))), "query": list(queries), "model": list(heads)},
-        render,
-        header=ipywidgets.HTML(VIEW_CSS),
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        check_canvas("x", x, "(B, C, H, W)", side=8)
+        f = nn.functional.avg_pool2d(self.encoder.feature_map(x), 2)  # tokens, as token_features
+        f = (f - self.mean) / self.std
+        out = []
+        for head in self.heads:
+            with record_attention(head) as maps:
+                out.append(head(f))
+            out.append(maps["block.attn"][:, None])  # (B, 1 layer, h, N, N)
+        return tuple(out)
+
+
+def model_explorer(
+    model: TokenPairModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 240
+) -> ModelExplorer:
+    """The reader draws two digits (or picks a test canvas, moves, resizes, adds noise) and picks
+    a query token; the page runs ``model``: where that token looks in every head of each model,
+    over the canvas, and each model's probability of "same digit".
+
+    Args:
+        model: the :class:`TokenPairModel` to export.
+        examples: test canvases ``(N, 1, 48, 48)`` to start from; labels: ``(N,)``, 1 = same.
+        display: the drawing area's side in CSS pixels.
+    """
+    check_instance("model", model, TokenPairModel)
+    n = check_canvas("examples", examples, "(N, C, H, W)", side=8)[0]
+    check_labels("labels", labels, n)
+    outputs = [f"{kind} {name}" for name in model.names for kind in ("logits", "attention")]
+    exported = export_model(model, examples[:1], outputs)
+    grid = (model.heads[0].grid, model.heads[0].grid)
+    views = [probs(name, f"logits {name}", ("different", "same")) for name in model.names]
+    views += [
+        tokens(f"{name}: where the query token looks", f"attention {name}", grid, prefix=0)
+        for name in model.names
+    ]
+    names = [
+        f"#{i} ({'same digit' if int(y) else 'different digits'})" for i, y in enumerate(labels)
+    ]
+    return make_model_explorer(
+        exported,
+        examples,
+        names,
+        views,
+        display=display,
+        brush=2.2,
+        caption="Draw a digit in the top-left and one in the bottom-right corner, or pick a test "
+        "canvas; click a token of a small copy below to make it the query. Both trained models "
+        "run in this page.",
     )

@@ -37,6 +37,7 @@ from ..memory import ExternalAttention, KeyValueMemory, memory_read
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, probs, slots
 from ..views.model_explorer import model_explorer as make_model_explorer
+from .digits import like_module
 
 __all__ = [
     "DigitEncoder",
@@ -361,7 +362,7 @@ class MemoryModel(nn.Module):
         check_positive_number("temperature", temperature)
         order = torch.argsort(gallery_labels, stable=True)
         self.encoder = encoder.eval()
-        self.register_buffer("gallery", gallery[order].float())
+        self.register_buffer("gallery", like_module(gallery[order], encoder))
         self.register_buffer("labels", gallery_labels[order])
         with torch.no_grad():
             self.register_buffer("keys", encoder.embed(self.gallery))  # (S, D)
@@ -371,7 +372,7 @@ class MemoryModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         check_tensor("x", x, "(B, C, H, W)", C=1, H=8, W=8)
-        u0 = self.encoder.embed(x[:, 0])  # (B, D): the query
+        u0 = self.encoder.embed(x[:, 0].to(self.keys.dtype))  # (B, D): the query
         out = []
         for read in self.reads:
             with record_attention(read) as maps:

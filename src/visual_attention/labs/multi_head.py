@@ -13,7 +13,9 @@
 * :func:`mass_on_digits` — where each head's mass goes: the share on the left and on the right
   digit; :class:`PairModel` and :func:`model_explorer` — the trained readers in the reader's
   browser: draw two digits and see every head's map over the canvas.
-* :func:`digit_vit` — a small ViT for the ``8 × 8`` digits (used by the training loop's tests).
+* :func:`digit_vit` — a small ViT for the ``8 × 8`` digits; :class:`DigitViTModel` and
+  :func:`vit_explorer` — a trained one in the reader's browser: every head of every layer for any
+  query token, the rollout and a logit lens, on any digit the reader draws.
 """
 
 from __future__ import annotations
@@ -37,13 +39,13 @@ from .._checks import (
 )
 from ..blocks import merge_heads, split_heads
 from ..core import AttentionModule, record_attention, scaled_dot_product_attention
-from ..multi_head import VisionTransformer
+from ..multi_head import VisionTransformer, attention_rollout
 from ..spatial import attention_mass_in_box
 from ..train import History, fit_seeds
 from ..views.browser_model import export_model
-from ..views.model_explorer import ModelExplorer, maps, probs
+from ..views.model_explorer import ModelExplorer, labelled, lens, maps, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
+from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
 from .spatial import _feature_stats, encode, standardize
 
 __all__ = [
@@ -58,6 +60,8 @@ __all__ = [
     "PairModel",
     "model_explorer",
     "digit_vit",
+    "DigitViTModel",
+    "vit_explorer",
 ]
 
 #: The canvases: ``(height, width)`` in pixels, the digits' side and the pixel noise.
@@ -308,6 +312,82 @@ def model_explorer(
         brush=1.2,
         caption="Draw a digit in each half of the canvas (or pick a test canvas, move the ink, "
         "add noise): every head of both trained readers runs in this page.",
+    )
+
+
+class DigitViTModel(nn.Module):
+    """A trained :class:`~visual_attention.multi_head.VisionTransformer` with everything the
+    reader's browser shows of it, computed here once (the page only draws).
+
+    ``forward``: images ``(B, C, S, S)`` → the logits ``(B, K)``, every layer's attention
+    ``(B, L, h, T, T)`` (class token first), the attention rollout ``(B, T, T)``
+    (:func:`~visual_attention.multi_head.attention_rollout`, heads averaged) and a logit lens
+    ``(B, L, K)``: the final norm and head applied to the class token after each block, what the
+    model would say if it stopped there (the last row is the logits).
+
+    Args:
+        vit: a trained ViT with a class token.
+    """
+
+    def __init__(self, vit: VisionTransformer) -> None:
+        super().__init__()
+        check_instance("vit", vit, VisionTransformer)
+        if vit.cls_token is None:
+            raise ValueError("vit must have a class token (class_token=True)")
+        self.vit = vit.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        states: list[torch.Tensor] = []  # z_l after every block
+        hooks = [
+            b.register_forward_hook(lambda m, i, o: states.append(o)) for b in self.vit.blocks
+        ]
+        try:
+            with record_attention(self.vit) as maps:
+                logits = self.vit(x)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        layers = [maps[f"blocks.{k}.attn"] for k in range(len(self.vit.blocks))]  # (B, h, T, T)
+        lens = torch.stack([self.vit.head(self.vit.norm(z[:, 0])) for z in states], dim=1)
+        return logits, torch.stack(layers, dim=1), attention_rollout(layers), lens
+
+
+def vit_explorer(
+    model: DigitViTModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 192
+) -> ModelExplorer:
+    """The reader draws a digit (or picks a test digit) and the page runs ``model``: the
+    prediction, every head of every layer for the query token the reader picks (a patch or the
+    class token) over the input, the rollout of that token and the logit lens.
+
+    Args:
+        model: the :class:`DigitViTModel` to export.
+        examples: test images ``(N, S, S)`` (one channel) to start from; labels: ``(N,)``.
+        display: the drawing area's side in CSS pixels.
+    """
+    check_instance("model", model, DigitViTModel)
+    vit = model.vit
+    size = vit.img_size
+    n = check_tensor("examples", examples, "(N, H, W)", H=size, W=size)[0]
+    check_labels("labels", labels, n)
+    if vit.in_channels != 1:
+        raise ValueError(f"model must read one-channel images, its ViT reads {vit.in_channels}")
+    example = like_module(examples[:1, None], vit)  # traced in the model's dtype, sent as float32
+    exported = export_model(model, example, ("logits", "attention", "rollout", "lens"))
+    depth = len(vit.blocks)
+    views = [
+        probs("ViT", "logits"),
+        tokens("every head of every layer", "attention", (vit.grid, vit.grid), rollout="rollout"),
+        lens("logit lens", "lens", [f"after layer {k + 1}" for k in range(depth)]),
+    ]
+    return make_model_explorer(
+        exported,
+        examples.float(),
+        labelled(labels),
+        views,
+        display=display,
+        brush=0.6,
+        caption=f"Draw a digit on the {size} × {size} grid, or pick a test digit; click a patch "
+        "of the small copy below to make it the query. The trained ViT runs in this page.",
     )
 
 

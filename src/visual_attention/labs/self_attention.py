@@ -12,8 +12,8 @@ the explorers.
   sees every column) or, the control, a :class:`LocalBlock` (a ``1 × k`` convolution: every column
   sees ``k`` columns); :func:`receptive_field` says how many pixels that is.
 * :func:`run_seeds`, :func:`accuracy_by_distance`, :func:`attention_to_other` — the multi-seed
-  runner and the two measurements; :func:`pair_explorer` — a widget: a pair at any distance, where
-  the non-local block looks and what both networks answer.
+  runner and the two measurements; :class:`StripModel` and :func:`model_explorer` — the trained
+  networks in the reader's browser: draw two digits at any distance, see where a column looks.
 * :func:`explorer` — the self-attention of a photo's patches, computed in the browser.
 """
 
@@ -22,14 +22,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import ipywidgets
 import torch
 from torch import nn
 
 from .._checks import (
     check_choice,
     check_data,
-    check_indices,
+    check_encoder,
     check_initial,
     check_instance,
     check_int,
@@ -37,7 +36,6 @@ from .._checks import (
     check_labels,
     check_models,
     check_module,
-    check_normalize,
     check_positive_int,
     check_positive_number,
     check_seeds,
@@ -46,13 +44,16 @@ from .._checks import (
     check_tensor,
     shape_str,
 )
+from ..core import record_attention
 from ..self_attention import NonLocalBlock
 from ..train import History, evaluate, fit_seeds
-from ..views.viz import VIEW_CSS, bars_html, colorize, data_uri
-from ..views.widgets import attention_explorer, html_view, precomputed_explorer
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer, probs, tokens
+from ..views.model_explorer import model_explorer as make_model_explorer
+from ..views.widgets import attention_explorer
 from .channel import collect_attention
 from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
-from .spatial import encode, standardize
+from .spatial import _feature_stats, encode, standardize
 
 __all__ = [
     "STRIP",
@@ -70,7 +71,9 @@ __all__ = [
     "digit_columns",
     "attention_to_other",
     "render_pair",
-    "pair_explorer",
+    "standardize",
+    "StripModel",
+    "model_explorer",
     "explorer",
 ]
 
@@ -322,89 +325,93 @@ def render_pair(
     return (image + 0.1 * noise).clamp(0, 1)
 
 
-def pair_explorer(
-    nets: Mapping[str, PairNet],
-    pairs: Sequence[tuple[int, int]],
-    distances: Sequence[int] = DISTANCES,
-    normalize: tuple[torch.Tensor] | None = None,
-    scale: int = 4,
-):
-    """A widget: pick a pair of test digits and their distance; see where the non-local block's
-    query at the first digit looks and what every network answers.
+class StripModel(nn.Module):
+    """The chapter's trained networks from the strip's pixels up, as the reader's browser runs
+    them.
+
+    The frozen encoder over the strip (:func:`strip_features`), the standardisation with the
+    training statistics (``labs.spatial.standardize``) and each :class:`PairNet`. ``forward``:
+    strips ``(B, 1, 16, W)`` → per network, in order, its logits ``(B, 2)`` (different, same);
+    then the non-local block's weights ``(B, 1, 1, L, L)`` (one layer, one head; ``L = W/4``).
 
     Args:
         nets: ``{name: trained PairNet}``; exactly one has mode ``"non-local"``.
-        pairs: ``(first, second)`` test-digit indices (:func:`render_pair`).
-        distances: centre distances in pixels.
-        normalize: ``(train features,)``: standardise as the training features were
-            (``labs.spatial.standardize``); ``None`` leaves the features raw.
-        scale: CSS pixels per image pixel.
-
-    Returns:
-        an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
-        ``pair`` and ``distance``.
+        train_features: the raw :func:`strip_features` of the training strips ``(N, C, 1, L)``.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
-    check_models("nets", nets, PairNet)
-    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or not pairs:
-        raise ValueError(
-            f"pairs must be a non-empty sequence of (first, second), got {pairs!r:.60}"
+
+    def __init__(
+        self,
+        nets: Mapping[str, PairNet],
+        train_features: torch.Tensor,
+        encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        check_models("nets", nets, PairNet), check_encoder("encoder", encoder)
+        attending = [name for name, n in nets.items() if n.mode == "non-local"]
+        if len(attending) != 1:
+            raise ValueError(f"nets must hold exactly one 'non-local' net, got {len(attending)}")
+        mean, std = _feature_stats(train_features, "train_features")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.names = list(nets)
+        self.nets = nn.ModuleList(n.eval() for n in nets.values())
+        self.attending = self.names.index(attending[0])
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        check_tensor("x", x, "(B, C, H, W)", C=1, H=STRIP[0])
+        f = self.encoder.feature_map(x).mean(dim=2, keepdim=True)  # (B, C, 1, L): strip_features
+        f = (f - self.mean) / self.std
+        out, weights = [], None
+        for k, net in enumerate(self.nets):
+            with record_attention(net) as maps:
+                out.append(net(f))
+            if k == self.attending:
+                weights = maps["mix"][:, None, None]  # (B, 1 layer, 1 head, L, L)
+        return (*out, weights)
+
+
+def model_explorer(
+    model: StripModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 640
+) -> ModelExplorer:
+    """The reader draws two digits anywhere on the strip (or picks a test strip, moves, resizes,
+    adds noise) and picks a query column; the page runs ``model``: where that column looks in the
+    non-local block, over the strip, and every network's probability of "same digit".
+
+    Args:
+        model: the :class:`StripModel` to export.
+        examples: test strips ``(N, 1, 16, W)`` to start from; labels: ``(N,)``, 1 = same.
+        display: the drawing area's width in CSS pixels.
+    """
+    check_instance("model", model, StripModel)
+    n, _, _, w = check_tensor("examples", examples, "(N, C, H, W)", C=1, H=STRIP[0])
+    check_labels("labels", labels, n)
+    outputs = [f"logits {name}" for name in model.names] + ["weights"]
+    exported = export_model(model, examples[:1], outputs)
+    views = [probs(name, f"logits {name}", ("different", "same")) for name in model.names]
+    views.append(
+        tokens(
+            f"{model.names[model.attending]}: where the query column looks",
+            "weights",
+            (1, w // 4),
+            prefix=0,
         )
-    for i, pair in enumerate(pairs):
-        if len(check_indices(f"pairs[{i}]", pair)) != 2:
-            raise ValueError(f"pairs[{i}] must be a pair (first, second), got {pair!r}")
-    check_int_sequence("distances", distances), check_normalize("normalize", normalize)
-    check_positive_int("scale", scale)
-    attending = [name for name, net in nets.items() if net.mode == "non-local"]
-    if len(attending) != 1:
-        raise ValueError(f"nets must hold exactly one 'non-local' PairNet, got {len(attending)}")
-    encoder = load_digit_cnn()
-    _, classes = digits_at(DIGIT_SIZE, "test")
-    height, width = STRIP
-    views = {}
-    for p, (first, second) in enumerate(pairs):
-        images = torch.stack([render_pair(first, second, d) for d in distances])
-        f = strip_features(images, encoder)
-        if normalize is not None:
-            f = standardize(*normalize, f)[-1]
-        a = collect_attention(nets[attending[0]], f, names=["mix"])["mix"]  # (D, L, L)
-        with torch.no_grad():
-            probs = {name: net.eval()(f).softmax(-1)[:, 1] for name, net in nets.items()}
-        for k, d in enumerate(distances):
-            left = (width - height - d) // 2
-            query = (left + height // 2) // 4  # the column at the first digit's centre
-            views[p, d] = (
-                images[k, 0],
-                a[k, query],
-                query,
-                {n: float(v[k]) for n, v in probs.items()},
-            )
-    same = {p: bool(classes[a_] == classes[b_]) for p, (a_, b_) in enumerate(pairs)}
-
-    def render(pair: int, distance: int) -> ipywidgets.Widget:
-        image, weights, query, probs = views[pair, distance]
-        style = f"width:{width * scale}px;image-rendering:pixelated;display:block"
-        strip = colorize(image.numpy(), vmax=1.0, cmap="gray")[..., :3]
-        row = colorize(weights[None].numpy(), vmax=float(weights.max()))[..., :3]
-        truth = "the same digit" if same[pair] else "different digits"
-        parts = [
-            f'<div class="va-view"><img alt="two digits {distance} px apart" '
-            f'src="{data_uri(strip)}" style="{style}"><img alt="attention of column {query}" '
-            f'src="{data_uri(row)}" style="{style};height:{4 * scale}px"><div class="va-cap">'
-            f"{truth}, centres {distance} px apart; below: where column {query} (the first "
-            f"digit's centre) looks</div></div>",
-            bars_html(
-                list(probs.values()),
-                [f"{n}" for n in probs],
-                title="P(same digit)",
-                vmax=1.0,
-            ),
-        ]
-        return html_view(f'<div class="va-flex">{"".join(parts)}</div>')
-
-    return precomputed_explorer(
-        {"pair": list(range(len(pairs))), "distance": list(distances)},
-        render,
-        header=ipywidgets.HTML(VIEW_CSS),
+    )
+    names = [
+        f"#{i} ({'same digit' if int(y) else 'different digits'})" for i, y in enumerate(labels)
+    ]
+    return make_model_explorer(
+        exported,
+        examples,
+        names,
+        views,
+        display=display,
+        brush=1.2,
+        caption="Draw two digits anywhere on the strip, near or far apart (or pick a test strip), "
+        "then click a column of the small copy below to make it the query. The trained networks "
+        "run in this page.",
     )
 
 

@@ -271,7 +271,8 @@ class ClipModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, t = check_tensor("x", x, "(B, T, C, H, W)", C=1)[:2]
-        feats = self.encoder.feature_map(x.flatten(0, 1)).mean(dim=(2, 3)).reshape(b, t, -1)
+        feats = self.encoder.feature_map(x.flatten(0, 1)).mean(dim=(2, 3))  # (B·T, D)
+        feats = feats.reshape(b, t, feats.shape[-1])
         with record_attention(self.attention) as maps:
             logits = self.attention(feats)
         return logits, maps["pool"], self.mean(feats)

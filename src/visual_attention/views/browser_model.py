@@ -17,6 +17,7 @@ attention maps, export a wrapper that returns them (see :func:`with_attention`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -36,7 +37,7 @@ OPS = frozenset(
     avg_pool2d select slice Int NumToTensor ScalarImplicit floor_divide log_softmax masked_fill
     ones_like zeros_like to detach clone dropout t bmm mm addmm sqrt pow abs clamp_min amax amin
     stack unbind ListUnpack TupleUnpack movedim linalg_vector_norm expand_as
-    chunk""".split()
+    chunk eye broadcast_tensors bitwise_not logical_not""".split()
 )
 
 
@@ -46,8 +47,10 @@ class BrowserModel:
 
     ``graph = {"inputs": [id], "outputs": [id], "names": [name], "constants": {id: value},
     "tensors": {id: {"shape", "offset"}}, "nodes": [{"op", "in": [id], "out": [id]}]}``:
-    ``constants`` holds ints, floats, bools, strings, ``None`` and lists; ``tensors`` the
-    parameters, at ``offset`` (in floats) of ``weights``.
+    ``constants`` holds ints, floats (``{"float": "-inf"}`` for the values JSON lacks), bools,
+    strings, ``None`` and lists; ``tensors`` the
+    parameters, at ``offset`` (in floats) of ``weights`` (with ``dtype`` when they are not
+    floating: a boolean mask is sent as 0 and 1).
     """
 
     graph: dict
@@ -59,6 +62,8 @@ class BrowserModel:
 
 
 def _scalar(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": str(value)}  # JSON has no inf or nan: "inf", "-inf", "nan"
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     if isinstance(value, (list, tuple)) and all(not isinstance(v, torch.Tensor) for v in value):
@@ -122,6 +127,8 @@ def export_model(
                     chunks.append(data)
                     offset += len(data) // 4
                 tensors[vid(out)] = {"shape": list(value.shape), "offset": stored[data]}
+                if not value.is_floating_point():  # masks, indices: sent as floats, typed here
+                    tensors[vid(out)]["dtype"] = str(value.dtype).removeprefix("torch.")
             else:
                 constants[vid(out)] = _scalar(value)
             continue
@@ -205,12 +212,14 @@ def run_graph(model: BrowserModel, x: torch.Tensor) -> dict[str, np.ndarray]:
     x = check_tensor("x", x, "(*B, N)") and x.float()  # the graph computes in float32
     g = model.graph
     weights = np.frombuffer(model.weights, dtype="<f4")
-    env: dict[str, object] = dict(g["constants"])
+    env: dict[str, object] = {k: _constant(v) for k, v in g["constants"].items()}
     for key, t in g["tensors"].items():
         n = int(np.prod(t["shape"])) if t["shape"] else 1
         env[key] = torch.from_numpy(weights[t["offset"] : t["offset"] + n].copy()).reshape(
             t["shape"]
         )
+        if "dtype" in t:  # a mask or indices, sent as floats
+            env[key] = env[key].to(getattr(torch, t["dtype"]))
     env[g["inputs"][0]] = x
     try:
         _replay(g["nodes"], env)
@@ -220,6 +229,15 @@ def run_graph(model: BrowserModel, x: torch.Tensor) -> dict[str, np.ndarray]:
             f"{error}"
         ) from error
     return {name: env[key].detach().numpy() for name, key in zip(g["names"], g["outputs"])}
+
+
+def _constant(value: object) -> object:
+    """A graph constant as Python: ``{"float": "-inf"}`` (JSON has no infinities) is ``-inf``."""
+    if isinstance(value, dict) and set(value) == {"float"}:
+        return float(value["float"])
+    if isinstance(value, list):
+        return [_constant(v) for v in value]
+    return value
 
 
 def _replay(nodes: list[dict], env: dict[str, object]) -> None:

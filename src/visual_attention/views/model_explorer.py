@@ -17,7 +17,10 @@ functions below, name outputs of the model:
 * :func:`bars` — a vector ``(1, K)`` as labelled bars (gates, branch weights), or, with one value
   per canvas, under each canvas (frame weights);
 * :func:`slots` — weights over ``K`` stored items ``(1, K)`` (a memory's slots): a strip over all
-  of them and the heaviest, with their pictures.
+  of them and the heaviest, with their pictures;
+* :func:`tokens` — a transformer's attention ``(1, L, h, T, T)``: for the query token the reader
+  picks, every layer's every head as a map over the input, and the attention rollout;
+* :func:`lens` — logits after every layer ``(1, L, K)``: what the model would say at each depth.
 
 Everything a view shows is computed by the model (the wrapper the chapter exports); the page only
 draws, so the browser's numbers are PyTorch's.
@@ -58,10 +61,13 @@ __all__ = [
     "maps",
     "bars",
     "slots",
+    "tokens",
+    "lens",
 ]
 
 _STATIC = Path(__file__).parent / "static"
 DIGITS = tuple("0123456789")
+KINDS = ("probs", "map", "maps", "bars", "slots", "tokens", "lens")
 
 
 def _module_source() -> str:
@@ -139,6 +145,10 @@ def maps(
         regions: optional ``(name, top, left, bottom, right)`` boxes in input pixels; each map's
             caption gives its share inside each (default: inside the ink's box).
     """
+    if isinstance(regions, str) or not isinstance(regions, Sequence):
+        raise ValueError(
+            f"regions must be a sequence of (name, top, left, bottom, right), got {regions!r:.60}"
+        )
     rows = []
     for r in regions:
         if not isinstance(r, (tuple, list)) or len(r) != 5:
@@ -166,6 +176,42 @@ def bars(
         "labels": _names("labels", labels),
         "vmax": check_positive_number("vmax", vmax),
         "per_canvas": check_bool("per_canvas", per_canvas),
+    }
+
+
+def tokens(
+    name: str,
+    output: str,
+    grid: tuple[int, int],
+    rollout: str | None = None,
+    prefix: int = 1,
+    canvas: int = 0,
+) -> dict:
+    """A view of a transformer's attention ``(1, L, h, T, T)`` over ``T = prefix + rows · cols``
+    tokens (the class token first, then the patches of canvas ``canvas`` row by row): the reader
+    picks a query token — a patch of the input or the class token — and sees its row in every
+    layer's every head as a map over the input, and its row of ``rollout`` ``(1, T, T)``."""
+    rows, cols = check_size2("grid", grid)
+    return {
+        "kind": "tokens",
+        "name": check_str("name", name),
+        "output": check_str("output", output),
+        "grid": [rows, cols],
+        "rollout": None if rollout is None else check_str("rollout", rollout),
+        "prefix": check_int("prefix", prefix, 0),
+        "canvas": check_int("canvas", canvas, 0),
+    }
+
+
+def lens(name: str, output: str, layers: Sequence[str], classes: Sequence[str] = DIGITS) -> dict:
+    """A view of logits after every layer ``(1, L, K)`` (a logit lens): per layer, what the model
+    would predict if it stopped there, and its probability of the final prediction."""
+    return {
+        "kind": "lens",
+        "name": check_str("name", name),
+        "output": check_str("output", output),
+        "layers": _names("layers", layers),
+        "classes": _names("classes", classes),
     }
 
 
@@ -228,30 +274,28 @@ def model_explorer(
         )
     known = model.graph["names"]
     for view in views:
-        if not isinstance(view, dict) or view.get("kind") not in (
-            "probs",
-            "map",
-            "maps",
-            "bars",
-            "slots",
-        ):
+        if not isinstance(view, dict) or view.get("kind") not in KINDS:
             raise ValueError(
-                "each of views must be made by probs, overlay, maps, bars or slots, got "
-                f"{view!r:.60}"
+                "each of views must be made by probs, overlay, maps, bars, slots, tokens or lens, "
+                f"got {view!r:.60}"
             )
-        if view["output"] not in known:
-            raise ValueError(
-                f"views name an output {view['output']!r} the model lacks; it has {known}"
-            )
+        for key in ("output", "rollout"):
+            if view.get(key) is not None and view[key] not in known:
+                raise ValueError(
+                    f"views name an output {view[key]!r} the model lacks; it has {known}"
+                )
         if view.get("canvas", 0) >= s:
             raise ValueError(f"views: canvas {view['canvas']} of {s} canvases")
         if view["kind"] == "bars" and view["per_canvas"] and len(view["labels"]) != s:
             raise ValueError(f"views: per-canvas bars need {s} labels, got {len(view['labels'])}")
     images = b""
+    if slot_images is not None:
+        check_floating("slot_images", slot_images)
+        check_tensor("slot_images", slot_images, "(K, h, w)")
     if any(v["kind"] == "slots" for v in views):
         if slot_images is None:
             raise ValueError("slot_images must be given with a slots view: (K, h, w) pictures")
-        k = check_tensor("slot_images", slot_images, "(K, h, w)")[0]
+        k = slot_images.shape[0]
         if any(v["kind"] == "slots" and len(v["labels"]) != k for v in views):
             raise ValueError(f"slots views need {k} labels, one per picture of slot_images")
         images = slot_images.detach().float().clamp(0, 1).numpy().astype("<f4").tobytes()

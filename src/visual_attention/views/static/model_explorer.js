@@ -245,7 +245,9 @@ function render({ model, el: host }) {
   const barBlocks = views.filter((v) => v.kind === "bars").map(() => mxEl("div"));
   side.append(summary, predTitle, predBars, massNote, ...barBlocks, mxEl("div", { className: "va-mx-note" }, model.get("caption")));
   root.append(mxEl("div", { className: "va-mx-main" }, left, side));
-  const below = views.filter((v) => v.kind === "maps" || v.kind === "slots").map(() => mxEl("div"));
+  const belowViews = views.filter((v) => ["maps", "slots", "tokens", "lens"].includes(v.kind));
+  const below = belowViews.map(() => mxEl("div"));
+  const queries = belowViews.map(() => 0); // the query token each tokens view shows (0: the class token)
   root.append(...below);
   host.append(root);
 
@@ -328,9 +330,11 @@ function render({ model, el: host }) {
       paintHeat(t.pic.heat, m && m.data, m && m.h, m && m.w, lut);
     });
     // every map of a maps view over its canvas; slots
-    views.filter((v) => v.kind === "maps" || v.kind === "slots").forEach((v, i) => {
+    belowViews.forEach((v, i) => {
       const m = out[v.output];
-      if (v.kind === "maps") {
+      if (v.kind === "tokens") shown.push(drawTokens(v, i, out));
+      else if (v.kind === "lens") shown.push(drawLens(v, i, m));
+      else if (v.kind === "maps") {
         const [h, w] = m.shape.slice(-2), count = m.data.length / (h * w), cellW = Math.min(180, Math.max(96, Math.floor(dispW / 2)));
         const cells = [], masses = [];
         for (let k = 0; k < count; k++) {
@@ -368,6 +372,77 @@ function render({ model, el: host }) {
       outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { shape: v.shape, data: Array.from(v.data) }])),
       probs: firstProbs ? firstProbs.p : null, prediction: firstProbs ? firstProbs.best : null,
       mass: chosenMap ? chosenMap.mass : null, views: shown };
+  }
+
+  // A transformer's attention (1, L, h, T, T): the reader picks the query token on a small copy of
+  // the input (a patch) or with a button (the class token); every layer's every head shows that
+  // token's row over the patches, drawn over the input, and the rollout's row beside them.
+  function drawTokens(v, i, out) {
+    const att = out[v.output], [L, heads, T] = att.shape.slice(1, 4), [gh, gw] = v.grid, pre = v.prefix;
+    const q = Math.min(queries[i], T - 1), picked = q >= pre ? [Math.floor((q - pre) / gw), (q - pre) % gw] : null;
+    const wide = Math.max(1, W / H), side = Math.min(dispW, 112 * wide), cell = Math.min(Math.max(72, dispW / 2), 72 * wide), ink = plane(v.canvas);
+    const picker = makePicture(side, Math.round((side * H) / W), 0.6);
+    paintInk(picker.ink, ink, H, W);
+    const mark = new Float32Array(gh * gw);
+    if (picked) mark[q - pre] = 1;
+    paintHeat(picker.heat, picked ? mark : null, gh, gw, lut);
+    Object.assign(picker.node, { tabIndex: 0, title: "click a patch to make it the query" });
+    picker.node.setAttribute("role", "button");
+    picker.node.setAttribute("aria-label", "pick the query patch");
+    picker.node.style.cursor = "pointer";
+    picker.node.addEventListener("click", (ev) => {
+      const r = picker.node.getBoundingClientRect();
+      const row = Math.min(gh - 1, Math.floor(((ev.clientY - r.top) / r.height) * gh)), col = Math.min(gw - 1, Math.floor(((ev.clientX - r.left) / r.width) * gw));
+      queries[i] = pre + row * gw + col;
+      update();
+    });
+    const cls = mxEl("button", { type: "button", "aria-label": "query: the class token", disabled: pre === 0 }, "class token");
+    cls.addEventListener("click", () => { queries[i] = 0; update(); });
+    const who = picked ? `patch (row ${picked[0]}, column ${picked[1]})` : "the class token";
+    const rowOf = (data, offset) => data.subarray(offset + q * T, offset + (q + 1) * T); // the query's row
+    const picture = (row, caption) => {
+      const pic = makePicture(cell, Math.round((cell * H) / W), alpha);
+      paintInk(pic.ink, ink, H, W);
+      paintHeat(pic.heat, row.subarray(pre), gh, gw, lut);
+      return mxEl("div", { className: "va-mx-cell", style: `width:${cell + 8}px` }, pic.node, mxEl("span", {}, caption));
+    };
+    const rows = [], state = [];
+    for (let l = 0; l < L; l++) {
+      const cells = [];
+      for (let h = 0; h < heads; h++) {
+        const row = rowOf(att.data, (l * heads + h) * T * T);
+        state.push(...row);
+        cells.push(picture(row, pre ? `head ${h + 1} · ${pct(row[0])} on cls` : `head ${h + 1}`));
+      }
+      rows.push(mxEl("div", { className: "va-mx-grid", style: "margin-top:4px;align-items:flex-end" },
+        mxEl("span", { className: "va-mx-name", style: "width:56px" }, `layer ${l + 1}`), ...cells));
+    }
+    let rolled = null;
+    if (v.rollout) {
+      rolled = rowOf(out[v.rollout].data, 0);
+      rows.push(mxEl("div", { className: "va-mx-grid", style: "margin-top:4px;align-items:flex-end" },
+        mxEl("span", { className: "va-mx-name", style: "width:56px" }, "rollout"), picture(rolled, pre ? `${pct(rolled[0])} from cls` : "all layers")));
+    }
+    below[i].replaceChildren(mxEl("div", { className: "va-mx-title", style: "margin-top:10px" }, `${v.name}: where ${who} looks`),
+      mxEl("div", { className: "va-mx-main", style: "gap:12px" },
+        mxEl("div", { className: "va-mx-left" }, mxEl("span", { className: "va-mx-note" }, "query: click a patch"), picker.node, cls),
+        mxEl("div", {}, ...rows)));
+    return { name: v.name, kind: "tokens", query: q, data: state, rollout: rolled ? Array.from(rolled) : null };
+  }
+
+  // Logits after every layer (1, L, K): what the model would say if it stopped there
+  function drawLens(v, i, m) {
+    const [L, K] = m.shape.slice(-2), per = [];
+    for (let l = 0; l < L; l++) per.push(probabilities(m.data.subarray(l * K, (l + 1) * K)));
+    const final = argmax(per[L - 1]), bests = per.map(argmax);
+    const rows = per.map((p, l) => mxEl("div", { className: `va-mx-row${bests[l] === final ? " va-mx-top" : ""}` },
+      mxEl("span", { className: "va-mx-name", style: "width:90px" }, v.layers[l] ?? `layer ${l + 1}`),
+      mxEl("span", { className: "va-mx-track" }, mxEl("span", { className: "va-mx-bar", style: `width:${(100 * p[final]).toFixed(1)}%` })),
+      mxEl("span", { className: "va-mx-num", "data-value": p[final].toFixed(6) }, p[final].toFixed(3)),
+      mxEl("span", {}, `says ${v.classes[bests[l]] ?? bests[l]} (${pct(p[bests[l]])})`)));
+    below[i].replaceChildren(mxEl("div", { className: "va-mx-title", style: "margin-top:10px" },
+      `${v.name}: probability of the final answer, ${v.classes[final] ?? final}, after each layer`), ...rows);
+    return { name: v.name, kind: "lens", data: per.flatMap((p) => Array.from(p)), predictions: bests };
   }
 
   // drawing: pointer events cover mouse, touch and pen

@@ -531,6 +531,9 @@ const OPS = {
     return reduce(x, d, keepdim, 0, (a, v) => a + Math.abs(v) ** ord, (a) => a ** (1 / ord));
   },
   expand_as: (x, other) => expand(x, other.shape),
+  bitwise_not: (x) => unary(x, (v) => (v ? 0 : 1)), // masks only: booleans are stored as 0 and 1
+  logical_not: (x) => unary(x, (v) => (v ? 0 : 1)),
+  broadcast_tensors: (xs) => { const shape = xs.reduce((s, x) => broadcastShape(s, x.shape), []); return xs.map((x) => expand(x, shape)); },
   amin: (x, dims, keepdim = false) => reduce(x, dimsOf(dims, x.shape.length), keepdim, Infinity, Math.min),
   transpose: (x, a, b) => { const p = [...x.shape.keys()]; a = norm(a, p.length); b = norm(b, p.length); [p[a], p[b]] = [p[b], p[a]]; return permute(x, p); },
   permute: (x, dims) => permute(x, dims.map((d) => norm(d, x.shape.length))),
@@ -559,6 +562,7 @@ const OPS = {
     }
     return out;
   },
+  eye: (n, m = n) => { const t = tensor([n, m]); for (let i = 0; i < Math.min(n, m); i++) t.data[i * m + i] = 1; return t; },
   ones_like: (x) => tensor(x.shape, new Float32Array(x.data.length).fill(1)),
   zeros_like: (x) => tensor(x.shape),
   contiguous: (x) => x, detach: (x) => x, clone: (x) => x, to: (x) => x, dropout: (x) => x,
@@ -579,10 +583,13 @@ export function loadModel(graph, weights) {
     if (node.op === "_convolution" && next && (next.op === "relu" || next.op === "relu_") && next.in[0] === node.out[0]
       && (next.op === "relu_" || uses[node.out[0]] === 1)) fused.add(k + 1);
   });
+  // JSON has no infinities: the export writes them as {"float": "-inf"}
+  const number = (v) => (v && typeof v === "object" && !Array.isArray(v) && "float" in v ? Number(v.float.replace("inf", "Infinity")) : Array.isArray(v) ? v.map(number) : v);
+  const constants = Object.fromEntries(Object.entries(graph.constants).map(([k, v]) => [k, number(v)]));
   return {
     graph,
     run(input, shape) {
-      const env = Object.assign({}, graph.constants, params);
+      const env = Object.assign({}, constants, params);
       env[graph.inputs[0]] = tensor(shape, input instanceof Float32Array ? input : Float32Array.from(input));
       for (const [k, node] of graph.nodes.entries()) {
         if (fused.has(k)) { // the relu after a convolution, in place on the convolution's own output
@@ -594,7 +601,9 @@ export function loadModel(graph, weights) {
         const inplace = !OPS[node.op] && node.op.endsWith("_");
         const f = OPS[inplace ? node.op.slice(0, -1) : node.op];
         if (!f) throw new Error(`operation ${node.op} is not implemented`);
-        const result = f(...node.in.map((i) => env[i]));
+        const args = node.in.map((i) => env[i]);
+        // eye(n) and eye(n, m) differ only by their number of positional arguments
+        const result = node.op === "eye" ? f(...args.slice(0, node.in.length - (node.kw || []).length)) : f(...args);
         if (inplace) env[node.in[0]] = result;
         if (node.out.length === 1) env[node.out[0]] = result;
         else node.out.forEach((o, i) => { env[o] = result[i]; });
