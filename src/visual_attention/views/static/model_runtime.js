@@ -505,13 +505,26 @@ const OPS = {
   view: (x, shape) => reshape(x, shape),
   softmax: (x, dim) => softmax(x, dim, false),
   log_softmax: (x, dim) => softmax(x, dim, true),
-  linear: (x, w, b) => { // y = x wᵀ + b: each output a dot product of two contiguous rows
+  linear: (x, w, b) => { // y = x wᵀ + b: dot products of contiguous rows, four input rows per weight row
     const [N, K] = w.shape, rows = x.data.length / K, out = tensor([...x.shape.slice(0, -1), N]);
     const X = x.data, Wt = w.data, Y = out.data;
-    for (let r = 0; r < rows; r++) for (let n = 0; n < N; n++) {
-      let s = b ? b.data[n] : 0;
-      for (let k = 0, xr = r * K, wr = n * K; k < K; k++) s += X[xr + k] * Wt[wr + k];
-      Y[r * N + n] = s;
+    for (let n = 0; n < N; n++) {
+      const wr = n * K, bias = b ? b.data[n] : 0;
+      let r = 0;
+      for (; r + 4 <= rows; r += 4) {
+        let s0 = bias, s1 = bias, s2 = bias, s3 = bias;
+        const x0 = r * K, x1 = x0 + K, x2 = x1 + K, x3 = x2 + K;
+        for (let k = 0; k < K; k++) {
+          const v = Wt[wr + k];
+          s0 += X[x0 + k] * v; s1 += X[x1 + k] * v; s2 += X[x2 + k] * v; s3 += X[x3 + k] * v;
+        }
+        Y[r * N + n] = s0; Y[(r + 1) * N + n] = s1; Y[(r + 2) * N + n] = s2; Y[(r + 3) * N + n] = s3;
+      }
+      for (; r < rows; r++) {
+        let s = bias;
+        for (let k = 0, xr = r * K; k < K; k++) s += X[xr + k] * Wt[wr + k];
+        Y[r * N + n] = s;
+      }
     }
     return out;
   },
