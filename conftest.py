@@ -10,11 +10,15 @@ from run to run or from machine to machine for reasons that say nothing about co
   SVG assert on its structure and print what is stable (node labels), which nbval still compares.
 * the evidence record of an experiment (``visual_attention.views.evidence``): per-seed trained
   numbers, machine-dependent like the table beside it; the cell asserts what it must show.
+
+Also the one Playwright driver every browser test shares (``playwright_driver``).
 """
 
 from __future__ import annotations
 
 import copy
+
+import pytest
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 EXTRA_SKIPPED = ("image/svg+xml", "application/vnd.visual-attention.evidence+json")
@@ -52,3 +56,14 @@ def pytest_collection_modifyitems(session, config, items):
 
         IPyNbCell.compare_outputs = compare_outputs
         IPyNbCell._va_patched = True
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """The session's Playwright driver (``playwright.sync_api``), started on first use: its
+    synchronous API allows one driver per process at a time, so every browser test launches its
+    Chromium from this one, whatever order the tests run in."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver

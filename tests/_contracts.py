@@ -1108,8 +1108,8 @@ SPECS: list[Spec] = [
     call(
         "views.model_explorer.tokens",
         {"name": STR, "output": STR, "grid": Kind("(rows, cols)", (None, 0, (0, 2), (2,), "2")),
-          "rollout": optional(STR), "prefix": NONNEG_INT, "canvas": NONNEG_INT},
-        name="t", output="attention", grid=(2, 2), rollout="rollout", prefix=1, canvas=0,
+          "rollout": optional(STR), "prefix": NONNEG_INT, "canvas": NONNEG_INT, "query": NONNEG_INT},
+        name="t", output="attention", grid=(2, 2), rollout="rollout", prefix=1, canvas=0, query=0,
     ),
     call("views.model_explorer.lens", {"name": STR, "output": STR, "layers": Kind("names", (None, 3, "ab", [], [None])), "classes": Kind("names", (None, 3, "ab", [], [None]))},
          name="l", output="lens", layers=["1", "2"], classes=("a", "b")),

@@ -393,6 +393,7 @@ LAB_SPECS: list[Spec] = [
         split="test",
         seed=0,
     ),
+    lcall("self_attention.standardize", train=lambda: _r(3, 4, 1, 2)),
     lcall(
         "self_attention.StripModel",
         {"nets": MAPPING, "encoder": ENCODER},
@@ -648,13 +649,23 @@ LAB_SPECS: list[Spec] = [
         features=lambda: _r(2, 8, 2, 4),
     ),
     lcall(
-        "local_attention.explorer",
-        {"heads": MAPPING, "queries": Kind("queries", (None, 3, [], [-1], [100], [1.5]))},
+        "local_attention.WindowPairModel",
+        {"heads": MAPPING, "encoder": ENCODER},
         heads=lambda: {"shift": lmod("local_attention.ShiftHead")},
-        images=lambda: _u(2, 1, 16, 32),
-        features=lambda: _r(2, 64, 2, 4),
-        queries=[0, 3],
-        display=32,
+        train_features=lambda: _r(3, 64, 2, 4),
+    ),
+    lforward(
+        "local_attention.WindowPairModel",
+        lambda: lmod("local_attention.WindowPairModel", {"s": lmod("local_attention.ShiftHead")}, _r(3, 64, 2, 4)),
+        x=lambda: _u(2, 1, 16, 32),
+    ),
+    lcall(
+        "local_attention.model_explorer",
+        {"model": Kind("WindowPairModel", (3, None, torch.nn.Linear(2, 2)))},
+        model=lambda: lmod("local_attention.WindowPairModel", {"s": lmod("local_attention.ShiftHead")}, _r(3, 64, 2, 4)),
+        examples=lambda: _u(2, 1, 16, 32),
+        labels=lambda: _y(2, 2),
+        display=128,
     ),
     lcall(
         "local_attention.window_explorer",

@@ -12,7 +12,6 @@ from visual_attention.labs import local_attention as lab
 from visual_attention.labs.global_attention import token_features
 from visual_attention.labs.local_attention import window_explorer as la_explorer
 from visual_attention.local_attention import ShiftedWindowAttention, to_dense, window_token_index
-from visual_attention.views.widgets import explorer_view
 
 
 def test_explorer_computes_what_shifted_window_attention_records():
@@ -95,16 +94,28 @@ def test_shift_head_crosses_the_border_only_with_the_shift(shift):
         lab.ShiftHead(2)
 
 
-def test_explorer_views():
+def test_the_page_model_is_the_trained_heads_with_their_block_weights():
+    from _helpers import randomise
+    from visual_attention.labs.digits import DigitCNN
+    from visual_attention.labs.spatial import standardize
+    from visual_attention.views.browser_model import BrowserModel, run_graph
+
+    encoder = randomise(DigitCNN(), seed=2)
+    x, raw, y, _ = lab.pair_task(4, "test", seed=1, encoder=encoder)
+    f = standardize(raw, raw)[1]
     torch.manual_seed(0)
-    heads = {"a": lab.ShiftHead(1).eval(), "b": lab.ShiftHead(0).eval()}
-    widget = lab.explorer(heads, torch.rand(2, 1, 16, 32), torch.randn(2, 64, 2, 4), [1, 2])
-    assert [c.description for c in widget.controls] == ["canvas", "query", "model"]
-    bars = lambda h: [float(p.split('"')[0]) for p in h.split('data-value="')[1:]]  # noqa: E731
-    base = {"canvas": 0, "query": 1, "model": "a"}
-    first = bars(explorer_view(widget, **base).value)
-    assert len(first) == 3 + 2 and abs(first[0] + first[1] - 1) < 1e-5  # both halves hold it all
-    for change in ({"canvas": 1}, {"query": 2}, {"model": "b"}):  # every control changes the bars
-        assert bars(explorer_view(widget, **{**base, **change}).value) != first, change
-    with pytest.raises(ValueError, match="images"):
-        lab.explorer(heads, torch.rand(2, 1, 32, 32), torch.randn(2, 64, 2, 4), [1])
+    heads = {"shifted": lab.ShiftHead(1).eval(), "not shifted": lab.ShiftHead(0).eval()}
+    model = lab.WindowPairModel(heads, raw, encoder)
+    out = model(x)  # the halves encoded on their own give pair_task's features
+    for k, head in enumerate(heads.values()):
+        torch.testing.assert_close(out[2 * k], head(f))
+        torch.testing.assert_close(out[2 * k + 1][:, 0].mean(1), lab.block_weights(head, f))
+    left, right = [0, 1, 4, 5], [2, 3, 6, 7]  # the two windows' tokens (row-major on 2 × 4)
+    plain = out[3][:, 0]  # no shift: a token of the left window never sees the right one
+    assert float(plain[:, :, left][:, :, :, right].abs().max()) == 0
+    assert float(out[1][:, 0][:, :, left][:, :, :, right].abs().max()) > 0  # the shifted one does
+    widget = lab.model_explorer(model, x, y)
+    assert widget.display_size == [192, 384] and widget.views[2]["grid"] == [2, 4]
+    replay = run_graph(BrowserModel(widget.graph, widget.weights), x[2:3])
+    torch.testing.assert_close(torch.from_numpy(replay["attention shifted"]), out[1][2:3], atol=1e-5, rtol=0)
+

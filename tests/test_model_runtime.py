@@ -146,7 +146,19 @@ CASES = {
         ("logits g", "attention g", "logits n", "attention n"),
         (1, 1, 48, 48),
     ),
+    "local: shifted windows (roll, repeat, unflatten) scattered to token pairs (einsum)": (
+        lambda: _windows(),
+        ("logits s", "attention s", "logits w", "attention w"),
+        (1, 1, 16, 32),
+    ),
 }
+
+
+def _windows():
+    from visual_attention.labs.local_attention import ShiftHead, WindowPairModel
+
+    heads = {"s": ShiftHead(1), "w": ShiftHead(0)}
+    return WindowPairModel(heads, torch.randn(5, 64, 2, 4, generator=gen(12)), encoder=DigitCNN())
 
 
 def _tokens():

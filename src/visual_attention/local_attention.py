@@ -303,6 +303,7 @@ class ShiftedWindowAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, h, w, _ = _check_grid("x", x, self.window_size, C=self.attn.dim)
+        h, w = int(h), int(w)  # plain ints also when traced (the grid is fixed by the export)
         s, m = self.shift_size, self.window_size
         x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))  # cyclic shift (none for W-MSA)
         windows = window_partition(x, m).flatten(1, 2)  # (B·nW, M², C)

@@ -12,15 +12,15 @@ identical pairs of window-attention blocks that differ only by the shift of the 
   logits are averaged over the tokens.
 * :func:`run_seeds` — one head trained per seed; :func:`reach` — how many tokens each token can
   draw information from after the blocks; :func:`border_mass` — the share of the shifted block's
-  attention that crosses the old window border; :func:`explorer` — a widget with the trained
-  models' attention maps; :func:`window_explorer` — which tokens a query may see (in the browser).
+  attention that crosses the old window border; :class:`WindowPairModel` and
+  :func:`model_explorer` — the trained heads in the reader's browser; :func:`window_explorer` —
+  which tokens a query may see (in the browser).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import ipywidgets
 import torch
 from einops import rearrange
 from torch import nn
@@ -29,11 +29,11 @@ from .._checks import (
     check_choice,
     check_data,
     check_encoder,
-    check_indices,
     check_initial,
     check_instance,
     check_int,
     check_int_sequence,
+    check_labels,
     check_models,
     check_number,
     check_positive_int,
@@ -49,11 +49,14 @@ from ..local_attention import (
     window_token_index,
 )
 from ..train import History, fit_seeds
-from ..views.viz import VIEW_CSS, bars_html, data_uri
-from ..views.widgets import attention_explorer, html_view, precomputed_explorer
-from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
+from ..views.browser_model import export_model
+from ..views.model_explorer import ModelExplorer, probs, tokens
+from ..views.model_explorer import model_explorer as make_model_explorer
+from ..views.viz import data_uri
+from ..views.widgets import attention_explorer
+from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
 from .global_attention import token_features
-from .spatial import standardize
+from .spatial import _feature_stats, standardize
 
 __all__ = [
     "CANVAS",
@@ -65,7 +68,8 @@ __all__ = [
     "run_seeds",
     "reach",
     "border_mass",
-    "explorer",
+    "WindowPairModel",
+    "model_explorer",
     "window_explorer",
     "standardize",
 ]
@@ -297,65 +301,103 @@ def _overlay(image: torch.Tensor, weights: torch.Tensor, query: int) -> str:
     return data_uri((rgb.numpy() * 255 + 0.5).astype("uint8"))
 
 
-def explorer(
-    heads: dict[str, ShiftHead],
-    images: torch.Tensor,
-    features: torch.Tensor,
-    queries: Sequence[int],
-    display: int = 128,
-):
-    """A widget: pick a canvas, a query token and a trained model; see where the query looks in
-    the second block (its head-averaged attention over the canvas, in red; the query outlined in
-    blue; the border between the two windows dotted in yellow), how much of it falls on each digit
-    and on the query itself, and the model's probability of "same digit".
+class WindowPairModel(nn.Module):
+    """The chapter's trained heads from the canvas up, as the reader's browser runs them.
+
+    Each ``16 × 16`` half of the canvas through the frozen encoder on its own
+    (:func:`pair_task`'s features: no token sees across the border), the standardisation with the
+    training statistics (``labs.spatial.standardize``) and each :class:`ShiftHead`.
+    ``forward``: canvases ``(B, 1, 16, 32)`` → per head, in order, its logits ``(B, 2)``
+    (different, same) and its second block's attention scattered to token pairs
+    ``(B, 1, h, N, N)`` (as :func:`block_weights`, per head; ``N = 8``).
 
     Args:
         heads: ``{name: trained ShiftHead}``.
-        images: canvases ``(n, 1, 16, 32)``; ``features`` their tokens ``(n, C, 2, 4)``.
-        queries: token indices (row-major, ``0 … 7``) offered as queries.
-        display: drawn height of the canvas in CSS pixels (the width is twice that).
-
-    Returns:
-        an explorer (:func:`visual_attention.views.widgets.precomputed_explorer`) with controls
-        ``canvas``, ``query`` and ``model``.
+        train_features: the raw token features of the training canvases ``(N, C, 2, 4)``.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
-    check_models("heads", heads, ShiftHead)
-    check_tensor("images", images, "(n, C, H, W)", C=1, H=CANVAS[0], W=CANVAS[1])
-    check_tensor("features", features, "(n, C, h, w)", n=len(images), h=GRID[0], w=GRID[1])
-    check_indices("queries", queries, GRID[0] * GRID[1]), check_positive_int("display", display)
-    views = {}
-    for name, head in heads.items():
-        f = like_module(features, head)  # half-precision features for a float32 head
-        w = block_weights(head, f)  # (n, N, N)
-        with torch.no_grad():
-            p_same = head(f).softmax(-1)[:, 1]
-        for i in range(len(images)):
-            for q in queries:
-                wq = w[i, q].reshape(GRID)  # the digits fill the left and right halves
-                half = GRID[1] // 2
-                mass = [float(wq[:, :half].sum()), float(wq[:, half:].sum()), float(w[i, q, q])]
-                views[i, q, name] = (_overlay(images[i], w[i, q], q), float(p_same[i]), mass)
 
-    def render(canvas: int, query: int, model: str) -> ipywidgets.Widget:
-        uri, p, mass = views[canvas, query, model]
-        style = f"width:{2 * display}px;height:{display}px;image-rendering:pixelated"
-        return html_view(
-            f'<div class="va-view"><img alt="canvas {canvas}" src="{uri}" style="{style}">'
-            f'<div class="va-cap">{model}: where token {divmod(query, GRID[1])} looks '
-            "in block 2</div></div>"
-            + bars_html(
-                mass,
-                ["left digit", "right digit", "the query itself"],
-                title="the query's attention in block 2",
-                vmax=1.0,
-            )
-            + bars_html([p, 1 - p], ["same digit", "different"], title="prediction")
+    def __init__(
+        self,
+        heads: dict[str, ShiftHead],
+        train_features: torch.Tensor,
+        encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        check_models("heads", heads, ShiftHead), check_encoder("encoder", encoder)
+        mean, std = _feature_stats(train_features, "train_features")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.names = list(heads)
+        self.heads = nn.ModuleList(h.eval() for h in heads.values())
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        n = GRID[0] * GRID[1]
+        for k, head in enumerate(self.heads):  # window token i of window w is grid token P[w, i]
+            for block in head.blocks:
+                block.attn.mask(*GRID)  # computed (and cached) now: a constant of the export
+            index = window_token_index(*GRID, WINDOW, head.blocks[1].attn.shift_size)
+            self.register_buffer(f"scatter{k}", nn.functional.one_hot(index, n).float())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        check_tensor("x", x, "(B, C, H, W)", C=1, H=CANVAS[0], W=CANVAS[1])
+        half = CANVAS[1] // 2
+        tokens = [  # each half on its own, as token_features
+            nn.functional.avg_pool2d(self.encoder.feature_map(part), 2)
+            for part in (x[..., :half], x[..., half:])
+        ]
+        f = (torch.cat(tokens, dim=-1) - self.mean) / self.std  # (B, C, 2, 4)
+        out = []
+        for k, head in enumerate(self.heads):
+            with record_attention(head) as maps:
+                out.append(head(f))
+            p = getattr(self, f"scatter{k}")  # (nW, M², N)
+            windows = maps["blocks.1.attn.attn"]  # (B·nW, h, M², M²)
+            windows = windows.reshape(-1, p.shape[0], *windows.shape[1:])  # (B, nW, h, M², M²)
+            out.append(torch.einsum("bwhij,win,wjm->bhnm", windows, p, p)[:, None])
+        return tuple(out)
+
+
+def model_explorer(
+    model: WindowPairModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 384
+) -> ModelExplorer:
+    """The reader draws a digit in each half of the canvas (or picks a test canvas, moves,
+    resizes, adds noise) and picks a query token; the page runs ``model``: where that token looks
+    in the second block of each head, over the canvas, and each head's probability of "same digit".
+
+    Args:
+        model: the :class:`WindowPairModel` to export.
+        examples: test canvases ``(N, 1, 16, 32)`` to start from; labels: ``(N,)``, 1 = same.
+        display: the drawing area's width in CSS pixels.
+    """
+    check_instance("model", model, WindowPairModel)
+    n = check_tensor("examples", examples, "(N, C, H, W)", C=1, H=CANVAS[0], W=CANVAS[1])[0]
+    check_labels("labels", labels, n)
+    outputs = [f"{kind} {name}" for name in model.names for kind in ("logits", "attention")]
+    exported = export_model(model, examples[:1], outputs)
+    views = [probs(name, f"logits {name}", ("different", "same")) for name in model.names]
+    views += [
+        tokens(
+            f"{name}: where the query token looks in block 2",
+            f"attention {name}",
+            GRID,
+            prefix=0,
+            query=WINDOW - 1,  # beside the border: the shifted block's window straddles it
         )
-
-    return precomputed_explorer(
-        {"canvas": list(range(len(images))), "query": list(queries), "model": list(heads)},
-        render,
-        header=ipywidgets.HTML(VIEW_CSS),
+        for name in model.names
+    ]
+    names = [
+        f"#{i} ({'same digit' if int(y) else 'different digits'})" for i, y in enumerate(labels)
+    ]
+    return make_model_explorer(
+        exported,
+        examples,
+        names,
+        views,
+        display=display,
+        brush=1.2,
+        caption="Draw a digit in each 16 × 16 half (or pick a test canvas), then click a token of "
+        "a small copy below to make it the query. Both trained heads run in this page.",
     )
 
 

@@ -37,7 +37,8 @@ OPS = frozenset(
     avg_pool2d select slice Int NumToTensor ScalarImplicit floor_divide log_softmax masked_fill
     ones_like zeros_like to detach clone dropout t bmm mm addmm sqrt pow abs clamp_min amax amin
     stack unbind ListUnpack TupleUnpack movedim linalg_vector_norm expand_as
-    chunk eye broadcast_tensors bitwise_not logical_not""".split()
+    chunk eye broadcast_tensors bitwise_not logical_not roll
+    unflatten repeat""".split()
 )
 
 

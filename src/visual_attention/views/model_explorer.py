@@ -186,11 +186,13 @@ def tokens(
     rollout: str | None = None,
     prefix: int = 1,
     canvas: int = 0,
+    query: int = 0,
 ) -> dict:
     """A view of a transformer's attention ``(1, L, h, T, T)`` over ``T = prefix + rows · cols``
     tokens (the class token first, then the patches of canvas ``canvas`` row by row): the reader
     picks a query token — a patch of the input or the class token — and sees its row in every
-    layer's every head as a map over the input, and its row of ``rollout`` ``(1, T, T)``."""
+    layer's every head as a map over the input, and its row of ``rollout`` ``(1, T, T)``;
+    ``query`` is the token shown first."""
     rows, cols = check_size2("grid", grid)
     return {
         "kind": "tokens",
@@ -200,6 +202,7 @@ def tokens(
         "rollout": None if rollout is None else check_str("rollout", rollout),
         "prefix": check_int("prefix", prefix, 0),
         "canvas": check_int("canvas", canvas, 0),
+        "query": check_int("query", query, 0),
     }
 
 

@@ -247,7 +247,7 @@ function render({ model, el: host }) {
   root.append(mxEl("div", { className: "va-mx-main" }, left, side));
   const belowViews = views.filter((v) => ["maps", "slots", "tokens", "lens"].includes(v.kind));
   const below = belowViews.map(() => mxEl("div"));
-  const queries = belowViews.map(() => 0); // the query token each tokens view shows (0: the class token)
+  const queries = belowViews.map((v) => v.query ?? 0); // the query token each tokens view shows
   root.append(...below);
   host.append(root);
 

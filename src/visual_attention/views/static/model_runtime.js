@@ -554,6 +554,36 @@ const OPS = {
   squeeze: (x, d) => (d == null ? reshape(x, x.shape.filter((s) => s !== 1)) : (x.shape[norm(d, x.shape.length)] === 1 ? reshape(x, x.shape.filter((_, i) => i !== norm(d, x.shape.length))) : x)),
   cat: (list, dim = 0) => cat(list, dim),
   stack: (list, dim = 0) => { const nd = list[0].shape.length + 1; dim = norm(dim, nd); return cat(list.map((t) => { const s = t.shape.slice(); s.splice(dim, 0, 1); return reshape(t, s); }), dim); },
+  roll: (x, shifts, dims = []) => { // as torch.roll: element i moves to i + shift (mod the size), per dimension
+    shifts = [].concat(shifts); dims = [].concat(dims);
+    if (!dims.length) return reshape(OPS.roll(reshape(x, [x.data.length]), shifts, [0]), x.shape);
+    const nd = x.shape.length, st = stridesOf(x.shape), out = tensor(x.shape), idx = new Array(nd).fill(0);
+    const by = new Array(nd).fill(0);
+    dims.forEach((d, k) => { d = norm(d, nd); by[d] = ((shifts[k] % x.shape[d]) + x.shape[d]) % x.shape[d]; });
+    for (let i = 0; i < x.data.length; i++) {
+      let o = 0;
+      for (let d = 0; d < nd; d++) o += ((idx[d] + by[d]) % x.shape[d]) * st[d];
+      out.data[o] = x.data[i];
+      for (let d = nd - 1; d >= 0; d--) { if (++idx[d] < x.shape[d]) break; idx[d] = 0; }
+    }
+    return out;
+  },
+  repeat: (x, repeats) => { // as torch.Tensor.repeat: tile x, its shape padded with leading ones
+    const shape = [...new Array(repeats.length - x.shape.length).fill(1), ...x.shape], out = tensor(shape.map((s, i) => s * repeats[i]));
+    const nd = shape.length, st = stridesOf(shape), idx = new Array(nd).fill(0);
+    for (let o = 0; o < out.data.length; o++) {
+      let i = 0;
+      for (let d = 0; d < nd; d++) i += (idx[d] % shape[d]) * st[d];
+      out.data[o] = x.data[i];
+      for (let d = nd - 1; d >= 0; d--) { if (++idx[d] < out.shape[d]) break; idx[d] = 0; }
+    }
+    return out;
+  },
+  unflatten: (x, dim, sizes) => { // one dimension into several (one size may be −1)
+    dim = norm(dim, x.shape.length);
+    const known = sizes.reduce((a, s) => (s === -1 ? a : a * s), 1), whole = sizes.map((s) => (s === -1 ? x.shape[dim] / known : s));
+    return reshape(x, [...x.shape.slice(0, dim), ...whole, ...x.shape.slice(dim + 1)]);
+  },
   chunk: (x, chunks, dim = 0) => { // as torch.chunk: pieces of ceil(size / chunks), the last may be smaller
     dim = norm(dim, x.shape.length);
     const step = Math.ceil(x.shape[dim] / chunks), out = [];
