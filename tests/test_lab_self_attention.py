@@ -11,7 +11,7 @@ from torch import nn
 from _helpers import gen, randomise
 from visual_attention import record_attention
 from visual_attention.labs import self_attention as lab
-from visual_attention.labs.digits import digits_at
+from visual_attention.labs.digits import digits_at, load_digit_cnn
 from visual_attention.labs.self_attention import explorer
 from visual_attention.self_attention import NonLocalBlock, position_self_attention
 from visual_attention.train import evaluate
@@ -43,7 +43,7 @@ def test_pair_task_places_two_digits_and_labels_whether_they_match():
 
 def test_strip_features_average_the_encoder_map_over_rows():
     x, _, _ = lab.pair_task(3, seed=0)
-    encoder = randomise(lab.load_digit_cnn(), seed=1)
+    encoder = randomise(load_digit_cnn(), seed=1)
     f = lab.strip_features(x, encoder)
     assert f.shape == (3, 64, 1, 32)
     with torch.no_grad():

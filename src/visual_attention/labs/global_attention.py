@@ -36,7 +36,6 @@ from .._checks import (
     check_int,
     check_int_or_none,
     check_labels,
-    check_models,
     check_number,
     check_positive_int,
     check_seeds,
@@ -50,7 +49,7 @@ from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
 from .digits import DIGIT_SIZE, check_canvas, digits_at, like_module, load_digit_cnn
-from .spatial import _feature_stats, standardize
+from .spatial import EncodedHeads, standardize
 
 __all__ = [
     "CANVAS",
@@ -384,7 +383,7 @@ def attention_mass(
     return measured, float(inside.float().mean())
 
 
-class TokenPairModel(nn.Module):
+class TokenPairModel(EncodedHeads):
     """The chapter's trained heads from the canvas up, as the reader's browser runs them.
 
     The frozen encoder's tokens (:func:`token_features`), the standardisation with the training
@@ -405,19 +404,12 @@ class TokenPairModel(nn.Module):
         train_features: torch.Tensor,
         encoder: nn.Module | None = None,
     ) -> None:
-        super().__init__()
-        check_models("heads", heads, PairHead), check_encoder("encoder", encoder)
-        mean, std = _feature_stats(train_features, "train_features")
-        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
-        self.names = list(heads)
-        self.heads = nn.ModuleList(h.eval() for h in heads.values())
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
+        super().__init__(heads, PairHead, train_features, encoder)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         check_canvas("x", x, "(B, C, H, W)", side=8)
         f = nn.functional.avg_pool2d(self.encoder.feature_map(x), 2)  # tokens, as token_features
-        f = (f - self.mean) / self.std
+        f = self.standardized(f)
         out = []
         for head in self.heads:
             with record_attention(head) as maps:

@@ -28,11 +28,9 @@ from torch import nn
 from .._checks import (
     check_choice,
     check_data,
-    check_encoder,
     check_instance,
     check_int,
     check_labels,
-    check_models,
     check_number,
     check_positive_int,
     check_seeds,
@@ -45,8 +43,8 @@ from ..train import fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, maps, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import DIGIT_SIZE, check_canvas, digits_at, load_digit_cnn
-from .spatial import _feature_stats
+from .digits import DIGIT_SIZE, check_canvas, digits_at
+from .spatial import EncodedHeads
 
 __all__ = [
     "CANVAS",
@@ -299,7 +297,7 @@ def receptive_fields(
     return rows
 
 
-class PanelModel(nn.Module):
+class PanelModel(EncodedHeads):
     """The chapter's trained heads from the canvas up, as the reader's browser runs them.
 
     The frozen encoder, the standardisation with the training statistics
@@ -321,18 +319,11 @@ class PanelModel(nn.Module):
         train_features: torch.Tensor,
         encoder: nn.Module | None = None,
     ) -> None:
-        super().__init__()
-        check_models("heads", heads, RegionHead), check_encoder("encoder", encoder)
-        mean, std = _feature_stats(train_features, "train_features")
-        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
-        self.names = list(heads)
-        self.heads = nn.ModuleList(h.eval() for h in heads.values())
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
+        super().__init__(heads, RegionHead, train_features, encoder)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         check_canvas("x", x, "(B, C, H, W)")
-        f = (self.encoder.feature_map(x) - self.mean) / self.std  # standardised features
+        f = self.standardized(self.encoder.feature_map(x))
         out, weights = [], []
         for head in self.heads:
             with record_attention(head) as maps:

@@ -34,7 +34,6 @@ from .._checks import (
     check_int,
     check_int_sequence,
     check_labels,
-    check_models,
     check_number,
     check_positive_int,
     check_seeds,
@@ -56,7 +55,7 @@ from ..views.viz import data_uri
 from ..views.widgets import attention_explorer
 from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
 from .global_attention import token_features
-from .spatial import _feature_stats, standardize
+from .spatial import EncodedHeads, standardize
 
 __all__ = [
     "CANVAS",
@@ -301,7 +300,7 @@ def _overlay(image: torch.Tensor, weights: torch.Tensor, query: int) -> str:
     return data_uri((rgb.numpy() * 255 + 0.5).astype("uint8"))
 
 
-class WindowPairModel(nn.Module):
+class WindowPairModel(EncodedHeads):
     """The chapter's trained heads from the canvas up, as the reader's browser runs them.
 
     Each ``16 × 16`` half of the canvas through the frozen encoder on its own
@@ -324,14 +323,7 @@ class WindowPairModel(nn.Module):
         train_features: torch.Tensor,
         encoder: nn.Module | None = None,
     ) -> None:
-        super().__init__()
-        check_models("heads", heads, ShiftHead), check_encoder("encoder", encoder)
-        mean, std = _feature_stats(train_features, "train_features")
-        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
-        self.names = list(heads)
-        self.heads = nn.ModuleList(h.eval() for h in heads.values())
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
+        super().__init__(heads, ShiftHead, train_features, encoder)
         n = GRID[0] * GRID[1]
         for k, head in enumerate(self.heads):  # window token i of window w is grid token P[w, i]
             for block in head.blocks:
@@ -346,7 +338,7 @@ class WindowPairModel(nn.Module):
             nn.functional.avg_pool2d(self.encoder.feature_map(part), 2)
             for part in (x[..., :half], x[..., half:])
         ]
-        f = (torch.cat(tokens, dim=-1) - self.mean) / self.std  # (B, C, 2, 4)
+        f = self.standardized(torch.cat(tokens, dim=-1))  # (B, C, 2, 4)
         out = []
         for k, head in enumerate(self.heads):
             with record_attention(head) as maps:

@@ -27,11 +27,9 @@ from torch import nn
 
 from .._checks import (
     check_data,
-    check_encoder,
     check_instance,
     check_int,
     check_labels,
-    check_models,
     check_positive_int,
     check_seeds,
     check_size2,
@@ -45,8 +43,8 @@ from ..train import History, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, lens, maps, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
-from .spatial import _feature_stats, encode, standardize
+from .digits import DIGIT_SIZE, digits_at, like_module
+from .spatial import EncodedHeads, encode, standardize
 
 __all__ = [
     "TASK",
@@ -232,7 +230,7 @@ def mass_on_digits(
     return torch.stack(out, dim=-1).reshape(b, heads, 2)
 
 
-class PairModel(nn.Module):
+class PairModel(EncodedHeads):
     """The chapter's trained readers from the canvas up, as the reader's browser runs them.
 
     The frozen encoder and its ``2 × 2`` pooling (:func:`pair_features`), the standardisation
@@ -254,20 +252,13 @@ class PairModel(nn.Module):
         train_features: torch.Tensor,
         encoder: nn.Module | None = None,
     ) -> None:
-        super().__init__()
-        check_models("readers", readers, PairReader), check_encoder("encoder", encoder)
-        mean, std = _feature_stats(train_features, "train_features")
-        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
-        self.names = list(readers)
-        self.readers = nn.ModuleList(r.eval() for r in readers.values())
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
+        super().__init__(readers, PairReader, train_features, encoder, "readers")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         check_tensor("x", x, "(B, C, H, W)", C=1)
-        f = (nn.functional.avg_pool2d(self.encoder.feature_map(x), 2) - self.mean) / self.std
+        f = self.standardized(nn.functional.avg_pool2d(self.encoder.feature_map(x), 2))
         out = []
-        for reader in self.readers:
+        for reader in self.heads:
             with record_attention(reader) as maps:
                 pairs = reader(f).reshape(-1, 10, 10)  # [a, b] = left score a + right score b
             weights = maps["pool"].reshape(-1, reader.pool.num_heads, *reader.grid)
@@ -299,7 +290,7 @@ def model_explorer(
         for side in ("left", "right")
     ]
     halves = [("left half", 0, 0, h, w // 2), ("right half", 0, w // 2, h, w)]
-    for name, reader in zip(model.names, model.readers):
+    for name, reader in zip(model.names, model.heads):
         heads = [f"head {k}" for k in range(reader.pool.num_heads)]
         views.append(maps(f"{name}: every head's map", f"maps {name}", heads, regions=halves))
     names = [f"#{i} (digits {int(y) // 10} {int(y) % 10})" for i, y in enumerate(labels)]

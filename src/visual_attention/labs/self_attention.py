@@ -28,13 +28,11 @@ from torch import nn
 from .._checks import (
     check_choice,
     check_data,
-    check_encoder,
     check_initial,
     check_instance,
     check_int,
     check_int_sequence,
     check_labels,
-    check_models,
     check_module,
     check_positive_int,
     check_positive_number,
@@ -52,8 +50,8 @@ from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ..views.widgets import attention_explorer
 from .channel import collect_attention
-from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
-from .spatial import _feature_stats, encode, standardize
+from .digits import DIGIT_SIZE, digits_at
+from .spatial import EncodedHeads, encode, standardize
 
 __all__ = [
     "STRIP",
@@ -325,7 +323,7 @@ def render_pair(
     return (image + 0.1 * noise).clamp(0, 1)
 
 
-class StripModel(nn.Module):
+class StripModel(EncodedHeads):
     """The chapter's trained networks from the strip's pixels up, as the reader's browser runs
     them.
 
@@ -347,25 +345,18 @@ class StripModel(nn.Module):
         train_features: torch.Tensor,
         encoder: nn.Module | None = None,
     ) -> None:
-        super().__init__()
-        check_models("nets", nets, PairNet), check_encoder("encoder", encoder)
+        super().__init__(nets, PairNet, train_features, encoder, "nets")
         attending = [name for name, n in nets.items() if n.mode == "non-local"]
         if len(attending) != 1:
             raise ValueError(f"nets must hold exactly one 'non-local' net, got {len(attending)}")
-        mean, std = _feature_stats(train_features, "train_features")
-        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
-        self.names = list(nets)
-        self.nets = nn.ModuleList(n.eval() for n in nets.values())
         self.attending = self.names.index(attending[0])
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         check_tensor("x", x, "(B, C, H, W)", C=1, H=STRIP[0])
         f = self.encoder.feature_map(x).mean(dim=2, keepdim=True)  # (B, C, 1, L): strip_features
-        f = (f - self.mean) / self.std
+        f = self.standardized(f)
         out, weights = [], None
-        for k, net in enumerate(self.nets):
+        for k, net in enumerate(self.heads):
             with record_attention(net) as maps:
                 out.append(net(f))
             if k == self.attending:

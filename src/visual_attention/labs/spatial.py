@@ -194,7 +194,46 @@ def run_seeds(
     return accuracies, heads, [h.test_accuracy for h in histories]
 
 
-class CanvasModel(nn.Module):
+class EncodedHeads(nn.Module):
+    """The common part of the chapters' page models: trained heads on the frozen digit encoder's
+    features, standardised with the training statistics (as :func:`standardize`).
+
+    Holds ``encoder``, ``names`` (the heads' names, in order), ``heads`` (an ``nn.ModuleList``,
+    eval mode) and the buffers ``mean`` and ``std`` ``(1, C, 1, 1)``; subclasses run the encoder
+    their chapter's way and call :meth:`standardized` on its features. A base class for the labs
+    (not in ``__all__``): its subclasses check their own arguments by name.
+
+    Args:
+        heads: ``{name: trained head}``, each a ``kind``.
+        kind: the heads' class; name: the argument's name in error messages.
+        train_features: the encoder's raw features of the training inputs ``(N, C, h, w)``.
+        encoder: the frozen digit encoder (default:
+            :func:`~visual_attention.labs.digits.load_digit_cnn`).
+    """
+
+    def __init__(
+        self,
+        heads: dict[str, nn.Module],
+        kind: type,
+        train_features: torch.Tensor,
+        encoder: nn.Module | None = None,
+        name: str = "heads",
+    ) -> None:
+        super().__init__()
+        check_models(name, heads, kind), check_encoder("encoder", encoder)
+        mean, std = _feature_stats(train_features, "train_features")
+        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
+        self.names = list(heads)
+        self.heads = nn.ModuleList(h.eval() for h in heads.values())
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def standardized(self, f: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, C, h, w)`` standardised per channel with the training statistics."""
+        return (f - self.mean) / self.std
+
+
+class CanvasModel(EncodedHeads):
     """The chapter's trained heads from the canvas up, as the reader's browser runs them.
 
     The frozen encoder, the standardisation with the training statistics (as :func:`standardize`)
@@ -214,21 +253,14 @@ class CanvasModel(nn.Module):
         train_features: torch.Tensor,
         encoder: nn.Module | None = None,
     ) -> None:
-        super().__init__()
-        check_models("heads", heads, PooledHead), check_encoder("encoder", encoder)
-        if any(h.pool_mode == "avg" for h in heads.values()):
+        super().__init__(heads, PooledHead, train_features, encoder)
+        if any(h.pool_mode == "avg" for h in self.heads):
             raise ValueError(
                 "heads must pool with attention or a gate: global averaging has no map"
             )
-        mean, std = _feature_stats(train_features, "train_features")
-        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
-        self.names = list(heads)
-        self.heads = nn.ModuleList(h.eval() for h in heads.values())
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        f = (self.encoder.feature_map(x) - self.mean) / self.std  # standardised features
+        f = self.standardized(self.encoder.feature_map(x))
         out = []
         for head in self.heads:
             with record_attention(head) as maps:
