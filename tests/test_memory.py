@@ -145,8 +145,13 @@ def test_external_attention_matches_the_reference_code(size, memory_size, magnit
     # every token's weights sum to 1, even where the reference code's Σ_s Â + 1e-9 is ~1e-6 short
     torch.testing.assert_close(w.sum(-1), torch.ones(b, n, dtype=torch.float64))
     ref = reference_external_attention(ea, x)
-    if magnitude <= 5:  # the paper's code agrees wherever its 1e-9 is negligible
-        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    # the paper's code agrees wherever its 1e-9 is negligible: moderate inputs, and tokens whose
+    # Σ_s Â is at least 1e-3 (with one memory unit a token's Σ_s Â can be ~1e-5, and 1e-9 / 1e-5
+    # is beyond rtol)
+    total = torch.softmax(ea.mk(x), dim=1).sum(dim=2)  # (B, N): the reference's denominator
+    kept = total >= 1e-3
+    if magnitude <= 5:
+        torch.testing.assert_close(out[kept], ref[kept], rtol=1e-5, atol=1e-6)
 
 
 @SETTINGS
