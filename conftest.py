@@ -10,18 +10,33 @@ from run to run or from machine to machine for reasons that say nothing about co
   SVG assert on its structure and print what is stable (node labels), which nbval still compares.
 * the evidence record of an experiment (``visual_attention.views.evidence``): per-seed trained
   numbers, machine-dependent like the table beside it; the cell asserts what it must show.
+* the texts a chapter's prose quotes (``visual_attention.views.evidence.quote``): the prose is
+  written from the stored ones (``scripts/sync_chapters.py``); ``tests/test_book.py`` checks it.
 
-Also the one Playwright driver every browser test shares (``playwright_driver``).
+Also the one Playwright driver every browser test shares (``playwright_driver``), and the guard of
+``make unit`` (Python alone): where a run deselects the ``browser`` tests, node, npm and Chromium
+are hidden from every test (``PATH``) and a call of one fails the test that made it, so that a test
+that needs them and lacks the marker fails on every machine, not only on those without node.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-EXTRA_SKIPPED = ("image/svg+xml", "application/vnd.visual-attention.evidence+json")
+EXTRA_SKIPPED = (
+    "image/svg+xml",
+    "application/vnd.visual-attention.evidence+json",
+    "application/vnd.visual-attention.quote+json",
+)
 
 
 def _drop_widget_reprs(outputs):
@@ -67,3 +82,80 @@ def playwright_driver():
 
     with sync_playwright() as driver:
         yield driver
+
+
+# --- make unit: Python alone --------------------------------------------------------------------
+
+#: What ``make unit`` must not need; a test that does is marked ``browser`` (``make test`` runs it).
+HIDDEN = frozenset(
+    "node nodejs npm npx corepack chromium chromium-browser chrome google-chrome "
+    "google-chrome-stable chrome-headless-shell headless_shell".split()
+)
+_guard = {"on": False}
+
+
+def python_alone(config) -> bool:
+    """Whether this run deselects the ``browser`` tests (``make unit``: ``-m "not browser and …"``)."""
+    return re.search(r"\bnot\s+browser\b", config.getoption("markexpr", "") or "") is not None
+
+
+def path_without(hidden: frozenset[str], path: str, shadow: Path) -> str:
+    """``path`` with every folder that holds one of ``hidden`` replaced by a folder of ``shadow``
+    that links to everything else in it (the other folders stay as they are)."""
+    folders = []
+    for i, folder in enumerate(path.split(os.pathsep)):
+        try:
+            names = set(os.listdir(folder))
+        except OSError:
+            continue
+        if not names & hidden:
+            folders.append(folder)
+            continue
+        copy_ = shadow / str(i)
+        copy_.mkdir(parents=True)
+        for name in names - hidden:
+            (copy_ / name).symlink_to(Path(folder) / name)
+        folders.append(str(copy_))
+    return os.pathsep.join(folders)
+
+
+class NeedsBrowserMarker(RuntimeError):
+    """A test of ``make unit``'s selection ran node, npm or Chromium."""
+
+
+def _refuse_hidden(event: str, args: tuple) -> None:
+    if not _guard["on"] or event not in ("subprocess.Popen", "os.posix_spawn", "os.exec"):
+        return
+    executable, argv = args[0], args[1]
+    words = [argv] if isinstance(argv, (str, bytes)) else list(argv or [])[:1]
+    for program in [executable, *words]:
+        if program is not None and os.path.basename(os.fsdecode(program)).split()[0] in HIDDEN:
+            raise NeedsBrowserMarker(
+                f"make unit runs with Python alone, without {os.fsdecode(program)!r}: mark the test "
+                "@pytest.mark.browser (make test runs it)"
+            )
+
+
+def pytest_configure(config):
+    if not python_alone(config):
+        return
+    shadow = Path(tempfile.mkdtemp(prefix="python-alone-"))
+    config._va_python_alone = (os.environ.get("PATH", ""), shadow)
+    os.environ["PATH"] = path_without(HIDDEN, os.environ.get("PATH", os.defpath), shadow)
+    if not _guard.get("hooked"):
+        sys.addaudithook(_refuse_hidden)  # for good: audit hooks cannot be removed
+        _guard["hooked"] = True
+    _guard["on"] = True
+
+
+def pytest_unconfigure(config):
+    saved = getattr(config, "_va_python_alone", None)
+    if saved is not None:
+        _guard["on"] = False
+        os.environ["PATH"] = saved[0]
+        shutil.rmtree(saved[1], ignore_errors=True)
+
+
+def pytest_runtest_setup(item):
+    if "playwright_driver" in item.fixturenames and item.get_closest_marker("browser") is None:
+        pytest.fail(f"{item.nodeid} drives Chromium (playwright_driver): mark it @pytest.mark.browser")

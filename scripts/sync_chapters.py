@@ -1,4 +1,5 @@
-"""Cells every chapter carries, written from one place: the install cell and the hidden tests.
+"""What every chapter carries, written from one place: the install cell, the hidden tests, the
+excerpts of the package's code and the measured numbers its prose quotes.
 
 * **The install cell**, the chapter's first code cell. A chapter opened from a launch button (Colab,
   or any fresh kernel) has no ``visual_attention``; the cell installs it from the book's
@@ -9,20 +10,40 @@
   the package afresh and runs the real ``check`` again, so a notebook that redefined ``check``,
   patched the checker's module or the reference gains nothing under nbgrader's autograde. Student
   versions drop it (``make assignments``, nbgrader's ``generate_assignment``).
+* **Excerpts of the tested source**, as plain Markdown code blocks, so that the code a chapter shows
+  reads as code wherever the notebook is opened (the site, JupyterLab, Colab, GitHub, a student
+  version). A markdown cell names what it shows in an HTML comment, which every renderer hides::
 
-    python scripts/sync_chapters.py           # write (or refresh) both in every chapter
+      <!-- excerpt: src/visual_attention/core.py [stable-softmax] -->   (lines between markers)
+      <!-- excerpt: src/visual_attention/branch.py SelectiveKernel.forward -->   (one object)
+
+  and this script writes, after it, a link to the file and lines on the book's repository and the
+  lines themselves (dedented), up to ``<!-- /excerpt -->``. ``tests/test_book.py`` fails when a
+  notebook's excerpt differs from its source.
+* **Measured numbers in prose**, from the notebook's own outputs: a code cell publishes named texts
+  with ``visual_attention.views.evidence.quote`` (stored as an output of MIME type
+  ``QUOTE_MIME``) and the prose holds ``<!-- quote: name -->59.15 ms<!-- /quote -->``; this script
+  writes each quoted text from the stored output, so re-executing a chapter (``make execute``) and
+  syncing it keeps its prose and its outputs equal, and the prose still reads as plain text.
+
+    python scripts/sync_chapters.py           # write (or refresh) all of these in every chapter
     python scripts/sync_chapters.py --check   # fail if a chapter differs (tests/test_install.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
 import yaml
+
+from visual_attention.views.evidence import QUOTE_MIME
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "install-package"
@@ -67,9 +88,105 @@ def check_cell(exercise: str, answer: str) -> str:
     )
 
 
+# Excerpts: a marker comment in a markdown cell, then what this script writes, then the end comment.
+EXCERPT = re.compile(
+    r"<!-- excerpt: (?P<path>\S+) (?P<what>\[[\w-]+\]|[\w.]+) -->\n(?P<body>.*?)<!-- /excerpt -->",
+    re.S,
+)
+QUOTE = re.compile(r"<!-- quote: (?P<name>[\w-]+) -->(?P<text>.*?)<!-- /quote -->")
+
+
+def find_object(tree: ast.Module, dotted: str) -> ast.AST | None:
+    """The function or class ``dotted`` (``Class.method``) of a module's syntax tree, or None."""
+    nodes: list[ast.AST] = list(tree.body)
+    found = None
+    for part in dotted.split("."):
+        kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        found = next((n for n in nodes if isinstance(n, kinds) and n.name == part), None)
+        if found is None:
+            return None
+        nodes = list(found.body)
+    return found
+
+
+def excerpt_lines(path: str, what: str) -> tuple[int, int, str]:
+    """The first and last line (1-based) of what an excerpt shows, and its dedented text: the lines
+    strictly between ``# [start-name]`` and ``# [end-name]`` for ``[name]``, or the object
+    ``what`` (a function, class or ``Class.method``, decorators excluded)."""
+    source = ROOT / path
+    if not source.is_file():
+        raise ValueError(f"excerpt: {path} is not a file of the repository")
+    lines = source.read_text().splitlines()
+    if what.startswith("["):
+        name = what[1:-1]
+        starts = [i for i, line in enumerate(lines) if line.strip() == f"# [start-{name}]"]
+        ends = [i for i, line in enumerate(lines) if line.strip() == f"# [end-{name}]"]
+        if len(starts) != 1 or len(ends) != 1 or starts[0] > ends[0]:
+            raise ValueError(f"excerpt: {path} must hold '# [start-{name}]' and '# [end-{name}]' once")
+        first, last = starts[0] + 2, ends[0]
+    else:
+        node = find_object(ast.parse("\n".join(lines)), what)
+        if node is None:
+            raise ValueError(f"excerpt: {path} has no function or class {what}")
+        first, last = node.lineno, node.end_lineno
+    while last > first and not lines[last - 1].strip():
+        last -= 1
+    return first, last, textwrap.dedent("\n".join(lines[first - 1 : last]))
+
+
+def excerpt_body(path: str, what: str, config: Path = ROOT / "_config.yml") -> str:
+    """What follows an excerpt's marker comment: a link to the lines on the book's repository and
+    the code itself as a Markdown code block."""
+    url, branch = repository(config)
+    first, last, code = excerpt_lines(path, what)
+    name = "" if what.startswith("[") else f"`{what}`, "
+    return (
+        f"[{name}`{path}`, lines {first}–{last}]({url}/blob/{branch}/{path}#L{first}-L{last}):\n\n"
+        f"```python\n{code}\n```\n"
+    )
+
+
+def sync_excerpts(text: str) -> str:
+    """A markdown cell with every excerpt written anew from its source."""
+    return EXCERPT.sub(
+        lambda m: (
+            f"<!-- excerpt: {m['path']} {m['what']} -->\n"
+            f"{excerpt_body(m['path'], m['what'])}<!-- /excerpt -->"
+        ),
+        text,
+    )
+
+
+def stored_quotes(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """Every named text the notebook's stored outputs publish under ``QUOTE_MIME``."""
+    quotes: dict[str, str] = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = out.get("data", {}).get(QUOTE_MIME)
+            if data is not None:
+                quotes.update(json.loads(data) if isinstance(data, str) else dict(data))
+    return quotes
+
+
+def sync_quotes(text: str, quotes: dict[str, str], where: str) -> str:
+    """A markdown cell whose quoted numbers are the stored outputs' texts."""
+
+    def write(m: re.Match) -> str:
+        if m["name"] not in quotes:
+            raise ValueError(f"{where}: the prose quotes {m['name']!r}, which no output publishes")
+        return f"<!-- quote: {m['name']} -->{quotes[m['name']]}<!-- /quote -->"
+
+    return QUOTE.sub(write, text)
+
+
 def chapters() -> list[Path]:
     """Every notebook of the book."""
     return sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def pages() -> list[Path]:
+    """Every Markdown page of the book."""
+    return sorted((ROOT / "book").glob("*.md"))
 
 
 def first_code_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
@@ -87,6 +204,11 @@ def graded_check_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]
 def sync(path: Path, check: bool = False) -> list[str]:
     """Bring the chapter's install cell and hidden tests up to date (unless ``check``); return
     what was (or, with ``check``, would be) changed."""
+    if path.suffix == ".md":  # a page of the book: excerpts only
+        old, text = path.read_text(), sync_excerpts(path.read_text())
+        if text != old and not check:
+            path.write_text(text)
+        return ["excerpts"] if text != old else []
     nb = nbformat.read(path, as_version=4)
     changes = []
     first = first_code_cell(nb)
@@ -109,6 +231,14 @@ def sync(path: Path, check: bool = False) -> list[str]:
             visible = cell.source.split(HIDDEN)[0].split("\n", 1)
             extra = visible[1].strip("\n") if len(visible) > 1 else ""  # lines after check(...)
             cell.source = wanted + rest + (f"\n{extra}" if extra else "")
+    quotes = stored_quotes(nb)
+    for n, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        text = sync_quotes(sync_excerpts(cell.source), quotes, f"{path.name}, cell {n}")
+        if text != cell.source:
+            changes.append(f"markdown cell {n} (excerpts, quoted numbers)")
+            cell.source = text
     if changes and not check:
         nbformat.write(nb, path)
     return changes
@@ -119,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only check, change nothing")
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter")
     args = parser.parse_args(argv)
-    wrong = {p: c for p in (args.notebooks or chapters()) if (c := sync(p, check=args.check))}
+    wrong = {p: c for p in (args.notebooks or chapters() + pages()) if (c := sync(p, check=args.check))}
     for p, changes in wrong.items():
         print(f"{p}: {'differs' if args.check else 'updated'}: {', '.join(changes)}")
     return int(bool(wrong) and args.check)

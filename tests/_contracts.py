@@ -1136,6 +1136,7 @@ SPECS: list[Spec] = [
         floor=None,
         display=False,
     ),
+    call("views.evidence.quote", {"speed": STR}, display=False, speed="1.0 ms"),
 ]
 
 #: Public callables that are covered by another spec or have no arguments to break.
@@ -1143,6 +1144,7 @@ COVERED_ELSEWHERE = {
     "AttentionModule": "a base class; its subclasses' specs cover it",
     "History": "a dataclass of results that fit() fills in",
     "Evidence": "made by report_evidence, which is under contract",
+    "Quotes": "made by quote, which is under contract",
     "AttentionExplorer": "made by attention_explorer, which is under contract",
     "BrowserModel": "a dataclass that export_model fills in",
     "ModelExplorer": "made by model_explorer, which is under contract",

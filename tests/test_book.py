@@ -1,15 +1,18 @@
-"""The chapters show the package's code through excerpts that cannot drift silently.
+"""The chapters show the package's code through excerpts that cannot drift silently, and quote
+only numbers their own outputs print.
 
-Every ``{literalinclude}`` of a chapter is either ``:pyobject:`` on a function or method that is short
-by itself, or cut by explicit markers (``# [start-name]`` / ``# [end-name]``) that occur exactly once
-in the source file. Anchors such as ``:start-at: return`` would match whatever line comes first after
-an edit; markers move with the code they frame.
+Every excerpt is a Markdown code block that ``scripts/sync_chapters.py`` writes from the tested
+source, so that it reads as code wherever the notebook is opened (the site, JupyterLab, Colab,
+GitHub, a student version); no ``{literalinclude}``, which only Sphinx understands, is left. An
+excerpt is one function or method that is short by itself, or the lines between explicit markers
+(``# [start-name]`` / ``# [end-name]``) that occur exactly once in the source file: markers move with
+the code they frame, where an anchor such as "the first ``return``" would not.
 """
 
 from __future__ import annotations
 
-import ast
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -17,69 +20,87 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-DIRECTIVE = re.compile(r"```\{literalinclude\}\s*(\S+)\n(.*?)```", re.S)
-ALLOWED = {"pyobject", "start-after", "end-before", "dedent", "language", "caption", "emphasize-lines"}
-MAX_PYOBJECT_LINES = 30
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import sync_chapters  # noqa: E402
+
+MAX_OBJECT_LINES = 30
+PAGES = sorted(BOOK.glob("*.ipynb")) + sorted(BOOK.glob("*.md"))
+
+
+def markdown_cells(path: Path) -> list[str]:
+    if path.suffix == ".ipynb":
+        return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+    return [path.read_text()]
 
 
 def excerpts():
-    for path in sorted(BOOK.glob("*.ipynb")) + sorted(BOOK.glob("*.md")):
-        if path.suffix == ".ipynb":
-            texts = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
-        else:
-            texts = [path.read_text()]
-        for text in texts:
-            for m in DIRECTIVE.finditer(text):
-                options = dict(re.findall(r"^:([\w-]+):\s*(.*)$", m.group(2), re.M))
-                yield pytest.param(path, m.group(1), options, id=f"{path.stem}:{m.group(1).split('/')[-1]}:"
-                                   f"{options.get('pyobject') or options.get('start-after', '')}")
+    for path in PAGES:
+        for text in markdown_cells(path):
+            for m in sync_chapters.EXCERPT.finditer(text):
+                yield pytest.param(path, m, id=f"{path.stem}:{m['path'].split('/')[-1]}:{m['what']}")
 
 
-def unquote(value: str) -> str:
-    return value.strip().strip('"').strip("'")
-
-
-def find_object(tree: ast.Module, dotted: str) -> ast.AST | None:
-    nodes: list[ast.AST] = list(tree.body)
-    found = None
-    for part in dotted.split("."):
-        found = next((n for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part), None)
-        if found is None:
-            return None
-        nodes = list(found.body)
-    return found
-
-
-@pytest.mark.parametrize(("page", "target", "options"), list(excerpts()))
-def test_excerpts_are_cut_by_markers_or_are_short_objects(page, target, options):
-    source = (page.parent / target).resolve()
-    assert source.is_file(), f"{page.name}: {target} does not exist"
-    unknown = set(options) - ALLOWED
-    assert not unknown, f"{page.name} cuts {target} with {sorted(unknown)}: use markers or :pyobject:"
-    text = source.read_text()
-    if "start-after" in options or "end-before" in options:
-        start, end = unquote(options.get("start-after", "")), unquote(options.get("end-before", ""))
-        name = re.fullmatch(r"# \[start-([\w-]+)\]", start)
-        assert name, f"{page.name}: start-after must be a '# [start-name]' marker, got {start!r}"
-        assert end == f"# [end-{name.group(1)}]", f"{page.name}: end-before must be '# [end-{name.group(1)}]'"
-        assert text.count(start) == 1 and text.count(end) == 1, f"markers of {name.group(1)} must be unique"
-        assert text.index(start) < text.index(end)
-        assert "pyobject" not in options
-    else:
-        assert "pyobject" in options, f"{page.name} includes all of {target}"
-        node = find_object(ast.parse(text), options["pyobject"])
-        assert node is not None, f"{page.name}: {options['pyobject']} is not in {target}"
-        length = node.end_lineno - node.lineno + 1
-        assert length <= MAX_PYOBJECT_LINES, (
-            f"{page.name} shows {options['pyobject']} whole ({length} lines): cut it with markers"
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_no_page_uses_a_directive_that_only_sphinx_shows(page):
+    for text in markdown_cells(page):
+        assert "{literalinclude}" not in text, f"{page.name}: write the excerpt with sync_chapters.py"
+        opened, closed = text.count("<!-- excerpt:"), text.count("<!-- /excerpt -->")
+        assert opened == closed == len(sync_chapters.EXCERPT.findall(text)), (
+            f"{page.name}: every '<!-- excerpt: PATH WHAT -->' needs its '<!-- /excerpt -->'"
         )
 
 
+def test_student_versions_show_the_excerpts_as_code():
+    from visual_attention import assignments
+
+    for path in sorted(BOOK.glob("*.ipynb")):
+        student = assignments.student_version(nbformat.read(path, as_version=4), path.stem)
+        text = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
+        assert "{literalinclude}" not in text
+        for m in sync_chapters.EXCERPT.finditer(text):
+            assert f"```python\n{sync_chapters.excerpt_lines(m['path'], m['what'])[2]}\n```" in m["body"]
+
+
+@pytest.mark.parametrize(("page", "match"), list(excerpts()))
+def test_every_excerpt_is_the_exact_text_of_its_source(page, match):
+    path, what = match["path"], match["what"]
+    assert (ROOT / path).is_file(), f"{page.name}: {path} does not exist"
+    first, last, code = sync_chapters.excerpt_lines(path, what)  # markers unique, object found
+    assert match["body"] == sync_chapters.excerpt_body(path, what), (
+        f"{page.name} shows {path} {what} as it was, not as it is: run python scripts/sync_chapters.py"
+    )
+    assert f"#L{first}-L{last})" in match["body"] and f"```python\n{code}\n```" in match["body"]
+    if not what.startswith("["):
+        assert last - first + 1 <= MAX_OBJECT_LINES, (
+            f"{page.name} shows {what} whole ({last - first + 1} lines): cut it with markers"
+        )
+
+
+def test_an_edited_source_makes_the_excerpt_test_fail(tmp_path, monkeypatch):
+    source = tmp_path / "src" / "mod.py"
+    source.parent.mkdir()
+    source.write_text("def f(x):\n    # [start-core]\n    y = x + 1\n    # [end-core]\n    return y\n")
+    monkeypatch.setattr(sync_chapters, "ROOT", tmp_path)
+    config = ROOT / "_config.yml"
+    cell = f"<!-- excerpt: src/mod.py [core] -->\n{sync_chapters.excerpt_body('src/mod.py', '[core]', config)}"
+    cell += "<!-- /excerpt -->"
+    assert "```python\ny = x + 1\n```" in cell and "#L3-L3)" in cell
+    assert sync_chapters.sync_excerpts(cell) == cell
+    source.write_text(source.read_text().replace("x + 1", "x + 2"))
+    assert "y = x + 2" in sync_chapters.sync_excerpts(cell) != cell
+    assert "y = x + 2" in sync_chapters.excerpt_body("src/mod.py", "f", config)
+    source.write_text(source.read_text().replace("    # [end-core]\n", ""))
+    with pytest.raises(ValueError, match=r"\[end-core\]"):
+        sync_chapters.excerpt_lines("src/mod.py", "[core]")
+
+
 def test_every_marker_in_the_package_is_shown_somewhere():
-    shown = {unquote(opts["start-after"]) for _, _, opts in (p.values for p in excerpts()) if "start-after" in opts}
+    shown = {(m["path"], m["what"]) for p in excerpts() for m in [p.values[1]]}
     for path in (ROOT / "src" / "visual_attention").rglob("*.py"):
-        for marker in re.findall(r"# \[start-[\w-]+\]", path.read_text()):
-            assert marker in shown, f"{path.name}: {marker} is shown by no chapter (remove it or show it)"
+        relative = path.relative_to(ROOT).as_posix()
+        for name in re.findall(r"# \[start-([\w-]+)\]", path.read_text()):
+            assert (relative, f"[{name}]") in shown, f"{relative}: [start-{name}] is shown by no chapter"
 
 
 # References: one BibTeX file, cited per page with {footcite} and listed by {footbibliography}.
@@ -153,3 +174,4 @@ def test_chapter_lists_its_citations_with_footbibliography(name):
         assert sections, f"{name} cites works but has no '## References' section"
     uses_cite = re.search(r"\{cite(?::\w+)?\}`", text)
     assert not uses_cite, f"{name}: use the page-local {{footcite}}, not {{cite}} (one bibliography per page)"
+

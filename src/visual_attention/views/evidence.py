@@ -11,6 +11,11 @@ mechanism, over several seeds. :func:`report_evidence` turns the per-seed result
   table (myst-nb leaves it off the page; nbval does not compare it), so tools can collect the
   book's evidence from the notebooks.
 
+:func:`quote` names the measured numbers a chapter's prose quotes, as the prose writes them, in
+one output of MIME type :data:`QUOTE_MIME`; ``scripts/sync_chapters.py`` copies each into the prose
+between ``<!-- quote: name -->`` and ``<!-- /quote -->``, so the text cannot drift from the
+outputs.
+
 The standard error of the difference of two means is ``√(s_a²/n_a + s_c²/n_c)`` with the sample
 standard deviations ``s`` (Welch's form: the two sides need not share a variance).
 """
@@ -25,9 +30,10 @@ from dataclasses import dataclass
 
 from .._checks import check_bool, check_number, check_str
 
-__all__ = ["EVIDENCE_MIME", "Evidence", "report_evidence"]
+__all__ = ["EVIDENCE_MIME", "QUOTE_MIME", "Evidence", "Quotes", "quote", "report_evidence"]
 
 EVIDENCE_MIME = "application/vnd.visual-attention.evidence+json"
+QUOTE_MIME = "application/vnd.visual-attention.quote+json"
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
@@ -186,3 +192,41 @@ def report_evidence(
         reached = mean >= floor if higher_is_better else mean <= floor
         assert reached, f"{evidence.attention[0]}: {metric} {mean:.3f} does not reach {floor}"
     return evidence
+
+
+class Quotes(dict):
+    """Named texts the chapter's prose quotes: one line of text and a :data:`QUOTE_MIME` record."""
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        text = "; ".join(f"{name} = {value}" for name, value in self.items())
+        return {"text/plain": f"quoted in the text: {text}", QUOTE_MIME: dict(self)}
+
+
+def quote(display: bool = True, **texts: str) -> Quotes:
+    """Publish the measured numbers the chapter's prose quotes, each as the prose shows it.
+
+    ``quote(global_ms=f"{ms:.1f} ms")`` in a code cell, and
+    ``<!-- quote: global_ms -->…<!-- /quote -->`` in a markdown cell: ``scripts/sync_chapters.py``
+    writes the stored output's text between the two comments (every renderer hides them), and
+    ``tests/test_book.py`` fails when they differ.
+
+    Args:
+        display: show the texts (one line) and their record, as a cell output.
+        **texts: name → the text the prose shows (non-empty, one line), e.g. ``"59.2 ms"``.
+
+    Returns:
+        the :class:`Quotes` (a ``dict`` of name → text).
+    """
+    check_bool("display", display)
+    if not texts:
+        raise ValueError("texts: expected at least one name=text, got none")
+    for name, text in texts.items():
+        check_str(name, text)
+        if not text.strip() or "\n" in text or "<!--" in text:
+            raise ValueError(f"{name}: expected one line of prose, got {text!r}")
+    quotes = Quotes(texts)
+    if display:
+        from IPython.display import display as show
+
+        show(quotes)
+    return quotes
