@@ -10,6 +10,7 @@ from torch import nn
 from _helpers import gen, randomise
 from visual_attention.core import record_attention
 from visual_attention.labs import branch as lab
+from visual_attention.labs.common import collect_attention
 from visual_attention.labs.digits import DigitCNN
 
 
@@ -138,7 +139,7 @@ def test_the_page_model_is_the_trained_heads_on_the_standardised_branches():
     sk, mix, weights = model(x)
     torch.testing.assert_close(sk, heads["select"](u))
     torch.testing.assert_close(mix, heads["mix"](u))
-    a = lab.collect_attention(heads["select"], u, names=[""])[""]
+    a = collect_attention(heads["select"], u, names=[""])[""]
     torch.testing.assert_close(weights, a.mean(-1))
     widget = lab.model_explorer(model, x[:3], y[:3])
     assert [v["kind"] for v in widget.views] == ["probs", "probs", "bars"]

@@ -11,7 +11,6 @@ from visual_attention.labs.channel import (
     NUM_SENSORS,
     SensorHead,
     SensorModel,
-    collect_attention,
     gate_by_sensor,
     model_explorer,
     run_seeds,
@@ -19,30 +18,6 @@ from visual_attention.labs.channel import (
     sensor_task,
 )
 from visual_attention.labs.digits import digits_at, load_digit_cnn
-
-
-def _tiny_model():
-    from visual_attention.resnet import resnet
-
-    torch.manual_seed(0)
-    return resnet(18, num_classes=10, attention="se", width=4, in_channels=1, small_input=True)
-
-
-def test_collect_attention_matches_one_pass_and_applies_reduce_and_names():
-    model = _tiny_model().eval()
-    x = torch.rand(5, 1, 12, 12)
-    with torch.no_grad(), record_attention(model) as maps:
-        model(x)
-    model.train()
-    every = collect_attention(model, x, batch_size=2)  # 3 batches of 2, 2, 1
-    assert list(every) == list(maps) and model.training
-    for name, w in maps.items():
-        torch.testing.assert_close(every[name], w)
-    means = collect_attention(
-        model, x, batch_size=3, names=["layer2.0.attn"], reduce=lambda w: w.mean(-1)
-    )
-    assert list(means) == ["layer2.0.attn"]
-    torch.testing.assert_close(means["layer2.0.attn"], maps["layer2.0.attn"].mean(-1))
 
 
 def test_sensor_task_has_one_clean_sensor_whose_digit_is_the_label():

@@ -132,17 +132,6 @@ def test_neighbourhood_mask_by_hand():
         lab.neighbourhood_mask(3, 3, 0)
 
 
-def test_token_features_pool_the_encoders_map():
-    class Encoder(torch.nn.Module):
-        def feature_map(self, x):
-            return x.repeat(1, 2, 1, 1)
-
-    x = torch.arange(2 * 16 * 16, dtype=torch.float32).reshape(2, 1, 16, 16)
-    f = lab.token_features(x, Encoder(), batch_size=1)
-    assert f.shape == (2, 2, 8, 8)
-    assert f[1, 1, 2, 3] == x[1, 0, 4:6, 6:8].mean()
-    with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\) with C = 1"):
-        lab.token_features(torch.zeros(1, 3, 8, 8), Encoder())
 
 
 def test_pair_head_differs_only_by_its_mask():

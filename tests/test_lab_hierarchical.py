@@ -138,7 +138,7 @@ def test_receptive_fields_of_a_small_swin_match_the_windows():
 
 
 def test_the_page_model_is_the_trained_heads_with_their_position_weights():
-    from visual_attention.labs.spatial import encode, standardize
+    from visual_attention.labs.common import encode, standardize
     from visual_attention.views.browser_model import BrowserModel, run_graph
 
     encoder = randomise(DigitCNN(), seed=2)

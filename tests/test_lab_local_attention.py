@@ -9,7 +9,7 @@ from einops import rearrange
 
 from visual_attention import record_attention
 from visual_attention.labs import local_attention as lab
-from visual_attention.labs.global_attention import token_features
+from visual_attention.labs.common import token_features
 from visual_attention.labs.local_attention import window_explorer as la_explorer
 from visual_attention.local_attention import ShiftedWindowAttention, to_dense, window_token_index
 
@@ -96,8 +96,8 @@ def test_shift_head_crosses_the_border_only_with_the_shift(shift):
 
 def test_the_page_model_is_the_trained_heads_with_their_block_weights():
     from _helpers import randomise
+    from visual_attention.labs.common import standardize
     from visual_attention.labs.digits import DigitCNN
-    from visual_attention.labs.spatial import standardize
     from visual_attention.views.browser_model import BrowserModel, run_graph
 
     encoder = randomise(DigitCNN(), seed=2)

@@ -155,8 +155,8 @@ def test_render_pair_keeps_the_noise_and_moves_the_second_digit():
 
 
 def test_the_page_model_is_the_trained_networks_on_the_standardised_strip():
+    from visual_attention.labs.common import standardize
     from visual_attention.labs.digits import DigitCNN
-    from visual_attention.labs.spatial import standardize
     from visual_attention.views.browser_model import BrowserModel, run_graph
 
     encoder = randomise(DigitCNN(), seed=4)

@@ -28,28 +28,8 @@ def test_cluttered_task_is_cluttered_digits_with_the_chapters_settings():
         lab.cluttered_task(0)
 
 
-def test_encode_is_the_frozen_feature_map_in_batches():
-    x = torch.rand(5, 1, 16, 24, generator=gen(1))
-    f = lab.encode(x, batch_size=2)
-    assert f.shape == (5, 64, 4, 6) and not f.requires_grad
-    from visual_attention.labs.digits import load_digit_cnn
-
-    with torch.no_grad():
-        torch.testing.assert_close(f, load_digit_cnn().feature_map(x))
-    with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\) with C = 1"):
-        lab.encode(torch.rand(2, 3, 8, 8))
 
 
-def test_standardize_uses_the_training_statistics_per_channel():
-    g = gen(4)
-    a, b = 3 + 2 * torch.rand(6, 4, 3, 3, generator=g), torch.rand(2, 4, 3, 3, generator=g)
-    sa, sb = lab.standardize(a, b)
-    torch.testing.assert_close(sa.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
-    torch.testing.assert_close(sa.std(dim=(0, 2, 3)), torch.ones(4))
-    mean, std = a.mean(dim=(0, 2, 3), keepdim=True), a.std(dim=(0, 2, 3), keepdim=True)
-    torch.testing.assert_close(sb, (b - mean) / std)
-    with pytest.raises(ValueError, match=r"others\[0\] must be \(N, C, h, w\) with C = 4"):
-        lab.standardize(a, torch.rand(2, 3, 3, 3))
 
 
 def test_pooled_heads_differ_only_by_the_pooling():

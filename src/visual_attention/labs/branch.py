@@ -23,14 +23,10 @@ from torch import nn
 
 from .._checks import (
     check_choice,
-    check_data,
-    check_encoder,
     check_instance,
     check_int,
     check_int_sequence,
     check_labels,
-    check_models,
-    check_normalize,
     check_number,
     check_positive_int,
     check_seeds,
@@ -43,9 +39,9 @@ from ..train import History, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, labelled, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .channel import collect_attention
-from .digits import check_canvas, like_module, load_digit_cnn
-from .spatial import _feature_stats, standardize
+from ._checks import check_canvas, check_data, check_encoder, check_models, check_normalize
+from .common import collect_attention, feature_stats, like_module, standardize
+from .digits import load_digit_cnn
 
 __all__ = [
     "CANVAS",
@@ -141,7 +137,7 @@ def branch_features(
 def standardize_branches(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Standardise branch features ``(N, M, C)`` per channel, with one mean and standard deviation
     for all branches (from ``train``), so that the branches stay comparable and their sum
-    meaningful (:func:`visual_attention.labs.spatial.standardize`)."""
+    meaningful (:func:`visual_attention.labs.common.standardize`)."""
     check_tensor("train", train, "(N, M, C)")
     for i, f in enumerate(others):
         check_tensor(f"others[{i}]", f, "(N, M, C)", C=train.shape[2])
@@ -341,7 +337,7 @@ class BranchModel(nn.Module):
         self.heads = nn.ModuleList(h.eval() for h in heads.values())
         self.selecting = self.names.index(selecting[0])
         # per channel, one scale for both branches, as standardize_branches
-        mean, std = _feature_stats(train_features.transpose(1, 2)[..., None], "train_features")
+        mean, std = feature_stats(train_features.transpose(1, 2)[..., None], "train_features")
         self.register_buffer("mean", mean.flatten())  # (C,)
         self.register_buffer("std", std.flatten())
 

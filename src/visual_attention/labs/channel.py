@@ -5,29 +5,23 @@
   encoder's features of every sensor, against the same head without the gate.
 * :class:`SensorModel` and :func:`model_explorer` — the trained heads in the reader's browser:
   draw on any sensor and see the gate on each and both heads' predictions.
-* :func:`collect_attention` — recorded weights over a whole data set, in batches (used by the
-  branch chapter).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from .._checks import (
     check_bool,
-    check_data,
-    check_encoder,
     check_instance,
     check_int,
     check_labels,
-    check_module,
     check_number,
     check_positive_int,
     check_seeds,
-    check_str,
     check_tensor,
 )
 from ..channel import SqueezeExcitation
@@ -36,7 +30,9 @@ from ..train import History, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import DIGIT_SIZE, check_canvas, digits_at, load_digit_cnn
+from ._checks import check_canvas, check_data, check_encoder
+from .common import collect_attention, pooled_features
+from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
 
 __all__ = [
     "NUM_SENSORS",
@@ -47,7 +43,6 @@ __all__ = [
     "gate_by_sensor",
     "SensorModel",
     "model_explorer",
-    "collect_attention",
 ]
 
 
@@ -89,22 +84,13 @@ def sensor_task(
     return (images + noise).clamp(0, 1), y[idx][rows, clean], clean
 
 
-@torch.no_grad()
 def sensor_features(
     encoder: nn.Module, images: torch.Tensor, batch_size: int = 2048
 ) -> torch.Tensor:
     """Pooled features of every sensor from the frozen ``encoder`` (``feature_map`` averaged over
-    positions): images ``(N, S, 1, H, W)`` → ``(N, S, C)``, computed once, in batches."""
-    check_module("encoder", encoder), check_encoder("encoder", encoder)
-    check_canvas("images", images, "(N, S, C, H, W)")
-    check_positive_int("batch_size", batch_size)
-    n, s = images.shape[:2]
-    flat = images.reshape(n * s, *images.shape[2:])
-    parts = [
-        encoder.feature_map(flat[i : i + batch_size]).mean(dim=(2, 3))
-        for i in range(0, len(flat), batch_size)
-    ]
-    return torch.cat(parts).reshape(n, s, -1)
+    positions): images ``(N, S, 1, H, W)`` → ``(N, S, C)``, computed once, in batches
+    (:func:`~visual_attention.labs.common.pooled_features`)."""
+    return pooled_features(encoder, images, batch_size, "images", "(N, S, C, H, W)")
 
 
 class SensorHead(nn.Module):
@@ -259,43 +245,3 @@ def model_explorer(
         caption="Draw a digit on any sensor (pick it below the drawing area), clear one, add "
         "noise or copy one to the next: the gated head and the control run in this page.",
     )
-
-
-@torch.no_grad()
-def collect_attention(
-    model: nn.Module,
-    x: torch.Tensor,
-    batch_size: int = 256,
-    names: Iterable[str] | None = None,
-    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Run ``model`` in eval mode on ``x`` in batches; return the recorded attention, ``{name: (N,
-    ...)}``.
-
-    Each batch runs under :func:`~visual_attention.core.record_attention`; the weights of the
-    modules in ``names`` (all that recorded, if ``None``) are passed through ``reduce`` (e.g. a
-    mean over channels) and concatenated over the batches. The model's train/eval mode is restored
-    afterwards.
-    """
-    check_module("model", model), check_tensor("x", x, "(N, *S)")
-    check_positive_int("batch_size", batch_size)
-    if names is not None and (isinstance(names, str) or not isinstance(names, Iterable)):
-        raise ValueError(f"names must be None or a list of module names, got {names!r}")
-    wanted = None if names is None else [check_str("names[]", n) for n in names]
-    if reduce is not None and not callable(reduce):
-        raise ValueError(f"reduce must be None or a callable, got {type(reduce).__name__}")
-    was_training = model.training
-    model.eval()
-    parts: dict[str, list[torch.Tensor]] = {}
-    try:
-        for i in range(0, len(x), batch_size):
-            with record_attention(model) as maps:
-                model(x[i : i + batch_size])
-            for name in maps if wanted is None else wanted:
-                if name not in maps:
-                    raise ValueError(f"names: no module {name!r} recorded; recorded: {list(maps)}")
-                w = maps[name]
-                parts.setdefault(name, []).append(w if reduce is None else reduce(w))
-    finally:
-        model.train(was_training)
-    return {name: torch.cat(v) for name, v in parts.items()}

@@ -79,15 +79,6 @@ class DigitCNN(nn.Module):
         return self.head(self.feature_map(x).mean(dim=(2, 3)))
 
 
-def check_canvas(name: str, images: object, layout: str, side: int = 4) -> tuple[int, ...]:
-    """``images`` of ``layout`` (one channel, ``C = 1``) with height and width ≥ ``side``: what
-    :meth:`DigitCNN.feature_map` can read (its two ``2 × 2`` max-pools need 4 pixels)."""
-    shape = check_tensor(name, images, layout, C=1)
-    if shape[-2] < side or shape[-1] < side:
-        raise ValueError(f"{name} must be {layout} with H, W ≥ {side}, got shape {shape}")
-    return shape
-
-
 def digits_at(size: int, split: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The scikit-learn digits drawn at ``size × size`` pixels (bilinear, as on the canvases of
     :func:`visual_attention.data.cluttered_digits`): images ``(N, 1, size, size)``, labels
@@ -133,10 +124,3 @@ def load_digit_cnn(path: Path | str = WEIGHTS) -> DigitCNN:
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
-
-
-def like_module(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
-    """``x`` in the floating dtype of ``module``'s parameters (a no-op when they agree): a frozen
-    float32 encoder reads half-precision images."""
-    dtype = next((p.dtype for p in module.parameters()), x.dtype)
-    return x if x.dtype == dtype else x.to(dtype)

@@ -1,10 +1,10 @@
 """The lab of the efficient attention chapter: what cheaper attention costs and what it changes.
 
 * :func:`online_softmax_explorer` — a widget that steps through the online softmax on a photo.
-* :func:`peak_memory` — the peak memory PyTorch allocates while a function runs.
-* :data:`METHODS`, :func:`measure_cost`, :func:`loglog_slope` — time and peak memory of global,
-  chunked, window and linear attention against the number of tokens, and the slopes of their
-  log-log curves (2 for quadratic, 1 for linear).
+* :data:`METHODS`, :func:`measure_cost`, :func:`loglog_slope` — time and peak memory
+  (:func:`~visual_attention.labs.common.peak_memory`) of global, chunked, window and linear
+  attention against the number of tokens, and the slopes of their log-log curves (2 for
+  quadratic, 1 for linear).
 * :func:`linear_weights`, :func:`linear_vs_softmax` — the weights linear attention implies, and
   how far its output and weights are from softmax attention's on the same queries, keys, values.
 * :func:`weights_explorer` — a widget: softmax and linear attention weights of a query patch side
@@ -13,19 +13,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import math
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
 
 from .._checks import (
     check_cell,
@@ -43,10 +38,10 @@ from ..core import scaled_dot_product_attention
 from ..efficient import chunked_attention, linear_attention, online_softmax_trace
 from ..local_attention import window_partition
 from ..views import viz, widgets
+from .common import peak_memory
 
 __all__ = [
     "online_softmax_explorer",
-    "peak_memory",
     "METHODS",
     "measure_cost",
     "loglog_slope",
@@ -131,50 +126,6 @@ def online_softmax_explorer(
         render,
         header=widgets.widgets.HTML(viz.VIEW_CSS + style),
     )
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence C++ log lines written straight to file descriptor 2 (the profiler prints some)."""
-    try:
-        fd = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(fd, 2)
-            os.close(fd)
-
-
-def peak_memory(fn: Callable[[], object]) -> int:
-    """Peak CPU memory (bytes) allocated by PyTorch while ``fn()`` runs, measured by the profiler.
-
-    Runs ``fn`` under ``torch.profiler.profile(profile_memory=True)`` and reads the allocator's
-    running total from the trace's ``[memory]`` events: the peak minus what was allocated before.
-    Tensors alive before the call (the inputs, the parameters) are not counted.
-    """
-    if not callable(fn):
-        raise ValueError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
-    with _quiet_stderr():
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            fn()
-        handle, path = tempfile.mkstemp(suffix=".json")
-        os.close(handle)
-        try:
-            prof.export_chrome_trace(path)
-            with open(path) as f:
-                events = json.load(f)["traceEvents"]
-        finally:
-            os.remove(path)
-    mem = sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"])
-    if not mem:
-        return 0
-    start = mem[0]["args"]["Total Allocated"] - mem[0]["args"]["Bytes"]
-    return int(max(e["args"]["Total Allocated"] for e in mem) - start)
 
 
 def _window(t: torch.Tensor, side: int, window: int = 8) -> torch.Tensor:

@@ -1,6 +1,5 @@
-"""The lab of the global attention chapter (also used by the local attention chapter): two digits
-on a canvas and a question about the pair, answered by one attention block whose only variable is
-its reach.
+"""The lab of the global attention chapter: two digits on a canvas and a question about the pair,
+answered by one attention block whose only variable is its reach.
 
 * :func:`pair_task` — ``48 × 48`` canvases with two ``16``-pixel digits, labelled "same digit?".
   ``layout="far"``: the two digits sit in opposite corners; ``layout="near"``: they sit side by
@@ -8,7 +7,8 @@ its reach.
   other half of the canvas.
 * :func:`token_features` — the frozen :class:`~visual_attention.labs.digits.DigitCNN` run once
   over the canvases, averaged over ``2 × 2`` positions: a ``6 × 6`` grid of tokens (one per
-  ``8 × 8`` pixels), ``(N, 1, 48, 48)`` → ``(N, 64, 6, 6)``.
+  ``8 × 8`` pixels), ``(N, 1, 48, 48)`` → ``(N, 64, 6, 6)``
+  (:func:`visual_attention.labs.common.token_features`); :func:`standardize` them.
 * :class:`PairHead` — what is trained: a token embedding, one pre-norm Transformer block and a
   linear classifier of the mean token. ``reach=None`` lets every token attend to all 36 tokens
   (global attention); ``reach=k`` masks the same attention to each token's ``k × k``
@@ -30,8 +30,6 @@ from torch import nn
 
 from .._checks import (
     check_choice,
-    check_data,
-    check_encoder,
     check_instance,
     check_int,
     check_int_or_none,
@@ -48,8 +46,9 @@ from ..train import History, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import DIGIT_SIZE, check_canvas, digits_at, like_module, load_digit_cnn
-from .spatial import EncodedHeads, standardize
+from ._checks import check_canvas, check_data
+from .common import EncodedHeads, standardize, token_features
+from .digits import DIGIT_SIZE, digits_at
 
 __all__ = [
     "CANVAS",
@@ -145,28 +144,6 @@ def pair_task(
         _place(canvas, draw(d), torch.where(top, far - jitter(), jitter()), d_col)
     canvas = (canvas + noise * torch.randn(canvas.shape, generator=g)).clamp(0, 1)
     return canvas, same.long(), torch.stack([a, b], dim=1)
-
-
-@torch.no_grad()
-def token_features(
-    images: torch.Tensor, encoder: nn.Module | None = None, batch_size: int = 500
-) -> torch.Tensor:
-    """The frozen digit encoder's feature map, averaged over ``2 × 2`` positions:
-    ``(N, 1, 48, 48)`` → tokens ``(N, 64, 6, 6)``, one per ``8 × 8`` pixels.
-
-    Args:
-        images: canvases ``(N, 1, H, W)``, ``H`` and ``W`` multiples of 8.
-        encoder: a module with ``feature_map`` (default: ``load_digit_cnn()``, frozen).
-        batch_size: canvases per forward pass.
-    """
-    check_canvas("images", images, "(N, C, H, W)", side=8)  # features pooled 2 × 2
-    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
-    encoder = load_digit_cnn() if encoder is None else encoder.eval()
-    maps = [
-        nn.functional.avg_pool2d(encoder.feature_map(like_module(x, encoder)), 2)
-        for x in images.split(batch_size)
-    ]
-    return torch.cat(maps)
 
 
 def neighbourhood_mask(height: int, width: int, kernel_size: int) -> torch.Tensor:

@@ -27,7 +27,6 @@ from torch import nn
 
 from .._checks import (
     check_choice,
-    check_data,
     check_instance,
     check_int,
     check_labels,
@@ -43,8 +42,9 @@ from ..train import fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, maps, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import DIGIT_SIZE, check_canvas, digits_at
-from .spatial import EncodedHeads
+from ._checks import check_canvas, check_data
+from .common import EncodedHeads
+from .digits import DIGIT_SIZE, digits_at
 
 __all__ = [
     "CANVAS",
@@ -301,7 +301,7 @@ class PanelModel(EncodedHeads):
     """The chapter's trained heads from the canvas up, as the reader's browser runs them.
 
     The frozen encoder, the standardisation with the training statistics
-    (:func:`~visual_attention.labs.spatial.standardize`) and each :class:`RegionHead`.
+    (:func:`~visual_attention.labs.common.standardize`) and each :class:`RegionHead`.
     ``forward``: canvases ``(B, 1, 64, 64)`` → per head, in order, its logits ``(B, K)`` and its
     weight on every position ``(B, h, w)`` (:func:`position_weights`); then all the heads' maps
     stacked ``(B, heads, h, w)``.

@@ -4,7 +4,7 @@ identical pairs of window-attention blocks that differ only by the shift of the 
 
 * :func:`pair_task` — ``16 × 32`` canvases, one ``16``-pixel digit in each ``16 × 16`` half,
   labelled "same digit?". The frozen digit encoder
-  (:func:`~visual_attention.labs.global_attention.token_features`) runs on each half separately:
+  (:func:`~visual_attention.labs.common.token_features`) runs on each half separately:
   a ``2 × 4`` grid of tokens whose left ``2 × 2`` window sees only the left digit and whose right
   window sees only the right one.
 * :class:`ShiftHead` — what is trained: a token embedding, a W-MSA block, a second block that is
@@ -27,9 +27,6 @@ from torch import nn
 
 from .._checks import (
     check_choice,
-    check_data,
-    check_encoder,
-    check_initial,
     check_instance,
     check_int,
     check_int_sequence,
@@ -53,9 +50,9 @@ from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ..views.viz import data_uri
 from ..views.widgets import attention_explorer
+from ._checks import check_data, check_encoder, check_initial
+from .common import EncodedHeads, standardize, token_features
 from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
-from .global_attention import token_features
-from .spatial import EncodedHeads, standardize
 
 __all__ = [
     "CANVAS",
@@ -109,7 +106,7 @@ def pair_task(
 
     ``n // 2`` left halves and ``n // 2`` right halves (one digit each) are drawn and encoded
     once each with the frozen encoder
-    (:func:`~visual_attention.labs.global_attention.token_features`, ``(16, 16)`` → ``2 × 2``
+    (:func:`~visual_attention.labs.common.token_features`, ``(16, 16)`` → ``2 × 2``
     tokens); right half ``i`` is a random drawing (usually another one) of left half ``i``'s
     class, and every left half is paired twice: with its right half (same digit) and with a
     random right half of another class. Because each half is encoded on its own, no token's
@@ -305,7 +302,7 @@ class WindowPairModel(EncodedHeads):
 
     Each ``16 × 16`` half of the canvas through the frozen encoder on its own
     (:func:`pair_task`'s features: no token sees across the border), the standardisation with the
-    training statistics (``labs.spatial.standardize``) and each :class:`ShiftHead`.
+    training statistics (``labs.common.standardize``) and each :class:`ShiftHead`.
     ``forward``: canvases ``(B, 1, 16, 32)`` → per head, in order, its logits ``(B, 2)``
     (different, same) and its second block's attention scattered to token pairs
     ``(B, 1, h, N, N)`` (as :func:`block_weights`, per head; ``N = 8``).

@@ -21,7 +21,6 @@ from torch import nn
 from .. import train as _train
 from .._checks import (
     check_choice,
-    check_data,
     check_instance,
     check_int,
     check_int_sequence,
@@ -37,7 +36,8 @@ from ..memory import ExternalAttention, KeyValueMemory, memory_read
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, probs, slots
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import like_module
+from ._checks import check_data
+from .common import like_module
 
 __all__ = [
     "DigitEncoder",

@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from .._checks import (
-    check_data,
     check_instance,
     check_int,
     check_labels,
@@ -43,8 +42,9 @@ from ..train import History, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, lens, maps, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import DIGIT_SIZE, digits_at, like_module
-from .spatial import EncodedHeads, encode, standardize
+from ._checks import check_data
+from .common import EncodedHeads, like_module, standardize, token_features
+from .digits import DIGIT_SIZE, digits_at
 
 __all__ = [
     "TASK",
@@ -95,12 +95,12 @@ def pair_task(
     return images, classes[which[:, 0]] * 10 + classes[which[:, 1]], boxes
 
 
-@torch.no_grad()
 def pair_features(images: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
-    """The frozen encoder's map (:func:`~visual_attention.labs.spatial.encode`), average-pooled
-    ``2 × 2``: ``(N, 1, H, W)`` → ``(N, 64, H/8, W/8)``. A ``16``-pixel digit covers 2 to 3
-    tokens a side; the pooling makes training four times cheaper."""
-    return nn.functional.avg_pool2d(encode(images, encoder), 2)
+    """The frozen encoder's map average-pooled ``2 × 2``
+    (:func:`~visual_attention.labs.common.token_features`): ``(N, 1, H, W)`` →
+    ``(N, 64, H/8, W/8)``. A ``16``-pixel digit covers 2 to 3 tokens a side; the pooling makes
+    training four times cheaper."""
+    return token_features(images, encoder)
 
 
 class MultiHeadPooling(AttentionModule):

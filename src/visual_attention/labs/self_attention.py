@@ -27,8 +27,6 @@ from torch import nn
 
 from .._checks import (
     check_choice,
-    check_data,
-    check_initial,
     check_instance,
     check_int,
     check_int_sequence,
@@ -49,9 +47,9 @@ from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ..views.widgets import attention_explorer
-from .channel import collect_attention
+from ._checks import check_data, check_initial
+from .common import EncodedHeads, collect_attention, encode, standardize
 from .digits import DIGIT_SIZE, digits_at
-from .spatial import EncodedHeads, encode, standardize
 
 __all__ = [
     "STRIP",
@@ -133,7 +131,7 @@ def pair_task(
 
 def strip_features(images: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
     """The frozen digit encoder over strips, averaged over its 4 rows: ``(N, 1, 16, W)`` →
-    ``(N, 64, 1, W/4)``, one feature vector per 4-pixel column (``labs.spatial.encode``)."""
+    ``(N, 64, 1, W/4)``, one feature vector per 4-pixel column (``labs.common.encode``)."""
     check_tensor("images", images, "(N, C, H, W)", C=1, H=STRIP[0])
     return encode(images, encoder).mean(dim=2, keepdim=True)
 
@@ -328,7 +326,7 @@ class StripModel(EncodedHeads):
     them.
 
     The frozen encoder over the strip (:func:`strip_features`), the standardisation with the
-    training statistics (``labs.spatial.standardize``) and each :class:`PairNet`. ``forward``:
+    training statistics (``labs.common.standardize``) and each :class:`PairNet`. ``forward``:
     strips ``(B, 1, 16, W)`` → per network, in order, its logits ``(B, 2)`` (different, same);
     then the non-local block's weights ``(B, 1, 1, L, L)`` (one layer, one head; ``L = W/4``).
 

@@ -4,7 +4,8 @@ compared on it, the multi-seed runner, and the trained heads in the reader's bro
 * :data:`TASK` and :func:`cluttered_task` — one ``16 × 16`` digit among six fragments of other
   digits on a noisy ``48 × 48`` canvas (``data.cluttered_digits``).
 * :func:`encode` — the frozen :class:`~visual_attention.labs.digits.DigitCNN` run over the
-  canvases once: ``(N, 1, 48, 48)`` → features ``(N, 64, 12, 12)``; :func:`standardize` them.
+  canvases once: ``(N, 1, 48, 48)`` → features ``(N, 64, 12, 12)``; :func:`standardize` them
+  (both from :mod:`~visual_attention.labs.common`, shared with the other chapters' labs).
 * :class:`PooledHead` — what is trained on those features: attention pooling
   (:class:`QuerySpatialAttention`), a :class:`SpatialGate` then global average pooling, or global
   average pooling alone (the control), each followed by one linear layer.
@@ -20,11 +21,8 @@ from torch import nn
 
 from .._checks import (
     check_choice,
-    check_data,
-    check_encoder,
     check_instance,
     check_labels,
-    check_models,
     check_positive_int,
     check_seeds,
     check_tensor,
@@ -36,7 +34,8 @@ from ..train import fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import check_canvas, like_module, load_digit_cnn
+from ._checks import check_data
+from .common import EncodedHeads, encode, standardize
 
 __all__ = [
     "TASK",
@@ -66,52 +65,6 @@ def cluttered_task(
     :func:`visual_attention.data.cluttered_digits`)."""
     check_positive_int("n", n)
     return cluttered_digits(n, split=split, seed=seed, **TASK)
-
-
-@torch.no_grad()
-def encode(
-    images: torch.Tensor, encoder: nn.Module | None = None, batch_size: int = 500
-) -> torch.Tensor:
-    """Features of the frozen digit encoder: ``(N, 1, H, W)`` → ``(N, 64, H/4, W/4)``.
-
-    Args:
-        images: canvases ``(N, 1, H, W)``, ``H`` and ``W`` multiples of 4.
-        encoder: a module with ``feature_map`` (default: ``load_digit_cnn()``, frozen).
-        batch_size: canvases per forward pass.
-    """
-    check_canvas("images", images, "(N, C, H, W)")
-    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
-    encoder = load_digit_cnn() if encoder is None else encoder.eval()
-    return torch.cat(
-        [encoder.feature_map(like_module(x, encoder)) for x in images.split(batch_size)]
-    )
-
-
-def standardize(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Standardise feature maps ``(N, C, h, w)`` per channel with the mean and standard deviation
-    of ``train`` (over ``N, h, w``); apply the same to ``others``.
-
-    An affine change of the features: it leaves what every :class:`PooledHead` can compute
-    unchanged (the classifier is linear, and the attention scores are linear in the features,
-    their constant cancelling in the softmax), but it conditions the problem so that Adam
-    reaches a plateau within the chapter's budget (on the raw features GAP is still climbing
-    after 60 epochs).
-
-    Returns:
-        ``(train, *others)`` standardised, same shapes.
-    """
-    mean, std = _feature_stats(train)
-    for i, f in enumerate(others):
-        check_tensor(f"others[{i}]", f, "(N, C, h, w)", C=train.shape[1])
-    return tuple((f - mean) / std for f in (train, *others))
-
-
-def _feature_stats(train: torch.Tensor, name: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and standard deviation ``(1, C, 1, 1)`` of ``train`` over ``N, h, w``."""
-    check_tensor(name, train, "(N, C, h, w)")
-    mean = train.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
-    std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # (1, C, 1, 1)
-    return mean, std
 
 
 class PooledHead(nn.Module):
@@ -194,51 +147,13 @@ def run_seeds(
     return accuracies, heads, [h.test_accuracy for h in histories]
 
 
-class EncodedHeads(nn.Module):
-    """The common part of the chapters' page models: trained heads on the frozen digit encoder's
-    features, standardised with the training statistics (as :func:`standardize`).
-
-    Holds ``encoder``, ``names`` (the heads' names, in order), ``heads`` (an ``nn.ModuleList``,
-    eval mode) and the buffers ``mean`` and ``std`` ``(1, C, 1, 1)``; subclasses run the encoder
-    their chapter's way and call :meth:`standardized` on its features. A base class for the labs
-    (not in ``__all__``): its subclasses check their own arguments by name.
-
-    Args:
-        heads: ``{name: trained head}``, each a ``kind``.
-        kind: the heads' class; name: the argument's name in error messages.
-        train_features: the encoder's raw features of the training inputs ``(N, C, h, w)``.
-        encoder: the frozen digit encoder (default:
-            :func:`~visual_attention.labs.digits.load_digit_cnn`).
-    """
-
-    def __init__(
-        self,
-        heads: dict[str, nn.Module],
-        kind: type,
-        train_features: torch.Tensor,
-        encoder: nn.Module | None = None,
-        name: str = "heads",
-    ) -> None:
-        super().__init__()
-        check_models(name, heads, kind), check_encoder("encoder", encoder)
-        mean, std = _feature_stats(train_features, "train_features")
-        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
-        self.names = list(heads)
-        self.heads = nn.ModuleList(h.eval() for h in heads.values())
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-
-    def standardized(self, f: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, C, h, w)`` standardised per channel with the training statistics."""
-        return (f - self.mean) / self.std
-
-
 class CanvasModel(EncodedHeads):
     """The chapter's trained heads from the canvas up, as the reader's browser runs them.
 
-    The frozen encoder, the standardisation with the training statistics (as :func:`standardize`)
-    and each :class:`PooledHead`; ``forward`` returns, per head in order, its logits ``(B, K)`` and
-    its map: attention weights ``(B, h, w)`` or the gate ``(B, 1, h, w)``.
+    The frozen encoder, the standardisation with the training statistics (as :func:`standardize`;
+    :class:`~visual_attention.labs.common.EncodedHeads`) and each :class:`PooledHead`; ``forward``
+    returns, per head in order, its logits ``(B, K)`` and its map: attention weights ``(B, h, w)``
+    or the gate ``(B, 1, h, w)``.
 
     Args:
         heads: ``{name: PooledHead}`` with ``pool`` ``"attention"`` or ``"gate"``.

@@ -20,13 +20,10 @@ from torch import nn
 from .._checks import (
     check_bool_mask,
     check_choice,
-    check_data,
-    check_encoder,
     check_instance,
     check_int,
     check_int_sequence,
     check_labels,
-    check_module,
     check_number,
     check_positive_int,
     check_seeds,
@@ -38,7 +35,9 @@ from ..train import History, fit, seed_everything
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
-from .digits import DIGIT_SIZE, DigitCNN, check_canvas, digits_at, load_digit_cnn
+from ._checks import check_canvas, check_data, check_encoder
+from .common import pooled_features
+from .digits import DIGIT_SIZE, DigitCNN, digits_at, load_digit_cnn
 
 __all__ = [
     "FRAME",
@@ -144,22 +143,14 @@ def make_clips(
     return clips, labels[k], present
 
 
-@torch.no_grad()
 def frame_features(encoder: DigitCNN, clips: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Every frame's feature vector from the frozen encoder: its feature map averaged over
-    positions (the vector its own classifier reads).
+    positions (the vector its own classifier reads;
+    :func:`~visual_attention.labs.common.pooled_features`).
 
     ``clips`` ``(N, T, 1, H, W)`` → ``(N, T, 64)``; computed once, in batches, without gradients.
     """
-    check_module("encoder", encoder), check_encoder("encoder", encoder)
-    n, t = check_canvas("clips", clips, "(N, T, C, H, W)")[:2]
-    check_positive_int("batch_size", batch_size)
-    frames = clips.flatten(0, 1)
-    feats = [
-        encoder.feature_map(frames[i : i + batch_size]).mean(dim=(2, 3))
-        for i in range(0, len(frames), batch_size)
-    ]
-    return torch.cat(feats).reshape(n, t, -1)
+    return pooled_features(encoder, clips, batch_size, "clips", "(N, T, C, H, W)")
 
 
 class ClipHead(nn.Module):
