@@ -1143,6 +1143,7 @@ SPECS: list[Spec] = [
 COVERED_ELSEWHERE = {
     "AttentionModule": "a base class; its subclasses' specs cover it",
     "History": "a dataclass of results that fit() fills in",
+    "SeedRuns": "a NamedTuple of results that fit_seeds() fills in",
     "Evidence": "made by report_evidence, which is under contract",
     "Quotes": "made by quote, which is under contract",
     "AttentionExplorer": "made by attention_explorer, which is under contract",

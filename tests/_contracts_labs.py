@@ -797,8 +797,9 @@ LAB_SPECS: list[Spec] = [
         feats=lambda: _r(2, 4, 8),
     ),
     lcall(
-        "temporal.run_experiment",
-        {"train": PAIR, "test": PAIR, "seeds": SEEDS},
+        "temporal.run_seeds",
+        {"pool": choice(), "train": PAIR, "test": PAIR, "seeds": SEEDS},
+        pool="attention",
         train=_data(6, 4, 8),
         test=_data(4, 4, 8),
         seeds=(0,),

@@ -24,10 +24,13 @@ from hypothesis import strategies as st
 
 from _contracts import COVERED_ELSEWHERE, SPECS, Spec, bad_arguments, public_callables
 from _contracts_labs import LAB_COVERED_ELSEWHERE, LAB_MODULES, LAB_SPECS
+from visual_attention.train import SeedRuns
 
 PACKAGE = pathlib.Path(__import__("visual_attention").__file__).parent
 ALL_SPECS = SPECS + LAB_SPECS  # the paper modules' and the chapter labs' specs
 SPEC_BY_NAME = {s.name: s for s in ALL_SPECS}
+#: the chapter labs (not the shared floor: labs.digits, labs.common)
+LAB_MODULE_CHAPTERS = [m.split(".")[1] for m in LAB_MODULES if m not in ("labs.digits", "labs.common")]
 assert len(SPEC_BY_NAME) == len(ALL_SPECS), "two specs share a name"
 
 
@@ -81,6 +84,29 @@ def test_every_public_callable_is_under_contract():
     covered |= {n for n, obj in lab_callables.items() if id(obj) in shared}
     missing = sorted(set(lab_callables) - covered - set(LAB_COVERED_ELSEWHERE))
     assert not missing, f"lab callables without a spec in tests/_contracts_labs.py: {missing}"
+
+
+RUN_SEEDS = [SPEC_BY_NAME["fit_seeds"]] + [s for s in LAB_SPECS if s.name.endswith(".run_seeds")]
+
+
+def test_every_lab_that_trains_over_seeds_has_run_seeds():
+    chapters = {s.name.split(".")[1] for s in RUN_SEEDS[1:]}
+    assert chapters >= set(LAB_MODULE_CHAPTERS) - {"memory", "efficient_attention"}
+
+
+@pytest.mark.parametrize("spec", RUN_SEEDS, ids=lambda s: s.name)
+def test_every_run_seeds_returns_one_named_result(spec):
+    """One contract: fit_seeds and every lab's run_seeds return a SeedRuns (accuracies, models,
+    histories), one entry per seed."""
+    target, kwargs = spec.call()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = target(**kwargs)
+    assert type(runs) is SeedRuns, f"{spec.name} returned {type(runs).__name__}"
+    n = len(kwargs["seeds"])
+    assert len(runs.accuracies) == len(runs.models) == len(runs.histories) == n
+    assert [h.final_test_accuracy for h in runs.histories] == runs.accuracies
+    assert all(isinstance(m, torch.nn.Module) and not m.training for m in runs.models)
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)

@@ -72,7 +72,7 @@ def test_sensor_head_gate_is_the_chapters_se_module_and_control_has_none():
 def test_run_seeds_on_a_tiny_task():
     torch.manual_seed(0)
     f, y = torch.rand(16, 2, 8), torch.randint(10, (16,))
-    accs, hists, models = run_seeds((f, y), (f, y), gate=True, seeds=(0, 1), epochs=1)
+    accs, models, hists = run_seeds((f, y), (f, y), gate=True, seeds=(0, 1), epochs=1)
     assert len(accs) == len(hists) == len(models) == 2
     assert all(0 <= a <= 1 for a in accs) and not models[0].training
 

@@ -65,10 +65,10 @@ def test_pooled_head_validation():
 def test_run_seeds_trains_one_head_per_seed_reproducibly():
     g = gen(3)
     f, y = torch.rand(40, 8, 3, 3, generator=g), torch.randint(0, 3, (40,), generator=g)
-    acc, heads, curves = lab.run_seeds(
+    acc, heads, histories = lab.run_seeds(
         "attention", (f, y), (f[:10], y[:10]), seeds=(0, 1), epochs=2
     )
-    assert len(acc) == len(heads) == 2 and [len(c) for c in curves] == [2, 2]
+    assert len(acc) == len(heads) == 2 and [len(h.test_accuracy) for h in histories] == [2, 2]
     assert all(0 <= a <= 1 for a in acc) and not heads[0].training
     again, heads_again, _ = lab.run_seeds(
         "attention", (f, y), (f[:10], y[:10]), seeds=(0,), epochs=2

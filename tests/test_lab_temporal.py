@@ -66,15 +66,17 @@ def test_clip_head_pools_with_the_kits_attention_pooling():
     assert extra == 64 * 64 + 64 + 64  # the mechanism costs only its scoring network
 
 
-def test_run_experiment_returns_one_accuracy_per_seed_and_kind():
+def test_run_seeds_returns_one_accuracy_model_and_history_per_seed():
     torch.manual_seed(0)
     feats, labels = torch.randn(24, 3, 6), torch.randint(0, 10, (24,))
-    acc, models, histories = lab.run_experiment(
-        (feats, labels), (feats, labels), seeds=(0, 1), epochs=2, batch_size=8
-    )
-    assert set(acc) == {"attention", "mean"} and all(len(v) == 2 for v in acc.values())
-    assert models["attention"].pool is not None and models["mean"].pool is None
-    assert len(histories["mean"].test_accuracy) == 2
+    runs = {
+        kind: lab.run_seeds(kind, (feats, labels), (feats, labels), seeds=(0, 1), epochs=2, batch_size=8)
+        for kind in ("attention", "mean")
+    }
+    assert all(len(r.accuracies) == len(r.models) == len(r.histories) == 2 for r in runs.values())
+    assert runs["attention"].models[0].pool is not None and runs["mean"].models[0].pool is None
+    assert len(runs["mean"].histories[0].test_accuracy) == 2 and not runs["mean"].models[1].training
+    assert runs["mean"].accuracies[0] == runs["mean"].histories[0].final_test_accuracy
 
 
 def test_weight_on_digit_frames():

@@ -2,15 +2,15 @@
 
 :func:`fit` trains a classifier with cross-entropy, shows progress with ``tqdm.auto`` and returns a
 :class:`History`; :func:`evaluate` gives accuracy; :func:`seed_everything` makes a run repeatable
-on
-one machine. Its options cover the small-data Transformer recipe of DeiT (Touvron et al., "Training
-data-efficient image transformers & distillation through attention", ICML 2021), gathered in
-:data:`DEIT_RECIPE`: AdamW (Loshchilov & Hutter, ICLR 2019), a linear warm-up then cosine decay of
-the learning rate (:func:`warmup_cosine`; Loshchilov & Hutter, ICLR 2017), label smoothing (Szegedy
-et al., CVPR 2016) and random translations (:func:`random_shift`). Accuracies still differ in the
-last digits across machines (different
-CPUs sum floats in different orders), so chapters print them as machine-dependent outputs with a
-floor asserted beside them.
+on one machine; :func:`fit_seeds` trains one model per seed and returns :class:`SeedRuns`, the
+result every lab's ``run_seeds`` returns. The options of :func:`fit` cover the small-data
+Transformer recipe of DeiT (Touvron et al., "Training data-efficient image transformers &
+distillation through attention", ICML 2021), gathered in :data:`DEIT_RECIPE`: AdamW (Loshchilov &
+Hutter, ICLR 2019), a linear warm-up then cosine decay of the learning rate (:func:`warmup_cosine`;
+Loshchilov & Hutter, ICLR 2017), label smoothing (Szegedy et al., CVPR 2016) and random
+translations (:func:`random_shift`). Accuracies still differ in the last digits across machines
+(different CPUs sum floats in different orders), so chapters print them as machine-dependent
+outputs with a floor asserted beside them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ __all__ = [
     "fit",
     "count_parameters",
     "fit_seeds",
+    "SeedRuns",
     "random_shift",
     "warmup_cosine",
     "DEIT_RECIPE",
@@ -268,35 +270,48 @@ def fit(
     return history
 
 
+class SeedRuns(NamedTuple):
+    """What :func:`fit_seeds` returns, and with it every lab's ``run_seeds``: one entry per seed,
+    in the order of the seeds. A tuple, so ``accuracies, models, histories = run`` unpacks it."""
+
+    #: the final test accuracy of each seed's model
+    accuracies: list[float]
+    #: the trained models, in eval mode
+    models: list[nn.Module]
+    #: what :func:`fit` measured for each (``histories[i].test_accuracy``: after every epoch)
+    histories: list[History]
+
+
 def fit_seeds(
     make_model: Callable[[], nn.Module],
     train: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
     seeds: Sequence[int],
     **options: object,
-) -> tuple[list[float], list[nn.Module], list[History]]:
+) -> SeedRuns:
     """Train one model per seed, as every chapter's experiment does, quietly.
 
     For each seed, :func:`seed_everything` seeds the model's initialisation (``make_model()``)
     and :func:`fit` (``seed=seed``) the data order; ``options`` go to :func:`fit`.
 
     Returns:
-        the final test accuracy, the model (in eval mode) and the :class:`History` of each seed.
+        :class:`SeedRuns`: the final test accuracy, the model (in eval mode) and the
+        :class:`History` of each seed.
     """
     if not callable(make_model):
         raise ValueError(f"make_model must be callable, got {type(make_model).__name__}")
     check_seeds("seeds", seeds)
     if test is None:
         raise ValueError("test must be a pair (x, y): the seeds are compared by test accuracy")
-    accuracies, models, histories = [], [], []
+    runs = SeedRuns([], [], [])
     for seed in seeds:
         seed_everything(seed)
         model = make_model()
         history = fit(model, train, test, seed=seed, progress=False, **options)
-        accuracies.append(history.final_test_accuracy)
-        models.append(model.eval())
-        histories.append(history)
-    return accuracies, models, histories
+        runs.accuracies.append(history.final_test_accuracy)
+        runs.models.append(model.eval())
+        runs.histories.append(history)
+    return runs
 
 
 def _check_fit(

@@ -35,7 +35,7 @@ from .._checks import (
 from ..branch import fuse_branches, select_branches
 from ..core import AttentionModule, masked_softmax, record_attention
 from ..data import cluttered_digits, load_digits
-from ..train import History, fit_seeds
+from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, labelled, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -203,14 +203,15 @@ def run_seeds(
     epochs: int = 30,
     lr: float = 1e-2,
     batch_size: int = 128,
-) -> tuple[list[float], list[ScaleHead], list[History]]:
+) -> SeedRuns:
     """Train one :class:`ScaleHead` per seed on branch features ``(N, M, C)``; evaluate on
     ``test``.
 
     Each seed seeds the head's initialisation and the data order; Adam, constant ``lr``.
 
     Returns:
-        final test accuracies (one per seed), the heads (eval mode) and their histories.
+        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
+        heads (eval mode) and their histories.
     """
     check_choice("mode", mode, HEADS)
     _, m, c = check_data("train", train, "(N, M, C)")

@@ -26,7 +26,7 @@ from .._checks import (
 )
 from ..channel import SqueezeExcitation
 from ..core import record_attention
-from ..train import History, fit_seeds
+from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -145,13 +145,14 @@ def run_seeds(
     seeds: Iterable[int] = (0, 1, 2),
     epochs: int = 20,
     lr: float = 1e-2,
-) -> tuple[list[float], list[History], list[SensorHead]]:
+) -> SeedRuns:
     """Train a :class:`SensorHead` (``gate`` on or off) once per seed on features ``(N, S, C)``;
-    return the final test accuracies, the histories and the models."""
+    return :class:`~visual_attention.train.SeedRuns`: the final test accuracies, the models (eval
+    mode) and their histories."""
     _, s, c = check_data("train", train, "(N, S, C)")
     check_data("test", test, "(N, S, C)", S=s, C=c)
     check_bool("gate", gate), check_seeds("seeds", seeds)
-    accs, models, hists = fit_seeds(
+    return fit_seeds(
         lambda: SensorHead(s, c, gate=gate),
         train,
         test,
@@ -160,7 +161,6 @@ def run_seeds(
         lr=lr,
         batch_size=128,
     )
-    return accs, hists, models
 
 
 @torch.no_grad()

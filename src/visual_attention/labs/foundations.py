@@ -28,7 +28,7 @@ from .._checks import (
     check_tensor,
 )
 from ..blocks import AttentionPooling
-from ..train import History, fit, seed_everything
+from ..train import SeedRuns, fit_seeds
 from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
 
 __all__ = ["OddOneOut", "odd_one_out", "OddOneOutNet", "run_seeds"]
@@ -104,25 +104,19 @@ class OddOneOutNet(nn.Module):
 
 def run_seeds(
     train: OddOneOut, test: OddOneOut, pool: str, seeds=(0, 1, 2), epochs: int = 30
-) -> list[tuple[OddOneOutNet, History]]:
+) -> SeedRuns:
     """Train one :class:`OddOneOutNet` per seed (Adam 1e-2, batches of 128) on the tokens of
-    ``train``; each history holds the test accuracy after every epoch."""
+    ``train``; return :class:`~visual_attention.train.SeedRuns`: the final test accuracies, the
+    networks (eval mode) and their histories (the test accuracy after every epoch)."""
     check_instance("train", train, OddOneOut), check_instance("test", test, OddOneOut)
     check_choice("pool", pool, ("attention", "mean")), check_seeds("seeds", seeds)
     check_positive_int("epochs", epochs)
-    runs = []
-    for seed in seeds:
-        seed_everything(seed)
-        model = OddOneOutNet(pool)
-        history = fit(
-            model,
-            (train.tokens, train.labels),
-            (test.tokens, test.labels),
-            epochs=epochs,
-            lr=1e-2,
-            batch_size=128,
-            seed=seed,
-            desc=f"{pool}, seed {seed}",
-        )
-        runs.append((model, history))
-    return runs
+    return fit_seeds(
+        lambda: OddOneOutNet(pool),
+        (train.tokens, train.labels),
+        (test.tokens, test.labels),
+        seeds,
+        epochs=epochs,
+        lr=1e-2,
+        batch_size=128,
+    )

@@ -42,7 +42,7 @@ from .._checks import (
 from ..blocks import MultiHeadAttention, PatchEmbed, PreNormBlock, conv_bn_act
 from ..core import record_attention
 from ..global_attention import GlobalAttention
-from ..train import History, fit_seeds
+from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -301,7 +301,7 @@ def run_seeds(
     epochs: int = 10,
     lr: float = 5e-3,
     batch_size: int = 128,
-) -> tuple[list[float], list[PairHead], list[History]]:
+) -> SeedRuns:
     """Train one :class:`PairHead` per seed on token features ``(N, C, H, W)``; evaluate on
     ``test``.
 
@@ -309,7 +309,8 @@ def run_seeds(
     one warm-up epoch, then a cosine decay of ``lr`` to 0.
 
     Returns:
-        final test accuracies (one per seed), the heads (eval mode) and their histories.
+        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
+        heads (eval mode) and their histories.
     """
     check_int_or_none("reach", reach)
     _, c, h, _ = check_data("train", train, "(N, C, H, W)")

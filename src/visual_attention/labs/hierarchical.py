@@ -38,7 +38,7 @@ from .._checks import (
 from ..blocks import AttentionPooling
 from ..core import record_attention
 from ..hierarchical import HierarchicalAttentionPooling, SwinTransformer
-from ..train import fit_seeds
+from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, maps, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -181,19 +181,19 @@ def run_seeds(
     epochs: int = 25,
     lr: float = 1e-2,
     batch_size: int = 128,
-) -> tuple[list[float], list[RegionHead], list[list[float]]]:
+) -> SeedRuns:
     """Train one :class:`RegionHead` per seed on features ``(N, C, h, w)``; evaluate on ``test``.
 
     Each seed seeds the head's initialisation and the data order; Adam, constant ``lr``.
 
     Returns:
-        final test accuracies (one per seed), the heads (eval mode) and each head's test
-        accuracy after every epoch.
+        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
+        heads (eval mode) and their histories (``histories[i].test_accuracy``: after every epoch).
     """
     check_choice("pool", pool, POOLS)
     c = check_data("train", train, "(N, C, h, w)")[1]
     check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
-    accuracies, heads, histories = fit_seeds(
+    return fit_seeds(
         lambda: RegionHead(pool, channels=c),
         train,
         test,
@@ -202,7 +202,6 @@ def run_seeds(
         lr=lr,
         batch_size=batch_size,
     )
-    return accuracies, heads, [h.test_accuracy for h in histories]
 
 
 @torch.no_grad()

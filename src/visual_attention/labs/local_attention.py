@@ -44,7 +44,7 @@ from ..local_attention import (
     to_dense,
     window_token_index,
 )
-from ..train import History, fit_seeds
+from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -191,7 +191,7 @@ def run_seeds(
     epochs: int = 16,
     lr: float = 1e-2,
     batch_size: int = 256,
-) -> tuple[list[float], list[ShiftHead], list[History]]:
+) -> SeedRuns:
     """Train one :class:`ShiftHead` per seed on token features ``(N, 64, 2, 4)``; evaluate on
     ``test``.
 
@@ -199,7 +199,8 @@ def run_seeds(
     one warm-up epoch, then a cosine decay of ``lr`` to 0.
 
     Returns:
-        final test accuracies (one per seed), the heads (eval mode) and their histories.
+        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
+        heads (eval mode) and their histories.
     """
     check_choice("shift", shift, (0, SHIFT))
     c = check_data("train", train, "(N, C, H, W)", H=GRID[0], W=GRID[1])[1]

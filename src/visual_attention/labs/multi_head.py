@@ -38,7 +38,7 @@ from ..blocks import merge_heads, split_heads
 from ..core import AttentionModule, record_attention, scaled_dot_product_attention
 from ..multi_head import VisionTransformer, attention_rollout
 from ..spatial import attention_mass_in_box
-from ..train import History, fit_seeds
+from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, lens, maps, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -175,13 +175,14 @@ def run_seeds(
     epochs: int = 40,
     lr: float = 1e-2,
     batch_size: int = 128,
-) -> tuple[list[float], list[PairReader], list[History]]:
+) -> SeedRuns:
     """Train one :class:`PairReader` with ``num_heads`` heads per seed on features
     ``(N, C, h, w)``; evaluate on ``test``. Each seed seeds the initialisation and the data
     order; Adam, constant ``lr``.
 
     Returns:
-        final test accuracies (one per seed), the readers (eval mode) and their histories.
+        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
+        readers (eval mode) and their histories.
     """
     check_positive_int("num_heads", num_heads)
     _, channels, h, w = check_data("train", train, "(N, C, h, w)")

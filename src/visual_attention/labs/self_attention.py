@@ -42,7 +42,7 @@ from .._checks import (
 )
 from ..core import record_attention
 from ..self_attention import NonLocalBlock
-from ..train import History, evaluate, fit_seeds
+from ..train import SeedRuns, evaluate, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -218,13 +218,14 @@ def run_seeds(
     epochs: int = 20,
     lr: float = 1e-2,
     batch_size: int = 128,
-) -> tuple[list[float], list[PairNet], list[History]]:
+) -> SeedRuns:
     """Train one :class:`PairNet` per seed on features ``(N, C, 1, L)``; evaluate on ``test``.
 
     Each seed seeds the initialisation and the data order; Adam, constant ``lr``.
 
     Returns:
-        final test accuracies (one per seed), the networks (eval mode) and their histories.
+        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
+        networks (eval mode) and their histories.
     """
     check_choice("mode", mode, MODES)
     c = check_data("train", train, "(N, C, H, W)")[1]

@@ -30,7 +30,7 @@ from .._checks import (
 from ..core import record_attention
 from ..data import cluttered_digits
 from ..spatial import QuerySpatialAttention, SpatialGate
-from ..train import fit_seeds
+from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -117,7 +117,7 @@ def run_seeds(
     epochs: int = 40,
     lr: float = 1e-2,
     batch_size: int = 128,
-) -> tuple[list[float], list[PooledHead], list[list[float]]]:
+) -> SeedRuns:
     """Train one :class:`PooledHead` per seed on frozen features; evaluate on ``test``.
 
     Each seed seeds the head's initialisation (``seed_everything``) and the data order
@@ -130,12 +130,13 @@ def run_seeds(
         epochs, lr, batch_size: of ``train.fit``.
 
     Returns:
-        final test accuracies (one per seed), the trained heads (eval mode) and each head's test
-        accuracy after every epoch.
+        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
+        trained heads (eval mode) and their histories (``histories[i].test_accuracy``: after every
+        epoch).
     """
     check_choice("pool", pool, POOLS), check_data("train", train, "(N, C, h, w)")
     check_data("test", test, "(N, C, h, w)", C=train[0].shape[1]), check_seeds("seeds", seeds)
-    accuracies, heads, histories = fit_seeds(
+    return fit_seeds(
         lambda: PooledHead(pool, channels=train[0].shape[1]),
         train,
         test,
@@ -144,7 +145,6 @@ def run_seeds(
         lr=lr,
         batch_size=batch_size,
     )
-    return accuracies, heads, [h.test_accuracy for h in histories]
 
 
 class CanvasModel(EncodedHeads):

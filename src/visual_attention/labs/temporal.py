@@ -7,7 +7,7 @@ multi-seed experiment and the clip explorer.
   frame into its pooled 64-d feature vector, once.
 * :class:`ClipHead` — attention pooling over the frames (the mechanism) or their plain mean (the
   control), then one linear classifier: the only trained parameters.
-* :func:`run_experiment` — both heads over several seeds; :class:`ClipModel` and
+* :func:`run_seeds` — one head of either kind trained per seed; :class:`ClipModel` and
   :func:`model_explorer` — the trained heads in the reader's browser: edit a clip's frames and
   watch the frame weights.
 """
@@ -31,7 +31,7 @@ from .._checks import (
 )
 from ..blocks import AttentionPooling
 from ..core import record_attention
-from ..train import History, fit, seed_everything
+from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -44,7 +44,7 @@ __all__ = [
     "make_clips",
     "frame_features",
     "ClipHead",
-    "run_experiment",
+    "run_seeds",
     "weight_on_digit_frames",
     "ClipModel",
     "model_explorer",
@@ -179,50 +179,41 @@ class ClipHead(nn.Module):
         return self.head(pooled)
 
 
-def run_experiment(
+def run_seeds(
+    pool: str,
     train: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
     seeds: tuple[int, ...] = (0, 1, 2),
     epochs: int = 30,
     lr: float = 1e-2,
     batch_size: int = 128,
-) -> tuple[dict[str, list[float]], dict[str, ClipHead], dict[str, History]]:
-    """Train a :class:`ClipHead` of each kind (``"attention"``, ``"mean"``) once per seed.
+) -> SeedRuns:
+    """Train one :class:`ClipHead` (``pool`` ``"attention"`` or ``"mean"``) per seed on frame
+    features; evaluate on ``test``.
 
     Args:
+        pool: ``"attention"`` (the mechanism) or ``"mean"`` (the control).
         train, test: frame features ``(N, T, D)`` and labels ``(N,)``.
-        seeds: one training per seed and kind (the seed sets the initialisation and the order).
+        seeds: one training per seed (the seed sets the initialisation and the data order).
         epochs, lr, batch_size: Adam, one epoch of linear warm-up, then a cosine decay to 0.
 
     Returns:
-        final test accuracies ``{kind: [one per seed]}``, and the model and the history of the
-        first seed of each kind.
+        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
+        heads (eval mode) and their histories.
     """
+    check_choice("pool", pool, ("attention", "mean"))
     d = check_data("train", train, "(N, T, D)")[2]
     check_data("test", test, "(N, T, D)", D=d), check_seeds("seeds", seeds)
-    accuracies: dict[str, list[float]] = {}
-    models: dict[str, ClipHead] = {}
-    histories: dict[str, History] = {}
-    for kind in ("attention", "mean"):
-        accuracies[kind] = []
-        for seed in seeds:
-            seed_everything(seed)
-            model = ClipHead(kind, dim=train[0].shape[-1])
-            history = fit(
-                model,
-                train,
-                test,
-                epochs=epochs,
-                lr=lr,
-                batch_size=batch_size,
-                seed=seed,
-                warmup_epochs=1,
-                progress=False,
-            )
-            accuracies[kind].append(history.final_test_accuracy)
-            if seed == seeds[0]:
-                models[kind], histories[kind] = model.eval(), history
-    return accuracies, models, histories
+    return fit_seeds(
+        lambda: ClipHead(pool, dim=d),
+        train,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        warmup_epochs=1,
+    )
 
 
 def weight_on_digit_frames(weights: torch.Tensor, present: torch.Tensor) -> float:
