@@ -86,7 +86,7 @@ def playwright_driver():
 
 # --- make unit: Python alone --------------------------------------------------------------------
 
-#: What ``make unit`` must not need; a test that does is marked ``browser`` (``make test`` runs it).
+#: What ``make unit`` must not need; a test that does is marked ``browser`` (make test runs it).
 HIDDEN = frozenset(
     "node nodejs npm npx corepack chromium chromium-browser chrome google-chrome "
     "google-chrome-stable chrome-headless-shell headless_shell".split()
@@ -95,7 +95,7 @@ _guard = {"on": False}
 
 
 def python_alone(config) -> bool:
-    """Whether this run deselects the ``browser`` tests (``make unit``: ``-m "not browser and …"``)."""
+    """Whether this run deselects the ``browser`` tests (make unit: ``-m "not browser and …"``)."""
     return re.search(r"\bnot\s+browser\b", config.getoption("markexpr", "") or "") is not None
 
 
@@ -119,21 +119,30 @@ def path_without(hidden: frozenset[str], path: str, shadow: Path) -> str:
     return os.pathsep.join(folders)
 
 
-class NeedsBrowserMarker(RuntimeError):
-    """A test of ``make unit``'s selection ran node, npm or Chromium."""
+class NeedsBrowserMarkerError(RuntimeError):
+    """A test of make unit's selection ran node, npm or Chromium."""
+
+
+def _programs(executable, argv) -> list[str]:
+    """The programs a process start runs: its executable, its first word, a shell's command's."""
+    words = os.fsdecode(argv).split()[:1] if isinstance(argv, (str, bytes)) else list(argv or [])
+    words = [os.fsdecode(w) for w in words]
+    found = [os.fsdecode(executable)] if executable is not None else []
+    found += words[:1]
+    shell = len(words) > 2 and os.path.basename(words[0]) in ("sh", "bash", "dash")
+    if shell and words[1] == "-c":
+        found += words[2].split()[:1]
+    return [os.path.basename(p) for p in found]
 
 
 def _refuse_hidden(event: str, args: tuple) -> None:
-    if not _guard["on"] or event not in ("subprocess.Popen", "os.posix_spawn", "os.exec"):
-        return
-    executable, argv = args[0], args[1]
-    words = [argv] if isinstance(argv, (str, bytes)) else list(argv or [])[:1]
-    for program in [executable, *words]:
-        if program is not None and os.path.basename(os.fsdecode(program)).split()[0] in HIDDEN:
-            raise NeedsBrowserMarker(
-                f"make unit runs with Python alone, without {os.fsdecode(program)!r}: mark the test "
-                "@pytest.mark.browser (make test runs it)"
-            )
+    if _guard["on"] and event in ("subprocess.Popen", "os.posix_spawn", "os.exec"):
+        for program in _programs(args[0], args[1]):
+            if program in HIDDEN:
+                raise NeedsBrowserMarkerError(
+                    f"make unit runs with Python alone, without {program}: mark the test "
+                    "@pytest.mark.browser (make test runs it)"
+                )
 
 
 def pytest_configure(config):
@@ -158,4 +167,4 @@ def pytest_unconfigure(config):
 
 def pytest_runtest_setup(item):
     if "playwright_driver" in item.fixturenames and item.get_closest_marker("browser") is None:
-        pytest.fail(f"{item.nodeid} drives Chromium (playwright_driver): mark it @pytest.mark.browser")
+        pytest.fail(f"{item.nodeid} drives Chromium (playwright_driver): mark it browser")

@@ -270,6 +270,7 @@ def _check_controls_apart(page, fits):
     return parts
 
 
+@pytest.mark.browser  # node builds the site's widget manager, Chromium draws it
 @pytest.mark.parametrize("width", [720, 340])
 def test_explorer_control_labels_and_readouts_never_overlap(playwright_driver, widget_manager, width):
     controls = {
