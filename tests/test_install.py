@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 import types
 from pathlib import Path
@@ -137,12 +138,37 @@ def test_pip_install_brings_every_module_the_package_imports():
     base = _names(project["dependencies"])
     grading = base | _names(project["optional-dependencies"]["grading"])
     for path in sorted((ROOT / "src/visual_attention").rglob("*.py")):
-        wanted = grading if path.stem in ("grade", "assignments") else base
+        wanted = grading if path.stem in ("grade", "assignments", "student_release") else base
         for module in _third_party_imports(path):
             distribution = DISTRIBUTIONS.get(module, module).lower().replace("_", "-")
             assert distribution in {w.replace("_", "-") for w in wanted}, (
                 f"{path.relative_to(ROOT)} imports {module}: add {distribution} to pyproject.toml"
             )
+
+
+# Where the repository prints install commands for readers, instructors and users of the package.
+PRINTED = ["README.md", "nbgrader_config.py", "pyproject.toml", "binder/postBuild", "book/*.md",
+           "book/*.ipynb", "src/visual_attention/**/*.py", "scripts/*.py"]  # fmt: skip
+PACKAGE = re.compile(r"(?<![\w.])visual-attention(\[[^\]\s]*\])?(?![\w.-])")
+
+
+def test_every_install_command_names_the_package_where_it_can_be_had():
+    """No registry serves the book's package: where the repository prints its name in an install
+    command it comes with the repository's address (``_config.yml``), as the chapters' install cell
+    writes it; from a clone, ``pip install ".[lab]"`` needs no name."""
+    url, _ = sync_chapters.repository()
+    wanted = (f" @ git+{url}", " @ git+{url}")  # the install cell's template writes {url}
+    for pattern in PRINTED:
+        for path in sorted(ROOT.glob(pattern)):
+            for line_no, line in enumerate(path.read_text().splitlines(), 1):
+                if path.name == "pyproject.toml" and line.startswith("name = "):
+                    continue
+                for m in PACKAGE.finditer(line):
+                    assert line[m.end():].startswith(wanted), (
+                        f"{path.relative_to(ROOT)}:{line_no}: {line.strip()!r} names a package no "
+                        f"registry serves: write \"visual-attention[extra] @ git+{url}\" or, from a "
+                        'clone, pip install ".[extra]"'
+                    )
 
 
 def _commands(page: str) -> list[str]:

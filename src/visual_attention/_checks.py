@@ -361,6 +361,7 @@ def import_extra(module: str, extra: str) -> types.ModuleType:
         return importlib.import_module(module)
     except ImportError as error:
         raise ImportError(
-            f"{module} is missing: it comes with the '{extra}' extra of the book's package, "
-            f'pip install "visual-attention[{extra}]" (or run make setup in a clone)'
+            f"{module} is missing: it comes with the '{extra}' extra of the book's package: "
+            f'pip install ".[{extra}]" in a clone (or make setup there), or pip install '
+            f'"visual-attention[{extra}] @ git+https://github.com/attention-in-vision/attention-in-vision"'
         ) from error

@@ -11,9 +11,15 @@ between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``. The student versi
 * every solution region becomes ``raise NotImplementedError()`` (code) or ``YOUR ANSWER HERE``
   (markdown), at the region's indentation;
 * hidden tests are removed;
-* outputs and saved widget state are cleared (students run the notebook themselves);
+* outputs are cleared (students run the notebook themselves);
+* what nbgrader keeps goes too, with :func:`~visual_attention.student_release.strip_for_students`
+  (the same file gives nbgrader's ``generate_assignment`` the same step, through the repository's
+  ``nbgrader_config.py``): the saved widget state and the Think questions' answers;
 * the chapter's name is stored in the notebook's metadata, so the grader finds the instructor
   version.
+
+A student version that still :func:`~visual_attention.student_release.leaks` (an answer, a
+solution region, a hidden test, an output, widget state) is an error, never written.
 """
 
 from __future__ import annotations
@@ -23,9 +29,14 @@ import copy
 import re
 from pathlib import Path
 
-import traitlets
-
 from ._checks import import_extra
+from .student_release import (
+    ANSWER_NOTE,
+    StripForStudents,
+    leaks,
+    strip_answers,
+    strip_for_students,
+)
 
 nbformat = import_extra("nbformat", "grading")
 
@@ -44,16 +55,6 @@ _SOLUTION = re.compile(
 _HIDDEN = re.compile(
     r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)", re.M | re.S
 )
-# A "Think" question's answer: a MyST dropdown admonition titled "Answer", to the closing fence.
-_ANSWER = re.compile(r"^(:{3,})\{admonition\} Answer[^\n]*\n.*?^\1[ \t]*$\n?", re.M | re.S)
-#: What replaces a Think answer in a student version.
-ANSWER_NOTE = "*(Write your answer here; the answer is in the instructor's version.)*\n"
-
-
-def strip_answers(source: str) -> str:
-    """Markdown ``source`` without its ``{admonition} Answer`` blocks (each becomes
-    :data:`ANSWER_NOTE`)."""
-    return _ANSWER.sub(ANSWER_NOTE, source)
 
 
 def _strip_solution(source: str, markdown: bool) -> str:
@@ -89,40 +90,17 @@ def student_version(nb: nbformat.NotebookNode, chapter: str) -> nbformat.Noteboo
             n_solutions += 1
         if meta.get("grade"):
             cell.source = _HIDDEN.sub("", cell.source)
-        if cell.cell_type == "markdown":
-            cell.source = strip_answers(cell.source)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    out.metadata.pop("widgets", None)
-    out.metadata["visual_attention"] = {"chapter": chapter, "student_version": True}
+    strip_for_students(out)
     if n_solutions == 0:
         raise ValueError(f"{chapter}: no nbgrader solution cells found")
+    found = leaks(out)
+    if found:
+        raise ValueError(f"{chapter}: its student version still holds " + "; ".join(found))
+    out.metadata["visual_attention"] = {"chapter": chapter, "student_version": True}
     return out
-
-
-try:  # nbconvert comes with the grading extra (and with nbgrader)
-    from nbconvert.preprocessors import Preprocessor as _Preprocessor
-except ImportError:  # pragma: no cover - without it only the class below is unusable
-    _Preprocessor = object
-
-
-class StripForStudents(_Preprocessor):
-    """An nbgrader preprocessor: what ``make assignments`` removes and nbgrader keeps.
-
-    Drops the saved widget state and the Think questions' answers, so that nbgrader's
-    ``generate_assignment`` releases the same notebooks as :func:`student_version`. The course's
-    ``nbgrader_config.py`` (the repository's own is an example) puts it after ``ClearOutput``.
-    """
-
-    enabled = traitlets.Bool(True).tag(config=True)  # nbconvert's preprocessors default to off
-
-    def preprocess(self, nb, resources):
-        nb.metadata.pop("widgets", None)
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                cell.source = strip_answers(cell.source)
-        return nb, resources
 
 
 def write_assignments(notebooks: list[Path], out_dir: Path) -> list[Path]:
