@@ -51,6 +51,11 @@ STR = Kind("str", (3, None))
 SIZE2 = Kind("(int, int)", ((0, 4), (4,), (4.5, 4), (True, 4), "ab", 4.5))
 NEVER = Kind("not mutated", ())
 IMAGE = Kind("image (tensor or array)", ("x", None, 3, [[1.0]]))
+#: kinds every callable gets from its signature alone (``generic_kind``), even for arguments its
+#: spec skips: a non-callable for a callable, a non-Axes for ``ax``, a missing file for a path
+CALLABLE = Kind("callable", (5, "f"))
+AXES = Kind("matplotlib Axes or None", ("x", 3, [1]))
+PATH = Kind("path of an existing file", (3, None, "/nonexistent/digit_cnn.pt", "/"))
 
 
 def choice(*_options: object) -> Kind:
@@ -99,16 +104,38 @@ def _kind_from_annotation(annotation: Any) -> Kind | None:
         "str": STR,
         "tuple[int, int]": SIZE2,
         "tuple[int, int] | None": optional(SIZE2),
+        "Path | str": PATH,
+        "str | Path": PATH,
     }
     return table.get(text)
 
 
+def generic_kind(name: str, annotation: Any) -> Kind | None:
+    """The kind an argument has by its signature alone: a callable (``Callable[…]``, ``type[…]``),
+    matplotlib axes (``ax``) or the path of a file (``Path``)."""
+    text = str(annotation)
+    if "Callable" in text or "type[" in text:
+        return CALLABLE
+    if name == "ax":
+        return AXES
+    if "Path" in text:
+        return PATH
+    return None
+
+
 def bad_arguments(spec: Spec) -> list[tuple[str, Any]]:
-    """Every ``(argument, bad value)`` pair of ``spec``'s call."""
+    """Every ``(argument, bad value)`` pair of ``spec``'s call: from the kind of each argument of
+    the valid call, and from :func:`generic_kind` for the arguments it skips or leaves out."""
     target, kwargs = spec.call()
     fn = target
     sig = inspect.signature(fn)
     out = []
+    for name, param in sig.parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if (name not in kwargs or name in spec.skip) and name not in spec.kinds:
+            kind = generic_kind(name, param.annotation)
+            out += [(name, b) for b in kind.bad] if kind is not None else []
     for name, value in kwargs.items():
         if name in spec.skip:
             continue
@@ -288,6 +315,12 @@ SPECS: list[Spec] = [
         "blocks.PatchEmbed",
         lambda: _module("blocks.PatchEmbed", 2, 3, 8),
         x=lambda: _r(2, 3, 8, 8),
+    ),
+    call("blocks.BatchNorm1d", {"num_features": POS_INT}, num_features=4),
+    forward("blocks.BatchNorm1d", lambda: _module("blocks.BatchNorm1d", 4), x=lambda: _r(3, 4)),
+    call("blocks.BatchNorm2d", {"num_features": POS_INT}, num_features=4),
+    forward(
+        "blocks.BatchNorm2d", lambda: _module("blocks.BatchNorm2d", 4), x=lambda: _r(3, 4, 2, 2)
     ),
     call(
         "blocks.conv_bn_act",

@@ -21,6 +21,7 @@ from _contracts import (
     SIZE2,
     Kind,
     Spec,
+    _fn,
     _module,
     _r,
     call,
@@ -94,7 +95,13 @@ def _trained(path, *args, **kwargs):
 LAB_SPECS: list[Spec] = [
     # digits
     lcall("digits.digits_at", {"split": optional(SPLIT)}, size=8, split="test"),
-    lcall("digits.load_digit_cnn", {"path": Kind("path", (3, None, "/nonexistent.pt"))}),
+    Spec(  # an argument named path: lcall's own first argument
+        "labs.digits.load_digit_cnn",
+        lambda: (_fn("labs.digits.load_digit_cnn"), {"path": _fn("labs.digits.WEIGHTS")}),
+    ),
+    lcall("digits.DigitCNN", num_classes=10),
+    lforward("digits.DigitCNN", _trained("digits.DigitCNN"), x=lambda: _u(2, 1, 16, 16)),
+    lcall("digits.like_module", {"module": MODEL}, x=lambda: _r(2, 3).half(), module=lambda: torch.nn.Linear(3, 2)),
     # common
     lcall(
         "common.encode",
@@ -138,12 +145,6 @@ LAB_SPECS: list[Spec] = [
         layout="(N, S, C, H, W)",
     ),
     lcall("common.feature_stats", skip=("name",), train=lambda: _r(3, 4, 2, 2), name="train"),
-    lcall(
-        "common.like_module",
-        {"module": MODEL},
-        x=lambda: _r(2, 3).half(),
-        module=lambda: torch.nn.Linear(3, 2),
-    ),
     # foundations
     lcall("foundations.odd_one_out", {"split": SPLIT, "seed": SEED}, n=4, split="test", seed=0),
     lcall("foundations.OddOneOutNet", {"pool": choice()}, pool="attention", dim=8, hidden_dim=4),
@@ -1002,13 +1003,6 @@ LAB_SPECS: list[Spec] = [
 LAB_COVERED_ELSEWHERE = {
     "labs.common.EncodedHeads": "a base class; the six page models that subclass it have specs",
     "labs.digits.recipe_fingerprint": "takes no arguments",
-    "labs.digits.DigitCNN": (
-        "its source is hashed into the weights' fingerprint (recipe_fingerprint, checked by "
-        "test_lab_digits), so checks in it need `make weights`, outside this change: num_classes "
-        "is unchecked, feature_map checks x's layout (not H, W ≥ 4); the lab functions that run "
-        "it (spatial.encode, branch_features, token_features, sensor_features, frame_features) "
-        "check their images with check_canvas"
-    ),
     "labs.digits.train_digit_cnn": (
         "trains for 13 s (and its source is hashed into the weights' fingerprint); its one "
         "argument, progress, reaches fit, whose check_bool refuses a bad one after the digits load"

@@ -1,14 +1,19 @@
 """Edge cases that must work (issue: every bad input gets a clear error, every edge case works).
 
-Generic sweeps over every public callable of ``_contracts.SPECS`` (float16 and bfloat16 inputs,
-an empty batch, a batch of one) and the specific cases a probe found broken: BatchNorm networks
-trained with a last batch of one, distances in half precision, rollout of identity maps, external
-attention on large inputs and fully masked samples, the views on bfloat16 input, non-finite bars
-and markup in strings.
+Generic sweeps over every public callable of ``_contracts.SPECS`` and ``_contracts_labs.LAB_SPECS``:
+float16 and bfloat16 inputs (and modules), an empty batch, a batch of one, a batch of one in
+training mode, one value per channel (``1 × 1`` maps, one token), half-precision data through a
+float32 model (the frozen encoder, a trained head) and every list or tuple argument emptied; then
+the specific cases probes found broken: BatchNorm networks trained with a last batch of one,
+distances in half precision, rollout of identity maps, external attention on large inputs and
+fully masked samples, the views on bfloat16 input, non-finite bars, markup in strings, and the
+nine edge cases and five unclear errors of issue 25. (Non-callables for callables, non-Axes for
+``ax`` and missing files for paths are bad arguments: ``_contracts.generic_kind``.)
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import pathlib
 import re
@@ -124,6 +129,133 @@ def test_an_empty_batch_and_a_batch_of_one_work_or_are_refused_clearly(spec, siz
         assert out.shape[0] == 0, f"{spec.name}: an empty batch gave {tuple(out.shape)}"
 
 
+def _works_or_is_refused_clearly(spec, target, kwargs, what: str) -> None:
+    """``target(**kwargs)`` gives a finite result, or the package's own ValueError/TypeError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = target(**kwargs)
+    except (ValueError, TypeError) as error:
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        ours = pathlib.Path(frame.filename).resolve().is_relative_to(PACKAGE)
+        assert ours, f"{spec.name} with {what}: {type(error).__name__} from {frame.filename}: {error}"
+        return
+    except Exception as error:  # noqa: BLE001 (anything else is a broken edge case)
+        raise AssertionError(f"{spec.name} with {what}: {type(error).__name__}: {error}") from error
+    assert _finite(out), f"{spec.name} with {what}: non-finite output"
+
+
+FORWARDS = [s for s in ALL_SPECS if isinstance(getattr(s.call()[0], "__self__", None), torch.nn.Module)]
+
+
+@pytest.mark.parametrize("spec", FORWARDS, ids=lambda s: s.name)
+def test_a_batch_of_one_in_training_mode_works(spec):
+    """Every network in training mode on a batch of one: BatchNorm has one value per channel
+    where the map is 1 × 1 (blocks.BatchNorm1d/2d normalise it with the running statistics)."""
+    target, kwargs = spec.call()
+    target.__self__.train()
+    kwargs = {k: v[:1] if isinstance(v, torch.Tensor) and v.ndim else v for k, v in kwargs.items()}
+    _works_or_is_refused_clearly(spec, target, kwargs, "a batch of one in training mode")
+
+
+def _one_value_per_channel(t: torch.Tensor) -> torch.Tensor:
+    """A batch of one with every dimension but the channels cut to 1: ``(1, C, 1, 1)`` for maps
+    ``(B, C, H, W)``, ``(1, 1, C)`` for tokens or branches ``(B, N, C)``."""
+    if t.ndim == 3:
+        return t[:1, :1]
+    return t[:1, :, :1, :1]
+
+
+def _has_maps(spec) -> bool:
+    _, kwargs = spec.call()
+    return any(
+        isinstance(v, torch.Tensor) and v.is_floating_point() and v.ndim in (3, 4)
+        for v in kwargs.values()
+    )
+
+
+ONE_VALUE = [s for s in ALL_SPECS if _has_maps(s)]
+
+
+@pytest.mark.parametrize("spec", ONE_VALUE, ids=lambda s: s.name)
+def test_one_value_per_channel_works_or_is_refused_clearly(spec):
+    """Feature maps of one ``1 × 1`` map (or one token), networks in training mode: a
+    standardisation has no spread to estimate, a batch norm no batch statistics; the result is
+    finite, or the package says what the input lacks."""
+    target, kwargs = spec.call()
+    module = getattr(target, "__self__", None)
+    if isinstance(module, torch.nn.Module):
+        module.train()
+    kwargs = {
+        k: _one_value_per_channel(v)
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.ndim in (3, 4)
+        else v
+        for k, v in kwargs.items()
+    }
+    _works_or_is_refused_clearly(spec, target, kwargs, "one value per channel")
+
+
+def _runs_a_float32_model(spec) -> bool:
+    """Calls that run a model they are given (an argument that is a module, or ``encoder``, whose
+    default is the frozen digit encoder) or forward passes of a model around the frozen encoder:
+    their inputs may come in half precision while the model stays float32."""
+    from visual_attention.labs.digits import DigitCNN
+
+    target, kwargs = spec.call()
+    if not any(isinstance(_cast(v, torch.float16), torch.Tensor) for v in kwargs.values()) and not any(
+        isinstance(v, (list, tuple)) and any(isinstance(t, torch.Tensor) for t in v) for v in kwargs.values()
+    ):
+        return False
+    module = getattr(target, "__self__", None)
+    if isinstance(module, torch.nn.Module):
+        return any(isinstance(m, DigitCNN) for m in module.modules())
+    given = any(isinstance(v, torch.nn.Module) for v in kwargs.values())
+    return given or "encoder" in inspect.signature(target).parameters
+
+
+def _cast_data(value: object, dtype: torch.dtype) -> object:
+    """Floating tensors (alone or in a tuple such as ``(x, y)``) in ``dtype``; modules unchanged."""
+    if isinstance(value, torch.nn.Module):
+        return value
+    return _cast(value, dtype)
+
+
+THROUGH_FLOAT32 = [s for s in ALL_SPECS if _runs_a_float32_model(s)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("spec", THROUGH_FLOAT32, ids=lambda s: s.name)
+def test_half_precision_inputs_through_a_float32_model(spec, dtype):
+    """Half-precision data through a float32 model (the frozen encoder, a trained head): the
+    model reads it in its own precision."""
+    target, kwargs = spec.call()
+    kwargs = {k: _cast_data(v, dtype) for k, v in kwargs.items()}
+    _works_or_is_refused_clearly(spec, target, kwargs, f"{dtype} inputs through a float32 model")
+
+
+def _sequences(spec) -> list[str]:
+    _, kwargs = spec.call()
+    return [
+        k
+        for k, v in kwargs.items()
+        if isinstance(v, (list, tuple))
+        and not hasattr(v, "_fields")
+        and v
+        and not any(isinstance(t, torch.Tensor) for t in v)
+    ]
+
+
+EMPTY = [(s, k) for s in ALL_SPECS for k in _sequences(s)]
+
+
+@pytest.mark.parametrize(("spec", "name"), EMPTY, ids=[f"{s.name}-{k}" for s, k in EMPTY])
+def test_an_empty_sequence_works_or_is_refused_clearly(spec, name):
+    """Every list or tuple argument emptied (no shifts, no seeds, no sizes, no names …)."""
+    target, kwargs = spec.call()
+    kwargs[name] = type(kwargs[name])()
+    _works_or_is_refused_clearly(spec, target, kwargs, f"{name} empty")
+
+
 def test_fit_trains_a_batchnorm_network_whose_last_batch_holds_one_sample():
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -220,3 +352,48 @@ def test_strings_that_reach_html_are_escaped_or_refused():
     assert "<script>" not in page and "&lt;script&gt;" in page
     page = bars_html([1.0], ['<b onclick="x">'], title="<i>t</i>")
     assert "<b " not in page and "<i>" not in page
+
+
+def test_the_nine_edge_cases_the_outside_probe_found_work():
+    """Issue 25, part 5: what an outside probe of every public callable found broken."""
+    from visual_attention.branch import SelectiveKernel
+    from visual_attention.labs import branch, channel, common, efficient_attention, temporal
+    from visual_attention.labs.digits import DigitCNN
+
+    torch.manual_seed(0)
+    for net, x in ((SelectiveKernel(8).train(), torch.randn(1, 8, 6, 6)),
+                   (branch.ScaleHead().train(), torch.randn(1, 2, 64))):
+        out = net(x)  # a batch of one in training mode: BatchNorm has one value per channel
+        assert torch.isfinite(out).all()
+    (f,) = common.standardize(torch.randn(1, 4, 1, 1))  # one 1 × 1 map: no spread
+    assert torch.isfinite(f).all() and (f == 0).all()
+    assert all(torch.isfinite(t).all() for t in branch.standardize_branches(torch.randn(1, 1, 4), torch.randn(3, 1, 4)))
+    encoder = DigitCNN().eval()
+    for dtype in (torch.float16, torch.bfloat16):  # half-precision images, float32 encoder
+        assert torch.isfinite(channel.sensor_features(encoder, torch.rand(2, 3, 1, 16, 16).to(dtype))).all()
+        assert torch.isfinite(temporal.frame_features(encoder, torch.rand(2, 3, 1, 16, 16).to(dtype))).all()
+    g = gen(7)
+    q, k = [(torch.randint(0, 2, (2, n, 4), generator=g) * 200 - 100).half() for n in (3, 5)]
+    far = efficient_attention.linear_vs_softmax(q, k, torch.randn(2, 5, 2).half(), temperature=0.1)
+    assert all(math.isfinite(v) for v in far.values()), far
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: fit(torch.nn.Linear(2, 2), (torch.rand(4, 2), torch.zeros(4).long()), loss_fn=5),
+         "loss_fn must be None or a callable (logits, labels) → loss, got int"),
+        (lambda: plot_attention(torch.rand(3, 4, 4), torch.rand(2, 2), ax="x"),
+         "ax must be a matplotlib Axes or None, got str"),
+        (lambda: __import__("visual_attention.labs.local_attention").labs.local_attention.reach(2, 4, 2, shifts=[]),
+         "shifts must be a non-empty sequence"),
+        (lambda: __import__("visual_attention.labs.digits").labs.digits.load_digit_cnn("/nonexistent/digit_cnn.pt"),
+         "path must name an existing weights file"),
+        (lambda: __import__("visual_attention.labs.digits").labs.digits.DigitCNN(num_classes=0),
+         "num_classes must be a positive integer, got 0"),
+    ],
+    ids=["fit-loss_fn", "plot_attention-ax", "reach-shifts", "load_digit_cnn-path", "DigitCNN-num_classes"],
+)
+def test_the_five_unclear_errors_name_the_argument(call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()

@@ -8,6 +8,7 @@ import math
 import numbers
 import types
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -336,10 +337,37 @@ def check_seeds(name: str, seeds: object) -> tuple[int, ...]:
     return tuple(check_int(f"{name}[{i}]", s, 0) for i, s in enumerate(seeds))
 
 
-def check_instance(name: str, value: object, cls: type) -> None:
-    """Raise ``ValueError`` unless ``value`` is a ``cls``."""
+def check_instance(
+    name: str, value: object, cls: type, optional: bool = False, what: str = ""
+) -> None:
+    """Raise ``ValueError`` unless ``value`` is a ``cls`` (or ``None``, if ``optional``); ``what``
+    names the class in the message (default: ``cls.__name__``)."""
+    if optional and value is None:
+        return
     if not isinstance(value, cls):
-        raise ValueError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+        none, got = " or None" if optional else "", type(value).__name__
+        raise ValueError(f"{name} must be a {what or cls.__name__}{none}, got {got}")
+
+
+def check_file(name: str, path: object, what: str = "file") -> Path:
+    """``path`` (a ``str`` or a :class:`~pathlib.Path`) of an existing file, as a ``Path``;
+    ``what`` says what the file holds."""
+    if isinstance(path, bool) or not isinstance(path, (str, Path)):
+        raise ValueError(f"{name} must be a str or a Path of a {what}, got {type(path).__name__}")
+    if not Path(path).is_file():
+        raise ValueError(f"{name} must name an existing {what}, got {str(path)!r}: no such file")
+    return Path(path)
+
+
+def check_callable(name: str, value: object, optional: bool = False, what: str = "") -> None:
+    """Raise ``ValueError`` unless ``value`` is callable (or ``None``, if ``optional``); ``what``
+    says what it is called with (``"(logits, labels) → loss"``)."""
+    if optional and value is None:
+        return
+    if not callable(value):
+        none = "None or " if optional else ""
+        takes = f" {what}" if what else ""
+        raise ValueError(f"{name} must be {none}a callable{takes}, got {type(value).__name__}")
 
 
 def check_labels(name: str, labels: object, n: int | None = None) -> torch.Tensor:

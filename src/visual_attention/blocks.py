@@ -13,7 +13,9 @@
   with
   an optional convolutional stem (Xiao et al., "Early Convolutions Help Transformers See Better",
   NeurIPS 2021) and an optional LayerNorm (Swin Sec. 3.1).
-* :func:`conv_bn_act` — convolution, batch norm and ReLU, the unit of every small CNN in the book.
+* :func:`conv_bn_act` — convolution, batch norm and ReLU, the unit of every small CNN in the book;
+  :class:`BatchNorm1d` and :class:`BatchNorm2d` — PyTorch's batch norms, which also take one value
+  per channel in training mode (a batch of one): the package's networks use them.
 * :class:`AttentionPooling` — additive attention pooling with a learned context vector (Bahdanau et
   al., ICLR 2015; Yang et al., "Hierarchical Attention Networks", NAACL 2016, Eq. 5-7; the
   attention
@@ -33,6 +35,7 @@ from torch import nn
 from ._checks import (
     check_bool,
     check_bool_mask,
+    check_callable,
     check_int_or_none,
     check_module,
     check_positive_int,
@@ -49,6 +52,8 @@ __all__ = [
     "Mlp",
     "PreNormBlock",
     "PatchEmbed",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "conv_bn_act",
     "AttentionPooling",
 ]
@@ -184,6 +189,7 @@ class Mlp(nn.Sequential):
     def __init__(self, dim: int, hidden_dim: int, act_layer: type[nn.Module] = nn.GELU) -> None:
         check_positive_int("dim", dim)
         check_positive_int("hidden_dim", hidden_dim)
+        check_callable("act_layer", act_layer, what="() → an activation module")
         super().__init__(nn.Linear(dim, hidden_dim), act_layer(), nn.Linear(hidden_dim, dim))
         self.dim = dim
 
@@ -306,6 +312,43 @@ def _stem_widths(stem_channels: object) -> tuple[int, ...]:
     return widths
 
 
+class _OneValueBatchNorm:
+    """In training mode, a batch norm that sees one value per channel (a batch of one ``(1, C)``,
+    or ``(1, C, 1, 1)``) has no batch statistics: PyTorch raises. This one normalises such an
+    input with its running statistics, as in eval mode, and leaves them unchanged; every other
+    input takes PyTorch's path, unchanged."""
+
+    layouts: tuple[str, ...] = ()
+
+    def __init__(self, num_features: int, *args, **kwargs) -> None:
+        super().__init__(check_positive_int("num_features", num_features), *args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rank = x.ndim if isinstance(x, torch.Tensor) else -1
+        fits = [lay for lay in self.layouts if lay.count(",") + 1 == rank]
+        layout = fits[0] if fits else self.layouts[-1]
+        check_tensor("x", x, layout, C=self.num_features)
+        if self.training and x.numel() <= x.shape[1] and self.running_mean is not None:
+            stats = (self.running_mean, self.running_var, self.weight, self.bias)
+            return nn.functional.batch_norm(x, *stats, training=False, eps=self.eps)
+        return super().forward(x)
+
+
+class BatchNorm1d(_OneValueBatchNorm, nn.BatchNorm1d):
+    """:class:`torch.nn.BatchNorm1d` that also normalises a batch of one in training mode (with
+    the running statistics, left unchanged). Shapes: ``(B, C)`` or ``(B, C, L)``, unchanged."""
+
+    layouts = ("(B, C)", "(B, C, L)")
+
+
+class BatchNorm2d(_OneValueBatchNorm, nn.BatchNorm2d):
+    """:class:`torch.nn.BatchNorm2d` that also normalises one value per channel in training mode
+    (a batch of one ``1 × 1`` map, with the running statistics, left unchanged). Shapes:
+    ``(B, C, H, W)``, unchanged."""
+
+    layouts = ("(B, C, H, W)",)
+
+
 def conv_bn_act(
     in_channels: int,
     out_channels: int,
@@ -332,11 +375,12 @@ def conv_bn_act(
     ):
         check_positive_int(name, value)
     check_bool("bias", bias)
+    check_callable("act_layer", act_layer, optional=True, what="() → an activation module")
     padding = dilation * (kernel_size - 1) // 2
     conv = nn.Conv2d(
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=bias
     )
-    layers = [conv, nn.BatchNorm2d(out_channels)] + ([act_layer()] if act_layer else [])
+    layers = [conv, BatchNorm2d(out_channels)] + ([act_layer()] if act_layer else [])
     return nn.Sequential(*layers)
 
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ._checks import check_bool, check_positive_int, check_tensor
-from .blocks import conv_bn_act
+from .blocks import BatchNorm2d, conv_bn_act
 from .channel import make_rd_channels
 from .core import AttentionModule, masked_softmax
 
@@ -193,7 +193,7 @@ class SelectiveKernel(AttentionModule):
         self.branches = nn.ModuleList(branch(k) for k in kernel_sizes)
         # fuse: z = δ(B(W s)), W: C -> d (Eq. 4); select: A_m: d -> C for every branch (Eq. 5)
         self.fc_reduce = nn.Conv2d(out_channels, rd_channels, 1, bias=False)
-        self.bn = nn.BatchNorm2d(rd_channels)
+        self.bn = BatchNorm2d(rd_channels)
         self.act = act_layer()
         self.fc_select = nn.Conv2d(rd_channels, out_channels * self.num_branches, 1, bias=False)
         # [end-sk-layers]

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ._checks import check_bool, check_choice, check_int_sequence, check_positive_int, check_tensor
-from .blocks import conv_bn_act
+from .blocks import BatchNorm2d, conv_bn_act
 from .branch import SelectiveKernel
 from .channel import make_channel_attention
 
@@ -67,7 +67,7 @@ def _conv3x3(
     if attention == "sk":
         return SelectiveKernel(in_channels, out_channels, stride=stride), nn.Identity()
     conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-    return conv, nn.BatchNorm2d(out_channels)
+    return conv, BatchNorm2d(out_channels)
 
 
 class BasicBlock(nn.Module):
@@ -87,7 +87,7 @@ class BasicBlock(nn.Module):
         self.in_channels, out_channels = in_channels, planes * self.expansion
         self.conv1, self.bn1 = _conv3x3(attention, in_channels, planes, stride)
         self.conv2 = nn.Conv2d(planes, out_channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.bn2 = BatchNorm2d(out_channels)
         self.attn = make_attention(attention, out_channels)
         self.act = nn.ReLU(inplace=True)
         self.downsample = _shortcut(in_channels, out_channels, stride)
@@ -118,10 +118,10 @@ class Bottleneck(nn.Module):
         _check_block(in_channels, planes, stride, attention)
         self.in_channels, out_channels = in_channels, planes * self.expansion
         self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = BatchNorm2d(planes)
         self.conv2, self.bn2 = _conv3x3(attention, planes, planes, stride)
         self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.bn3 = BatchNorm2d(out_channels)
         self.attn = make_attention(attention, out_channels)
         self.act = nn.ReLU(inplace=True)
         self.downsample = _shortcut(in_channels, out_channels, stride)
@@ -182,7 +182,7 @@ class ResNet(nn.Module):
         else:
             self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = BatchNorm2d(width)
         self.act = nn.ReLU(inplace=True)
         channels = width
         stages: list[nn.Module] = []

@@ -31,6 +31,7 @@ from ._checks import (
     check_tensor,
     shape_str,
 )
+from .blocks import BatchNorm2d
 from .core import AttentionModule, scaled_dot_product_attention
 
 __all__ = [
@@ -140,7 +141,7 @@ class NonLocalBlock(AttentionModule):
         self.phi = nn.Conv2d(channels, rd_channels, 1)
         self.g = nn.Conv2d(channels, rd_channels, 1)
         self.w_z = nn.Conv2d(rd_channels, channels, 1)
-        self.norm = nn.BatchNorm2d(channels) if use_bn else nn.Identity()
+        self.norm = BatchNorm2d(channels) if use_bn else nn.Identity()
         self.pool = nn.MaxPool2d(2) if subsample else nn.Identity()
         # the block starts as the identity: z = 0 + x
         if use_bn:

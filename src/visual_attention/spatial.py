@@ -30,6 +30,7 @@ from ._checks import (
     check_tensor,
     shape_str,
 )
+from .blocks import BatchNorm2d
 from .core import AttentionModule, query_attention
 
 #: Values accepted by ``QuerySpatialAttention(query=...)``.
@@ -81,7 +82,7 @@ class SpatialGate(AttentionModule):
         super().__init__()
         self.kernel_size = check_odd_int("kernel_size", kernel_size)
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
-        self.bn = nn.BatchNorm2d(1)
+        self.bn = BatchNorm2d(1)
 
     # fmt: off
     def forward(self, x: torch.Tensor) -> torch.Tensor:

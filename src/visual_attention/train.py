@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ._checks import (
     check_bool,
+    check_callable,
     check_choice,
     check_floating,
     check_int,
@@ -102,9 +103,10 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Accuracy of ``model`` on inputs ``x`` ``(N, ...)`` with labels ``y`` ``(N,)``, in eval
-    mode."""
+    mode (``x`` in the model's precision: half-precision inputs for a float32 model)."""
     check_module("model", model), check_xy(x, y, "x", "y")
     check_positive_int("batch_size", batch_size)
+    x = _like_model(x, model)
     was_training = model.training
     model.eval()
     correct = 0
@@ -186,12 +188,13 @@ def fit(
 
     Args:
         model: maps ``(B, ...)`` inputs to ``(B, num_classes)`` logits.
-        train: inputs ``(N, ...)`` and int64 labels ``(N,)``.
+        train: inputs ``(N, ...)`` (read in the model's precision) and int64 labels ``(N,)``.
         test: optional held-out ``(x, y)``.
         epochs, lr, batch_size, weight_decay: the usual.
         seed: seeds the parameter-free randomness of training (the shuffling order, the shifts);
             seed the model's initialisation yourself.
-        loss_fn: defaults to cross-entropy (with ``label_smoothing``).
+        loss_fn: ``(logits, labels) → loss``; defaults to cross-entropy (with
+            ``label_smoothing``).
         progress: show a ``tqdm.auto`` bar over the batches of all epochs.
         optimizer: ``"adam"`` (weight decay as an L2 penalty) or ``"adamw"`` (decoupled weight
             decay).
@@ -215,6 +218,7 @@ def fit(
         batch_size,
         weight_decay,
         seed,
+        loss_fn,
         progress,
         desc,
         optimizer,
@@ -222,7 +226,7 @@ def fit(
         label_smoothing,
         max_shift,
     )
-    x, y = train
+    x, y = _like_model(train[0], model), train[1]
     if loss_fn is None:
 
         def loss_fn(logits, labels):
@@ -298,8 +302,7 @@ def fit_seeds(
         :class:`SeedRuns`: the final test accuracy, the model (in eval mode) and the
         :class:`History` of each seed.
     """
-    if not callable(make_model):
-        raise ValueError(f"make_model must be callable, got {type(make_model).__name__}")
+    check_callable("make_model", make_model, what="() → a new model")
     check_seeds("seeds", seeds)
     if test is None:
         raise ValueError("test must be a pair (x, y): the seeds are compared by test accuracy")
@@ -323,6 +326,7 @@ def _check_fit(
     batch_size,
     weight_decay,
     seed,
+    loss_fn,
     progress,
     desc,
     optimizer,
@@ -338,12 +342,20 @@ def _check_fit(
     check_positive_int("epochs", epochs), check_positive_number("lr", lr)
     check_positive_int("batch_size", batch_size), check_number("weight_decay", weight_decay, 0.0)
     check_int("seed", seed, minimum=0), check_bool("progress", progress), check_str("desc", desc)
+    check_callable("loss_fn", loss_fn, optional=True, what="(logits, labels) → loss")
     check_choice("optimizer", optimizer, ("adam", "adamw"))
     if warmup_epochs is not None and check_int("warmup_epochs", warmup_epochs, 0) > epochs:
         raise ValueError(f"warmup_epochs must be in [0, epochs = {epochs}], got {warmup_epochs}")
     check_number("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
     if check_int("max_shift", max_shift, minimum=0):
         check_rank("train[0]", x, exactly=4, expected="(N, C, H, W)")
+
+
+def _like_model(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Floating inputs ``x`` in the precision of ``model``'s parameters (the same tensor when they
+    agree): half-precision data through a float32 model."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
+    return x.to(dtype) if x.is_floating_point() else x
 
 
 def _has_batch_norm(model: nn.Module) -> bool:

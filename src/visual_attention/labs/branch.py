@@ -32,6 +32,7 @@ from .._checks import (
     check_seeds,
     check_tensor,
 )
+from ..blocks import BatchNorm1d
 from ..branch import fuse_branches, select_branches
 from ..core import AttentionModule, masked_softmax, record_attention
 from ..data import cluttered_digits, load_digits
@@ -175,7 +176,7 @@ class ScaleHead(AttentionModule):
         check_positive_int("rd_channels", rd_channels)
         if mode == "select":  # as in SelectiveKernel: W, BN, δ, then every A_m at once
             self.fc_reduce = nn.Linear(channels, rd_channels, bias=False)
-            self.bn = nn.BatchNorm1d(rd_channels)
+            self.bn = BatchNorm1d(rd_channels)
             self.fc_select = nn.Linear(rd_channels, branches * channels, bias=False)
         self.fc = nn.Linear(channels, check_positive_int("num_classes", num_classes))
 

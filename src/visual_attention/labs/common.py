@@ -8,8 +8,8 @@ another chapter's lab (an import-linter contract of ``make lint``).
   once: ``(N, 1, H, W)`` → features ``(N, 64, H/4, W/4)``, one per ``4 × 4`` pixels;
   :func:`token_features` — the same averaged over ``2 × 2`` positions, one token per ``8 × 8``
   pixels; :func:`pooled_features` — one vector per image of a stack (sensors, frames):
-  ``(N, S, 1, H, W)`` → ``(N, S, 64)``; :func:`like_module` — half-precision input for a float32
-  encoder.
+  ``(N, S, 1, H, W)`` → ``(N, S, 64)``; :func:`like_module` (from
+  :mod:`~visual_attention.labs.digits`) — half-precision input for a float32 model.
 * :func:`feature_stats` and :func:`standardize` — per-channel standardisation of feature maps with
   the training statistics.
 * :class:`EncodedHeads` — the base of the page models that put trained heads on the frozen
@@ -38,7 +38,7 @@ from .._checks import (
 )
 from ..core import record_attention
 from ._checks import check_canvas, check_encoder, check_models
-from .digits import load_digit_cnn
+from .digits import like_module, load_digit_cnn
 
 __all__ = [
     "like_module",
@@ -51,14 +51,6 @@ __all__ = [
     "collect_attention",
     "peak_memory",
 ]
-
-
-def like_module(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
-    """``x`` in the floating dtype of ``module``'s parameters (a no-op when they agree): a frozen
-    float32 encoder reads half-precision images."""
-    check_tensor("x", x, "(B, *S)"), check_module("module", module)
-    dtype = next((p.dtype for p in module.parameters()), x.dtype)
-    return x if x.dtype == dtype else x.to(dtype)
 
 
 @torch.no_grad()
@@ -112,7 +104,8 @@ def pooled_features(
 ) -> torch.Tensor:
     """One feature vector per image of a stack (the sensors of an example, the frames of a clip):
     the frozen ``encoder``'s feature map averaged over positions (the vector its own classifier
-    reads). ``images`` ``(N, S, 1, H, W)`` → ``(N, S, C)``, computed once, in batches.
+    reads). ``images`` ``(N, S, 1, H, W)`` → ``(N, S, C)``, computed once, in batches, in the
+    encoder's precision (a float32 encoder reads half-precision images).
 
     Args:
         encoder: a module with ``feature_map``.
@@ -125,7 +118,7 @@ def pooled_features(
     check_positive_int("batch_size", batch_size)
     flat = images.flatten(0, 1)
     parts = [
-        encoder.feature_map(flat[i : i + batch_size]).mean(dim=(2, 3))
+        encoder.feature_map(like_module(flat[i : i + batch_size], encoder)).mean(dim=(2, 3))
         for i in range(0, len(flat), batch_size)
     ]
     return torch.cat(parts).reshape(n, s, -1)
@@ -133,11 +126,18 @@ def pooled_features(
 
 def feature_stats(train: torch.Tensor, name: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and standard deviation ``(1, C, 1, 1)`` of ``train`` ``(N, C, h, w)``
-    over ``N, h, w`` (each standard deviation at least ``1e-6``)."""
-    check_tensor(name, train, "(N, C, h, w)")
+    over ``N, h, w`` (each standard deviation at least ``1e-6``).
+
+    The standard deviation is the sample one (``N·h·w − 1`` degrees of freedom); of a single
+    value per channel (one ``1 × 1`` map) it is undefined, and taken as 0 (then ``1e-6``): that
+    channel is constant, as far as ``train`` shows."""
+    n, _, h, w = check_tensor(name, train, "(N, C, h, w)")
     mean = train.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
-    std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # (1, C, 1, 1)
-    return mean, std
+    if n * h * w > 1:
+        std = train.std(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
+    else:  # one value: no spread to estimate (the sample formula divides 0 by 0)
+        std = torch.zeros_like(mean)
+    return mean, std.clamp_min(1e-6)
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -210,8 +210,8 @@ def collect_attention(
 
     Each batch runs under :func:`~visual_attention.core.record_attention`; the weights of the
     modules in ``names`` (all that recorded, if ``None``) are passed through ``reduce`` (e.g. a
-    mean over channels) and concatenated over the batches. The model's train/eval mode is restored
-    afterwards.
+    mean over channels) and concatenated over the batches; ``x`` runs in the model's precision
+    (:func:`like_module`). The model's train/eval mode is restored afterwards.
     """
     check_module("model", model), check_tensor("x", x, "(N, *S)")
     check_positive_int("batch_size", batch_size)
@@ -226,7 +226,7 @@ def collect_attention(
     try:
         for i in range(0, len(x), batch_size):
             with record_attention(model) as maps:
-                model(x[i : i + batch_size])
+                model(like_module(x[i : i + batch_size], model))  # half precision: as the model
             for name in maps if wanted is None else wanted:
                 if name not in maps:
                     raise ValueError(f"names: no module {name!r} recorded; recorded: {list(maps)}")

@@ -25,18 +25,22 @@ import torch
 from torch import nn
 
 from .._checks import (
+    check_file,
+    check_module,
     check_positive_int,
     check_tensor,
 )
 from ..blocks import conv_bn_act
 from ..data import load_digits
 from ..train import evaluate, fit, seed_everything
+from ._checks import check_canvas
 
 __all__ = [
     "DIGIT_SIZE",
     "RECIPE",
     "WEIGHTS",
     "DigitCNN",
+    "like_module",
     "digits_at",
     "train_digit_cnn",
     "recipe_fingerprint",
@@ -69,14 +73,22 @@ class DigitCNN(nn.Module):
             nn.MaxPool2d(2),
             conv_bn_act(64, self.channels, bias=False),
         )
-        self.head = nn.Linear(self.channels, num_classes)
+        self.head = nn.Linear(self.channels, check_positive_int("num_classes", num_classes))
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, "(B, C, H, W)", C=1)
-        return self.features(x)
+        check_canvas("x", x, "(B, C, H, W)")  # one channel, H, W ≥ 4 (two 2 × 2 max-pools)
+        return self.features(like_module(x, self))  # float32 weights read half-precision images
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.feature_map(x).mean(dim=(2, 3)))
+
+
+def like_module(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
+    """``x`` in the floating dtype of ``module``'s parameters (a no-op when they agree): a frozen
+    float32 encoder reads half-precision images."""
+    check_tensor("x", x, "(B, *S)"), check_module("module", module)
+    dtype = next((p.dtype for p in module.parameters()), x.dtype)
+    return x if x.dtype == dtype else x.to(dtype)
 
 
 def digits_at(size: int, split: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,12 +127,22 @@ def recipe_fingerprint() -> str:
 
 
 def load_digit_cnn(path: Path | str = WEIGHTS) -> DigitCNN:
-    """The trained :class:`DigitCNN`, frozen (eval mode, no gradients)."""
-    if not isinstance(path, (str, Path)):
-        raise ValueError(f"path must be a str or a Path, got {type(path).__name__}")
-    saved = torch.load(path, weights_only=True)
+    """The trained :class:`DigitCNN`, frozen (eval mode, no gradients).
+
+    Args:
+        path: a weights file written by ``make weights`` (default: the package's,
+            :data:`WEIGHTS`).
+    """
+    path = check_file("path", path, "weights file of the digit encoder (make weights writes it)")
     model = DigitCNN()
-    model.load_state_dict(saved["state_dict"])
+    try:
+        saved = torch.load(path, weights_only=True)
+        model.load_state_dict(saved["state_dict"])
+    except Exception as error:  # not a torch file, not a dict, or another network's weights
+        raise ValueError(
+            f"path must be a weights file of the digit encoder (make weights writes one), got "
+            f"{str(path)!r}: {type(error).__name__}: {str(error)[:200]}"
+        ) from error
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()

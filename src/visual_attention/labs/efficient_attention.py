@@ -258,6 +258,8 @@ def linear_vs_softmax(
         q: ``(*B, Lq, D)``; k: ``(*B, Lk, D)``; v: ``(*B, Lk, Dv)``.
         temperature: divides the softmax scores (lower: sharper).
 
+    Half-precision inputs are compared in float32 (their products overflow float16).
+
     Returns:
         ``output_error``: ``‖o_lin − o_soft‖ / ‖o_soft‖`` over all outputs;
         ``weights_tv``: the total-variation distance ``½ Σ_j |w_lin − w_soft|`` averaged over
@@ -266,6 +268,10 @@ def linear_vs_softmax(
     """
     check_qkv(q, k, v, broadcast=False)
     temperature = check_positive_number("temperature", temperature)
+    # measured in float32 at least: in half precision φ(q)ᵀφ(k) and the norms overflow (inputs
+    # ±100 at temperature 0.1 give scores of 10⁵ > 65504) and the distances come out NaN
+    dtype = torch.promote_types(q.dtype, torch.float32)
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     scale = temperature**-0.5
     o_soft, w_soft = scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5 / temperature)
     w_lin = linear_weights(q * scale, k * scale)

@@ -29,6 +29,7 @@ from einops.layers.torch import Rearrange
 from torch import nn
 
 from .._checks import (
+    check_callable,
     check_choice,
     check_instance,
     check_int,
@@ -48,7 +49,7 @@ from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_canvas, check_data
 from .common import EncodedHeads, standardize, token_features
-from .digits import DIGIT_SIZE, digits_at
+from .digits import DIGIT_SIZE, digits_at, like_module
 
 __all__ = [
     "CANVAS",
@@ -257,6 +258,7 @@ class TokenClassifier(nn.Module):
             raise ValueError(
                 f"img_size ({img_size}) must be a multiple of patch_size ({patch_size})"
             )
+        check_callable("attn_layer", attn_layer, optional=True, what="(dim, block) → a module")
         attn_layer = attn_layer or (lambda d, i: GlobalAttention(d, num_heads=4))
         self.img_size, self.in_channels, self.grid = img_size, in_channels, img_size // patch_size
         if stem == "conv" and patch_size > 1:
@@ -336,6 +338,7 @@ def attention_weights(head: PairHead, features: torch.Tensor) -> torch.Tensor:
     check_instance("head", head, PairHead)
     g = head.grid
     check_tensor("features", features, "(B, C, H, W)", C=head.channels, H=g, W=g)
+    features = like_module(features, head)  # half-precision features for a float32 head
     _, weights = head.block.attn(
         head.block.norm1(head.embed(features.flatten(2).transpose(1, 2)) + head.pos),
         mask=head.mask,

@@ -44,7 +44,7 @@ from ..views.model_explorer import ModelExplorer, labelled, maps, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_canvas, check_data
 from .common import EncodedHeads
-from .digits import DIGIT_SIZE, digits_at
+from .digits import DIGIT_SIZE, digits_at, like_module
 
 __all__ = [
     "CANVAS",
@@ -214,7 +214,7 @@ def position_weights(head: RegionHead, f: torch.Tensor) -> torch.Tensor:
     check_instance("head", head, RegionHead)
     check_tensor("f", f, "(N, C, h, w)", C=head.channels)
     with record_attention(head.eval()) as maps:
-        head(f)
+        head(like_module(f, head))  # half-precision features for a float32 head
     return _position_map(head, maps, *f.shape[-2:])
 
 

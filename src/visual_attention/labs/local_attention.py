@@ -52,7 +52,7 @@ from ..views.viz import data_uri
 from ..views.widgets import attention_explorer
 from ._checks import check_data, check_encoder, check_initial
 from .common import EncodedHeads, standardize, token_features
-from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
+from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
 
 __all__ = [
     "CANVAS",
@@ -231,8 +231,11 @@ def reach(height: int, width: int, window_size: int, shifts: Sequence[int]) -> t
     """
     n = check_positive_int("height", height) * check_positive_int("width", width)
     m = check_positive_int("window_size", window_size)
-    if isinstance(shifts, (str, bytes)) or not isinstance(shifts, Sequence):
-        raise ValueError(f"shifts must be a sequence of shifts in [0, {m}), got {shifts!r:.60}")
+    if isinstance(shifts, (str, bytes)) or not isinstance(shifts, Sequence) or not shifts:
+        raise ValueError(
+            f"shifts must be a non-empty sequence of shifts in [0, {m}), one per block, got "
+            f"{shifts!r:.60}"
+        )
     for i, s in enumerate(shifts):
         if not 0 <= check_int(f"shifts[{i}]", s) < m:
             raise ValueError(f"shifts[{i}] must be in [0, window_size = {m}), got {s}")
@@ -253,9 +256,11 @@ def reach(height: int, width: int, window_size: int, shifts: Sequence[int]) -> t
 def block_weights(head: ShiftHead, features: torch.Tensor, block: int = 1) -> torch.Tensor:
     """The attention weights of block ``block`` on ``features`` ``(B, C, 2, 4)``, averaged over
     heads and scattered to token pairs: ``(B, N, N)`` (row = query, column = key, ``N = 8``)."""
-    check_choice("block", block, (0, 1))
+    check_instance("head", head, ShiftHead), check_choice("block", block, (0, 1))
+    h, w = GRID
+    check_tensor("features", features, "(B, C, H, W)", C=head.channels, H=h, W=w)
     with record_attention(head) as maps:
-        head(features)
+        head(like_module(features, head))  # half-precision features for a float32 head
     shift = head.blocks[block].attn.shift_size
     index = window_token_index(*GRID, WINDOW, shift)
     return to_dense(maps[f"blocks.{block}.attn.attn"], index).mean(dim=1)

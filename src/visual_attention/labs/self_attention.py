@@ -40,6 +40,7 @@ from .._checks import (
     check_tensor,
     shape_str,
 )
+from ..blocks import BatchNorm2d
 from ..core import record_attention
 from ..self_attention import NonLocalBlock
 from ..train import SeedRuns, evaluate, fit_seeds
@@ -172,7 +173,7 @@ class LocalBlock(nn.Module):
         self.kernel = check_positive_int("kernel", kernel)
         self.conv = nn.Conv2d(channels, channels, (1, kernel), padding=(0, kernel // 2))
         self.w_z = nn.Conv2d(channels, channels, 1)
-        self.norm = nn.BatchNorm2d(channels)
+        self.norm = BatchNorm2d(channels)
         nn.init.zeros_(self.norm.weight)  # the block starts as the identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

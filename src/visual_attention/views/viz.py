@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 from PIL import Image
 
@@ -29,6 +30,7 @@ from .._checks import (
     check_cell,
     check_choice,
     check_floating,
+    check_instance,
     check_int,
     check_number,
     check_positive_number,
@@ -293,7 +295,7 @@ def plot_attention(
         image: ``(3, H, W)`` tensor in ``[0, 1]`` or ``(H, W, 3)`` array.
         weights: ``(h, w)`` weights; each cell covers ``H/h × W/w`` pixels.
         query: optional ``(row, col)`` cell to outline.
-        ax: matplotlib axes (a new figure if ``None``).
+        ax: a matplotlib ``Axes`` to draw on (a new figure if ``None``).
 
     Returns:
         the axes.
@@ -307,6 +309,7 @@ def plot_attention(
     check_number("alpha", alpha, 0.0, 1.0), check_str("title", title)
     if query is not None:
         check_cell("query", query, (h, w))
+    check_instance("ax", ax, Axes, optional=True, what="matplotlib Axes")
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 3.2))
     ax.imshow(img.mean(-1), cmap="gray", extent=(0, width, height, 0))
