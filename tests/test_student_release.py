@@ -126,3 +126,10 @@ def test_an_answer_block_left_open_is_refused_not_released():
     nb.cells.append(nbformat.v4.new_markdown_cell(":::{admonition} Answer\nnever closed"))
     with pytest.raises(ValueError, match="still holds cell .*: an answer block"):
         assignments.student_version(nb, "foundations")
+
+
+def test_the_instructors_page_names_the_nbgrader_the_tests_run():
+    pin = next(x for x in (ROOT / "requirements.txt").read_text().splitlines() if x.startswith("nbgrader=="))
+    page = (ROOT / "book" / "instructors.md").read_text()
+    assert f"pip install {pin}" in page
+    assert "src/visual_attention/student_release.py" in page and "source/<assignment>/" in page
