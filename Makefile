@@ -1,7 +1,8 @@
 # Attention in Vision: two commands from a fresh machine.
 #   make book   set up .venv (Python packages, the package itself; graphviz, npm) and build _build/html
-#   make test   the same set-up, then every test: package, notebooks (nbval), the built site in
-#               Chromium, JupyterLab with a kernel
+#   make test   the same set-up, then every test: package, notebooks (nbval, and once more under
+#               another arithmetic: make portable), the built site in Chromium, JupyterLab
+#               with a kernel
 # Also, with Python alone (graphviz optional): make lab (JupyterLab on the chapters, also as root),
 #       make unit (the package's tests), make assignments (student versions in _build/assignments;
 #       grade with python -m visual_attention.grade); and make execute (re-run chapters, keeping
@@ -15,7 +16,7 @@ NODE   := node_modules/.package-lock.json
 NOTEBOOKS := $(wildcard book/*.ipynb)
 export PYTHONHASHSEED := 0
 
-.PHONY: book test lint weights unit notebooks lab execute assignments bench setup system-deps browser-deps clean
+.PHONY: book test lint weights unit notebooks portable lab execute assignments bench setup system-deps browser-deps clean
 
 # Python only: a virtual environment with the pinned packages and the book's package.
 setup: $(STAMP)
@@ -42,7 +43,7 @@ book: setup system-deps $(NODE)
 	rm -rf _build/html _build/.doctrees
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 
-test: lint browser-deps book
+test: lint browser-deps book portable
 	$(PY) -m pytest tests book --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval-sanitize.cfg -p no:cacheprovider
 
@@ -61,6 +62,13 @@ notebooks: setup
 	bash scripts/system-deps.sh graphviz
 	$(PY) -m pytest book --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
 		-p no:cacheprovider
+
+# Every chapter once more with PyTorch's portable kernels (no AVX2/AVX-512) and one thread, two at a
+# time: another machine's rounding, so every training takes another path, and every assertion must
+# still hold. Nothing is stored or compared (nbval compares the stored outputs).
+portable: setup
+	bash scripts/system-deps.sh graphviz
+	$(PY) scripts/execute_notebooks.py --check --jobs 2 $(NOTEBOOKS)
 
 execute: setup
 	bash scripts/system-deps.sh graphviz

@@ -175,3 +175,95 @@ def test_chapter_lists_its_citations_with_footbibliography(name):
     uses_cite = re.search(r"\{cite(?::\w+)?\}`", text)
     assert not uses_cite, f"{name}: use the page-local {{footcite}}, not {{cite}} (one bibliography per page)"
 
+
+# Measured numbers in prose: each is quoted from an output (sync_chapters.py writes it) or printed
+# by one; numbers from papers stand in a sentence that cites them.
+
+MEASURED = re.compile(
+    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:\s?(ms|µs|s|MiB|MB|kB|KiB|GB|%)(?!\w))?(?![\w.]*\d)"
+)
+CITING = re.compile(r"\[cited\]|\b(Sec|Table|Tab|Fig|Eq|Eqs|Appendix)\.?\s|et al\.")
+
+
+def stored_output_text(nb: nbformat.NotebookNode) -> str:
+    texts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            texts.append(out.get("text", ""))
+            texts += [v for k, v in out.get("data", {}).items() if k in ("text/plain", "text/html")]
+    return "\n".join(t if isinstance(t, str) else "".join(t) for t in texts)
+
+
+def prose(text: str) -> str:
+    """A markdown cell without what is not prose: code, math, excerpts, quotes, links' targets."""
+    text = re.sub(r"\{footcite(?::\w+)?\}`[^`]*`", " [cited] ", text)  # CITING still sees it
+    for pattern in (
+        sync_chapters.EXCERPT.pattern, sync_chapters.QUOTE.pattern, r"```.*?```", r":::.*?:::",
+        r"\$\$.*?\$\$", r"\$[^$\n]+\$", r"`[^`\n]+`", r"\]\([^)]*\)", r"<[^>\n]+>", r"\{[\w:-]+\}",
+    ):
+        text = re.sub(pattern, " ", text, flags=re.S)
+    return text
+
+
+def measured_numbers(text: str):
+    """(number as written, its sentence) for each decimal number or number with a unit in prose."""
+    for sentence in re.split(r"(?<=[.!?:;])\s+(?=[A-Z*(])|\n\n", text):
+        for m in MEASURED.finditer(sentence):
+            if m.group(2) or m.group(3):
+                yield m.group(0), sentence
+
+
+def printed(number: str, outputs: str) -> bool:
+    """Whether the outputs print ``number`` (0.88 matches a printed 0.880, 0.20 a printed 0.2)."""
+    value = re.match(r"[\d,]+(\.\d+)?", number).group(0)
+    if "." in value:
+        whole, fraction = value.split(".")
+        value = f"{whole}.{fraction.rstrip('0') or '0'}"
+    return re.search(rf"(?<![\d.]){re.escape(value)}0*(?![\d])", outputs) is not None
+
+
+@pytest.mark.parametrize("path", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
+def test_every_measured_number_in_prose_comes_from_the_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    quotes, outputs = sync_chapters.stored_quotes(nb), stored_output_text(nb)
+    missing = []
+    for n, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        for m in sync_chapters.QUOTE.finditer(cell.source):
+            assert quotes.get(m["name"]) == m["text"], (
+                f"{path.name}, cell {n}: quotes {m['name']} as {m['text']!r}, the outputs publish "
+                f"{quotes.get(m['name'])!r}: run python scripts/sync_chapters.py"
+            )
+        for number, sentence in measured_numbers(prose(cell.source)):
+            if not CITING.search(sentence) and not printed(number, outputs):
+                missing.append(f"cell {n}: {number!r} in {' '.join(sentence.split())[:120]!r}")
+    assert not missing, (
+        f"{path.name}: measured numbers in prose that no output prints (quote them with "
+        "views.evidence.quote, or cite the paper they come from):\n" + "\n".join(missing)
+    )
+
+
+def test_quoted_numbers_follow_the_outputs(tmp_path):
+    from visual_attention.views.evidence import QUOTE_MIME, quote
+
+    record = quote(display=False, global_ms="59.2 ms")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("Global attention takes <!-- quote: global_ms -->63 ms<!-- /quote -->."),
+        nbformat.v4.new_code_cell("quote(global_ms=...)"),
+    ]
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data=record._repr_mimebundle_())]
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, path)
+    assert "markdown cell 0 (excerpts, quoted numbers)" in sync_chapters.sync(path, check=True)
+    sync_chapters.sync(path)
+    assert "takes <!-- quote: global_ms -->59.2 ms<!-- /quote -->." in nbformat.read(path, 4).cells[0].source
+    assert QUOTE_MIME in nb.cells[1].outputs[0].data
+    nb.cells[0].source = "It takes <!-- quote: local_ms -->1 ms<!-- /quote -->."
+    nbformat.write(nb, path)
+    with pytest.raises(ValueError, match="local_ms"):
+        sync_chapters.sync(path)
+    stale = "It takes 63.0 ms, and 59.2 ms."
+    found = [n for n, _ in measured_numbers(prose(stale)) if not printed(n, "forward: 59.2 ms")]
+    assert found == ["63.0 ms"]

@@ -57,3 +57,16 @@ def test_nbval_does_not_compare_the_record():
     import conftest
 
     assert EVIDENCE_MIME in conftest.EXTRA_SKIPPED
+
+
+def test_quote_publishes_the_texts_the_prose_quotes_as_one_line_and_a_record():
+    from visual_attention.views.evidence import QUOTE_MIME, Quotes, quote
+
+    record = quote(display=False, global_ms="59.2 ms", slope="2.5")
+    assert isinstance(record, Quotes) and dict(record) == {"global_ms": "59.2 ms", "slope": "2.5"}
+    bundle = record._repr_mimebundle_()
+    assert bundle[QUOTE_MIME] == {"global_ms": "59.2 ms", "slope": "2.5"}
+    assert bundle["text/plain"] == "quoted in the text: global_ms = 59.2 ms; slope = 2.5"
+    for bad in ({}, {"a": ""}, {"a": "two\nlines"}, {"a": "<!-- /quote -->"}, {"a": 0.5}):
+        with pytest.raises(ValueError, match="a|texts"):
+            quote(display=False, **bad)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .._checks import check_bool, check_number, check_str
@@ -194,12 +194,27 @@ def report_evidence(
     return evidence
 
 
-class Quotes(dict):
-    """Named texts the chapter's prose quotes: one line of text and a :data:`QUOTE_MIME` record."""
+class Quotes(Mapping):
+    """Named texts the chapter's prose quotes (a read-only mapping of name → text), shown as one
+    line of text and a :data:`QUOTE_MIME` record."""
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self._texts = dict(texts)
+
+    def __getitem__(self, name: str) -> str:
+        return self._texts[name]
+
+    def __iter__(self):
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __repr__(self) -> str:
+        return "quoted in the text: " + "; ".join(f"{k} = {v}" for k, v in self._texts.items())
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        text = "; ".join(f"{name} = {value}" for name, value in self.items())
-        return {"text/plain": f"quoted in the text: {text}", QUOTE_MIME: dict(self)}
+        return {"text/plain": repr(self), QUOTE_MIME: dict(self._texts)}
 
 
 def quote(display: bool = True, **texts: str) -> Quotes:
@@ -215,7 +230,7 @@ def quote(display: bool = True, **texts: str) -> Quotes:
         **texts: name → the text the prose shows (non-empty, one line), e.g. ``"59.2 ms"``.
 
     Returns:
-        the :class:`Quotes` (a ``dict`` of name → text).
+        the :class:`Quotes` (a mapping of name → text).
     """
     check_bool("display", display)
     if not texts:
