@@ -267,3 +267,21 @@ def test_quoted_numbers_follow_the_outputs(tmp_path):
     stale = "It takes 63.0 ms, and 59.2 ms."
     found = [n for n, _ in measured_numbers(prose(stale)) if not printed(n, "forward: 59.2 ms")]
     assert found == ["63.0 ms"]
+
+
+@pytest.mark.parametrize("path", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
+def test_a_plain_markdown_renderer_shows_every_excerpt_as_code_and_hides_the_markers(path):
+    """What GitHub, Colab and JupyterLab do with a markdown cell: CommonMark, no MyST."""
+    from markdown_it import MarkdownIt
+
+    render = MarkdownIt("commonmark").render
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "markdown" or "<!-- excerpt:" not in cell.source:
+            continue
+        html = render(cell.source)
+        for m in sync_chapters.EXCERPT.finditer(cell.source):
+            code = sync_chapters.excerpt_lines(m["path"], m["what"])[2]
+            escaped = code.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+            assert f'<code class="language-python">{escaped}\n</code>' in html
+        visible = re.sub(r"<!--.*?-->", "", html, flags=re.S)
+        assert "excerpt:" not in visible and "{literalinclude}" not in visible

@@ -173,6 +173,34 @@ def test_chapters_keep_launch_and_download_buttons(site):
         assert (site / "_sources" / "book" / nb.name).is_file()
 
 
+def test_every_excerpt_is_highlighted_code_after_a_link_to_its_file_and_lines(site):
+    """The excerpts ``scripts/sync_chapters.py`` writes: on the page, a link to the file and lines
+    on the repository, then the code as highlighted Python; the marker comments show nothing."""
+    import re
+
+    import nbformat
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import sync_chapters
+
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
+    shown = 0
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        html = (site / "book" / f"{path.stem}.html").read_text(encoding="utf-8")
+        text = "\n".join(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "markdown")
+        for m in sync_chapters.EXCERPT.finditer(text):
+            first, last, _ = sync_chapters.excerpt_lines(m["path"], m["what"])
+            link = f'href="{url}/blob/main/{m["path"]}#L{first}-L{last}"'
+            assert link in html, f"{path.stem}: no link to {m['path']} lines {first}-{last}"
+            after = html[html.index(link) :]
+            assert re.match(r"(?s).{0,600}?<div class=\"highlight-python", after), f"{path.stem}: {link}"
+            shown += 1
+        visible = re.sub(r"<!--.*?-->", "", html, flags=re.S)
+        assert "excerpt:" not in visible and "{literalinclude}" not in visible
+    assert shown >= 50
+
+
 @pytest.mark.parametrize("page", _pages() if SITE.exists() else ["index.html"])
 def test_page_is_self_contained_and_clean(visits, page):
     v = visits(page)
