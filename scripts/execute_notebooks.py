@@ -66,13 +66,17 @@ def compared_text(cell: nbformat.NotebookNode) -> list[str]:
     """The outputs of a code cell as nbval compares them, sanitised; [] for an ignored cell."""
     if cell.cell_type != "code" or "NBVAL_IGNORE_OUTPUT" in cell.source:
         return []
-    texts = []
+    texts: list[str] = []
     for out in cell.get("outputs", []):
         data = out.get("data", {})
         if "application/vnd.jupyter.widget-view+json" in data:
             continue
-        if out.get("output_type") == "stream":
-            texts.append(f"{out.get('name')}: {out.get('text', '')}")
+        if out.get("output_type") == "stream":  # consecutive chunks of a stream are one (nbval)
+            head = f"{out.get('name')}: "
+            if texts and texts[-1].startswith(head):
+                texts[-1] += out.get("text", "")
+            else:
+                texts.append(head + out.get("text", ""))
         texts += [f"{k}: {v}" for k, v in sorted(data.items()) if k not in NOT_COMPARED]
     text = "\n".join(texts)
     for pattern, replace in sanitizers():
