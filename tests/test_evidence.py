@@ -17,16 +17,59 @@ def test_a_clear_difference_is_reported_and_recorded():
     assert math.isclose(ev.difference, 0.88 - 0.53, abs_tol=1e-12)
     se = math.sqrt(0.01**2 / 3 + 0.04**2 / 3)  # sample sds 0.01 and 0.04
     assert math.isclose(ev.standard_error, se, rel_tol=1e-9)
-    assert ev.standard_errors > 10
-    assert ev.record() == {
-        "chapter": "spatial", "claim": "Attention pooling beats GAP.", "metric": "test accuracy",
-        "higher_is_better": True,
-        "attention": {"name": "attention pooling", "values": [0.88, 0.87, 0.89]},
-        "control": {"name": "mean pooling", "values": [0.53, 0.49, 0.57]},
-    }
+    assert math.isclose(ev.standard_errors, (0.88 - 0.53) / se, rel_tol=1e-9)  # Welch's t
+    record = ev.record()
+    assert record["attention"] == {"name": "attention pooling", "values": [0.88, 0.87, 0.89], "params": None}
+    assert record["controls"] == [{"name": "mean pooling", "values": [0.53, 0.49, 0.57], "params": None}]
+    assert record["chance"] is None and record["interval"] is None and record["strongest_control"] == "mean pooling"
+    assert 0 < record["p_value"] < 0.01
     bundle = ev._repr_mimebundle_()
-    assert bundle[EVIDENCE_MIME] == ev.record()
+    assert bundle[EVIDENCE_MIME] == record
     assert "0.880 ± 0.010" in bundle["text/html"] and "0.530 ± 0.040" in bundle["text/plain"]
+
+
+def test_the_assertion_is_against_the_strongest_of_several_controls_with_their_parameters():
+    controls = [("mean pooling", [0.10, 0.11, 0.09], 650), ("max pooling", [0.80, 0.81, 0.79], 650),
+                ("MLP", [0.70, 0.72, 0.71], 18_794)]
+    ev = report_evidence("c", "claim", "test accuracy", ("attention", [0.90, 0.91, 0.89], 4_810),
+                         controls=controls, chance=0.1, display=False)
+    assert ev.control[0] == "max pooling" and math.isclose(ev.difference, 0.10, abs_tol=1e-9)
+    assert math.isclose(ev.share_of_the_way, (0.80 - 0.1) / (0.90 - 0.1)) and ev.fair_control
+    text = ev._repr_mimebundle_()["text/plain"]
+    assert "4,810 params" in text and "18,794 params" in text and "strongest control (max pooling)" in text
+    assert [c["params"] for c in ev.record()["controls"]] == [650, 650, 18_794]
+    with pytest.raises(AssertionError, match="strongest control"):  # only the weak one is beaten
+        report_evidence("c", "claim", "test accuracy", ("attention", [0.82, 0.80, 0.81]),
+                        controls=controls, display=False)
+
+
+def test_a_control_that_fails_by_construction_is_named_and_can_fail_the_notebook():
+    weak = [("mean pooling", [0.10, 0.11, 0.12], 650)]
+    ev = report_evidence("c", "claim", "test accuracy", ATT, controls=weak, chance=0.1, display=False)
+    assert ev.fair_control is False and ev.record()["fair_control"] is False
+    with pytest.raises(AssertionError, match="fails by construction"):
+        report_evidence("c", "claim", "test accuracy", ATT, controls=weak, chance=0.1,
+                        require_fair_control=True, display=False)
+    with pytest.raises(ValueError, match="require_fair_control needs chance"):
+        report_evidence("c", "claim", "m", ATT, controls=weak, require_fair_control=True, display=False)
+
+
+def test_a_paired_bootstrap_over_test_examples_gives_the_interval():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    a = (rng.random(2000) < 0.9).astype(float)  # per-example correctness, about 0.9 and 0.6
+    c = (rng.random(2000) < 0.6).astype(float)
+    ev = report_evidence("c", "claim", "test accuracy", ATT, CTRL, display=False,
+                         examples={"attention pooling": a, "mean pooling": c})
+    low, high = ev.interval
+    assert low < a.mean() - c.mean() < high and 0 < high - low < 0.1
+    assert ev.interval == report_evidence("c", "claim", "test accuracy", ATT, CTRL, display=False,
+                                          examples={"attention pooling": a, "mean pooling": c}).interval
+    assert "95 % bootstrap interval" in ev.summary() and ev.record()["interval"] == [low, high]
+    for bad in ({"attention pooling": a}, {"attention pooling": a, "mean pooling": c[:10]}, [a, c]):
+        with pytest.raises(ValueError, match="examples"):
+            report_evidence("c", "claim", "test accuracy", ATT, CTRL, display=False, examples=bad)
 
 
 def test_a_difference_within_the_noise_fails_the_notebook():
@@ -40,17 +83,23 @@ def test_a_difference_within_the_noise_fails_the_notebook():
 def test_lower_is_better_and_the_floor():
     ev = report_evidence("c", "claim", "error", ("a", [0.1, 0.12, 0.11]), ("b", [0.5, 0.45, 0.55]),
                          higher_is_better=False, floor=0.2, display=False)
-    assert ev.difference > 0
+    assert ev.difference > 0 and ev.standard_errors > 3
     with pytest.raises(AssertionError, match="does not reach 0.95"):
         report_evidence("c", "claim", "test accuracy", ATT, CTRL, floor=0.95, display=False)
 
 
 def test_no_spread_and_validation():
-    ev = Evidence("c", "claim", "m", True, ("a", (1.0, 1.0, 1.0)), ("b", (0.0, 0.0, 0.0)))
-    assert ev.standard_errors == math.inf
+    ev = Evidence("c", "claim", "m", True, ("a", (1.0, 1.0, 1.0), None), (("b", (0.0, 0.0, 0.0), None),))
+    assert ev.standard_errors == math.inf and ev.p_value is None
     for bad in (("a", [0.9, 0.8]), ("a", [0.9, float("nan"), 0.8]), [0.9, 0.8, 0.7], ("a",)):
-        with pytest.raises(ValueError, match="attention must be \\(name, values\\) with at least 3 finite values"):
+        with pytest.raises(ValueError, match="attention must be \\(name, values\\)"):
             report_evidence("c", "claim", "m", bad, CTRL, display=False)
+    with pytest.raises(ValueError, match="parameters must be a non-negative int"):
+        report_evidence("c", "claim", "m", ("a", [0.9, 0.8, 0.7], -1), CTRL, display=False)
+    with pytest.raises(ValueError, match="control or controls"):
+        report_evidence("c", "claim", "m", ATT, CTRL, controls=[CTRL], display=False)
+    with pytest.raises(ValueError, match="controls must be a non-empty list"):
+        report_evidence("c", "claim", "m", ATT, controls=[], display=False)
 
 
 def test_nbval_does_not_compare_the_record():

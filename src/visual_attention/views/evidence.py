@@ -1,23 +1,28 @@
 """One way for every chapter to report an experiment: a table, an assertion and a record.
 
-A chapter's experiment compares an attention model with a control that differs only by the
-mechanism, over several seeds. :func:`report_evidence` turns the per-seed results into
+A chapter's experiment compares an attention model with controls over several seeds (each seed
+varies the initialisation and the data draw). :func:`report_evidence` turns the per-seed results
+into
 
-* a table (mean ± sd of each side, the difference of the means and how many standard errors it is),
-* an assertion that the difference is at least ``min_standard_errors`` standard errors in the
+* a table: mean ± sd and parameter count of every model; against the **strongest control** (the
+  best mean), the difference of the means, Welch's t (``scipy.stats.ttest_ind`` with
+  ``equal_var=False``) and, where the chapter gives per-example scores on the test set, a paired
+  bootstrap interval of the difference over test examples (``scipy.stats.bootstrap``);
+* where the chapter gives ``chance``, how far the strongest control gets from chance towards the
+  attention model: a control that does not get a quarter of the way fails by construction, and
+  the record says so (``fair_control``);
+* an assertion that the difference is at least ``min_standard_errors`` (Welch's t) in the
   direction the chapter claims (and, optionally, that the attention model clears a floor such as
-  "clearly above chance"), so a run that does not support the text fails the notebook,
+  "clearly above chance"), so a run that does not support the text fails the notebook;
 * a machine-readable record, displayed as one output of MIME type :data:`EVIDENCE_MIME` beside the
   table (myst-nb leaves it off the page; nbval does not compare it), so tools can collect the
-  book's evidence from the notebooks.
+  book's evidence from the notebooks: ``attention``, ``controls`` (each with ``name``, per-seed
+  ``values`` and ``params``) and ``chance``.
 
 :func:`quote` names the measured numbers a chapter's prose quotes, as the prose writes them, in
 one output of MIME type :data:`QUOTE_MIME`; ``scripts/sync_chapters.py`` copies each into the prose
 between ``<!-- quote: name -->`` and ``<!-- /quote -->``, so the text cannot drift from the
 outputs.
-
-The standard error of the difference of two means is ``√(s_a²/n_a + s_c²/n_c)`` with the sample
-standard deviations ``s`` (Welch's form: the two sides need not share a variance).
 """
 
 from __future__ import annotations
@@ -28,91 +33,162 @@ import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from scipy import stats
+
 from .._checks import check_bool, check_number, check_str
 
 __all__ = ["EVIDENCE_MIME", "QUOTE_MIME", "Evidence", "Quotes", "quote", "report_evidence"]
 
 EVIDENCE_MIME = "application/vnd.visual-attention.evidence+json"
 QUOTE_MIME = "application/vnd.visual-attention.quote+json"
+#: The share of the way from chance to the attention model the strongest control must reach.
+FAIR_SHARE = 0.25
+
+Side = tuple[str, tuple[float, ...], "int | None"]
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return float(np.mean(values)), float(np.std(values, ddof=1))
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """Per-seed results of an attention model and its control, and what they show."""
+    """Per-seed results of an attention model and its controls, and what they show.
+
+    ``attention`` and each of ``controls`` are ``(name, per-seed values, parameters or None)``;
+    ``interval`` is the bootstrap interval (95 %) of the difference against the strongest control
+    over test examples, or None where the chapter gave no per-example scores."""
 
     chapter: str
     claim: str
     metric: str
     higher_is_better: bool
-    attention: tuple[str, tuple[float, ...]]
-    control: tuple[str, tuple[float, ...]]
+    attention: Side
+    controls: tuple[Side, ...]
+    chance: float | None = None
+    interval: tuple[float, float] | None = None
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.higher_is_better else a < b
+
+    @property
+    def control(self) -> Side:
+        """The strongest control: the best mean in the claimed direction."""
+        best = self.controls[0]
+        for side in self.controls[1:]:
+            if self._better(_mean_sd(side[1])[0], _mean_sd(best[1])[0]):
+                best = side
+        return best
 
     @property
     def difference(self) -> float:
-        """Mean of the attention model minus mean of the control, signed so that > 0 supports
-        the claim (for a metric where lower is better, control minus attention)."""
+        """Mean of the attention model minus mean of the strongest control, signed so that > 0
+        supports the claim (for a metric where lower is better, control minus attention)."""
         diff = _mean_sd(self.attention[1])[0] - _mean_sd(self.control[1])[0]
         return diff if self.higher_is_better else -diff
 
     @property
     def standard_error(self) -> float:
-        """Standard error of the difference of the two means (Welch)."""
+        """Standard error of the difference of the two means (Welch: √(s_a²/n_a + s_c²/n_c))."""
         (_, sa), (_, sc) = _mean_sd(self.attention[1]), _mean_sd(self.control[1])
         return math.sqrt(sa**2 / len(self.attention[1]) + sc**2 / len(self.control[1]))
 
     @property
     def standard_errors(self) -> float:
-        """The difference in standard errors (``inf`` for a positive difference with no spread)."""
-        se = self.standard_error
-        if se == 0:
-            return (
-                math.inf if self.difference > 0 else (0.0 if self.difference == 0 else -math.inf)
-            )
-        return self.difference / se
+        """Welch's t of the difference against the strongest control, signed like
+        :attr:`difference` (``inf`` for a positive difference with no spread on either side)."""
+        if self.standard_error == 0:
+            d = self.difference
+            return math.inf if d > 0 else (0.0 if d == 0 else -math.inf)
+        t = stats.ttest_ind(self.attention[1], self.control[1], equal_var=False).statistic
+        return float(t if self.higher_is_better else -t)
+
+    @property
+    def p_value(self) -> float | None:
+        """Welch's one-sided p-value for the claimed direction (None with no spread)."""
+        if self.standard_error == 0:
+            return None
+        side = "greater" if self.higher_is_better else "less"
+        a, c = self.attention[1], self.control[1]
+        return float(stats.ttest_ind(a, c, equal_var=False, alternative=side).pvalue)
+
+    @property
+    def share_of_the_way(self) -> float | None:
+        """How far the strongest control gets from chance towards the attention model (0 at
+        chance, 1 level with attention); None without ``chance``."""
+        if self.chance is None:
+            return None
+        gap = _mean_sd(self.attention[1])[0] - self.chance
+        return None if gap == 0 else (_mean_sd(self.control[1])[0] - self.chance) / gap
+
+    @property
+    def fair_control(self) -> bool | None:
+        """Whether the strongest control gets at least :data:`FAIR_SHARE` of the way from chance
+        to the attention model (None without ``chance``)."""
+        share = self.share_of_the_way
+        return None if share is None else share >= FAIR_SHARE
 
     def record(self) -> dict:
         """The JSON record displayed under :data:`EVIDENCE_MIME`."""
+
+        def side(s: Side) -> dict:
+            return {"name": s[0], "values": list(s[1]), "params": s[2]}
+
         return {
             "chapter": self.chapter,
             "claim": self.claim,
             "metric": self.metric,
             "higher_is_better": self.higher_is_better,
-            "attention": {"name": self.attention[0], "values": list(self.attention[1])},
-            "control": {"name": self.control[0], "values": list(self.control[1])},
+            "chance": self.chance,
+            "attention": side(self.attention),
+            "controls": [side(s) for s in self.controls],
+            "strongest_control": self.control[0],
+            "difference": self.difference,
+            "welch_t": self.standard_errors,
+            "p_value": self.p_value,
+            "interval": None if self.interval is None else list(self.interval),
+            "fair_control": self.fair_control,
         }
 
-    def rows(self) -> list[tuple[str, str, str]]:
-        """``(model, mean ± sd, per-seed values)`` for both sides."""
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """``(model, mean ± sd, parameters, per-seed values)`` for every model."""
         out = []
-        for name, values in (self.attention, self.control):
+        for name, values, params in (self.attention, *self.controls):
             mean, sd = _mean_sd(values)
-            out.append((name, f"{mean:.3f} ± {sd:.3f}", ", ".join(f"{v:.3f}" for v in values)))
+            count = "—" if params is None else f"{params:,}"
+            out.append(
+                (name, f"{mean:.3f} ± {sd:.3f}", count, ", ".join(f"{v:.3f}" for v in values))
+            )
         return out
 
     def summary(self) -> str:
         n = len(self.attention[1])
         sign = "+" if self.higher_is_better else "−"
-        return (
+        text = (
             f"{self.metric}: difference {sign}{self.difference:.3f} in favour of "
-            f"{self.attention[0]} = {self.standard_errors:.1f} standard errors ({n} seeds)"
+            f"{self.attention[0]} against the strongest control ({self.control[0]}), "
+            f"Welch's t = {self.standard_errors:.1f} ({n} seeds)"
         )
+        if self.interval is not None:
+            text += f"; 95 % bootstrap interval over test examples [{self.interval[0]:+.3f}, "
+            text += f"{self.interval[1]:+.3f}]"
+        if self.chance is not None and self.share_of_the_way is not None:
+            text += f"; the strongest control gets {self.share_of_the_way:.2f} of the way from "
+            text += f"chance ({self.chance:g}) to {self.attention[0]}"
+        return text
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        width = max(len(r[0]) for r in self.rows())
-        text = "\n".join(f"{a:<{width}}  {b}   [{c}]" for a, b, c in self.rows())
+        rows = self.rows()
+        width = max(len(r[0]) for r in rows)
+        text = "\n".join(f"{a:<{width}}  {b}  {c:>9} params   [{d}]" for a, b, c, d in rows)
         cells = "".join(
-            f"<tr><td>{html.escape(a)}</td><td>{b}</td><td>{html.escape(c)}</td></tr>"
-            for a, b, c in self.rows()
+            f"<tr><td>{html.escape(a)}</td><td>{b}</td><td>{c}</td><td>{html.escape(d)}</td></tr>"
+            for a, b, c, d in rows
         )
         table = (
             f"<table><thead><tr><th>model</th><th>{html.escape(self.metric)} (mean ± sd)</th>"
-            f"<th>per seed</th></tr></thead><tbody>{cells}</tbody></table>"
+            f"<th>parameters</th><th>per seed</th></tr></thead><tbody>{cells}</tbody></table>"
             f"<p>{html.escape(self.summary())}</p>"
         )
         return {
@@ -122,8 +198,8 @@ class Evidence:
         }
 
 
-def _check_side(name: str, side: object) -> tuple[str, tuple[float, ...]]:
-    ok = isinstance(side, tuple) and len(side) == 2 and isinstance(side[0], str)
+def _check_side(name: str, side: object) -> Side:
+    ok = isinstance(side, tuple) and len(side) in (2, 3) and isinstance(side[0], str)
     ok = (
         ok
         and isinstance(side[1], (list, tuple))
@@ -132,22 +208,63 @@ def _check_side(name: str, side: object) -> tuple[str, tuple[float, ...]]:
     values = tuple(float(v) for v in side[1]) if ok else ()
     if not ok or len(values) < 3 or not all(math.isfinite(v) for v in values):
         raise ValueError(
-            f"{name} must be (name, values) with at least 3 finite values (one per seed), "
-            f"got {side!r}"
+            f"{name} must be (name, values) or (name, values, parameters) with at least 3 finite "
+            f"values (one per seed), got {side!r}"
         )
-    return side[0], values
+    params = side[2] if len(side) == 3 else None
+    if params is not None and (
+        isinstance(params, bool) or not isinstance(params, numbers.Integral) or params < 0
+    ):
+        raise ValueError(f"{name}: parameters must be a non-negative int or None, got {params!r}")
+    return side[0], values, None if params is None else int(params)
+
+
+def _bootstrap(
+    examples: object, attention: str, control: str, higher: bool
+) -> tuple[float, float]:
+    """The 95 % paired bootstrap interval over test examples of the difference of the mean
+    per-example scores (attention minus control, or the reverse where lower is better)."""
+    if not isinstance(examples, Mapping) or attention not in examples or control not in examples:
+        raise ValueError(
+            f"examples must map the attention model and the strongest control ({attention!r}, "
+            f"{control!r}) to per-example scores, got {examples!r:.80}"
+        )
+    a, c = (np.asarray(examples[k], dtype=float).ravel() for k in (attention, control))
+    if a.shape != c.shape or a.size < 2 or not (np.isfinite(a).all() and np.isfinite(c).all()):
+        raise ValueError(
+            "examples: the two models need finite scores on the same test examples (at least 2), "
+            f"got {a.size} and {c.size}"
+        )
+    sign = 1.0 if higher else -1.0
+    result = stats.bootstrap(
+        (a, c),
+        lambda x, y, axis=-1: sign * (np.mean(x, axis=axis) - np.mean(y, axis=axis)),
+        paired=True,
+        vectorized=True,
+        n_resamples=2000,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
+    low, high = result.confidence_interval
+    return float(low), float(high)
 
 
 def report_evidence(
     chapter: str,
     claim: str,
     metric: str,
-    attention: tuple[str, Sequence[float]],
-    control: tuple[str, Sequence[float]],
+    attention: tuple,
+    control: tuple | None = None,
     higher_is_better: bool = True,
     min_standard_errors: float = 3.0,
     floor: float | None = None,
     display: bool = True,
+    *,
+    controls: Sequence[tuple] | None = None,
+    chance: float | None = None,
+    examples: Mapping[str, Sequence[float]] | None = None,
+    require_fair_control: bool = False,
 ) -> Evidence:
     """Show the table and the record of an experiment; assert that it supports the claim.
 
@@ -155,13 +272,21 @@ def report_evidence(
         chapter: the notebook's name, e.g. ``"spatial"``.
         claim: one sentence the text makes and the numbers must support.
         metric: what the values measure, e.g. ``"test accuracy"``.
-        attention, control: ``(model name, one value per seed)``, at least 3 seeds each.
+        attention: ``(model name, one value per seed)`` or ``(name, values, parameters)``, at
+            least 3 seeds.
+        control: one control, as ``attention``; or ``controls``, a list of them (not both).
         higher_is_better: the direction of the claim.
-        min_standard_errors: the difference of the means must be at least this many standard
-            errors in the claimed direction.
+        min_standard_errors: Welch's t against the strongest control must be at least this.
         floor: optional bound the attention model's mean must reach (above it if
             ``higher_is_better``, below it otherwise), e.g. "clearly above chance".
         display: show the table and the record (in a notebook).
+        controls: the controls, as ``attention``; the assertion is against the strongest.
+        chance: the metric at chance (None for a cost such as time).
+        examples: ``{model name: per-example scores on the test set (N,)}`` (e.g. correctness
+            averaged over the seeds) for the attention model and the strongest control at least:
+            a paired bootstrap over test examples gives the interval of the difference.
+        require_fair_control: also assert that the strongest control gets at least a quarter of
+            the way from ``chance`` to the attention model (it does not fail by construction).
 
     Returns:
         the :class:`Evidence`. Raises ``AssertionError`` when the run does not support the claim.
@@ -169,28 +294,62 @@ def report_evidence(
     for name, value in (("chapter", chapter), ("claim", claim), ("metric", metric)):
         check_str(name, value)
     check_bool("higher_is_better", higher_is_better), check_bool("display", display)
+    check_bool("require_fair_control", require_fair_control)
     check_number("min_standard_errors", min_standard_errors, 0.0)
     if floor is not None:
         check_number("floor", floor)
+    if chance is not None:
+        check_number("chance", chance)
+    if (control is None) == (controls is None):
+        raise ValueError(
+            f"give control or controls, one of them, got {control!r} and {controls!r}"
+        )
+    if controls is not None and (
+        isinstance(controls, (str, tuple)) or not isinstance(controls, Sequence) or not controls
+    ):
+        raise ValueError(
+            f"controls must be a non-empty list of (name, values, parameters), got {controls!r}"
+        )
+    sides = [control] if control is not None else list(controls)
+    checked = tuple(
+        _check_side(f"controls[{i}]" if controls is not None else "control", s)
+        for i, s in enumerate(sides)
+    )
+    if require_fair_control and chance is None:
+        raise ValueError("require_fair_control needs chance, got chance=None")
     evidence = Evidence(
         chapter,
         claim,
         metric,
         higher_is_better,
         _check_side("attention", attention),
-        _check_side("control", control),
+        checked,
+        chance,
     )
+    if examples is not None:
+        interval = _bootstrap(
+            examples, evidence.attention[0], evidence.control[0], higher_is_better
+        )
+        evidence = Evidence(
+            chapter, claim, metric, higher_is_better, evidence.attention, checked, chance, interval
+        )
     if display:
         from IPython.display import display as show
 
         show(evidence)
     assert evidence.standard_errors >= min_standard_errors, (
-        f"not shown: {evidence.summary()}; the claim needs >= {min_standard_errors}"
+        f"not shown: {evidence.summary()}; the claim needs Welch's t >= {min_standard_errors}"
     )
     if floor is not None:
         mean = _mean_sd(evidence.attention[1])[0]
         reached = mean >= floor if higher_is_better else mean <= floor
         assert reached, f"{evidence.attention[0]}: {metric} {mean:.3f} does not reach {floor}"
+    if require_fair_control:
+        assert evidence.fair_control, (
+            f"the strongest control ({evidence.control[0]}) gets only "
+            f"{evidence.share_of_the_way:.2f} of the way from chance to {evidence.attention[0]}: "
+            f"it fails by construction (at least {FAIR_SHARE} needed); redesign the task"
+        )
     return evidence
 
 
