@@ -110,6 +110,8 @@ def execute(path: Path, write: bool = True) -> nbformat.NotebookNode:
             cell.get("metadata", {}).pop("execution", None)
         nbformat.write(nb, path)
         sync_chapters.sync(path)
+        for page in sync_chapters.pages():  # the introduction's table of every chapter's evidence
+            sync_chapters.sync(page)
     return nb
 
 

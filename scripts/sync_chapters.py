@@ -25,6 +25,12 @@ excerpts of the package's code and the measured numbers its prose quotes.
   ``QUOTE_MIME``) and the prose holds ``<!-- quote: name -->59.15 ms<!-- /quote -->``; this script
   writes each quoted text from the stored output, so re-executing a chapter (``make execute``) and
   syncing it keeps its prose and its outputs equal, and the prose still reads as plain text.
+* **The book's evidence at a glance**, in a Markdown page (the introduction): between
+  ``<!-- evidence-table -->`` and ``<!-- /evidence-table -->`` a table of every chapter's evidence
+  record (the output of ``views.evidence.report_evidence``, MIME type ``EVIDENCE_MIME``), in the
+  order of ``_toc.yml``: the attention model and its strongest control (mean ± sd over seeds,
+  parameters), the other controls, chance, the difference with its bootstrap interval, Welch's t
+  and whether the strongest control is fair.
 
     python scripts/sync_chapters.py           # write (or refresh) all of these in every chapter
     python scripts/sync_chapters.py --check   # fail if a chapter differs (tests/test_install.py)
@@ -43,7 +49,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from visual_attention.views.evidence import QUOTE_MIME
+from visual_attention.views.evidence import EVIDENCE_MIME, QUOTE_MIME
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "install-package"
@@ -94,6 +100,9 @@ EXCERPT = re.compile(
     re.S,
 )
 QUOTE = re.compile(r"<!-- quote: (?P<name>[\w-]+) -->(?P<text>.*?)<!-- /quote -->")
+
+
+EVIDENCE_TABLE = re.compile(r"(<!-- evidence-table -->\n)(.*?)(<!-- /evidence-table -->)", re.S)
 
 
 def find_object(tree: ast.Module, dotted: str) -> ast.AST | None:
@@ -179,6 +188,80 @@ def sync_quotes(text: str, quotes: dict[str, str], where: str) -> str:
     return QUOTE.sub(write, text)
 
 
+def stored_evidence(nb: nbformat.NotebookNode) -> list[dict]:
+    """Every evidence record the notebook's stored outputs hold (``EVIDENCE_MIME``)."""
+    records = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = out.get("data", {}).get(EVIDENCE_MIME)
+            if data is not None:
+                records.append(json.loads(data) if isinstance(data, str) else dict(data))
+    return records
+
+
+def _mean_sd(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def _model(side: dict) -> str:
+    params = "" if side.get("params") is None else f", {side['params']:,} params"
+    return f"{side['name']}: {_mean_sd(side['values'])}{params}"
+
+
+def toc_order(toc: Path = ROOT / "_toc.yml") -> list[str]:
+    """The chapters' file stems in the order of the table of contents."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                found.append(Path(node["file"]).stem)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load(toc.read_text()))
+    return found
+
+
+def evidence_table(paths: list[Path] | None = None) -> str:
+    """A Markdown table of the evidence records of ``paths`` (default: every chapter, in the
+    order of ``_toc.yml``), one row per record."""
+    order = toc_order()
+    paths = sorted(paths or chapters(), key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem))
+    rows = [
+        "| chapter | metric | attention | strongest control | other controls | chance "
+        "| difference [95 % interval] | Welch's t | fair control |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in paths:
+        for r in stored_evidence(nbformat.read(path, as_version=4)):
+            strongest = next(c for c in r["controls"] if c["name"] == r["strongest_control"])
+            others = "; ".join(_model(c) for c in r["controls"] if c is not strongest) or "—"
+            interval = r.get("interval")
+            span = "" if interval is None else f" [{interval[0]:+.3f}, {interval[1]:+.3f}]"
+            chance = "—" if r.get("chance") is None else f"{r['chance']:g}"
+            fair = {True: "yes", False: "**no**", None: "—"}[r.get("fair_control")]
+            rows.append(
+                f"| [{path.stem.replace('_', ' ')}]({path.name}) | {r['metric']} "
+                f"| {_model(r['attention'])} | {_model(strongest)} | {others} | {chance} "
+                f"| {r['difference']:+.3f}{span} | {r['welch_t']:.1f} | {fair} |"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def sync_evidence_table(text: str) -> str:
+    """A page whose evidence table is that of the chapters' stored records."""
+    if not EVIDENCE_TABLE.search(text):
+        return text
+    table = evidence_table()
+    return EVIDENCE_TABLE.sub(lambda m: m[1] + table + m[3], text)
+
+
 def chapters() -> list[Path]:
     """Every notebook of the book."""
     return sorted((ROOT / "book").glob("*.ipynb"))
@@ -204,11 +287,12 @@ def graded_check_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]
 def sync(path: Path, check: bool = False) -> list[str]:
     """Bring the chapter's install cell and hidden tests up to date (unless ``check``); return
     what was (or, with ``check``, would be) changed."""
-    if path.suffix == ".md":  # a page of the book: excerpts only
-        old, text = path.read_text(), sync_excerpts(path.read_text())
+    if path.suffix == ".md":  # a page of the book: excerpts and the evidence table
+        old = path.read_text()
+        text = sync_evidence_table(sync_excerpts(old))
         if text != old and not check:
             path.write_text(text)
-        return ["excerpts"] if text != old else []
+        return ["excerpts, evidence table"] if text != old else []
     nb = nbformat.read(path, as_version=4)
     changes = []
     first = first_code_cell(nb)

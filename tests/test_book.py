@@ -285,3 +285,40 @@ def test_a_plain_markdown_renderer_shows_every_excerpt_as_code_and_hides_the_mar
             assert f'<code class="language-python">{escaped}\n</code>' in html
         visible = re.sub(r"<!--.*?-->", "", html, flags=re.S)
         assert "excerpt:" not in visible and "{literalinclude}" not in visible
+
+
+# The introduction's table of every chapter's evidence, written from the stored records.
+
+
+def test_the_introductions_evidence_table_is_that_of_the_stored_records():
+    intro = (BOOK / "intro.md").read_text()
+    m = sync_chapters.EVIDENCE_TABLE.search(intro)
+    assert m, "book/intro.md has no <!-- evidence-table --> … <!-- /evidence-table -->"
+    assert m[2] == sync_chapters.evidence_table(), "run: python scripts/sync_chapters.py"
+    records = [r for p in sorted(BOOK.glob("*.ipynb")) for r in sync_chapters.stored_evidence(nbformat.read(p, 4))]
+    assert len(m[2].strip().splitlines()) == 2 + len(records) and records
+    for r in records:  # every model of every record, with its parameters
+        for side in (r["attention"], *r["controls"]):
+            assert side["name"] in m[2]
+            assert side.get("params") is None or f"{side['params']:,} params" in m[2]
+
+
+def test_the_evidence_table_follows_a_changed_record(tmp_path):
+    from visual_attention.views.evidence import report_evidence
+
+    ev = report_evidence(
+        "toy", "attention beats pooling", "accuracy", attention=("attn", (0.9, 0.92, 0.91), 100),
+        controls=[("max", (0.6, 0.62, 0.61), 90), ("mean", (0.3, 0.31, 0.29), 80)], chance=0.1,
+        display=False,
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("report_evidence(...)")]
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data=ev._repr_mimebundle_())]
+    nbformat.write(nb, tmp_path / "toy.ipynb")
+    table = sync_chapters.evidence_table([tmp_path / "toy.ipynb"])
+    row = table.splitlines()[2]
+    assert "attn: 0.910 ± 0.010, 100 params" in row and "max: 0.610 ± 0.010, 90 params" in row
+    assert "mean: 0.300 ± 0.010, 80 params" in row and "| yes |" in row and "+0.300" in row
+    page = tmp_path / "intro.md"
+    page.write_text("Records:\n<!-- evidence-table -->\nstale\n<!-- /evidence-table -->\n")
+    assert sync_chapters.EVIDENCE_TABLE.sub(lambda m: m[1] + table + m[3], page.read_text()).count("attn:") == 1
