@@ -31,6 +31,9 @@ excerpts of the package's code and the measured numbers its prose quotes.
   order of ``_toc.yml``: the attention model and its strongest control (mean ± sd over seeds,
   parameters), the other controls, chance, the difference with its bootstrap interval, Welch's t
   and whether the strongest control is fair.
+* **The chapters at a glance**, for instructors: between ``<!-- chapter-table -->`` and
+  ``<!-- /chapter-table -->`` a table of every chapter's size (words of prose), graded exercises and
+  their points, Think questions, and a time estimate computed from those (:func:`chapter_table`).
 
     python scripts/sync_chapters.py           # write (or refresh) all of these in every chapter
     python scripts/sync_chapters.py --check   # fail if a chapter differs (tests/test_install.py)
@@ -254,12 +257,64 @@ def evidence_table(paths: list[Path] | None = None) -> str:
     return "\n".join(rows) + "\n"
 
 
+CHAPTER_TABLE = re.compile(r"(<!-- chapter-table -->\n)(.*?)(<!-- /chapter-table -->)", re.S)
+#: The time estimate: prose read at this many words a minute (maths and code slow a reader down) ...
+WORDS_PER_MINUTE = 100
+#: ... plus these minutes for each graded exercise and each Think question.
+EXERCISE_MINUTES, THINK_MINUTES = 15, 5
+_NOT_PROSE = re.compile(r"```.*?```|\$\$.*?\$\$|<!--.*?-->|:::\{admonition\} Answer.*?^:::", re.S | re.M)
+_THINK = re.compile(r"\*\*\d+\. Think\.\*\*")
+
+
+def chapter_size(nb: nbformat.NotebookNode) -> dict:
+    """Words of prose (code blocks, display maths, comments and Think answers left out), graded
+    exercises, their points and Think questions of a chapter."""
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    graded = graded_check_cells(nb)
+    return {
+        "words": sum(len(_NOT_PROSE.sub(" ", text).split()) for text in markdown),
+        "exercises": len(graded),
+        "points": sum(c.metadata["nbgrader"].get("points", 0) for c in graded),
+        "think": sum(len(_THINK.findall(text)) for text in markdown),
+    }
+
+
+def chapter_table(paths: list[Path] | None = None) -> str:
+    """A Markdown table of every chapter's size and a time estimate for a student: reading at
+    :data:`WORDS_PER_MINUTE`, plus :data:`EXERCISE_MINUTES` a graded exercise and
+    :data:`THINK_MINUTES` a Think question, rounded to 5 minutes."""
+    order = toc_order()
+    paths = sorted(paths or chapters(), key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem))
+    rows = [
+        "| chapter | words | graded exercises (points) | Think questions | estimate |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for path in paths:
+        size = chapter_size(nbformat.read(path, as_version=4))
+        minutes = size["words"] / WORDS_PER_MINUTE + EXERCISE_MINUTES * size["exercises"]
+        minutes += THINK_MINUTES * size["think"]
+        rows.append(
+            f"| [{path.stem.replace('_', ' ')}]({path.name}) | {size['words']:,} "
+            f"| {size['exercises']} ({size['points']}) | {size['think']} "
+            f"| about {5 * max(1, round(minutes / 5))} min |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def sync_evidence_table(text: str) -> str:
     """A page whose evidence table is that of the chapters' stored records."""
     if not EVIDENCE_TABLE.search(text):
         return text
     table = evidence_table()
     return EVIDENCE_TABLE.sub(lambda m: m[1] + table + m[3], text)
+
+
+def sync_chapter_table(text: str) -> str:
+    """A page whose table of chapters is that of the chapters as they are."""
+    if not CHAPTER_TABLE.search(text):
+        return text
+    table = chapter_table()
+    return CHAPTER_TABLE.sub(lambda m: m[1] + table + m[3], text)
 
 
 def chapters() -> list[Path]:
@@ -289,10 +344,10 @@ def sync(path: Path, check: bool = False) -> list[str]:
     what was (or, with ``check``, would be) changed."""
     if path.suffix == ".md":  # a page of the book: excerpts and the evidence table
         old = path.read_text()
-        text = sync_evidence_table(sync_excerpts(old))
+        text = sync_chapter_table(sync_evidence_table(sync_excerpts(old)))
         if text != old and not check:
             path.write_text(text)
-        return ["excerpts, evidence table"] if text != old else []
+        return ["excerpts, evidence and chapter tables"] if text != old else []
     nb = nbformat.read(path, as_version=4)
     changes = []
     first = first_code_cell(nb)

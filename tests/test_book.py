@@ -322,3 +322,24 @@ def test_the_evidence_table_follows_a_changed_record(tmp_path):
     page = tmp_path / "intro.md"
     page.write_text("Records:\n<!-- evidence-table -->\nstale\n<!-- /evidence-table -->\n")
     assert sync_chapters.EVIDENCE_TABLE.sub(lambda m: m[1] + table + m[3], page.read_text()).count("attn:") == 1
+
+
+def test_the_instructors_table_of_chapters_is_that_of_the_chapters():
+    page = (BOOK / "instructors.md").read_text()
+    m = sync_chapters.CHAPTER_TABLE.search(page)
+    assert m, "book/instructors.md has no <!-- chapter-table --> … <!-- /chapter-table -->"
+    assert m[2] == sync_chapters.chapter_table(), "run: python scripts/sync_chapters.py"
+    assert len(m[2].strip().splitlines()) == 2 + len(list(BOOK.glob("*.ipynb")))
+
+
+def test_a_chapters_size_counts_prose_exercises_and_think_questions():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("One two three.\n\n```python\nnot prose at all\n```\n$$x + y$$"),
+        nbformat.v4.new_markdown_cell(
+            "**4. Think.** Why so?\n\n:::{admonition} Answer\n:class: dropdown\nhidden words\n:::\n"
+        ),
+        nbformat.v4.new_code_cell("check('x.y', f)", metadata={"nbgrader": {"grade": True, "points": 2}}),
+    ]
+    size = sync_chapters.chapter_size(nb)
+    assert size == {"words": 7, "exercises": 1, "points": 2, "think": 1}
