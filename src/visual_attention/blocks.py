@@ -22,6 +22,10 @@
   unit of Long et al., "Attention Clusters", CVPR 2018, Eq. 2-3): ``α = softmax(w₂ᵀ tanh(W₁ h +
   b₁))``,
   ``s = Σ α_t h_t``.
+* :class:`CrossAttention` — the encoder-decoder attention of Vaswani et al. 2017 (Sec. 3.2.3):
+  queries from one sequence, keys and values from another (the encoder's memory), with the heads,
+  scale and masks of :class:`MultiHeadAttention`; :class:`DecoderBlock` — a pre-norm decoder
+  layer: causal self-attention, cross-attention to the memory, MLP.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ __all__ = [
     "BatchNorm2d",
     "conv_bn_act",
     "AttentionPooling",
+    "CrossAttention",
+    "DecoderBlock",
 ]
 
 
@@ -75,6 +81,22 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``(B, h, N, d) → (B, N, h·d)``, the inverse of :func:`split_heads` (the "Concat")."""
     check_tensor("x", x, "(B, h, N, d)")
     return rearrange(x, "b h n d -> b n (h d)")
+
+
+def _allowed_mask(
+    mask, key_mask, scores: tuple[int, int, int, int], key_layout: str, layout: str
+) -> torch.Tensor | None:
+    """Check ``mask`` (broadcastable to ``scores = (B, h, N, M)``) and ``key_mask`` ``(B, M)``;
+    return ``mask & key_mask`` as one boolean mask broadcastable to the scores, or ``None``."""
+    b, _, _, m = scores
+    if key_mask is not None:
+        check_bool_mask("key_mask", key_mask, shape=(b, m), layout=key_layout)
+        key_mask = key_mask[:, None, None, :]  # (B, 1, 1, M)
+    if mask is not None:
+        check_bool_mask("mask", mask, broadcast_to=scores, layout=layout)
+    if mask is None:
+        return key_mask
+    return mask if key_mask is None else mask & key_mask
 
 
 class MultiHeadAttention(AttentionModule):
@@ -140,16 +162,7 @@ class MultiHeadAttention(AttentionModule):
     def _allowed(self, mask, key_mask, b: int, n: int) -> torch.Tensor | None:
         """``mask & key_mask`` as one boolean mask broadcastable to ``(B, h, N, N)``, or
         ``None``."""
-        if key_mask is not None:
-            check_bool_mask("key_mask", key_mask, shape=(b, n), layout="(B, N)")
-            key_mask = key_mask[:, None, None, :]  # (B, 1, 1, N)
-        if mask is not None:
-            check_bool_mask(
-                "mask", mask, broadcast_to=(b, self.num_heads, n, n), layout="(B, h, N, N)"
-            )
-        if mask is None:
-            return key_mask
-        return mask if key_mask is None else mask & key_mask
+        return _allowed_mask(mask, key_mask, (b, self.num_heads, n, n), "(B, N)", "(B, h, N, N)")
 
     @torch.no_grad()
     def load_torch_weights(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
@@ -449,3 +462,186 @@ class AttentionPooling(AttentionModule):
     ) -> torch.Tensor:
         alpha = self.remember(self.weights(h, mask, query))  # (*B, T)
         return torch.einsum("...t,...tc->...c", alpha, h)  # s = Σ_t α_t h_t
+
+
+def _causal_mask(n: int, device: torch.device) -> torch.Tensor:
+    """The decoder's causal mask ``(n, n)``: ``True`` on and below the diagonal, so token ``i``
+    may attend to tokens ``0 … i`` and never to a later one (Vaswani et al. 2017, Sec. 3.2.3;
+    the same mask as :func:`visual_attention.temporal.causal_mask`, which ``blocks`` cannot
+    import)."""
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
+
+class CrossAttention(AttentionModule):
+    """Multi-head cross-attention: queries from ``x``, keys and values from a memory (Vaswani et
+    al. 2017, Sec. 3.2.3, "encoder-decoder attention").
+
+    ``q = x W^Q``, ``[k, v] = m W^KV`` (one ``memory_dim → 2·dim`` projection), each split
+    into ``h`` heads of ``d = dim / h`` features; ``head_i = softmax(q_i k_iᵀ · scale) v_i``: each
+    of the ``N`` queries scores all ``M`` memory positions, the *global* attention of Luong et
+    al. (2015) and the soft attention of Show, Attend and Tell (Xu et al. 2015). The heads are
+    concatenated and projected by ``W^O`` (``proj``). Heads, scale and masks are those of
+    :class:`MultiHeadAttention` (the same helpers); with ``memory = x`` it is self-attention.
+
+    Args:
+        dim: size ``D`` of the queries' tokens (and of the output); a multiple of ``num_heads``.
+        num_heads: ``h``.
+        memory_dim: size of the memory's tokens; ``None`` means ``dim``.
+        qkv_bias: biases in the ``q`` and ``kv`` projections.
+        proj_bias: a bias in the output projection.
+        scale: multiplier of the scores; ``None`` means ``d ** -0.5``.
+
+    Shapes:
+        ``forward(x, memory, mask=None, key_mask=None, return_weights=False)``: queries ``x``
+        ``(B, N, D)``, memory ``(B, M, memory_dim)``; ``mask`` boolean, broadcastable to
+        ``(B, h, N, M)``, ``True`` = may attend; ``key_mask`` boolean ``(B, M)``, ``False`` = a
+        padding position of the memory. Returns ``(B, N, D)``, or ``(out, weights)`` with
+        ``return_weights=True``. Records the weights ``(B, h, N, M)``; a query with no allowed
+        position gets weights 0 and a context of zeros.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        memory_dim: int | None = None,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+        scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int("dim", dim)
+        check_positive_int("num_heads", num_heads)
+        memory_dim = dim if memory_dim is None else check_positive_int("memory_dim", memory_dim)
+        check_bool("qkv_bias", qkv_bias), check_bool("proj_bias", proj_bias)
+        check_scale("scale", scale)
+        if dim % num_heads:
+            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
+        self.memory_dim = memory_dim
+        self.scale = self.head_dim**-0.5 if scale is None else float(scale)
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(memory_dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        b, n, m = self._check(x, memory, return_weights)
+        scores = (b, self.num_heads, n, m)
+        allowed = _allowed_mask(mask, key_mask, scores, "(B, M)", "(B, h, N, M)")
+        # [start-cross-attention]
+        q = split_heads(self.q(x), self.num_heads)  # queries from the decoder  (B, h, N, d)
+        k, v = rearrange(  # keys and values from the memory                (B, h, M, d)
+            self.kv(memory), "b m (two h d) -> two b h m d", two=2, h=self.num_heads
+        )
+        context, weights = scaled_dot_product_attention(q, k, v, mask=allowed, scale=self.scale)
+        out = self.proj(merge_heads(context))  # Concat(head_1, …, head_h) W^O
+        # [end-cross-attention]
+        self.remember(weights)  # (B, h, N, M): where each query looked in the memory
+        return (out, weights) if return_weights else out
+
+    def _check(self, x, memory, return_weights) -> tuple[int, int, int]:
+        """Check the inputs; return ``(B, N, M)``."""
+        b, n, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
+        _, m, _ = check_tensor(
+            "memory", memory, "(B, M, memory_dim)", B=b, memory_dim=self.memory_dim
+        )
+        if memory.dtype != x.dtype:
+            raise ValueError(f"memory dtype {memory.dtype} differs from x dtype {x.dtype}")
+        check_bool("return_weights", return_weights)
+        return b, n, m
+
+    @torch.no_grad()
+    def load_torch_weights(self, mha: nn.MultiheadAttention) -> CrossAttention:
+        """Copy the weights of a :class:`torch.nn.MultiheadAttention` ``(dim, num_heads,
+        kdim=vdim=memory_dim)``; return ``self``.
+
+        torch keeps ``W^Q, W^K, W^V`` stacked in ``in_proj_weight`` when all sizes agree, and as
+        ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight`` otherwise; the biases are always
+        stacked in ``in_proj_bias``.
+        """
+        same = mha.embed_dim == self.dim and mha.num_heads == self.num_heads
+        if not same or mha.kdim != self.memory_dim or mha.vdim != self.memory_dim:
+            raise ValueError(
+                f"need an nn.MultiheadAttention({self.dim}, {self.num_heads}, "
+                f"kdim={self.memory_dim}, vdim={self.memory_dim})"
+            )
+        if (mha.in_proj_bias is None) != (self.q.bias is None):
+            raise ValueError("mha and this module must agree on the biases (qkv_bias, proj_bias)")
+        if mha._qkv_same_embed_dim:
+            wq, wk, wv = mha.in_proj_weight.chunk(3)
+        else:
+            wq, wk, wv = mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight
+        self.q.weight.copy_(wq)
+        self.kv.weight.copy_(torch.cat([wk, wv]))
+        self.proj.weight.copy_(mha.out_proj.weight)
+        if self.q.bias is not None:
+            bq, bkv = mha.in_proj_bias.split([self.dim, 2 * self.dim])
+            self.q.bias.copy_(bq), self.kv.bias.copy_(bkv)
+        if self.proj.bias is not None:
+            self.proj.bias.copy_(mha.out_proj.bias)
+        return self
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}, memory_dim={self.memory_dim}"
+
+
+class DecoderBlock(nn.Module):
+    """A pre-norm Transformer decoder layer (Vaswani et al. 2017, Sec. 3.1, in the pre-norm
+    arrangement of :class:`PreNormBlock`).
+
+    ``z' = z + SelfAttn(LN(z))`` under a causal mask (token ``i`` sees tokens ``≤ i``),
+    ``z'' = z' + CrossAttn(LN(z'), memory)`` (every token scores every memory position), and
+    ``z''' = z'' + MLP(LN(z''))``.
+
+    Args:
+        dim: channels of the decoder's tokens.
+        num_heads: heads of both attentions.
+        memory_dim: channels of the memory (``None``: ``dim``).
+        mlp_ratio: hidden width of the MLP as a multiple of ``dim``.
+        norm_eps: the LayerNorms' epsilon.
+
+    Shapes:
+        ``forward(x, memory, mask=None, memory_mask=None)``: tokens ``(B, N, dim)``, memory
+        ``(B, M, memory_dim)``; ``mask`` the self-attention's boolean mask broadcastable to
+        ``(B, h, N, N)`` (``None``: causal); ``memory_mask`` boolean ``(B, M)``, ``False`` = a
+        padding position of the memory. Returns ``(B, N, dim)``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        memory_dim: int | None = None,
+        mlp_ratio: float = 4.0,
+        norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        check_positive_int("dim", dim)
+        check_positive_number("mlp_ratio", mlp_ratio), check_positive_number("norm_eps", norm_eps)
+        self.dim = dim
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.self_attn = MultiHeadAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.cross_attn = CrossAttention(dim, num_heads, memory_dim)
+        self.norm3 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        _, n, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
+        mask = _causal_mask(n, x.device) if mask is None else mask
+        x = x + self.self_attn(self.norm1(x), mask=mask)  # causal self-attention
+        x = x + self.cross_attn(self.norm2(x), memory, key_mask=memory_mask)  # reads the memory
+        return x + self.mlp(self.norm3(x))
