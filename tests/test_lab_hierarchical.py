@@ -78,7 +78,7 @@ def test_heads_differ_only_by_the_pooling_and_compute_it_by_hand():
     )
     assert isinstance(hier.pool, hi.HierarchicalAttentionPooling)
     assert type(flat.fc) is type(hier.fc) and flat.fc.weight.shape == hier.fc.weight.shape
-    with pytest.raises(ValueError, match="pool must be one of 'hierarchical', 'flat', got 'avg'"):
+    with pytest.raises(ValueError, match="pool must be one of 'hierarchical', 'region_max', 'flat', 'misaligned', got 'avg'"):
         lab.RegionHead("avg")
     with pytest.raises(ValueError, match=r"f must be \(B, C, h, w\) with C = 6"):
         flat(torch.zeros(1, 5, 4, 4))
@@ -142,7 +142,7 @@ def test_the_page_model_is_the_trained_heads_with_their_position_weights():
     from visual_attention.views.browser_model import BrowserModel, run_graph
 
     encoder = randomise(DigitCNN(), seed=2)
-    heads = _heads(channels=64, region_size=8)
+    heads = {p: h for p, h in _heads(channels=64, region_size=8).items() if p in ("hierarchical", "flat")}
     x, y, _ = lab.flagged_panels(3, "test", seed=1)
     raw = encode(x, encoder)
     f = standardize(raw, raw)[1]
@@ -159,3 +159,45 @@ def test_the_page_model_is_the_trained_heads_with_their_position_weights():
     replay = run_graph(BrowserModel(widget.graph, widget.weights), x[2:3])
     torch.testing.assert_close(torch.from_numpy(replay["maps"]), out[-1][2:3], atol=1e-6, rtol=0)
 
+
+
+def test_the_controls_region_classifier_max_and_misaligned_regions_by_hand():
+    heads = _heads()
+    f = torch.randn(3, 6, 4, 4, generator=gen(5))
+    rmax, mis, hier = heads["region_max"], heads["misaligned"], heads["hierarchical"]
+    regions = hi.image_regions(f, 2).mean(2)  # (3, 4, 6): each region's mean vector
+    torch.testing.assert_close(rmax(f), rmax.fc(regions).amax(1))
+    mis.load_state_dict(hier.state_dict())
+    rolled = torch.roll(f, (1, 1), (2, 3))  # half a region along both axes
+    torch.testing.assert_close(mis(f), hier(rolled))
+    # the misaligned map is the hierarchy's map on the rolled features, rolled back
+    torch.testing.assert_close(
+        lab.position_weights(mis, f), torch.roll(lab.position_weights(hier, rolled), (-1, -1), (1, 2))
+    )
+    with pytest.raises(ValueError, match="head must pool with attention"):
+        lab.position_weights(rmax, f)
+
+
+def test_parameters_flat_matches_the_hierarchy_and_the_region_classifier_is_close():
+    from visual_attention.train import count_parameters
+
+    count = {p: count_parameters(lab.RegionHead(p)) for p in lab.POOLS}
+    assert count["flat"] == count["hierarchical"] == count["misaligned"] == 2762
+    assert count["region_max"] == 2410 and count["region_max"] >= 0.75 * count["hierarchical"]
+
+
+def test_each_seed_learns_from_its_own_draw_of_the_training_set(monkeypatch):
+    f, y = torch.randn(12, 6, 4, 4, generator=gen(6)), torch.arange(12) % 10
+    drawn, fit_seeds = [], lab.fit_seeds
+
+    def spy(make, train, test, seeds, **options):
+        drawn.append(train[0][:, 0, 0, 0].tolist())  # one value that tells the examples apart
+        return fit_seeds(make, train, test, seeds, **options)
+
+    monkeypatch.setattr(lab, "fit_seeds", spy)
+    runs = lab.run_seeds("flat", (f, y), (f[:4], y[:4]), seeds=(0, 1), epochs=1, batch_size=4, train_size=6)
+    assert len(runs.accuracies) == len(runs.models) == len(runs.histories) == 2
+    assert [len(d) for d in drawn] == [6, 6] and drawn[0] != drawn[1]  # two draws of 6 of the 12
+    assert all(len(set(d)) == 6 and set(d) <= set(f[:, 0, 0, 0].tolist()) for d in drawn)  # no repeats
+    with pytest.raises(ValueError, match="train_size must be at most the 12 training examples, got 13"):
+        lab.run_seeds("flat", (f, y), (f[:4], y[:4]), seeds=(0,), epochs=1, train_size=13)

@@ -1,38 +1,45 @@
-"""Exercises of the Hierarchical attention chapter: patch merging, regions, attention pooling."""
+"""Exercises of the Hierarchical attention chapter: undoing patch merging, regions, the weight of
+every position under a two-level pooling."""
 
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 
-from ..blocks import AttentionPooling
 from ..hierarchical import image_regions
 from . import Case, Exercise
 
 
-def _merge(x: torch.Tensor) -> torch.Tensor:
-    """Swin's patch merging before its norm and projection: (B, H, W, C) → (B, H/2, W/2, 4C)."""
-    return torch.cat(
-        [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1
-    )
+def _split(y: torch.Tensor) -> torch.Tensor:
+    """The inverse of Swin's patch merging before its norm and projection:
+    (B, H/2, W/2, 4C) → (B, H, W, C), the four groups of channels in Swin's order (even row, even
+    column), (odd, even), (even, odd), (odd, odd)."""
+    b, h, w, c4 = y.shape
+    x = y.new_empty(b, 2 * h, 2 * w, c4 // 4)
+    for k, (i, j) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
+        x[:, i::2, j::2] = y[..., k * (c4 // 4) : (k + 1) * (c4 // 4)]
+    return x
 
 
-@torch.no_grad()
-def _pool(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, context: torch.Tensor):
-    """HAN Eq. 5-7 by :class:`~visual_attention.blocks.AttentionPooling` with these parameters:
-    weights (B, T) and pooled vector (B, C)."""
-    pool = AttentionPooling(h.shape[-1], hidden_dim=weight.shape[0]).to(h.dtype)
-    pool.proj.weight.copy_(weight)  # W
-    pool.proj.bias.copy_(bias)  # b
-    pool.score.weight.copy_(context[None])  # the context vector u
-    return pool.weights(h), pool(h)
+def _position_weights(
+    region_weights: torch.Tensor, patch_weights: torch.Tensor, width: int
+) -> torch.Tensor:
+    """The weight of every position under two-level pooling: ``α_i α_it`` put back on the map.
+
+    ``region_weights`` (B, R), ``patch_weights`` (B, R, P) of ``r × r`` regions (``P = r²``) in
+    row-major order over a map ``width`` positions wide, positions in row-major order inside each
+    region → (B, H, W)."""
+    r = round(patch_weights.shape[-1] ** 0.5)
+    product = region_weights[..., None] * patch_weights  # (B, R, P)
+    return rearrange(product, "b (nh nw) (r1 r2) -> b (nh r1) (nw r2)", nw=width // r, r1=r, r2=r)
 
 
-def _merge_cases() -> list[Case]:
+def _split_cases() -> list[Case]:
     g = torch.Generator().manual_seed(21)
     return [
-        Case("B=2, 4×4 grid, C=3", (torch.randn(2, 4, 4, 3, generator=g),)),
-        Case("2×2 grid: a single group", (torch.randn(1, 2, 2, 2, generator=g),)),
-        Case("4×6 grid, C=1", (torch.randn(1, 4, 6, 1, generator=g),)),
+        Case("B=2, 2×2 merged grid, C=3", (torch.randn(2, 2, 2, 12, generator=g),)),
+        Case("a single merged token", (torch.randn(1, 1, 1, 8, generator=g),)),
+        Case("2×3 merged grid, C=1", (torch.randn(1, 2, 3, 4, generator=g),)),
     ]
 
 
@@ -45,33 +52,33 @@ def _region_cases() -> list[Case]:
     ]
 
 
-def _pool_cases() -> list[Case]:
+def _weights_cases() -> list[Case]:
     g = torch.Generator().manual_seed(23)
 
-    def case(label, b, t, c, a, scale=1.0):
+    def case(label, b, regions, patches, width):
         return Case(
             label,
             (
-                torch.randn(b, t, c, generator=g) * scale,
-                torch.randn(a, c, generator=g),
-                torch.randn(a, generator=g),
-                torch.randn(a, generator=g),
+                torch.randn(b, regions, generator=g).softmax(-1),
+                torch.randn(b, regions, patches, generator=g).softmax(-1),
+                width,
             ),
         )
 
     return [
-        case("B=2, T=5, C=3, A=4", 2, 5, 3, 4),
-        case("a single patch T=1", 3, 1, 2, 2),
-        case("large inputs ×1000", 2, 6, 3, 3, 1000.0),
+        case("B=2, 4×4 map, 2×2 regions of 2×2", 2, 4, 4, 4),
+        case("4×6 map: 2 × 3 regions of 2×2", 1, 6, 4, 6),
+        case("one region of 3×3", 2, 1, 9, 3),
+        case("every position its own region", 1, 6, 1, 3),
     ]
 
 
 EXERCISES = {
-    "merge_patches": Exercise(
-        "merge_patches",
-        "Concatenate each 2×2 group of tokens: (B, H, W, C) → (B, H/2, W/2, 4C) in Swin's order.",
-        reference=_merge,
-        make_cases=_merge_cases,
+    "split_patches": Exercise(
+        "split_patches",
+        "Undo Swin's patch merging: (B, H/2, W/2, 4C) → (B, H, W, C), channels in Swin's order.",
+        reference=_split,
+        make_cases=_split_cases,
     ),
     "image_regions": Exercise(
         "image_regions",
@@ -79,11 +86,10 @@ EXERCISES = {
         reference=image_regions,
         make_cases=_region_cases,
     ),
-    "attention_pool": Exercise(
-        "attention_pool",
-        "HAN's attention pooling: weights (B, T) and the pooled vector (B, C).",
-        reference=_pool,
-        make_cases=_pool_cases,
-        weights={0: -1},
+    "position_weights": Exercise(
+        "position_weights",
+        "The weight α_i α_it of every position of a two-level pooling, on the map: (B, H, W).",
+        reference=_position_weights,
+        make_cases=_weights_cases,
     ),
 }

@@ -7,9 +7,12 @@ hierarchical attention pooling on a frozen encoder, and Swin's receptive field s
   that no feature seeing the digit whole also sees (the encoder's features see ``18 × 18``
   pixels), but that lies inside the digit's panel.
 * :class:`RegionHead` — what is trained on the frozen encoder's features ``(N, 64, 16, 16)``:
-  hierarchical attention pooling over ``8 × 8``-position regions (one per panel), or one flat
-  attention pooling over all 256 positions (the control), each followed by one linear layer.
-* :func:`run_seeds` — one head trained per seed; :func:`position_weights` — the weight each head
+  hierarchical attention pooling over ``8 × 8``-position regions (one per panel), and three
+  controls, each ending in a classifier: one flat attention pooling over all 256 positions with as
+  many parameters; the hierarchy on misaligned regions (shifted by half a panel); and, without
+  attention, a classifier on each region's mean vector with a max over the regions.
+* :func:`run_seeds` — one head trained per seed, each on its own draw of the training canvases;
+  :func:`position_weights` — the weight each head
   gives each position; :func:`region_mass` — the weight inside the flagged panel.
 * :func:`receptive_fields` — which input patches can move a token of a Swin Transformer, block by
   block (the gradient of the token with respect to the image).
@@ -37,7 +40,7 @@ from .._checks import (
 )
 from ..blocks import AttentionPooling
 from ..core import record_attention
-from ..hierarchical import HierarchicalAttentionPooling, SwinTransformer
+from ..hierarchical import HierarchicalAttentionPooling, SwinTransformer, image_regions
 from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, maps, overlay, probs
@@ -51,6 +54,7 @@ __all__ = [
     "PANEL",
     "FLAG",
     "POOLS",
+    "ATTENTION_POOLS",
     "flagged_panels",
     "panel_boxes",
     "RegionHead",
@@ -69,8 +73,10 @@ PANEL = 32
 #: Side of the flag, a white square, in pixels.
 FLAG = 5
 _JITTER, _NOISE = 2, 0.1
-#: The heads :class:`RegionHead` builds: the mechanism, then the control.
-POOLS = ("hierarchical", "flat")
+#: The heads :class:`RegionHead` builds: the mechanism, then the controls.
+POOLS = ("hierarchical", "region_max", "flat", "misaligned")
+#: The heads that pool with attention (and so have a weight on every position).
+ATTENTION_POOLS = ("hierarchical", "flat", "misaligned")
 
 
 def flagged_panels(
@@ -131,17 +137,24 @@ def panel_boxes(flagged: torch.Tensor) -> torch.Tensor:
 
 
 class RegionHead(nn.Module):
-    """Attention pooling, hierarchical or flat, and a linear classifier on a feature map.
+    """A pooling of a feature map and a classifier: hierarchical attention or a control.
 
     * ``pool="hierarchical"``: :class:`~visual_attention.hierarchical.HierarchicalAttentionPooling`
       with ``r × r`` regions: an :class:`~visual_attention.blocks.AttentionPooling` over the
       positions of each region, another over the region vectors; records ``pool.patch_pool``
       ``(B, R, r²)`` and ``pool.region_pool`` ``(B, R)``;
+    * ``pool="misaligned"``: the same on the feature map rolled by ``r / 2`` positions along both
+      axes, so that every region straddles four of the ``r × r`` blocks (the ablation: the
+      hierarchy without the partition that fits the task);
     * ``pool="flat"``: one :class:`~visual_attention.blocks.AttentionPooling` over all ``h·w``
-      positions (the control); records ``pool`` ``(B, h·w)``.
+      positions; records ``pool`` ``(B, h·w)``;
+    * ``pool="region_max"``, without attention: each region's mean vector, a classifier shared by
+      the regions (``C → hidden_dim → num_classes``, ReLU) and, per class, the max over regions.
 
-    Both poolings have ``hidden_dim`` tanh units; both heads end in the same
-    ``nn.Linear(C, num_classes)``. The hierarchical head has one pooling more.
+    The attention heads end in ``nn.Linear(C, num_classes)``. ``hidden_dim`` (the tanh units of
+    each attention pooling, the hidden units of the region classifier) defaults to 16 for the
+    two hierarchies and 32 for the flat pooling and the region classifier: the flat head then has
+    exactly the hierarchy's parameters, the region classifier 0.87 of them (``C = 64``).
 
     Shapes: ``forward``: ``(B, C, h, w)`` → logits ``(B, num_classes)``.
     """
@@ -151,26 +164,44 @@ class RegionHead(nn.Module):
         pool: str = "hierarchical",
         channels: int = 64,
         region_size: int = PANEL // 4,
-        hidden_dim: int = 16,
+        hidden_dim: int | None = None,
         num_classes: int = 10,
     ) -> None:
         super().__init__()
         self.pool_mode = check_choice("pool", pool, POOLS)
         self.channels = check_positive_int("channels", channels)
         self.region_size = check_positive_int("region_size", region_size)
-        check_positive_int("hidden_dim", hidden_dim)
-        if pool == "hierarchical":
+        self.shift = region_size // 2 if pool == "misaligned" else 0
+        if hidden_dim is None:
+            hidden_dim = 16 if pool in ("hierarchical", "misaligned") else 32
+        (
+            check_positive_int("hidden_dim", hidden_dim),
+            check_positive_int("num_classes", num_classes),
+        )
+        if pool in ("hierarchical", "misaligned"):
             self.pool = HierarchicalAttentionPooling(channels, region_size, hidden_dim)
-        else:
+        elif pool == "flat":
             self.pool = AttentionPooling(channels, hidden_dim)
-        self.fc = nn.Linear(channels, check_positive_int("num_classes", num_classes))
+        else:
+            self.pool = None
+        if pool == "region_max":
+            self.fc = nn.Sequential(
+                nn.Linear(channels, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, num_classes)
+            )
+        else:
+            self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         """``f`` ``(B, C, h, w)`` → logits ``(B, num_classes)``."""
         check_tensor("f", f, "(B, C, h, w)", C=self.channels)
-        if self.pool_mode == "hierarchical":
-            return self.fc(self.pool(f))  # regions, then the image: (B, C)
-        return self.fc(self.pool(rearrange(f, "b c h w -> b (h w) c")))  # all positions: (B, C)
+        if self.pool_mode == "flat":  # one pooling over all positions: (B, C)
+            return self.fc(self.pool(rearrange(f, "b c h w -> b (h w) c")))
+        if self.pool_mode == "region_max":  # no attention: classify each region, max over them
+            regions = image_regions(f, self.region_size).mean(2)  # (B, R, C)
+            return self.fc(regions).amax(1)
+        if self.pool_mode == "misaligned":  # regions shifted by r / 2 along both axes
+            f = torch.roll(f, (self.shift, self.shift), (2, 3))
+        return self.fc(self.pool(f))  # regions, then the image: (B, C)
 
 
 def run_seeds(
@@ -181,27 +212,41 @@ def run_seeds(
     epochs: int = 25,
     lr: float = 1e-2,
     batch_size: int = 128,
+    train_size: int | None = None,
 ) -> SeedRuns:
     """Train one :class:`RegionHead` per seed on features ``(N, C, h, w)``; evaluate on ``test``.
 
-    Each seed seeds the head's initialisation and the data order; Adam, constant ``lr``.
+    Each seed seeds the head's initialisation, the data order and, with ``train_size``, which
+    ``train_size`` of the training examples it learns from (a seeded draw without replacement);
+    Adam, constant ``lr``.
 
     Returns:
         :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
         heads (eval mode) and their histories (``histories[i].test_accuracy``: after every epoch).
     """
     check_choice("pool", pool, POOLS)
-    c = check_data("train", train, "(N, C, h, w)")[1]
+    n, c = check_data("train", train, "(N, C, h, w)")[:2]
     check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
-    return fit_seeds(
-        lambda: RegionHead(pool, channels=c),
-        train,
-        test,
-        seeds,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-    )
+    if train_size is not None and not 1 <= check_int("train_size", train_size, 1) <= n:
+        raise ValueError(f"train_size must be at most the {n} training examples, got {train_size}")
+    runs = SeedRuns([], [], [])
+    for seed in seeds:
+        drawn = train
+        if train_size is not None:  # this seed's own training set
+            keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:train_size]
+            drawn = (train[0][keep], train[1][keep])
+        run = fit_seeds(
+            lambda: RegionHead(pool, channels=c),
+            drawn,
+            test,
+            (seed,),
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+        )
+        for got, part in zip(runs, run):
+            got.extend(part)
+    return runs
 
 
 @torch.no_grad()
@@ -212,6 +257,10 @@ def position_weights(head: RegionHead, f: torch.Tensor) -> torch.Tensor:
     the position's weight inside its region (HAN's factorised map). Each map sums to 1.
     """
     check_instance("head", head, RegionHead)
+    if head.pool_mode not in ATTENTION_POOLS:
+        raise ValueError(
+            f"head must pool with attention ({ATTENTION_POOLS}), got {head.pool_mode!r}"
+        )
     check_tensor("f", f, "(N, C, h, w)", C=head.channels)
     with record_attention(head.eval()) as maps:
         head(like_module(f, head))  # half-precision features for a float32 head
@@ -224,7 +273,10 @@ def _position_map(head: RegionHead, maps: dict[str, torch.Tensor], h: int, w: in
         return maps["pool"].reshape(-1, h, w)
     r = head.region_size
     product = maps["pool.region_pool"][..., None] * maps["pool.patch_pool"]  # (N, R, r²)
-    return rearrange(product, "n (nh nw) (r1 r2) -> n (nh r1) (nw r2)", nw=w // r, r1=r, r2=r)
+    rolled = rearrange(product, "n (nh nw) (r1 r2) -> n (nh r1) (nw r2)", nw=w // r, r1=r, r2=r)
+    if head.pool_mode == "misaligned":  # back to the positions of the map
+        rolled = torch.roll(rolled, (-head.shift, -head.shift), (1, 2))
+    return rolled
 
 
 def region_mass(weights: torch.Tensor, region: torch.Tensor, region_size: int) -> torch.Tensor:
