@@ -34,17 +34,16 @@ def good_window(s, r):
     return s.masked_fill(~keep, float("-inf")).softmax(-1)
 
 
-def good_multi_query(f, q):
-    s = torch.einsum("bchw,bqc->bqhw", f, q)
-    w = s.flatten(2).softmax(-1).view_as(s)
-    return w, torch.einsum("bqhw,bchw->bqc", w, f)
+def good_jacobian(s):
+    p = s.softmax(-1)
+    return torch.diag_embed(p) - p[..., :, None] * p[..., None, :]
 
 
 def test_right_answers_pass(capsys):
     check("foundations.attention_entropy", good_entropy)
     check("foundations.attention_entropy", lambda s: -(s.softmax(-1) * s.log_softmax(-1)).sum(-1))
     check("foundations.window_weights", good_window)
-    check("foundations.multi_query_attention", good_multi_query)
+    check("foundations.softmax_jacobian", good_jacobian)
     assert capsys.readouterr().out.count("✓") == 4
 
 
@@ -59,8 +58,8 @@ def test_right_answers_pass(capsys):
         ("foundations.window_weights", lambda s, r: torch.sigmoid(s), r"do not sum to 1 along dim -1"),
         ("foundations.window_weights", lambda s, r: s.softmax(-1), "radius 1.*differs from the reference"),
         ("foundations.window_weights", lambda s, r: good_window(s, max(r, 1)), "radius 0"),
-        ("foundations.multi_query_attention", lambda f, q: good_multi_query(f, q)[0],
-         "should be a tuple of 2 values"),
+        ("foundations.softmax_jacobian", lambda s: torch.diag_embed(s.softmax(-1)),
+         "random scores.*differs from the reference"),
         ("foundations.attention_entropy", lambda s: 1 / 0, "raised ZeroDivisionError"),
     ],
 )
@@ -79,7 +78,7 @@ def test_unanswered_exercise_says_so():
 
 def test_registry():
     every = list_exercises()
-    assert {"foundations.attention_entropy", "foundations.multi_query_attention",
+    assert {"foundations.attention_entropy", "foundations.softmax_jacobian",
             "foundations.window_weights"} <= set(every)
     for name, ex in every.items():
         cases = ex.make_cases()

@@ -20,7 +20,7 @@ from visual_attention.grade import grade, graded_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "book" / "foundations.ipynb"
-IDS = ["entropy-check", "multi-query-check", "window-check"]
+IDS = ["entropy-check", "jacobian-check", "window-check"]
 
 
 def _nbgrader(cell) -> dict:
@@ -59,9 +59,9 @@ def test_graded_cells_of_the_chapter():
     found = graded_cells(nbformat.read(CHAPTER, as_version=4))
     assert [g.grade_id for g in found] == IDS
     assert [g.exercise for g in found] == ["foundations.attention_entropy",
-                                           "foundations.multi_query_attention",
+                                           "foundations.softmax_jacobian",
                                            "foundations.window_weights"]
-    assert [g.answer for g in found] == ["my_attention_entropy", "my_multi_query_attention",
+    assert [g.answer for g in found] == ["my_attention_entropy", "my_softmax_jacobian",
                                          "my_window_weights"]
 
 
@@ -159,19 +159,17 @@ def test_one_wrong_exercise_loses_exactly_its_points(instructor, tmp_path):
         )
 
     report = grade(_variant(instructor, tmp_path, wrong_entropy), instructor, timeout=30)
-    assert _scores(report) == {"entropy-check": 0, "multi-query-check": 1, "window-check": 1}, report.table()
+    assert _scores(report) == {"entropy-check": 0, "jacobian-check": 1, "window-check": 1}, report.table()
     assert "large logits" in report.results[0].feedback and "nan" in report.results[0].feedback
 
 
 def test_an_answer_that_calls_the_packages_reference_scores_zero(instructor, tmp_path):
     def lazy(cells):  # right numbers, but the exercise is to write it
-        _solution(cells, "multi-query-solution").source = (
+        _solution(cells, "jacobian-solution").source = (
             "import visual_attention as va\n\n"
-            "def my_multi_query_attention(feature_maps, queries):\n"
-            "    b, q, c = queries.shape\n"
-            "    maps = feature_maps[:, None].expand(b, q, *feature_maps.shape[1:]).flatten(0, 1)\n"
-            "    w, ctx = va.core.query_attention(maps, queries.reshape(b * q, c))\n"
-            "    return w.reshape(b, q, *w.shape[1:]), ctx.reshape(b, q, c)\n"
+            "def my_softmax_jacobian(scores):\n"
+            "    p = va.core.masked_softmax(scores, dim=-1)\n"
+            "    return torch.diag_embed(p) - p[..., :, None] * p[..., None, :]\n"
         )
         _solution(cells, "entropy-solution").source = (
             "from visual_attention.core import masked_softmax as helper\n\n"
@@ -181,9 +179,9 @@ def test_an_answer_that_calls_the_packages_reference_scores_zero(instructor, tmp
         )
 
     report = grade(_variant(instructor, tmp_path, lazy), instructor, timeout=30)
-    assert _scores(report) == {"entropy-check": 0, "multi-query-check": 0, "window-check": 1}, report.table()
+    assert _scores(report) == {"entropy-check": 0, "jacobian-check": 0, "window-check": 1}, report.table()
     assert "calls the package's own masked_softmax" in report.results[0].feedback
-    assert "calls the package's own query_attention" in report.results[1].feedback
+    assert "calls the package's own masked_softmax" in report.results[1].feedback
 
 
 def test_infinite_loop_is_cut_at_the_time_limit(instructor, tmp_path):
@@ -193,7 +191,7 @@ def test_infinite_loop_is_cut_at_the_time_limit(instructor, tmp_path):
     start = time.monotonic()
     report = grade(_variant(instructor, tmp_path, loop), instructor, timeout=4)
     elapsed = time.monotonic() - start
-    assert _scores(report) == {"entropy-check": 1, "multi-query-check": 1, "window-check": 0}, report.table()
+    assert _scores(report) == {"entropy-check": 1, "jacobian-check": 1, "window-check": 0}, report.table()
     assert "timed out after 4 s" in report.results[2].feedback
     assert elapsed < 60, f"grading took {elapsed:.0f} s"
 
@@ -214,7 +212,7 @@ def test_tampering_syntax_errors_and_exceptions_buy_nothing(instructor, tmp_path
         check_cell.metadata["nbgrader"]["points"] = 100
 
     report = grade(_variant(instructor, tmp_path, chaos), instructor, timeout=30)
-    assert _scores(report) == {"entropy-check": 1, "multi-query-check": 1, "window-check": 0}, report.table()
+    assert _scores(report) == {"entropy-check": 1, "jacobian-check": 1, "window-check": 0}, report.table()
     assert report.max_score == 3
 
 
@@ -225,13 +223,13 @@ def test_a_killed_kernel_costs_only_what_depended_on_it(instructor, tmp_path):
 
     report = grade(_variant(instructor, tmp_path, die), instructor, timeout=30)
     scores = _scores(report)
-    assert scores["entropy-check"] == 1 and scores["multi-query-check"] == 1, report.table()
+    assert scores["entropy-check"] == 1 and scores["jacobian-check"] == 1, report.table()
     assert scores["window-check"] == 0  # `torch` was imported in the kernel that died
 
 
 def test_deleted_check_cell_is_still_graded_and_cli_writes_json(instructor, tmp_path):
     def delete(cells):
-        cells.remove(_solution(cells, "multi-query-check"))
+        cells.remove(_solution(cells, "jacobian-check"))
 
     path = _variant(instructor, tmp_path, delete)
     out = tmp_path / "report.json"

@@ -1,11 +1,11 @@
-"""Exercises of the Foundations chapter: the entropy of the weights, several queries at once, a
+"""Exercises of the Foundations chapter: the entropy of the weights, the softmax's Jacobian, a
 local mask built by hand."""
 
 from __future__ import annotations
 
 import torch
 
-from ..core import masked_softmax, query_attention
+from ..core import masked_softmax
 from . import Case, Exercise
 
 
@@ -31,36 +31,20 @@ def _entropy_cases() -> list[Case]:
     ]
 
 
-def _multi_query(
-    feature_maps: torch.Tensor, queries: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Q queries per image: each query is an image of its own for ``query_attention``."""
-    b, c, h, w = feature_maps.shape
-    n = queries.shape[1]
-    maps = feature_maps[:, None].expand(b, n, c, h, w).reshape(b * n, c, h, w)
-    weights, context = query_attention(maps, queries.reshape(b * n, c))
-    return weights.reshape(b, n, h, w), context.reshape(b, n, c)
+def _softmax_jacobian(scores: torch.Tensor) -> torch.Tensor:
+    """∂p_i/∂s_j = p_i (δ_ij − p_j) of p = softmax(s) over the last dim: (..., N) → (..., N, N)."""
+    p = masked_softmax(scores, dim=-1)
+    return torch.diag_embed(p) - p[..., :, None] * p[..., None, :]
 
 
-def _multi_query_cases() -> list[Case]:
+def _jacobian_cases() -> list[Case]:
     g = torch.Generator().manual_seed(2)
     return [
-        Case(
-            "B=2, Q=3, C=3, 4×4",
-            (torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 3, generator=g)),
-        ),
-        Case(
-            "batch of one, one query, 2×7",
-            (torch.randn(1, 5, 2, 7, generator=g), torch.randn(1, 1, 5, generator=g)),
-        ),
-        Case(
-            "a single position 1×1, Q=4",
-            (torch.randn(3, 2, 1, 1, generator=g), torch.randn(3, 4, 2, generator=g)),
-        ),
-        Case(
-            "large queries (×100)",
-            (torch.randn(2, 4, 3, 3, generator=g), 100 * torch.randn(2, 2, 4, generator=g)),
-        ),
+        Case("random scores (2, 5)", (torch.randn(2, 5, generator=g),)),
+        Case("a batch of rows (3, 2, 4)", (torch.randn(3, 2, 4, generator=g),)),
+        Case("equal scores over 4 (p = 1/4)", (torch.zeros(1, 4),)),
+        Case("one position (2, 1): J = 0", (torch.randn(2, 1, generator=g),)),
+        Case("large logits ±1e4 (one-hot: J = 0)", (torch.tensor([[1e4, 0.0, -1e4]]),)),
     ]
 
 
@@ -95,13 +79,11 @@ EXERCISES = {
         make_cases=_entropy_cases,
     ),
     # [end-exercise-registry]
-    "multi_query_attention": Exercise(
-        "multi_query_attention",
-        "Q queries per image (B, Q, C) over feature maps (B, C, H, W): weights (B, Q, H, W) and "
-        "contexts (B, Q, C).",
-        reference=_multi_query,
-        make_cases=_multi_query_cases,
-        weights={0: (-2, -1)},
+    "softmax_jacobian": Exercise(
+        "softmax_jacobian",
+        "The Jacobian ∂p_i/∂s_j (..., N, N) of p = softmax(s) over the last dim of s (..., N).",
+        reference=_softmax_jacobian,
+        make_cases=_jacobian_cases,
     ),
     "window_weights": Exercise(
         "window_weights",
