@@ -1,16 +1,12 @@
 """Exercises of the Local attention chapter: windows back to a grid (the inverse of the partition
-the chapter shows), the shifted-window mask, and Swin's relative position index."""
+the chapter shows), the shifted-window mask for rectangular windows and shifts that differ along
+the two axes (the chapter shows square ones), and Swin's relative position index."""
 
 from __future__ import annotations
 
 import torch
 
-from ..local_attention import (
-    relative_position_index,
-    shifted_window_mask,
-    window_partition,
-    window_reverse,
-)
+from ..local_attention import relative_position_index, window_partition, window_reverse
 from . import Case, Exercise
 
 
@@ -28,12 +24,36 @@ def _reverse_cases() -> list[Case]:
     ]
 
 
+def _rectangular_mask(
+    height: int, width: int, window: tuple[int, int], shift: tuple[int, int]
+) -> torch.Tensor:
+    """Swin's shifted-window mask for ``window = (M_h, M_w)`` windows on a ``height × width`` grid
+    rolled by ``-shift = -(s_h, s_w)``: boolean ``(nW, M_h·M_w, M_h·M_w)``, ``True`` = may attend.
+
+    The rows of the rolled grid fall in the regions ``[0, H-M_h), [H-M_h, H-s_h), [H-s_h, H)``
+    (one region when ``s_h = 0``), the columns likewise; two tokens of a window may attend to each
+    other iff they lie in the same region of rows and the same region of columns."""
+    (mh, mw), (sh, sw) = window, shift
+
+    def regions(n: int, m: int, s: int) -> torch.Tensor:  # the region of each row (or column)
+        label = torch.zeros(n, dtype=torch.long)
+        if s:
+            label[n - m : n - s], label[n - s :] = 1, 2
+        return label
+
+    labels = 3 * regions(height, mh, sh)[:, None] + regions(width, mw, sw)[None, :]  # (H, W)
+    windows = labels.reshape(height // mh, mh, width // mw, mw).permute(0, 2, 1, 3)
+    windows = windows.reshape(-1, mh * mw)  # (nW, M_h·M_w), windows and tokens in row-major order
+    return windows[:, :, None] == windows[:, None, :]
+
+
 def _mask_cases() -> list[Case]:
     return [
-        Case("8×8 grid, M=4, shift 2", (8, 8, 4, 2)),
-        Case("no shift: everything allowed", (4, 4, 2, 0)),
-        Case("one window, M=4, shift 1", (4, 4, 4, 1)),
-        Case("6×9 grid, M=3, shift 1", (6, 9, 3, 1)),
+        Case("6×8 grid, 3×4 windows, shift (1, 2)", (6, 8, (3, 4), (1, 2))),
+        Case("shift along the columns only", (4, 6, (2, 3), (0, 1))),
+        Case("square: 8×8 grid, 4×4 windows, shift (2, 2)", (8, 8, (4, 4), (2, 2))),
+        Case("no shift: everything allowed", (6, 4, (3, 2), (0, 0))),
+        Case("one window of 4×2, shift (1, 1)", (4, 2, (4, 2), (1, 1))),
     ]
 
 
@@ -45,11 +65,11 @@ EXERCISES = {
         reference=window_reverse,
         make_cases=_reverse_cases,
     ),
-    "shifted_window_mask": Exercise(
-        "shifted_window_mask",
-        "The boolean (nW, M², M²) mask of Swin's shifted windows after the cyclic shift "
-        "(True = may attend).",
-        reference=shifted_window_mask,
+    "rectangular_window_mask": Exercise(
+        "rectangular_window_mask",
+        "The boolean (nW, M_h·M_w, M_h·M_w) mask of shifted M_h × M_w windows after a cyclic "
+        "shift by (s_h, s_w) (True = may attend).",
+        reference=_rectangular_mask,
         make_cases=_mask_cases,
     ),
     "relative_position_index": Exercise(
