@@ -80,6 +80,17 @@ def test_a_difference_within_the_noise_fails_the_notebook():
         report_evidence("c", "claim", "test accuracy", CTRL, ATT, display=False)
 
 
+def test_a_reported_tie_or_loss_asserts_the_floors_not_the_difference():
+    loss = report_evidence("c", "a tie", "test accuracy", CTRL, controls=[ATT], chance=0.1,
+                           floor=0.5, require_fair_control=True, expect_difference=False, display=False)
+    assert loss.standard_errors < 0 and loss.fair_control
+    with pytest.raises(AssertionError, match="does not reach 0.6"):  # the floor still holds
+        report_evidence("c", "a tie", "test accuracy", CTRL, controls=[ATT], floor=0.6,
+                        expect_difference=False, display=False)
+    with pytest.raises(ValueError, match="expect_difference must be"):
+        report_evidence("c", "a tie", "test accuracy", ATT, CTRL, expect_difference=1, display=False)
+
+
 def test_lower_is_better_and_the_floor():
     ev = report_evidence("c", "claim", "error", ("a", [0.1, 0.12, 0.11]), ("b", [0.5, 0.45, 0.55]),
                          higher_is_better=False, floor=0.2, display=False)

@@ -1,5 +1,5 @@
-"""Tests of visual_attention.labs.branch: the two-scale task, the branches, the heads, the sweep and
-the page model."""
+"""Tests of visual_attention.labs.branch: the two-scale task, the SK net and its controls, the
+sweep and the page model."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ import torch
 from torch import nn
 
 from _helpers import gen, randomise
+from visual_attention.branch import SelectiveKernel
 from visual_attention.core import record_attention
 from visual_attention.labs import branch as lab
-from visual_attention.labs.common import collect_attention
+from visual_attention.labs.common import collect_attention, standardize
 from visual_attention.labs.digits import DigitCNN
 
 
-def _heads(seed: int = 0) -> dict[str, lab.ScaleHead]:
+def _nets(seed: int = 0, channels: int = 64) -> dict[str, lab.BranchNet]:
     torch.manual_seed(seed)
-    heads = {mode: lab.ScaleHead(mode, channels=64) for mode in lab.HEADS}
-    for h in heads.values():
-        for p in h.parameters():  # non-trivial weights, so that the views differ
+    nets = {mode: lab.BranchNet(mode, channels=channels) for mode in lab.MIXERS}
+    for net in nets.values():
+        for p in net.parameters():  # non-trivial weights, so that the views differ
             nn.init.normal_(p, std=0.5)
-    return {k: h.eval() for k, h in heads.items()}
+    return {k: n.eval() for k, n in nets.items()}
 
 
 def test_scale_task_is_half_small_half_large_digits_with_clutter_at_the_other_scale():
@@ -36,68 +37,77 @@ def test_scale_task_is_half_small_half_large_digits_with_clutter_at_the_other_sc
         lab.scale_task(0)
 
 
-def test_branch_features_are_the_encoder_at_full_and_half_resolution_averaged():
+def test_encoded_task_is_the_scale_task_through_the_encoder():
     encoder = randomise(DigitCNN(), seed=1)
-    x = torch.rand(3, 1, 48, 48, generator=gen(0))
-    f = lab.branch_features(x, encoder, batch_size=2)
-    assert f.shape == (3, 2, 64)
+    f, y, size = lab.encoded_task(4, "test", seed=2, encoder=encoder)
+    x, y2, size2 = lab.scale_task(4, "test", seed=2)
+    assert f.shape == (4, 64, 6, 6) and torch.equal(y, y2) and torch.equal(size, size2)
     with torch.no_grad():
-        small = encoder.feature_map(x).mean((2, 3))
-        large = encoder.feature_map(nn.functional.avg_pool2d(x, 2)).mean((2, 3))
-    torch.testing.assert_close(f[:, 0], small)
-    torch.testing.assert_close(f[:, 1], large)
-    with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\) with C = 1"):
-        lab.branch_features(torch.rand(2, 3, 48, 48), encoder)
+        torch.testing.assert_close(f, nn.functional.avg_pool2d(encoder.feature_map(x), 2))
+        torch.testing.assert_close(lab.feature_maps(x, encoder), f)
 
 
-def test_standardize_branches_uses_one_affine_map_per_channel_for_both_branches():
-    train = torch.randn(50, 2, 4, generator=gen(0)) * 3 + 1
-    test = torch.randn(7, 2, 4, generator=gen(1))
-    u_train, u_test = lab.standardize_branches(train, test)
-    torch.testing.assert_close(u_train.mean((0, 1)), torch.zeros(4), atol=1e-5, rtol=0)
-    torch.testing.assert_close(u_train.std((0, 1)), torch.ones(4))
-    mean, std = train.mean((0, 1)), train.std((0, 1))
-    torch.testing.assert_close(u_test, (test - mean) / std)
-    with pytest.raises(ValueError, match=r"others\[0\] must be \(N, M, C\)"):
-        lab.standardize_branches(train, torch.randn(3, 2, 5))
+def test_the_sk_net_is_a_real_selective_kernel_and_records_its_weights():
+    net = _nets(channels=16)["sk"]
+    assert isinstance(net.mixer, SelectiveKernel) and net.mixer.kernel_sizes == lab.KERNEL_SIZES
+    assert [b[0].dilation for b in net.mixer.branches] == [(1, 1), (2, 2)]
+    x = torch.randn(3, 16, 6, 6, generator=gen(2))
+    with record_attention(net) as maps:
+        logits = net(x)
+    a = maps["mixer"]
+    assert a.shape == (3, 2, 16) and (a >= 0).all()
+    torch.testing.assert_close(a.sum(1), torch.ones(3, 16))
+    torch.testing.assert_close(logits, net.fc(net.post(net.mixer(x)).mean((2, 3))))
 
 
-def test_select_head_is_sk_fuse_and_select_and_records_its_weights():
-    head = _heads()["select"]
-    u = torch.randn(5, 2, 64, generator=gen(2))
-    with record_attention(head) as maps:
-        logits = head(u)
-    a = maps[""]
-    assert a.shape == (5, 2, 64) and (a >= 0).all()
-    torch.testing.assert_close(a.sum(1), torch.ones(5, 64))
-    z = torch.relu(head.bn(head.fc_reduce(u.sum(1))))  # s = Σ_m U_m (already averaged), Eq. 3-4
-    by_hand = head.fc_select(z).reshape(5, 2, 64).softmax(1)  # Eq. 5
-    torch.testing.assert_close(a, by_hand)
-    torch.testing.assert_close(logits, head.fc((by_hand * u).sum(1)))  # V = Σ_m a_m ⊙ U_m
+def test_the_controls_mix_the_same_two_branches_without_looking_at_the_image():
+    nets = _nets(channels=16)
+    x = torch.randn(4, 16, 6, 6, generator=gen(3))
+    for mode in ("concat", "static", "half"):
+        net = nets[mode]
+        assert [b[0].dilation for b in net.branches] == [(1, 1), (2, 2)]
+        assert net.branches[0][0].groups == 8
+    u = [b(x) for b in nets["half"].branches]
+    torch.testing.assert_close(nets["half"].mix(x), (u[0] + u[1]) / 2)
+    u = [b(x) for b in nets["concat"].branches]
+    torch.testing.assert_close(nets["concat"].mix(x), torch.cat(u, 1))
+    net = nets["static"]
+    u = [b(x) for b in net.branches]
+    a = net.mix_logits.softmax(0)  # one weight per branch and channel, for every image
+    torch.testing.assert_close(net.mix(x), a[0, :, None, None] * u[0] + a[1, :, None, None] * u[1])
+    with torch.no_grad():  # each image's mix is independent of the others: no input-dependent weights
+        torch.testing.assert_close(net.mix(x[:1]), net.mix(x)[:1])
 
 
-def test_controls_mix_with_fixed_weights_or_use_one_branch():
-    heads = _heads()
-    u = torch.randn(4, 2, 64, generator=gen(3))
-    other = u.clone()
-    other[:, 1] += 1.0  # change the large field only
-    torch.testing.assert_close(heads["mix"](u), heads["mix"].fc(0.5 * u[:, 0] + 0.5 * u[:, 1]))
-    torch.testing.assert_close(heads["small"](u), heads["small"](other))
-    assert not torch.allclose(heads["large"](u), heads["large"](other))
-    assert sum(p.numel() for p in heads["mix"].parameters()) == 64 * 10 + 10
+def test_parameter_counts_keep_every_control_above_three_quarters_of_sk():
+    counts = {m: sum(p.numel() for p in n.parameters()) for m, n in _nets().items()}
+    assert counts == {"sk": 17450, "concat": 18442, "static": 14474, "half": 14346}
+    assert all(c >= 0.75 * counts["sk"] for c in counts.values())
+
+
+def test_branch_net_validation():
     with pytest.raises(ValueError, match="mode must be one of"):
-        lab.ScaleHead("concat")
-    with pytest.raises(ValueError, match=r"u must be \(B, M, C\) with M = 2 and C = 64, got shape \(4, 3, 64\)"):
-        heads["mix"](torch.randn(4, 3, 64))
+        lab.BranchNet("select")
+    with pytest.raises(ValueError, match="groups must divide channels=12"):
+        lab.BranchNet("sk", channels=12, groups=8)
+    with pytest.raises(ValueError, match="kernel_sizes must be two odd sizes"):
+        lab.BranchNet("sk", kernel_sizes=(3, 4))
+    with pytest.raises(ValueError, match=r"x must be \(B, C, h, w\) with C = 64"):
+        lab.BranchNet("half")(torch.randn(2, 8, 4, 4))
 
 
-def test_run_seeds_trains_one_head_per_seed():
-    x = torch.randn(60, 2, 8, generator=gen(4))
-    y = (x[:, 0, 0] > 0).long()
-    accs, heads, histories = lab.run_seeds("select", (x, y), (x, y), seeds=(0, 1), epochs=2)
-    assert len(accs) == len(heads) == len(histories) == 2
-    assert all(not h.training and h.mode == "select" for h in heads)
+def test_run_seeds_trains_one_net_per_seed_on_its_own_data():
+    def pair(seed):
+        x = torch.randn(40, 16, 4, 4, generator=gen(seed))
+        return (x, (x[:, 0, 0, 0] > 0).long())
+
+    data = [(pair(s), pair(s + 10)) for s in (0, 1)]
+    accs, nets, histories = lab.run_seeds("sk", data, seeds=(0, 1), epochs=2, batch_size=16)
+    assert len(accs) == len(nets) == len(histories) == 2
+    assert all(not n.training and n.mode == "sk" for n in nets)
     assert accs == [h.final_test_accuracy for h in histories]
+    with pytest.raises(ValueError, match="data must hold one"):
+        lab.run_seeds("sk", data[:1], seeds=(0, 1))
 
 
 def test_render_digits_changes_only_the_scale():
@@ -114,37 +124,37 @@ def test_render_digits_changes_only_the_scale():
         lab.render_digits([0, 10_000], 14)
 
 
-def test_weights_by_size_gives_the_large_fields_weight_per_image_and_the_accuracy():
+def test_weights_by_size_gives_the_dilated_branchs_weight_per_image_and_the_accuracy():
     encoder = randomise(DigitCNN(), seed=1)
-    head = _heads()["select"]
-    result = lab.weights_by_size(head, [12, 30], count=6, encoder=encoder)
+    net = _nets()["sk"]
+    result = lab.weights_by_size(net, [12, 30], count=6, encoder=encoder)
     assert list(result) == [12, 30]
     for weights, accuracy in result.values():
         assert weights.shape == (6,) and ((weights >= 0) & (weights <= 1)).all()
         assert 0 <= accuracy <= 1
     assert not torch.equal(result[12][0], result[30][0])
-    with pytest.raises(ValueError, match="head must be a 'select' ScaleHead"):
-        lab.weights_by_size(_heads()["mix"], [12], encoder=encoder)
+    with pytest.raises(ValueError, match="net must be an 'sk' BranchNet"):
+        lab.weights_by_size(_nets()["half"], [12], encoder=encoder)
 
 
-def test_the_page_model_is_the_trained_heads_on_the_standardised_branches():
+def test_the_page_model_is_the_trained_nets_on_the_standardised_maps():
     from visual_attention.views.browser_model import BrowserModel, run_graph
 
     encoder = randomise(DigitCNN(), seed=1)
-    heads = _heads()
-    x, y, _ = lab.scale_task(6, "test", seed=1)
-    f = lab.branch_features(x, encoder)
-    u = lab.standardize_branches(f, f)[1]
-    model = lab.BranchModel({"SK": heads["select"], "mix": heads["mix"]}, f, encoder)
-    sk, mix, weights = model(x)
-    torch.testing.assert_close(sk, heads["select"](u))
-    torch.testing.assert_close(mix, heads["mix"](u))
-    a = collect_attention(heads["select"], u, names=[""])[""]
+    nets = _nets()
+    f, y, _ = lab.encoded_task(6, "test", seed=1, encoder=encoder)
+    x, _, _ = lab.scale_task(6, "test", seed=1)
+    u = standardize(f, f)[1]
+    model = lab.BranchModel({"SK": nets["sk"], "cat": nets["concat"]}, f, encoder)
+    sk, cat, weights = model(x)
+    torch.testing.assert_close(sk, nets["sk"](u))
+    torch.testing.assert_close(cat, nets["concat"](u))
+    a = collect_attention(nets["sk"], u, names=["mixer"])["mixer"]
     torch.testing.assert_close(weights, a.mean(-1))
     widget = lab.model_explorer(model, x[:3], y[:3])
     assert [v["kind"] for v in widget.views] == ["probs", "probs", "bars"]
     out = run_graph(BrowserModel(widget.graph, widget.weights), x[4:5])
     torch.testing.assert_close(torch.from_numpy(out["branch weights"]), weights[4:5], atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="exactly one 'select' head"):
-        lab.BranchModel({"mix": heads["mix"]}, f, encoder)
-
+    torch.testing.assert_close(torch.from_numpy(out["logits SK"]), sk[4:5], atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="exactly one 'sk' net"):
+        lab.BranchModel({"cat": nets["concat"]}, f, encoder)

@@ -18,8 +18,9 @@ The branch weights ``a`` ``(B, M, C)`` are this chapter's attention weights;
 :class:`SelectiveKernel` records them (``with record_attention(model) as maps: model(x)``).
 
 Related: Inception (Szegedy et al., CVPR 2015) runs branches of several kernel sizes but
-    concatenates them with fixed weights; ResNeSt's split attention (Zhang et al., 2020) applies
-    the same softmax across splits of a grouped convolution.
+    concatenates them with fixed weights; ResNeSt's split attention (Zhang et al., CVPRW 2022)
+    applies the same softmax across the splits of a grouped convolution; CondConv (Yang et al.,
+    NeurIPS 2019) and dynamic convolution (Chen et al., CVPR 2020) mix kernels instead of outputs.
 """
 
 from __future__ import annotations

@@ -1,22 +1,47 @@
-"""Exercises of the Branch attention chapter: softmax across branches, the weights read back from
-an output, the size of an SK unit, the d rule."""
+"""Exercises of the Branch attention chapter: the branches merged into one dynamic kernel (the
+CondConv view), the weights read back from an output, the size of an SK unit, a select step's
+bug."""
 
 from __future__ import annotations
 
 import torch
 
-from ..branch import SelectiveKernel, sk_rd_channels
+from ..branch import SelectiveKernel, select_branches
 from ..core import masked_softmax
 from . import Case, Exercise
 
 
-def _softmax_cases() -> list[Case]:
+def _merged_reference(kernels: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """One ``(2M + 1) × (2M + 1)`` kernel ``(C, C_in/G, 2M+1, 2M+1)`` for ``M`` 3 × 3 kernels
+    ``(M, C, C_in/G, 3, 3)``, branch ``m`` dilated ``m + 1``, weighted per channel by ``a``
+    ``(M, C)``: ``conv(x, K, padding=M) = Σ_m a_m ⊙ conv(x, k_m, padding=m+1, dilation=m+1)``."""
+    m, c, cg = kernels.shape[:3]
+    merged = kernels.new_zeros(c, cg, 2 * m + 1, 2 * m + 1)
+    for i in range(m):
+        d, lo = i + 1, m - (i + 1)  # dilation, offset of the dilated taps in the big kernel
+        taps = slice(lo, lo + 2 * d + 1, d)
+        merged[:, :, taps, taps] += a[i][:, None, None, None] * kernels[i]
+    return merged
+
+
+def _merged_cases() -> list[Case]:
     g = torch.Generator().manual_seed(11)
+
+    def case(label, m, c, cg, a=None):
+        a = torch.rand(m, c, generator=g).softmax(0) if a is None else a
+        return Case(label, (torch.randn(m, c, cg, 3, 3, generator=g), a))
+
     return [
-        Case("two branches (B=2, M=2, C=8)", (torch.randn(2, 2, 8, generator=g),)),
-        Case("three branches (B=3, M=3, C=4)", (torch.randn(3, 3, 4, generator=g),)),
-        Case("large logits ±1e4", (torch.tensor([[[1e4, -1e4], [1e4 - 2.0, 0.0]]]),)),
-        Case("one channel (B=1, M=2, C=1)", (torch.randn(1, 2, 1, generator=g),)),
+        case("SK's two branches: M=2, C=4, C_in/G=2", 2, 4, 2),
+        case("depthwise: M=2, C=3, C_in/G=1", 2, 3, 1),
+        case("three branches (3×3, 5×5, 7×7): M=3, C=2, C_in/G=2", 3, 2, 2),
+        case(
+            "a one-hot choice: all of the dilated branch",
+            2,
+            2,
+            1,
+            torch.tensor([[0.0, 0.0], [1.0, 1.0]]),
+        ),
     ]
 
 
@@ -44,6 +69,28 @@ def _recover_cases() -> list[Case]:
     ]
 
 
+def _fixed_select_reference(u: torch.Tensor, select_logits: torch.Tensor) -> torch.Tensor:
+    """SK's select step from ``fc_select``'s output ``(B, M·C)``, ordered branch by branch:
+    ``V = Σ_m softmax_m(logits) ⊙ U_m`` ``(B, C, H, W)`` for ``u`` ``(B, M, C, H, W)``."""
+    b, m, c = u.shape[:3]
+    return select_branches(u, masked_softmax(select_logits.reshape(b, m, c), dim=1))
+
+
+def _fixed_select_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(13)
+
+    def case(label, b, m, c, h, w, scale=1.0):
+        u = torch.randn(b, m, c, h, w, generator=g)
+        return Case(label, (u, scale * torch.randn(b, m * c, generator=g)))
+
+    return [
+        case("B=2, M=2, C=4, 3×3", 2, 2, 4, 3, 3),
+        case("three branches: B=1, M=3, C=5, 2×2", 1, 3, 5, 2, 2),
+        case("one channel: B=3, M=2, C=1, 4×4", 3, 2, 1, 4, 4),
+        case("large logits (×50): nearly one-hot", 2, 2, 3, 2, 2, 50.0),
+    ]
+
+
 def _sk_parameters(
     in_channels: int, out_channels: int, groups: int, rd_channels: int, branches: int = 2
 ) -> int:
@@ -63,25 +110,15 @@ def _parameter_cases() -> list[Case]:
     ]
 
 
-def _rd_cases() -> list[Case]:
-    return [
-        Case("C=64 (the floor L=32 wins)", (64,)),
-        Case("C=1024 (C/16 = 64 wins)", (1024,)),
-        Case("C=2048", (2048,)),
-        Case("C=512 exactly at the floor", (512,)),
-        Case("C=100, r=8, L=8 (round C/r down)", (100, 1 / 8, 8)),
-        Case("C=48, r=16, L=1", (48, 1 / 16, 1)),
-    ]
-
-
 EXERCISES = {
-    "branch_softmax": Exercise(
-        "branch_softmax",
-        "Branch weights (B, M, C): a softmax across the M branches (dim 1) for every channel, "
-        "stable for large logits.",
-        reference=lambda logits: masked_softmax(logits, dim=1),
-        make_cases=_softmax_cases,
-        weights={0: 1},
+    "merged_kernel": Exercise(
+        "merged_kernel",
+        "SK's branches before BN and ReLU as one convolution: M 3×3 kernels (M, C, C_in/G, 3, 3), "
+        "branch m dilated m + 1, weighted per output channel by a (M, C), merged into one "
+        "(C, C_in/G, 2M+1, 2M+1) kernel for padding M.",
+        reference=_merged_reference,
+        make_cases=_merged_cases,
+        atol=1e-5,
     ),
     "recover_weights": Exercise(
         "recover_weights",
@@ -91,20 +128,21 @@ EXERCISES = {
         make_cases=_recover_cases,
         atol=1e-4,
     ),
+    "fixed_select": Exercise(
+        "fixed_select",
+        "Find the bug: SK's select step from fc_select's output (B, M·C), ordered branch by "
+        "branch, and the branches U (B, M, C, H, W): V = Σ_m a_m ⊙ U_m (B, C, H, W) with a "
+        "softmax across the branches per channel.",
+        reference=_fixed_select_reference,
+        make_cases=_fixed_select_cases,
+        atol=1e-5,
+    ),
     "sk_parameters": Exercise(
         "sk_parameters",
         "The number of parameters of an SK unit with M dilated 3×3 branches (conv, BN each), "
         "W (C × d, no bias), its BN, and A (d × M·C, no bias).",
         reference=_sk_parameters,
         make_cases=_parameter_cases,
-        atol=0,
-        rtol=0,
-    ),
-    "rd_channels": Exercise(
-        "rd_channels",
-        "The width of z: d = max(⌊C / r⌋, L), with rd_ratio = 1/r (default 1/16), L (default 32).",
-        reference=sk_rd_channels,
-        make_cases=_rd_cases,
         atol=0,
         rtol=0,
     ),

@@ -1,17 +1,18 @@
-"""The lab of the branch chapter: digits at two scales, two receptive fields, SK's select step.
+"""The lab of the branch chapter: digits at two scales, a Selective Kernel layer on feature maps.
 
 * :func:`scale_task` — a digit drawn at 16 or 32 pixels on a noisy ``48 × 48`` canvas, with
   fragments of other digits drawn at the *other* scale: the receptive field that reads the digit
   changes from image to image, and the wrong one sees clutter of its own size.
-* :func:`branch_features` — the two branches: the frozen
-  :class:`~visual_attention.labs.digits.DigitCNN` (it reads 16-pixel digits) on the canvas and on
-  the canvas at half resolution (the same filters reaching twice as far), each averaged over
-  positions: ``(N, 1, 48, 48)`` → ``(N, 2, 64)``.
-* :class:`ScaleHead` — what is trained on them: SK's fuse and select steps then a linear
-  classifier, against a fixed ½ + ½ mix and each branch alone (the controls).
-* :func:`run_seeds` — one head trained per seed; :func:`weights_by_size` — the large field's
-  weight as a digit grows; :class:`BranchModel` and :func:`model_explorer` — the trained heads in
-  the reader's browser: draw a digit, grow or shrink it, and watch the branch weights.
+* :func:`encoded_task` — the same canvases through the frozen
+  :class:`~visual_attention.labs.digits.DigitCNN`: feature maps ``(N, 64, 6, 6)``.
+* :class:`BranchNet` — what is trained on them: two grouped branches (a 3 × 3 and a dilated 3 × 3,
+  a 5 × 5 field) mixed one of four ways — a real :class:`~visual_attention.branch.SelectiveKernel`,
+  concatenation (the Inception way), a learned static per-channel mix, a fixed ½ mix — then the
+  same 1 × 1 conv-BN-ReLU, global average pooling and a linear classifier.
+* :func:`run_seeds` — one net trained per seed, each seed on its own data draw;
+  :func:`weights_by_size` — the dilated branch's weight as a digit grows; :class:`BranchModel`
+  and :func:`model_explorer` — the trained nets in the reader's browser: draw a digit, grow or
+  shrink it, and watch the branch weights.
 """
 
 from __future__ import annotations
@@ -32,27 +33,29 @@ from .._checks import (
     check_seeds,
     check_tensor,
 )
-from ..blocks import BatchNorm1d
-from ..branch import fuse_branches, select_branches
-from ..core import AttentionModule, masked_softmax, record_attention
+from ..blocks import conv_bn_act
+from ..branch import SelectiveKernel, select_branches
+from ..core import masked_softmax, record_attention
 from ..data import cluttered_digits, load_digits
 from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, labelled, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_canvas, check_data, check_encoder, check_models, check_normalize
-from .common import collect_attention, feature_stats, like_module, standardize
+from .common import EncodedHeads, collect_attention, encode, standardize
 from .digits import load_digit_cnn
 
 __all__ = [
     "CANVAS",
     "SCALES",
-    "HEADS",
+    "POOL",
+    "KERNEL_SIZES",
+    "MIXERS",
     "BRANCHES",
     "scale_task",
-    "branch_features",
-    "standardize_branches",
-    "ScaleHead",
+    "encoded_task",
+    "feature_maps",
+    "BranchNet",
     "run_seeds",
     "render_digits",
     "weights_by_size",
@@ -70,10 +73,17 @@ SCALES = {
     32: {"distractors": 4, "distractor_size": 16, "fragment": 3 / 8},
 }
 _TASK = {"canvas": CANVAS, "noise": 0.1}
-#: The heads :class:`ScaleHead` builds: SK's select step, then the controls.
-HEADS = ("select", "mix", "small", "large")
-#: The branches of :func:`branch_features`, in order.
-BRANCHES = ("small field", "large field")
+#: The ways :class:`BranchNet` mixes its two branches: SK's selection, then the controls.
+MIXERS = ("sk", "concat", "static", "half")
+#: The encoder's ``12 × 12`` maps are averaged over ``POOL × POOL`` positions: ``6 × 6`` maps,
+#: one position per ``8 × 8`` pixels of the canvas.
+POOL = 2
+#: The receptive fields of :class:`BranchNet`'s two branches on those maps: a 3 × 3 (24 pixels of
+#: canvas, about a small digit) and a 3 × 3 with dilation 2 (a 5 × 5 field, 40 pixels: a large
+#: digit).
+KERNEL_SIZES = (3, 5)
+#: The branches of :class:`BranchNet`, in order.
+BRANCHES = ("3 × 3", "5 × 5 (dilated 3 × 3)")
 
 
 def scale_task(
@@ -106,126 +116,152 @@ def scale_task(
     return tuple(torch.cat(column)[order] for column in zip(*parts))
 
 
-@torch.no_grad()
-def branch_features(
-    images: torch.Tensor, encoder: nn.Module | None = None, batch_size: int = 500
-) -> torch.Tensor:
-    """The two branches' outputs, averaged over positions: ``(N, 1, H, W)`` → ``(N, 2, C)``.
+def encoded_task(
+    n: int, split: str = "train", seed: int = 0, encoder: nn.Module | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`scale_task` through the frozen digit encoder (:func:`~.common.encode`), its maps
+    averaged over ``POOL × POOL`` positions (:func:`feature_maps`).
 
-    Branch 0 (the small field) is the frozen digit encoder on the canvas; branch 1 (the large
-    field) is the same encoder on the canvas at half resolution (``2 × 2`` average pooling), so
-    every filter reaches twice as far, as a dilated kernel does. Each feature map is averaged over
-    its positions: SK's fuse and select steps act per channel, so averaging before or after them
-    gives the same result.
+    Returns:
+        feature maps ``(n, 64, 6, 6)`` (raw: standardise them with the training set's
+        statistics, :func:`~visual_attention.labs.common.standardize`), labels ``(n,)`` and the
+        digits' sides ``(n,)``.
+    """
+    check_encoder("encoder", encoder)
+    images, labels, sizes = scale_task(n, split, seed)
+    return feature_maps(images, encoder), labels, sizes
+
+
+def feature_maps(images: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
+    """The frozen encoder's maps averaged over ``POOL × POOL`` positions: ``(N, 1, H, W)`` →
+    ``(N, 64, H/8, W/8)``, one position per ``8 × 8`` pixels."""
+    check_canvas("images", images, "(N, C, H, W)", side=4 * POOL)
+    return nn.functional.avg_pool2d(encode(images, encoder), POOL)
+
+
+class BranchNet(nn.Module):
+    """Two grouped branches on feature maps, mixed one of four ways, then a small classifier.
+
+    The branches are those of :class:`~visual_attention.branch.SelectiveKernel`: a 3 × 3 and a
+    dilated 3 × 3 (a 5 × 5 field) grouped conv-BN-ReLU, ``C → C``. They are mixed by
+
+    * ``"sk"``: a real :class:`~visual_attention.branch.SelectiveKernel` (its own branches, fuse
+      and select; records the branch weights ``(B, M, C)`` under the name ``"mixer"``);
+    * ``"concat"``: ``[U_1; U_2]`` ``(B, 2C, h, w)``, concatenated as in Inception, so that the
+      next 1 × 1 convolution learns a fixed linear mix per output channel;
+    * ``"static"``: ``V = Σ_m a_m ⊙ U_m`` with ``a = softmax_m(θ)``, ``θ`` ``(M, C)`` learned and
+      the same for every image;
+    * ``"half"``: ``V = (U_1 + U_2) / 2``.
+
+    Then the same 1 × 1 conv-BN-ReLU (``C → C``, ``2C → C`` after the concatenation), global
+    average pooling and ``nn.Linear(C, num_classes)``.
 
     Args:
-        images: canvases ``(N, 1, H, W)``, ``H`` and ``W`` multiples of 8.
-        encoder: a module with ``feature_map`` (default: ``load_digit_cnn()``, frozen).
-        batch_size: canvases per forward pass.
-    """
-    check_canvas("images", images, "(N, C, H, W)", side=8)  # and at half the size
-    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
-    encoder = load_digit_cnn() if encoder is None else encoder.eval()
-    parts = []
-    for x in images.split(batch_size):
-        x = like_module(x, encoder)
-        small = encoder.feature_map(x).mean(dim=(2, 3))  # (b, C)
-        large = encoder.feature_map(nn.functional.avg_pool2d(x, 2)).mean(dim=(2, 3))  # (b, C)
-        parts.append(torch.stack([small, large], dim=1))  # (b, 2, C)
-    return torch.cat(parts)
+        mode: one of :data:`MIXERS`.
+        channels: ``C``, the channels of the input feature maps and of every branch.
+        groups: groups of the branch convolutions (ResNeXt's cardinality).
+        rd_channels: ``d``, the width of SK's compact feature ``z``.
+        num_classes: classes of the classifier.
 
-
-def standardize_branches(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Standardise branch features ``(N, M, C)`` per channel, with one mean and standard deviation
-    for all branches (from ``train``), so that the branches stay comparable and their sum
-    meaningful (:func:`visual_attention.labs.common.standardize`)."""
-    check_tensor("train", train, "(N, M, C)")
-    for i, f in enumerate(others):
-        check_tensor(f"others[{i}]", f, "(N, M, C)", C=train.shape[2])
-    as_maps = [f.transpose(1, 2)[..., None] for f in (train, *others)]  # (N, C, M, 1)
-    return tuple(f[..., 0].transpose(1, 2) for f in standardize(*as_maps))
-
-
-class ScaleHead(AttentionModule):
-    """A linear classifier on two branches ``(B, M, C)`` mixed one of four ways.
-
-    * ``"select"``: SK's fuse and select steps (Li et al., Eq. 1-6) on the branch outputs:
-      ``s = GAP(Σ_m U_m)``, ``z = δ(B(W s))``, ``a = softmax_m(A_m z)`` per channel,
-      ``V = Σ_m a_m ⊙ U_m``; records the branch weights ``a`` ``(B, M, C)``;
-    * ``"mix"``: ``V = Σ_m U_m / M``, the same mixture with fixed weights (the control);
-    * ``"small"`` / ``"large"``: the first or the last branch alone.
-
-    All four end in the same ``nn.Linear(C, num_classes)``; ``"select"`` adds ``W`` (``C × d``),
-    a batch norm and the ``A_m`` (``d × M·C``).
-
-    Shapes: ``forward``: ``(B, M, C)`` → logits ``(B, num_classes)``.
+    Shapes: ``forward``: ``(B, C, h, w)`` → logits ``(B, num_classes)``.
     """
 
     def __init__(
         self,
-        mode: str = "select",
+        mode: str = "sk",
         channels: int = 64,
-        branches: int = 2,
-        rd_channels: int = 32,
+        groups: int = 8,
+        rd_channels: int = 16,
         num_classes: int = 10,
+        kernel_sizes: tuple[int, int] = KERNEL_SIZES,
     ) -> None:
         super().__init__()
-        self.mode = check_choice("mode", mode, HEADS)
-        self.channels = check_positive_int("channels", channels)
-        self.branches = check_positive_int("branches", branches)
-        check_positive_int("rd_channels", rd_channels)
-        if mode == "select":  # as in SelectiveKernel: W, BN, δ, then every A_m at once
-            self.fc_reduce = nn.Linear(channels, rd_channels, bias=False)
-            self.bn = BatchNorm1d(rd_channels)
-            self.fc_select = nn.Linear(rd_channels, branches * channels, bias=False)
-        self.fc = nn.Linear(channels, check_positive_int("num_classes", num_classes))
+        self.mode = check_choice("mode", mode, MIXERS)
+        kernel_sizes = check_int_sequence("kernel_sizes", kernel_sizes)
+        if len(kernel_sizes) != 2 or any(k < 3 or k % 2 == 0 for k in kernel_sizes):
+            raise ValueError(f"kernel_sizes must be two odd sizes >= 3, got {kernel_sizes!r}")
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.channels = c = check_positive_int("channels", channels)
+        check_positive_int("groups", groups), check_positive_int("rd_channels", rd_channels)
+        if c % groups:
+            raise ValueError(f"groups must divide channels={c}, got {groups!r}")
+        if mode == "sk":
+            self.mixer = SelectiveKernel(
+                c, c, kernel_sizes=kernel_sizes, groups=groups, rd_channels=rd_channels
+            )
+        else:
+            self.branches = nn.ModuleList(
+                conv_bn_act(c, c, 3, groups=groups, bias=False, dilation=(k - 1) // 2)
+                for k in kernel_sizes
+            )
+        if mode == "static":
+            self.mix_logits = nn.Parameter(torch.zeros(len(BRANCHES), c))  # θ: (M, C)
+        self.post = conv_bn_act(2 * c if mode == "concat" else c, c, 1, bias=False)
+        self.fc = nn.Linear(c, check_positive_int("num_classes", num_classes))
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        """``u`` ``(B, M, C)`` → logits ``(B, num_classes)``."""
-        check_tensor("u", u, "(B, M, C)", M=self.branches, C=self.channels)
-        if self.mode == "small":
-            return self.fc(u[:, 0])
-        if self.mode == "large":
-            return self.fc(u[:, -1])
-        if self.mode == "mix":
-            return self.fc(u.mean(dim=1))
-        maps = u[..., None, None]  # (B, M, C, 1, 1): branch outputs averaged over positions
-        z = torch.relu(self.bn(self.fc_reduce(fuse_branches(maps))))  # fuse: (B, d)
-        logits = self.fc_select(z).reshape(-1, self.branches, self.channels)  # (B, M, C)
-        weights = self.remember(masked_softmax(logits, dim=1))  # across the branches
-        return self.fc(select_branches(maps, weights)[..., 0, 0])  # select: (B, C)
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, h, w)`` → the mixed branches ``(B, C, h, w)`` (``(B, 2C, h, w)`` for
+        ``"concat"``)."""
+        if self.mode == "sk":
+            return self.mixer(x)  # split, fuse, select: the branch weights depend on x
+        u = torch.stack([branch(x) for branch in self.branches], dim=1)  # (B, M, C, h, w)
+        if self.mode == "concat":
+            return u.flatten(1, 2)  # [U_1; U_2]: (B, 2C, h, w)
+        if self.mode == "half":
+            return u.mean(dim=1)
+        a = masked_softmax(self.mix_logits, dim=0)  # the same (M, C) weights for every image
+        return select_branches(u, a.expand(len(x), -1, -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C, h, w)`` → logits ``(B, num_classes)``."""
+        check_tensor("x", x, "(B, C, h, w)", C=self.channels)
+        return self.fc(self.post(self.mix(x)).mean(dim=(2, 3)))
 
 
 def run_seeds(
     mode: str,
-    train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
+    data: Sequence[tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]],
     seeds: Sequence[int] = (0, 1, 2),
-    epochs: int = 30,
-    lr: float = 1e-2,
+    epochs: int = 12,
+    lr: float = 3e-3,
     batch_size: int = 128,
+    kernel_sizes: tuple[int, int] = KERNEL_SIZES,
 ) -> SeedRuns:
-    """Train one :class:`ScaleHead` per seed on branch features ``(N, M, C)``; evaluate on
-    ``test``.
+    """Train one :class:`BranchNet` per seed, seed ``seeds[i]`` on ``data[i]``.
 
-    Each seed seeds the head's initialisation and the data order; Adam, constant ``lr``.
+    Args:
+        mode: one of :data:`MIXERS`.
+        data: one ``((train maps, labels), (test maps, labels))`` per seed, maps ``(N, C, h, w)``:
+            every seed draws its own canvases, so the seeds vary the data as well as the
+            initialisation and the order (Adam, constant ``lr``).
 
     Returns:
         :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
-        heads (eval mode) and their histories.
+        nets (eval mode) and their histories.
     """
-    check_choice("mode", mode, HEADS)
-    _, m, c = check_data("train", train, "(N, M, C)")
-    check_data("test", test, "(N, M, C)", M=m, C=c), check_seeds("seeds", seeds)
-    return fit_seeds(
-        lambda: ScaleHead(mode, channels=c, branches=m),
-        train,
-        test,
-        seeds,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-    )
+    check_choice("mode", mode, MIXERS), check_seeds("seeds", seeds)
+    if not isinstance(data, Sequence) or len(data) != len(seeds):
+        raise ValueError(
+            f"data must hold one (train, test) pair per seed ({len(seeds)}), got {data!r:.80}"
+        )
+    runs = SeedRuns([], [], [])
+    for i, (seed, pair) in enumerate(zip(seeds, data)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"data[{i}] must be a (train, test) pair, got {pair!r:.80}")
+        _, c, _, _ = check_data(f"data[{i}][0]", pair[0], "(N, C, h, w)")
+        check_data(f"data[{i}][1]", pair[1], "(N, C, h, w)", C=c)
+        one = fit_seeds(
+            lambda c=c: BranchNet(mode, channels=c, kernel_sizes=kernel_sizes),
+            pair[0],
+            pair[1],
+            (seed,),
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+        )
+        for mine, theirs in zip(runs, one):
+            mine.extend(theirs)
+    return runs
 
 
 def render_digits(
@@ -267,93 +303,83 @@ def render_digits(
 
 
 def weights_by_size(
-    head: ScaleHead,
+    net: BranchNet,
     sizes: Sequence[int],
     count: int = 200,
     encoder: nn.Module | None = None,
     normalize: tuple[torch.Tensor, ...] | None = None,
 ) -> dict[int, tuple[torch.Tensor, float]]:
     """The same ``count`` test digits drawn at each size (:func:`render_digits`): the weight of
-    the last branch (averaged over channels) and the accuracy of ``head``.
+    the dilated branch (averaged over channels) and the accuracy of ``net``.
 
     Args:
-        head: a trained ``"select"`` :class:`ScaleHead`.
+        net: a trained ``"sk"`` :class:`BranchNet`.
         sizes: digit sides in pixels.
         count: test digits per size (the first ``count``).
-        encoder: passed to :func:`branch_features`.
-        normalize: ``(train features,)``: standardise as the head's training features were
-            (:func:`standardize_branches`); ``None`` leaves the features raw.
+        encoder: the frozen encoder (default: :func:`~.digits.load_digit_cnn`).
+        normalize: ``(train feature maps,)``: standardise as the net's training maps were
+            (:func:`~visual_attention.labs.common.standardize`); ``None`` leaves them raw.
 
     Returns:
         ``{size: (weights (count,), accuracy)}``.
     """
-    check_instance("head", head, ScaleHead)
-    if head.mode != "select":
-        raise ValueError(f"head must be a 'select' ScaleHead, got mode={head.mode!r}")
+    check_instance("net", net, BranchNet)
+    if net.mode != "sk":
+        raise ValueError(f"net must be an 'sk' BranchNet, got mode={net.mode!r}")
     check_int_sequence("sizes", sizes), check_positive_int("count", count)
     check_encoder("encoder", encoder), check_normalize("normalize", normalize)
     encoder = load_digit_cnn() if encoder is None else encoder
     result = {}
     for size in sizes:
         images, labels = render_digits(range(count), size)
-        f = branch_features(images, encoder)
+        f = feature_maps(images, encoder)
         if normalize is not None:
-            f = standardize_branches(*normalize, f)[-1]
-        a = collect_attention(head, f, names=[""])[""]  # (count, M, C)
+            f = standardize(*normalize, f)[-1]
+        a = collect_attention(net, f, names=["mixer"])["mixer"]  # (count, M, C)
         with torch.no_grad():
-            accuracy = float((head.eval()(f).argmax(-1) == labels).float().mean())
+            accuracy = float((net.eval()(f).argmax(-1) == labels).float().mean())
         result[size] = (a[:, -1].mean(dim=-1), accuracy)
     return result
 
 
-class BranchModel(nn.Module):
-    """The chapter's trained heads from the canvas up, as the reader's browser runs them.
+class BranchModel(EncodedHeads):
+    """The chapter's trained nets from the canvas up, as the reader's browser runs them.
 
-    The two branches (:func:`branch_features`: the frozen encoder on the canvas and on the canvas
-    at half resolution, averaged over positions), standardised with the training statistics
-    (:func:`standardize_branches`), then each :class:`ScaleHead`. ``forward``: canvases
-    ``(B, 1, H, W)`` → each head's logits ``(B, K)`` in order, then the ``"select"`` head's
-    branch weights averaged over channels ``(B, M)``.
+    The frozen encoder's feature maps, standardised with the training statistics, then each
+    :class:`BranchNet`. ``forward``: canvases ``(B, 1, H, W)`` → each net's logits ``(B, K)`` in
+    order, then the ``"sk"`` net's branch weights averaged over channels ``(B, M)``.
 
     Args:
-        heads: ``{name: trained ScaleHead}``; exactly one has mode ``"select"``.
-        train_features: the raw branch features of the training canvases ``(N, M, C)``.
+        nets: ``{name: trained BranchNet}``; exactly one has mode ``"sk"``.
+        train_features: the raw feature maps of the training canvases ``(N, C, h, w)``.
         encoder: the frozen digit encoder (default:
             :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
 
     def __init__(
         self,
-        heads: dict[str, ScaleHead],
+        nets: dict[str, BranchNet],
         train_features: torch.Tensor,
         encoder: nn.Module | None = None,
     ) -> None:
-        super().__init__()
-        check_models("heads", heads, ScaleHead), check_encoder("encoder", encoder)
-        selecting = [name for name, h in heads.items() if h.mode == "select"]
+        check_models("nets", nets, BranchNet)
+        selecting = [name for name, net in nets.items() if net.mode == "sk"]
         if len(selecting) != 1:
-            raise ValueError(f"heads must hold exactly one 'select' head, got {len(selecting)}")
-        check_tensor("train_features", train_features, "(N, M, C)")
-        self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
-        self.names = list(heads)
-        self.heads = nn.ModuleList(h.eval() for h in heads.values())
+            raise ValueError(f"nets must hold exactly one 'sk' net, got {len(selecting)}")
+        check_tensor("train_features", train_features, "(N, C, h, w)")
+        super().__init__(nets, BranchNet, train_features, encoder, name="nets")
         self.selecting = self.names.index(selecting[0])
-        # per channel, one scale for both branches, as standardize_branches
-        mean, std = feature_stats(train_features.transpose(1, 2)[..., None], "train_features")
-        self.register_buffer("mean", mean.flatten())  # (C,)
-        self.register_buffer("std", std.flatten())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        check_canvas("x", x, "(B, C, H, W)", side=8)
-        small = self.encoder.feature_map(x).mean(dim=(2, 3))  # (B, C): the small field
-        large = self.encoder.feature_map(nn.functional.avg_pool2d(x, 2)).mean(dim=(2, 3))
-        u = (torch.stack([small, large], dim=1) - self.mean) / self.std  # (B, M, C)
+        check_canvas("x", x, "(B, C, H, W)", side=4 * POOL)
+        maps = nn.functional.avg_pool2d(self.encoder.feature_map(x), POOL)  # as feature_maps
+        u = self.standardized(maps)  # (B, C, h, w)
         out, weights = [], None
-        for k, head in enumerate(self.heads):
-            with record_attention(head) as maps:
-                out.append(head(u))
+        for k, net in enumerate(self.heads):
+            with record_attention(net) as maps:
+                out.append(net(u))
             if k == self.selecting:
-                weights = maps[""].mean(dim=-1)  # (B, M): each branch's weight, over channels
+                weights = maps["mixer"].mean(dim=-1)  # (B, M): each branch's weight, over channels
         return (*out, weights)
 
 
@@ -361,7 +387,7 @@ def model_explorer(
     model: BranchModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 240
 ) -> ModelExplorer:
     """The reader draws a digit at any size — or grows and shrinks it, or picks a test canvas —
-    and the page runs ``model``: the branch weights of the ``"select"`` head and every head's
+    and the page runs ``model``: the branch weights of the ``"sk"`` net and every net's
     probabilities.
 
     Args:
@@ -371,7 +397,7 @@ def model_explorer(
         display: the drawing area's side in CSS pixels.
     """
     check_instance("model", model, BranchModel)
-    n, _, h, w = check_canvas("examples", examples, "(N, C, H, W)", side=8)
+    n, _, h, w = check_canvas("examples", examples, "(N, C, H, W)", side=4 * POOL)
     check_labels("labels", labels, n)
     outputs = [f"logits {name}" for name in model.names] + ["branch weights"]
     exported = export_model(model, examples[:1], outputs)
@@ -386,6 +412,6 @@ def model_explorer(
         display=display,
         brush=2.2,
         caption=f"Draw a digit on the {h} × {w} canvas, then grow or shrink it (size − +): "
-        "the weight of the large field follows the digit's size. The trained heads run in this "
+        "the weight of the dilated branch follows the digit's size. The trained nets run in this "
         "page.",
     )

@@ -265,6 +265,7 @@ def report_evidence(
     chance: float | None = None,
     examples: Mapping[str, Sequence[float]] | None = None,
     require_fair_control: bool = False,
+    expect_difference: bool = True,
 ) -> Evidence:
     """Show the table and the record of an experiment; assert that it supports the claim.
 
@@ -287,6 +288,10 @@ def report_evidence(
             a paired bootstrap over test examples gives the interval of the difference.
         require_fair_control: also assert that the strongest control gets at least a quarter of
             the way from ``chance`` to the attention model (it does not fail by construction).
+        expect_difference: assert Welch's t >= ``min_standard_errors`` (the claim that attention
+            beats the strongest control). ``False`` where the chapter reports a tie or a loss:
+            the table and the record are shown and ``floor`` and ``require_fair_control`` are
+            asserted, not the difference; the chapter asserts what is robust itself.
 
     Returns:
         the :class:`Evidence`. Raises ``AssertionError`` when the run does not support the claim.
@@ -295,6 +300,7 @@ def report_evidence(
         check_str(name, value)
     check_bool("higher_is_better", higher_is_better), check_bool("display", display)
     check_bool("require_fair_control", require_fair_control)
+    check_bool("expect_difference", expect_difference)
     check_number("min_standard_errors", min_standard_errors, 0.0)
     if floor is not None:
         check_number("floor", floor)
@@ -337,7 +343,7 @@ def report_evidence(
         from IPython.display import display as show
 
         show(evidence)
-    assert evidence.standard_errors >= min_standard_errors, (
+    assert not expect_difference or evidence.standard_errors >= min_standard_errors, (
         f"not shown: {evidence.summary()}; the claim needs Welch's t >= {min_standard_errors}"
     )
     if floor is not None:
