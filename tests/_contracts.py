@@ -528,6 +528,7 @@ SPECS: list[Spec] = [
         lambda: _module("multi_head.VisionTransformer", 8, 2, 1, 3, 8, 1, 2),
         x=lambda: _r(2, 1, 8, 8),
     ),
+    call("multi_head.sinusoidal_position_embedding", num_positions=5, dim=8),
     call(
         "multi_head.attention_rollout",
         {

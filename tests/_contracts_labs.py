@@ -238,7 +238,7 @@ LAB_SPECS: list[Spec] = [
     ),
     lcall(
         "spatial.face_scenes",
-        {"split": SPLIT, "seed": SEED},
+        {"split": SPLIT, "seed": SEED, "distractors": NONNEG_INT},
         n=2,
         split="test",
         seed=0,

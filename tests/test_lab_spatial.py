@@ -28,10 +28,6 @@ def test_cluttered_task_is_cluttered_digits_with_the_chapters_settings():
         lab.cluttered_task(0)
 
 
-
-
-
-
 def test_pooled_heads_differ_only_by_the_pooling():
     f = torch.rand(3, 8, 4, 4, generator=gen(2))
     heads = {p: PooledHead(p, channels=8, num_classes=5).eval() for p in lab.POOLS}
@@ -87,7 +83,10 @@ def test_the_canvas_model_is_the_encoder_the_standardisation_and_the_heads():
     torch.manual_seed(0)
     x, _, _ = lab.cluttered_task(6, split="test", seed=3)
     raw = lab.encode(x)
-    heads = {"attention pooling": PooledHead("attention").eval(), "gate": PooledHead("gate").eval()}
+    heads = {
+        "attention pooling": PooledHead("attention").eval(),
+        "gate": PooledHead("gate").eval(),
+    }
     with torch.no_grad():
         heads["attention pooling"].pool.query.normal_()
     model = lab.CanvasModel(heads, raw)
@@ -102,5 +101,116 @@ def test_the_canvas_model_is_the_encoder_the_standardisation_and_the_heads():
     assert [v["name"] for v in explorer.views] == ["attention pooling", "gate"] * 2
     assert [v["kind"] for v in explorer.views] == ["probs", "probs", "map", "map"]
     assert explorer.canvas == [48, 48] and len(explorer.examples) == 3 * 48 * 48 * 4
-    with pytest.raises(ValueError, match="averaging has no map"):
+    with pytest.raises(ValueError, match="the others have no map"):
         lab.CanvasModel({"avg": PooledHead("avg")}, raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# the experiment inside the encoder's last stage, and the natural-image experiment
+# ---------------------------------------------------------------------------------------------
+
+
+def test_lower_features_are_the_encoders_first_two_stages():
+    from visual_attention.labs.digits import load_digit_cnn
+
+    x, _, _ = lab.cluttered_task(3, split="test", seed=2)
+    f = lab.lower_features(x)
+    assert f.shape == (3, 64, 12, 12)
+    enc = load_digit_cnn()
+    torch.testing.assert_close(enc.features[4](f), enc.feature_map(x))  # the last stage on top
+    with pytest.raises(ValueError, match="images must be"):
+        lab.lower_features(torch.rand(2, 3, 16, 16))
+
+
+def test_stage_nets_differ_only_by_the_pooling_and_record_their_maps():
+    f = torch.rand(3, 8, 4, 4, generator=gen(3))
+    nets = {p: lab.StageNet(p, channels=8, width=6, num_classes=5).eval() for p in lab.STAGE_POOLS}
+    recorded = {}
+    for p, net in nets.items():
+        with record_attention(net) as maps:
+            assert net(f).shape == (3, 5)
+        recorded[p] = {k: tuple(v.shape) for k, v in maps.items()}
+    assert recorded == {
+        "attention": {"pool": (3, 4, 4)},
+        "gate": {"gate": (3, 1, 4, 4)},
+        "avg": {},
+        "max": {},
+    }
+    plain = count_parameters(nets["avg"])
+    assert count_parameters(nets["max"]) == plain
+    assert count_parameters(nets["attention"]) - plain == 6  # the query
+    assert count_parameters(nets["gate"]) - plain == 2 * 49 + 2
+    # max pooling is the per-channel maximum of the stage's output
+    net = nets["max"]
+    torch.testing.assert_close(net(f), net.fc(net.stage(f).amax(dim=(2, 3))))
+    with pytest.raises(ValueError, match="pool must be one of"):
+        lab.StageNet("median")
+
+
+def test_run_stage_seeds_draws_its_own_training_examples_per_seed():
+    train = (
+        torch.randn(40, 8, 3, 3, generator=gen(4)),
+        torch.randint(10, (40,), generator=gen(5)),
+    )
+    test = (torch.randn(10, 8, 3, 3, generator=gen(6)), torch.randint(10, (10,), generator=gen(7)))
+    runs = lab.run_stage_seeds(
+        "attention", train, test, seeds=(0, 1), n_train=20, epochs=2, width=4
+    )
+    assert len(runs.accuracies) == 2 and all(0 <= a <= 1 for a in runs.accuracies)
+    assert len(runs.histories[0].test_accuracy) == 2
+    assert not torch.equal(lab._subset(40, 20, 0), lab._subset(40, 20, 1))
+    assert torch.equal(lab._subset(40, None, 0), torch.arange(40))
+    with pytest.raises(ValueError, match="n_train must be at most the 40 training examples"):
+        lab.run_stage_seeds("avg", train, test, seeds=(0,), n_train=41)
+
+
+def test_face_scenes_paste_real_photos_on_real_scenes():
+    from skimage import data as skdata
+
+    x, y, boxes = lab.face_scenes(12, split="test", seed=5, canvas=32, patch=16, distractors=1)
+    assert x.shape == (12, 1, 32, 32) and set(y.tolist()) <= {0, 1}
+    assert ((boxes[:, 2] - boxes[:, 0]) == 16).all() and ((boxes[:, 3] - boxes[:, 1]) == 16).all()
+    again = lab.face_scenes(12, split="test", seed=5, canvas=32, patch=16, distractors=1)
+    assert all(torch.equal(a, b) for a, b in zip((x, y, boxes), again))
+    # the pasted first photo is a face exactly when the label says so: compare with the photos
+    photos = torch.tensor(skdata.lfw_subset(), dtype=torch.float32)[:, None]
+    faces, others = lab._photos("test", 16)
+    for i in range(12):
+        t, l, b, r = boxes[i].tolist()
+        patch = x[i, 0, t:b, l:r]
+        source = faces if y[i] == 1 else others
+        dist = min(
+            min((patch - p).abs().max().item(), (patch - p.flip(1)).abs().max().item())
+            for p in source
+        )
+        assert dist < 1e-5
+    assert photos.shape == (200, 1, 25, 25)
+    # training and test photos are disjoint
+    train_faces, _ = lab._photos("train", 16)
+    assert (train_faces[:, None] - faces[None]).abs().flatten(2).amax(-1).min() > 1e-3
+    assert not set(lab.SCENES["train"]) & set(lab.SCENES["test"])
+    with pytest.raises(ValueError, match="distractors must be in"):
+        lab.face_scenes(2, canvas=32, patch=16, distractors=4)
+
+
+def test_scene_net_and_its_runner():
+    x = torch.rand(2, 1, 32, 32, generator=gen(8))
+    for p in lab.STAGE_POOLS:
+        assert lab.SceneNet(p, width=4).eval()(x).shape == (2, 2)
+    test = lab.face_scenes(8, split="test", seed=0)[:2]
+    runs = lab.run_scene_seeds("max", test, seeds=(0,), n_train=16, epochs=1, width=4)
+    assert len(runs.models) == 1 and 0 <= runs.accuracies[0] <= 1
+
+
+def test_canvas_model_runs_stage_nets_from_the_canvas():
+    x, _, _ = lab.cluttered_task(4, split="test", seed=3)
+    raw = lab.lower_features(x)
+    nets = {"a": lab.StageNet("attention").eval(), "g": lab.StageNet("gate").eval()}
+    model = lab.CanvasModel(nets, raw)
+    f = (raw - model.mean) / model.std
+    la, ma, lg, mg = model(x)
+    torch.testing.assert_close(la, nets["a"](f))
+    torch.testing.assert_close(lg, nets["g"](f))
+    assert ma.shape == (4, 12, 12) and mg.shape == (4, 1, 12, 12)
+    with pytest.raises(ValueError, match="heads must pool with attention or a gate"):
+        lab.CanvasModel({"m": lab.StageNet("max")}, raw)

@@ -28,8 +28,6 @@ from visual_attention.train import count_parameters
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
-
-
 @st.composite
 def feature_maps(draw, max_side=6, max_channels=5, scale=3.0):
     b = draw(st.integers(1, 3))
@@ -332,3 +330,26 @@ def test_validation_messages():
         attention_mass_in_box(torch.rand(1, 3, 3), torch.zeros(1, 4, dtype=torch.long), 40)
     with pytest.raises(ValueError, match=r"maps must be 3-d \(B, h, w\)"):
         attention_mass_in_box(torch.rand(4, 4), torch.zeros(1, 4, dtype=torch.long), 40)
+
+
+# ---------------------------------------------------------------------------------------------
+# pointing_game
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pointing_game_hits_where_the_maximum_lies():
+    from visual_attention.spatial import pointing_game
+
+    maps = torch.zeros(3, 4, 4)
+    maps[0, 1, 2] = 1.0  # cell (1, 2) of a 16-pixel canvas: centre pixel (6, 10)
+    maps[1, 3, 3] = 1.0  # centre (14, 14)
+    maps[2] = 0.5  # uniform: the first cell, centre (2, 2)
+    boxes = torch.tensor([[4, 8, 8, 12], [0, 0, 8, 8], [0, 0, 3, 3]])
+    assert pointing_game(maps, boxes, 16).tolist() == [True, False, True]
+    assert pointing_game(maps[:, None], boxes, 16).tolist() == [True, False, True]  # (B, 1, h, w)
+    # one pixel to the right of the box is a miss
+    assert not pointing_game(maps[:1], torch.tensor([[4, 8, 8, 10]]), 16).item()
+    with pytest.raises(ValueError, match="must be a multiple"):
+        pointing_game(maps, boxes, 15)
+    with pytest.raises(ValueError, match="boxes must be an integer tensor"):
+        pointing_game(maps, boxes.float(), 16)

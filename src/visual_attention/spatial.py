@@ -8,8 +8,10 @@
   al., "Show, Attend and Tell", ICML 2015, Eq. 4-6; Jetley et al., "Learn to Pay Attention", ICLR
   2018, with a query from a global descriptor): weights that sum to 1 over the ``H·W`` positions
   and a context vector ``(B, C)``, usable as the attention-pooling head of a CNN.
-* :func:`channel_pool` and :func:`attention_mass_in_box` — the pooling step of CBAM and the
-  "how much of the map lies on the object" measure used by the chapter.
+* :func:`channel_pool`, :func:`attention_mass_in_box` and :func:`pointing_game` — the pooling step
+  of CBAM, the "how much of the map lies on the object" measure used by the chapter, and the
+  pointing game of Zhang et al. ("Top-down Neural Attention by Excitation Backprop", ECCV 2016):
+  does the map's maximum fall on the object?
 
 The two differ in kind: a gate scores each position *independently* (many positions can be on at
 once, nothing is normalised), while query attention makes positions *compete* through a softmax.
@@ -41,6 +43,7 @@ __all__ = [
     "SpatialGate",
     "QuerySpatialAttention",
     "attention_mass_in_box",
+    "pointing_game",
 ]
 
 
@@ -218,3 +221,39 @@ def _check_boxes(boxes: object, batch: int) -> None:
         raise ValueError(
             f"boxes {shape_str(boxes)} must have the same batch size B = {batch} as the maps"
         )
+
+
+def pointing_game(
+    maps: torch.Tensor, boxes: torch.Tensor, canvas: int | tuple[int, int]
+) -> torch.Tensor:
+    """Whether each map's maximum falls inside the object's box: a hit of the pointing game.
+
+    Zhang et al. (ECCV 2016, Sec. 4.1) score a map by where its single highest point lies; here
+    the point is the centre pixel of the arg-max cell of an ``h × w`` map over an ``H × W``
+    canvas (each cell covers ``H/h × W/w`` pixels; the first maximum in row-major order on ties),
+    and the paper's 15-pixel tolerance is not used. A uniform map points at its first cell.
+
+    Args:
+        maps: ``(B, h, w)`` or ``(B, 1, h, w)`` maps.
+        boxes: ``(B, 4)`` integer ``(top, left, bottom, right)`` pixel bounds, bottom and right
+            exclusive.
+        canvas: ``H`` (square) or ``(H, W)``, a multiple of the map's size.
+
+    Returns:
+        ``(B,)`` booleans: hits.
+    """
+    check_floating("maps", maps)
+    if maps.ndim == 4 and maps.shape[1] == 1:
+        maps = maps[:, 0]
+    b, h, w = check_tensor("maps", maps, "(B, h, w)")
+    _check_boxes(boxes, b)
+    height, width = check_size2("canvas", canvas, square=True)
+    if height % h or width % w:
+        raise ValueError(
+            f"the canvas ({height}, {width}) must be a multiple of the map's (h, w) = ({h}, {w})"
+        )
+    peak = maps.flatten(1).argmax(dim=1)  # the highest cell, row-major: (B,)
+    row = (peak // w) * (height // h) + (height // h) // 2  # its centre pixel
+    col = (peak % w) * (width // w) + (width // w) // 2
+    top, left, bottom, right = boxes.unbind(dim=1)
+    return (row >= top) & (row < bottom) & (col >= left) & (col < right)

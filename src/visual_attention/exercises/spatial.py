@@ -1,19 +1,32 @@
-"""Exercises of the Spatial attention chapter: where a map looks (its centre of mass), the spatial
-gate, mass in a box."""
+"""Exercises of the Spatial attention chapter: where a map looks (its centre of mass), the score
+gap a softmax needs to put a given share of its weight on an object (the softmax inverted), and
+attention pooling with its bug found."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ..spatial import attention_mass_in_box, channel_pool
 from . import Case, Exercise
 
 
-def _gate_reference(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """CBAM's spatial gate without BatchNorm: ``M = σ(conv(channel_pool(x)))``, out ``x ⊙ M``."""
-    gate = torch.sigmoid(F.conv2d(channel_pool(x), weight, padding=weight.shape[-1] // 2))
-    return x * gate, gate
+def _score_gap_reference(
+    share: torch.Tensor, on: torch.Tensor, positions: torch.Tensor
+) -> torch.Tensor:
+    """The score gap ``Δ`` that puts a softmax weight ``share`` on ``on`` of ``positions``
+    positions (all ``on`` positions scoring ``Δ`` above the others): ``log(p / (1 - p)) +
+    log((N - m) / m)``."""
+    return torch.log(share / (1 - share)) + torch.log((positions - on) / on)
+
+
+def _attention_pool_reference(x: torch.Tensor, query: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Attention pooling with one query per image: ``x`` ``(B, C, H, W)``, ``query`` ``(B, C)``
+    → context ``(B, C)`` and weights ``(B, H, W)``, softmax over the positions of
+    ``⟨q, x_ij⟩ / √C``."""
+    b, c, h, w = x.shape
+    scores = torch.einsum("bc,bcp->bp", query, x.flatten(2)) / c**0.5  # (B, H·W)
+    weights = scores.softmax(dim=-1)  # over the positions
+    context = torch.einsum("bp,bcp->bc", weights, x.flatten(2))
+    return context, weights.reshape(b, h, w)
 
 
 def _centre_reference(weights: torch.Tensor) -> torch.Tensor:
@@ -42,57 +55,44 @@ def _centre_cases() -> list[Case]:
     ]
 
 
-def _gate_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(12)
+def _score_gap_cases() -> list[Case]:
+    t = torch.tensor
     return [
+        Case("the digit's 16 of 144 cells, half the weight", (t([0.5]), t([16.0]), t([144.0]))),
         Case(
-            "B=2, C=3, 6×6, 7×7 conv",
-            (torch.randn(2, 3, 6, 6, generator=g), torch.randn(1, 2, 7, 7, generator=g)),
+            "a batch of shares",
+            (t([0.1, 0.55, 0.9, 0.99]), t([16.0, 16.0, 4.0, 1.0]), t([144.0, 144.0, 36.0, 9.0])),
         ),
+        Case("the uniform share m / N: no gap", (t([0.25, 1 / 9]), t([4.0, 1.0]), t([16.0, 9.0]))),
+        Case("a share below m / N: a negative gap", (t([0.01]), t([8.0]), t([64.0]))),
         Case(
-            "3×3 conv on 5×4",
-            (torch.randn(1, 4, 5, 4, generator=g), torch.randn(1, 2, 3, 3, generator=g)),
-        ),
-        Case(
-            "1×1 conv (a per-pixel gate)",
-            (torch.randn(2, 2, 3, 3, generator=g), torch.randn(1, 2, 1, 1, generator=g)),
-        ),
-        Case(
-            "large scores (the gate saturates)",
-            (10 * torch.randn(1, 3, 4, 4, generator=g), 10 * torch.randn(1, 2, 3, 3, generator=g)),
+            "float64",
+            (t([0.3, 0.7], dtype=torch.float64), t([2.0, 5.0]).double(), t([10.0, 50.0]).double()),
         ),
     ]
 
 
-def _box_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(13)
-    peak = torch.zeros(2, 10, 10)
-    peak[0, 2, 3] = 1.0
-    peak[1, 9, 9] = 1.0
+def _attention_pool_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(14)
     return [
         Case(
-            "softmax maps 10×10 on a 40×40 canvas",
-            (
-                torch.softmax(torch.randn(3, 100, generator=g), -1).reshape(3, 10, 10),
-                torch.tensor([[5, 6, 25, 26], [0, 0, 14, 14], [18, 20, 40, 40]]),
-                40,
-            ),
+            "B=2, C=4, 3×5", (torch.randn(2, 4, 3, 5, generator=g), torch.randn(2, 4, generator=g))
         ),
         Case(
-            "gate maps 20×20 (not normalised)",
-            (
-                torch.rand(2, 20, 20, generator=g),
-                torch.tensor([[3, 1, 21, 19], [10, 10, 32, 32]]),
-                40,
-            ),
+            "a zero query: global average pooling",
+            (torch.randn(1, 3, 4, 4, generator=g), torch.zeros(1, 3)),
         ),
         Case(
-            "uniform map: the box's share of the area",
-            (torch.ones(1, 5, 5), torch.tensor([[0, 0, 20, 40]]), 40),
+            "large scores (query ×50)",
+            (torch.randn(2, 8, 2, 3, generator=g), 50 * torch.randn(2, 8, generator=g)),
         ),
         Case(
-            "a box that cuts a cell in half",
-            (peak, torch.tensor([[8, 12, 10, 16], [36, 36, 40, 40]]), 40),
+            "one channel, one position",
+            (torch.randn(3, 1, 1, 1, generator=g), torch.randn(3, 1, generator=g)),
+        ),
+        Case(
+            "B=1, C=16, 6×6",
+            (torch.randn(1, 16, 6, 6, generator=g), torch.randn(1, 16, generator=g)),
         ),
     ]
 
@@ -105,17 +105,19 @@ EXERCISES = {
         reference=_centre_reference,
         make_cases=_centre_cases,
     ),
-    "spatial_gate": Exercise(
-        "spatial_gate",
-        "The spatial gate given a conv weight (1, 2, k, k): returns (x ⊙ M, M) with "
-        "M = σ(conv(pool(x))).",
-        reference=_gate_reference,
-        make_cases=_gate_cases,
+    "score_gap": Exercise(
+        "score_gap",
+        "Invert the softmax: the score gap Δ between the m object positions and the N - m others "
+        "that puts a share p of the weight on the object, elementwise for tensors p, m, N.",
+        reference=_score_gap_reference,
+        make_cases=_score_gap_cases,
     ),
-    "mass_in_box": Exercise(
-        "mass_in_box",
-        "Fraction of an (h, w) map's mass inside a box of the (canvas × canvas) image, per image.",
-        reference=attention_mass_in_box,
-        make_cases=_box_cases,
+    "attention_pool": Exercise(
+        "attention_pool",
+        "Find the bug: attention pooling of (B, C, H, W) with a query (B, C), returning the "
+        "context (B, C) and weights (B, H, W) that sum to 1 over the positions.",
+        reference=_attention_pool_reference,
+        make_cases=_attention_pool_cases,
+        weights={1: (1, 2)},
     ),
 }

@@ -6,15 +6,25 @@ compared on it, the multi-seed runner, and the trained heads in the reader's bro
 * :func:`encode` — the frozen :class:`~visual_attention.labs.digits.DigitCNN` run over the
   canvases once: ``(N, 1, 48, 48)`` → features ``(N, 64, 12, 12)``; :func:`standardize` them
   (both from :mod:`~visual_attention.labs.common`, shared with the other chapters' labs).
-* :class:`PooledHead` — what is trained on those features: attention pooling
-  (:class:`QuerySpatialAttention`), a :class:`SpatialGate` then global average pooling, or global
-  average pooling alone (the control), each followed by one linear layer.
-* :func:`run_seeds` — one head trained per seed with ``train.fit``.
-* :class:`CanvasModel` and :func:`model_explorer` — the trained heads from the canvas up, run in
+* :class:`PooledHead` — a pooling step and a linear layer on the frozen features:
+  attention pooling (:class:`QuerySpatialAttention`), a :class:`SpatialGate` then global average
+  pooling, or global average pooling alone; :func:`run_seeds` trains one per seed.
+* :func:`lower_features` and :class:`StageNet` — the chapter's experiment: the encoder's first two
+  stages stay frozen, its last stage (a ``3 × 3`` conv-BN-ReLU) is trained with the attention
+  inside it — a :class:`SpatialGate` after the block, or attention pooling at its end — against
+  the same stage with global average or global max pooling; :func:`run_stage_seeds` trains one per
+  seed, each seed drawing its own training canvases.
+* :func:`face_scenes`, :class:`SceneNet` and :func:`run_scene_seeds` — the natural-image
+  experiment: real photographs of :func:`skimage.data.lfw_subset` (faces and non-faces) pasted
+  on crops of real scenes of :mod:`skimage.data`; a small CNN trained from scratch, with attention,
+  average or max pooling, says whether a face is there.
+* :class:`CanvasModel` and :func:`model_explorer` — the trained models from the canvas up, run in
   the reader's browser on any digit they draw.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import nn
@@ -22,20 +32,23 @@ from torch import nn
 from .._checks import (
     check_choice,
     check_instance,
+    check_int,
     check_labels,
     check_positive_int,
     check_seeds,
     check_tensor,
 )
+from ..blocks import conv_bn_act
 from ..core import record_attention
 from ..data import cluttered_digits
 from ..spatial import QuerySpatialAttention, SpatialGate
-from ..train import SeedRuns, fit_seeds
+from ..train import SeedRuns, fit_seeds, seed_everything
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
-from ._checks import check_data
+from ._checks import check_canvas, check_data, check_encoder
 from .common import EncodedHeads, encode, standardize
+from .digits import like_module, load_digit_cnn
 
 __all__ = [
     "TASK",
@@ -45,14 +58,22 @@ __all__ = [
     "standardize",
     "PooledHead",
     "run_seeds",
+    "STAGE_POOLS",
+    "lower_features",
+    "StageNet",
+    "run_stage_seeds",
+    "SCENES",
+    "face_scenes",
+    "SceneNet",
+    "run_scene_seeds",
     "CanvasModel",
     "model_explorer",
 ]
 
 
 #: The chapter's canvases: ``data.cluttered_digits`` options (every digit ``16 × 16``, the size the
-#: encoder learned; six ``6 × 6`` fragments of other digits; pixel noise 0.1).
-TASK = {"canvas": 48, "digit_sizes": (16, 16), "distractors": 6, "noise": 0.1, "fragment": 3 / 8}
+#: encoder learned; six ``8 × 8`` fragments of other digits; pixel noise 0.1).
+TASK = {"canvas": 48, "digit_sizes": (16, 16), "distractors": 6, "noise": 0.1, "fragment": 1 / 2}
 #: The heads :class:`PooledHead` builds.
 POOLS = ("attention", "gate", "avg")
 
@@ -147,35 +168,362 @@ def run_seeds(
     )
 
 
-class CanvasModel(EncodedHeads):
-    """The chapter's trained heads from the canvas up, as the reader's browser runs them.
+#: The pooling of :class:`StageNet` and :class:`SceneNet`: attention pooling, CBAM's spatial gate
+#: then global average pooling, global average pooling, global max pooling.
+STAGE_POOLS = ("attention", "gate", "avg", "max")
 
-    The frozen encoder, the standardisation with the training statistics (as :func:`standardize`;
-    :class:`~visual_attention.labs.common.EncodedHeads`) and each :class:`PooledHead`; ``forward``
-    returns, per head in order, its logits ``(B, K)`` and its map: attention weights ``(B, h, w)``
-    or the gate ``(B, 1, h, w)``.
+
+@torch.no_grad()
+def lower_features(
+    images: torch.Tensor, encoder: nn.Module | None = None, batch_size: int = 500
+) -> torch.Tensor:
+    """The frozen digit encoder's first two stages (conv-BN-ReLU 32, max-pool, conv-BN-ReLU 64,
+    max-pool): ``(N, 1, H, W)`` → ``(N, 64, H/4, W/4)``, the input of :class:`StageNet`.
 
     Args:
-        heads: ``{name: PooledHead}`` with ``pool`` ``"attention"`` or ``"gate"``.
-        train_features: the encoder's raw features of the training canvases ``(N, C, h, w)``.
+        images: canvases ``(N, 1, H, W)``, ``H`` and ``W`` multiples of 4.
+        encoder: a :class:`~visual_attention.labs.digits.DigitCNN` (default: the committed one).
+        batch_size: canvases per forward pass.
+    """
+    check_canvas("images", images, "(N, C, H, W)")
+    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
+    encoder = load_digit_cnn() if encoder is None else encoder.eval()
+    lower = encoder.features[:4]
+    return torch.cat([lower(like_module(x, encoder)) for x in images.split(batch_size)])
+
+
+def _pool(module: nn.Module, f: torch.Tensor) -> torch.Tensor:
+    """``f`` ``(B, C, h, w)`` → ``(B, C)`` with ``module``'s pooling (shared by the two nets)."""
+    if module.pool_mode == "gate":
+        f = module.gate(f)  # f ⊙ M_s(f): CBAM's gate, after the block
+    if module.pool_mode == "attention":
+        return module.pool(f)  # Σ_ij α_ij f_ij
+    if module.pool_mode == "max":
+        return f.amax(dim=(2, 3))  # global max pooling
+    return f.mean(dim=(2, 3))  # global average pooling
+
+
+def _make_pool(module: nn.Module, pool: str, width: int) -> None:
+    module.pool_mode = check_choice("pool", pool, STAGE_POOLS)
+    if pool == "attention":
+        module.pool = QuerySpatialAttention(width)
+    elif pool == "gate":
+        module.gate = SpatialGate()
+
+
+class StageNet(nn.Module):
+    """The digit encoder's last stage, trained, with a spatial attention inside it, a pooling and
+    a linear classifier, on the frozen lower stages' features ``(B, C, h, w)``.
+
+    ``stage`` is a ``3 × 3`` conv-BN-ReLU ``C → width`` (the encoder's third layer, trained
+    afresh);
+    then, by ``pool`` (:data:`STAGE_POOLS`):
+
+    * ``"attention"``: :class:`QuerySpatialAttention` with a learned query, recorded as ``pool``,
+      weights ``(B, h, w)``;
+    * ``"gate"``: CBAM's :class:`SpatialGate` (``7 × 7``) on the block's output, then global
+      average pooling; recorded as ``gate``, map ``(B, 1, h, w)``;
+    * ``"avg"`` / ``"max"``: global average / max pooling (the controls; nothing recorded).
+
+    Args:
+        pool: one of :data:`STAGE_POOLS`.
+        channels: ``C`` of the input features.
+        width: channels of the trained stage.
+        num_classes: outputs ``K``.
+
+    Shapes: ``forward``: ``(B, C, h, w)`` → logits ``(B, K)``.
+    """
+
+    def __init__(
+        self, pool: str = "attention", channels: int = 64, width: int = 16, num_classes: int = 10
+    ) -> None:
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        check_positive_int("width", width), check_positive_int("num_classes", num_classes)
+        self.stage = conv_bn_act(channels, width, bias=False)
+        _make_pool(self, pool, width)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """``f`` ``(B, C, h, w)`` → logits ``(B, K)``."""
+        check_tensor("f", f, "(B, C, h, w)", C=self.channels)
+        return self.fc(_pool(self, self.stage(f)))  # stage, [gate,] pool, classify
+
+
+def _subset(n: int, k: int | None, seed: int) -> torch.Tensor:
+    """``k`` of ``n`` indices drawn with ``seed`` (all of them, in order, for ``k = None``)."""
+    if k is None:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(10_000 + seed))[:k]
+
+
+def run_stage_seeds(
+    pool: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: tuple[int, ...] = (0, 1, 2),
+    n_train: int | None = None,
+    epochs: int = 20,
+    lr: float = 1e-2,
+    batch_size: int = 128,
+    width: int = 16,
+) -> SeedRuns:
+    """Train one :class:`StageNet` per seed; evaluate on ``test``.
+
+    Each seed draws its own ``n_train`` training examples from ``train`` (all of them for
+    ``None``), seeds the initialisation and the data order (``fit_seeds``); Adam, constant ``lr``.
+
+    Args:
+        pool: one of :data:`STAGE_POOLS`.
+        train, test: lower features ``(N, C, h, w)`` (:func:`lower_features`, standardised) and
+            labels ``(N,)``.
+        seeds: one training per seed.
+        n_train: training examples drawn per seed (at most ``N``).
+        epochs, lr, batch_size: of ``train.fit``; width: of the stage.
+
+    Returns:
+        :class:`~visual_attention.train.SeedRuns`, one entry per seed.
+    """
+    check_choice("pool", pool, STAGE_POOLS)
+    n, c = check_data("train", train, "(N, C, h, w)")[:2]
+    check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
+    if n_train is not None and not 1 <= check_positive_int("n_train", n_train) <= n:
+        raise ValueError(f"n_train must be at most the {n} training examples, got {n_train}")
+    runs = SeedRuns([], [], [])
+    for seed in seeds:
+        keep = _subset(n, n_train, seed)
+        one = fit_seeds(
+            lambda: StageNet(pool, channels=c, width=width, num_classes=10),
+            (train[0][keep], train[1][keep]),
+            test,
+            (seed,),
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+        )
+        for mine, theirs in zip(runs, one):
+            mine += theirs
+    return runs
+
+
+#: The real scenes of :mod:`skimage.data` and :mod:`sklearn.datasets` the face canvases are cut
+#: from: training canvases from the first list, test canvases from the second (held-out scenes).
+SCENES = {
+    "train": ("coffee", "rocket", "brick", "grass", "immunohistochemistry", "china.jpg"),
+    "test": ("chelsea", "gravel", "retina", "hubble_deep_field", "flower.jpg"),
+}
+
+
+@functools.lru_cache(maxsize=16)
+def _scene(name: str) -> torch.Tensor:
+    """A scene as a grey ``(H, W)`` tensor in ``[0, 1]``, halved in size (anti-aliased)."""
+    import numpy as np
+    from skimage import color
+    from skimage import data as skdata
+
+    if name.endswith(".jpg"):
+        from sklearn.datasets import load_sample_image
+
+        image = load_sample_image(name)
+    else:
+        image = getattr(skdata, name)()
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 3:
+        image = color.rgb2gray(image[..., :3] / 255.0)
+    else:
+        image = image / max(image.max(), 1e-6)
+    t = torch.tensor(image, dtype=torch.float32)[None, None]
+    return nn.functional.avg_pool2d(t, 2)[0, 0]
+
+
+@functools.lru_cache(maxsize=8)
+def _photos(split: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The faces and non-faces of ``lfw_subset`` for ``split`` (the first or last 50 of each),
+    resized to ``size × size``: two ``(50, size, size)`` tensors."""
+    from skimage import data as skdata
+
+    photos = torch.tensor(skdata.lfw_subset(), dtype=torch.float32)[:, None]  # (200, 1, 25, 25)
+    half = slice(0, 50) if split == "train" else slice(50, 100)
+    faces, others = photos[:100][half], photos[100:][half]
+    return tuple(
+        nn.functional.interpolate(p, size=(size, size), mode="bilinear", antialias=True)[:, 0]
+        for p in (faces, others)
+    )
+
+
+def face_scenes(
+    n: int,
+    split: str = "train",
+    seed: int = 0,
+    canvas: int = 32,
+    patch: int = 16,
+    distractors: int = 2,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Real photographs on real scenes: is one of the pasted photos a face?
+
+    Each canvas is a random crop of a real scene (:data:`SCENES`, grey, mirrored at random) with
+    ``1 + distractors`` photos of :func:`skimage.data.lfw_subset` pasted at random, non-overlapping
+    positions, each mirrored at random: with probability ½ the first is a face (label 1), else
+    all are non-faces (label 0, chance 0.5). Training and test canvases use disjoint photos (the
+    first or last 50 faces and 50 non-faces) and disjoint scenes. What is real: the photos and
+    the scenes; what is synthesised: the composition.
+
+    Args:
+        n: canvases; split: ``"train"`` or ``"test"``; seed: the draw.
+        canvas: side in pixels; patch: side of a pasted photo (resized from 25).
+        distractors: non-face photos besides the first (at most ``(canvas // patch)² - 1``).
+
+    Returns:
+        images ``(n, 1, canvas, canvas)`` in ``[0, 1]``, labels ``(n,)`` int64 and the first
+        photo's boxes ``(n, 4)`` as ``(top, left, bottom, right)`` pixels.
+    """
+    check_positive_int("n", n), check_choice("split", split, ("train", "test"))
+    check_positive_int("patch", patch), check_positive_int("canvas", canvas)
+    check_int("distractors", distractors, minimum=0)
+    cells = canvas // patch
+    if cells < 1 or not 0 <= distractors < cells * cells:
+        raise ValueError(
+            f"distractors must be in [0, {max(cells * cells - 1, 0)}] for canvas {canvas} and "
+            f"patch {patch}, got {distractors}"
+        )
+    g = seed_everything(seed)
+    scenes = [_scene(name) for name in SCENES[split]]
+    faces, others = _photos(split, patch)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    slack, k = canvas - cells * patch, distractors + 1
+    # every random choice at once, as lists: the loop below only copies pixels
+    which = torch.randint(len(scenes), (n,), generator=g).tolist()
+    corner = torch.rand(n, 2, generator=g).tolist()
+    slots = torch.rand(n, cells * cells, generator=g).argsort(-1)[:, :k].tolist()
+    offset = torch.randint(slack + 1, (n, 2), generator=g).tolist()  # one for all: no overlap
+    photo = torch.randint(len(others), (n, k), generator=g).tolist()
+    flips = (torch.rand(n, k + 1, generator=g) < 0.5).tolist()
+    images = torch.empty(n, 1, canvas, canvas)
+    boxes = torch.empty(n, 4, dtype=torch.long)
+    for i in range(n):
+        scene = scenes[which[i]]
+        r = int(corner[i][0] * (scene.shape[0] - canvas + 1))
+        c = int(corner[i][1] * (scene.shape[1] - canvas + 1))
+        image = images[i, 0]
+        image.copy_(scene[r : r + canvas, c : c + canvas])
+        if flips[i][k]:
+            image.copy_(image.flip(1))
+        for j, slot in enumerate(slots[i]):
+            source = faces if j == 0 and labels[i] == 1 else others
+            p = source[photo[i][j] % len(source)]
+            top = (slot // cells) * patch + offset[i][0]
+            left = (slot % cells) * patch + offset[i][1]
+            image[top : top + patch, left : left + patch] = p.flip(1) if flips[i][j] else p
+            if j == 0:
+                boxes[i] = torch.tensor([top, left, top + patch, left + patch])
+    return images.clamp(0, 1), labels, boxes
+
+
+class SceneNet(nn.Module):
+    """A small CNN trained from scratch on the face canvases: conv-BN-ReLU 8, max-pool,
+    conv-BN-ReLU ``width``, max-pool, conv-BN-ReLU ``width``, then a pooling (as
+    :class:`StageNet`: ``"attention"``, ``"gate"``, ``"avg"`` or ``"max"``) and a linear layer.
+
+    Shapes: ``forward``: ``(B, 1, H, W)`` → logits ``(B, 2)``; maps recorded as in
+    :class:`StageNet`, ``(B, H/4, W/4)``.
+    """
+
+    def __init__(self, pool: str = "attention", width: int = 16, num_classes: int = 2) -> None:
+        super().__init__()
+        check_positive_int("width", width), check_positive_int("num_classes", num_classes)
+        self.body = nn.Sequential(
+            conv_bn_act(1, 8, bias=False),
+            nn.MaxPool2d(2),
+            conv_bn_act(8, width, bias=False),
+            nn.MaxPool2d(2),
+            conv_bn_act(width, width, bias=False),
+        )
+        _make_pool(self, pool, width)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, 1, H, W)`` → logits ``(B, K)``."""
+        check_canvas("x", x, "(B, C, H, W)")
+        return self.fc(_pool(self, self.body(x)))
+
+
+def run_scene_seeds(
+    pool: str,
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: tuple[int, ...] = (0, 1, 2),
+    n_train: int = 2000,
+    epochs: int = 12,
+    lr: float = 3e-3,
+    batch_size: int = 128,
+    width: int = 16,
+) -> SeedRuns:
+    """Train one :class:`SceneNet` per seed on its own draw of :func:`face_scenes` (``n_train``
+    training canvases, drawn with the seed) and evaluate it on ``test``.
+
+    Args:
+        pool: one of :data:`STAGE_POOLS`.
+        test: test canvases ``(N, 1, H, W)`` and labels ``(N,)``.
+        seeds: one training per seed (initialisation, data order and the training draw).
+        n_train, epochs, lr, batch_size, width: the training and the network.
+
+    Returns:
+        :class:`~visual_attention.train.SeedRuns`, one entry per seed.
+    """
+    check_choice("pool", pool, STAGE_POOLS), check_seeds("seeds", seeds)
+    _, _, h, w = check_data("test", test, "(N, C, H, W)", C=1)
+    check_positive_int("n_train", n_train)
+    runs = SeedRuns([], [], [])
+    for seed in seeds:
+        train = face_scenes(n_train, "train", seed=100 + seed, canvas=h)[:2]
+        one = fit_seeds(
+            lambda: SceneNet(pool, width=width),
+            train,
+            test,
+            (seed,),
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+        )
+        for mine, theirs in zip(runs, one):
+            mine += theirs
+    return runs
+
+
+class CanvasModel(EncodedHeads):
+    """The chapter's trained models from the canvas up, as the reader's browser runs them.
+
+    The frozen encoder, the standardisation with the training statistics (as :func:`standardize`;
+    :class:`~visual_attention.labs.common.EncodedHeads`) and each head; ``forward`` returns, per
+    head in order, its logits ``(B, K)`` and its map: attention weights ``(B, h, w)`` or the gate
+    ``(B, 1, h, w)``. The heads are all :class:`StageNet` (on the encoder's two frozen stages,
+    :func:`lower_features`) or all :class:`PooledHead` (on its whole feature map, :func:`encode`).
+
+    Args:
+        heads: ``{name: StageNet or PooledHead}`` pooling with ``"attention"`` or ``"gate"``.
+        train_features: the frozen features of the training canvases ``(N, C, h, w)`` that the
+            heads were trained on, before standardisation.
         encoder: the frozen digit encoder (default:
             :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
 
     def __init__(
         self,
-        heads: dict[str, PooledHead],
+        heads: dict[str, StageNet | PooledHead],
         train_features: torch.Tensor,
         encoder: nn.Module | None = None,
     ) -> None:
-        super().__init__(heads, PooledHead, train_features, encoder)
-        if any(h.pool_mode == "avg" for h in self.heads):
-            raise ValueError(
-                "heads must pool with attention or a gate: global averaging has no map"
-            )
+        first = next(iter(heads.values()), None) if isinstance(heads, dict) else None
+        kind = StageNet if isinstance(first, StageNet) else PooledHead
+        super().__init__(heads, kind, train_features, encoder)
+        self.staged = kind is StageNet
+        if any(h.pool_mode not in ("attention", "gate") for h in self.heads):
+            raise ValueError("heads must pool with attention or a gate: the others have no map")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        f = self.standardized(self.encoder.feature_map(x))
+        if self.staged:
+            f = self.standardized(self.encoder.features[:4](x))
+        else:
+            f = self.standardized(self.encoder.feature_map(x))
         out = []
         for head in self.heads:
             with record_attention(head) as maps:
