@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from visual_attention import record_attention
 from visual_attention.labs.digits import DIGIT_SIZE, digits_at
@@ -113,3 +115,29 @@ def test_validation():
         retrieval(4, items=11)
     with pytest.raises(ValueError, match="attention must be a RetrievalNet of kind 'attention'"):
         RetrievalModel(RetrievalNet("max"), RetrievalNet("max"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(batch=st.integers(1, 3), scale=st.sampled_from([1e-3, 1.0, 1e3]), seed=st.integers(0, 99))
+def test_the_weights_are_a_distribution_for_any_batch_and_scale(batch, scale, seed):
+    torch.manual_seed(seed)
+    net = RetrievalNet("attention")
+    with record_attention(net) as maps:
+        logits = net(scale * torch.randn(batch, 9, 64))
+    alpha = maps[""]
+    assert torch.isfinite(logits).all() and (alpha >= 0).all()
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(batch))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_stays_finite(dtype):
+    net = RetrievalNet("attention").to(dtype)
+    with record_attention(net) as maps:
+        out = net(100 * torch.randn(2, 9, 64).to(dtype))
+    assert torch.isfinite(out).all() and torch.isfinite(maps[""]).all()
+
+
+def test_gradcheck_in_float64():
+    net = RetrievalNet("attention", width=4).double()
+    tokens = torch.randn(2, 9, 64, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(net, (tokens,))
