@@ -107,9 +107,14 @@ def test_run_seeds_and_the_page_model_on_a_tiny_run():
     widget = lab.model_explorer(page, images[:3], labels[:3])
     assert widget.display_size == [192, 384] and widget.canvas == [32, 64]
     assert [v["kind"] for v in widget.views] == ["probs", "probs", "maps"]
-    assert widget.views[2]["regions"] == [["left half", 0, 0, 32, 32], ["right half", 0, 32, 32, 64]]
+    assert widget.views[2]["regions"] == [
+        ["left half", 0, 0, 32, 32],
+        ["right half", 0, 32, 32, 64],
+    ]
     out = run_graph(BrowserModel(widget.graph, widget.weights), images[1:2])
-    torch.testing.assert_close(torch.from_numpy(out["maps 2 heads"]), heads[1:2], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch.from_numpy(out["maps 2 heads"]), heads[1:2], atol=1e-6, rtol=0
+    )
 
 
 def test_digit_vit_is_a_small_vit_for_the_8x8_digits():
@@ -118,3 +123,79 @@ def test_digit_vit_is_a_small_vit_for_the_8x8_digits():
     assert vit.blocks[0].attn.num_heads == 4 and vit.blocks[0].mlp[0].out_features == 64
     assert vit(torch.randn(3, 1, 8, 8, generator=gen(4))).shape == (3, 10)
     assert count_parameters(digit_vit(stem_channels=0)) < count_parameters(vit)
+
+
+def test_two_queries_are_two_softmaxes_of_full_width_concatenated_before_w_o():
+    torch.manual_seed(0)
+    pool = lab.MultiHeadPooling(8, 1, num_queries=2)
+    x = torch.randn(3, 5, 8, generator=gen(5))
+    pool.recording = True
+    out = pool(x)
+    k, v = pool.kv(x).chunk(2, dim=-1)
+    contexts = []
+    for j in range(2):
+        w = torch.softmax(k @ pool.query[0, j] / 8**0.5, dim=-1)  # (3, 5): scale 1/√8
+        torch.testing.assert_close(pool.attention[:, j], w)
+        contexts.append((w[..., None] * v).sum(1))
+    torch.testing.assert_close(out, pool.proj(torch.cat(contexts, dim=-1)))
+    assert pool.attention.shape == (3, 2, 5) and pool.proj.in_features == 16
+    # one query is the chapter's pooling, parameter for parameter
+    assert count_parameters(lab.MultiHeadPooling(8, 2, 1)) == 3 * 64 + 4 * 8
+    with pytest.raises(ValueError, match="num_queries"):
+        lab.MultiHeadPooling(8, 2, 0)
+
+
+def test_static_pooling_weights_do_not_depend_on_the_content():
+    torch.manual_seed(0)
+    pool = lab.StaticPooling(8, 6, slots=2)
+    x = torch.randn(2, 6, 8, generator=gen(6))
+    u = torch.nn.functional.gelu(pool.value(x))  # (2, 6, 8)
+    a, c = pool.mix.weight, pool.mix.bias  # (2, 6), (2,): fixed weightings of the tokens
+    s = torch.einsum("kn,bnd->bkd", a, u) + c[None, :, None]
+    torch.testing.assert_close(pool(x), pool.proj(s.flatten(1)))
+    with pytest.raises(ValueError, match="x must be"):
+        pool(torch.randn(2, 5, 8))
+
+
+def test_the_controls_parameter_counts_and_their_reach():
+    counts = {
+        name: count_parameters(lab.PairReader(**kw))
+        for name, kw in {
+            "4": dict(num_heads=4),
+            "1": dict(num_heads=1),
+            "2q": dict(num_heads=1, num_queries=2),
+            "static": dict(num_heads=1, pooling="static"),
+        }.items()
+    }
+    assert counts == {"4": 16020, "1": 16020, "2q": 20180, "static": 15958}
+    assert counts["static"] >= 0.75 * counts["4"]  # the non-attention control is not starved
+    with pytest.raises(ValueError, match="pooling"):
+        lab.PairReader(1, pooling="max")
+
+
+def test_run_seeds_draws_each_seeds_training_set_and_the_per_example_scores():
+    images, labels, _ = lab.pair_task(16, "train", seed=0)
+    f = lab.standardize(lab.pair_features(images))[0]
+    runs = lab.run_seeds(1, (f, labels), (f, labels), seeds=(0, 1), epochs=1, train_size=8)
+    assert len(runs.accuracies) == 2 and not runs.models[1].training
+    scores = lab.per_example_correct(runs.models, (f, labels))
+    assert scores.shape == (16,) and set(scores.unique().tolist()) <= {0.0, 0.5, 1.0}
+    assert abs(float(scores.mean()) - sum(runs.accuracies) / 2) < 1e-6
+    with pytest.raises(ValueError, match="train_size"):
+        lab.run_seeds(1, (f, labels), (f, labels), seeds=(0,), epochs=1, train_size=17)
+    # pruning no head is the model itself
+    reader = runs.models[0]
+    assert abs(lab.pruned_accuracy(reader, (f, labels), [True]) - runs.accuracies[0]) < 1e-6
+    with pytest.raises(ValueError, match="keep"):
+        lab.pruned_accuracy(reader, (f, labels), [True, False])
+
+
+def test_compare_records_a_control_that_wins_without_asserting():
+    a, b = ("attention", [0.80, 0.82, 0.81], 10), ("static", [0.85, 0.86, 0.84], 9)
+    scores = {"attention": torch.tensor([1.0, 0.0, 1.0, 1.0]), "static": torch.ones(4)}
+    evidence = lab.compare("a tie or worse", "accuracy", a, [b], 0.1, scores)
+    record = evidence.record()
+    assert record["strongest_control"] == "static" and record["difference"] < 0
+    assert record["fair_control"] and record["interval"][1] <= 0
+    with pytest.raises(ValueError, match="controls"):
+        lab.compare("x", "accuracy", a, [], 0.1, scores)

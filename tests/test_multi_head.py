@@ -3,6 +3,8 @@ rollout. (Multi-head attention itself, against torch, is tested in test_blocks.p
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -19,8 +21,6 @@ from visual_attention.multi_head import (
 from visual_attention.train import count_parameters
 
 SETTINGS = settings(max_examples=30, deadline=None)
-
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,9 +79,13 @@ def test_vit_records_one_map_per_block_and_pools_without_class_token():
 
 def test_vit_validation():
     vit = VisionTransformer(8, 2, 1, 10, dim=8, depth=1, num_heads=2)
-    with pytest.raises(ValueError, match=r"x must be \(B, C, H, W\) with .*H = 8.*got shape \(2, 1, 6, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"x must be \(B, C, H, W\) with .*H = 8.*got shape \(2, 1, 6, 6\)"
+    ):
         vit(torch.zeros(2, 1, 6, 6))
-    with pytest.raises(ValueError, match=r"x must be \(B, C, H, W\) with C = 1.*got shape \(2, 3, 8, 8\)"):
+    with pytest.raises(
+        ValueError, match=r"x must be \(B, C, H, W\) with C = 1.*got shape \(2, 3, 8, 8\)"
+    ):
         vit(torch.zeros(2, 3, 8, 8))
     with pytest.raises(ValueError, match=r"img_size \(8\) must be a multiple of patch_size \(3\)"):
         VisionTransformer(8, 3, 1, 10, dim=8, depth=1, num_heads=2)
@@ -177,3 +181,35 @@ def test_class_token_rollout_map():
 def test_rollout_validation(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         attention_rollout(*args, **kwargs)
+
+
+def test_sinusoidal_position_embedding_is_vaswanis_code():
+    from visual_attention.multi_head import sinusoidal_position_embedding
+
+    pe = sinusoidal_position_embedding(7, 6)
+    assert pe.shape == (7, 6) and pe.dtype == torch.float32
+    for p in range(7):
+        for i in range(3):
+            angle = p / 10000 ** (2 * i / 6)
+            assert abs(float(pe[p, 2 * i]) - math.sin(angle)) < 1e-6
+            assert abs(float(pe[p, 2 * i + 1]) - math.cos(angle)) < 1e-6
+    assert len({tuple(r) for r in pe.round(decimals=4).tolist()}) == 7  # every position distinct
+    # PE[p + k] is a rotation of PE[p], pair by pair: the same for every p
+    k, freq = 2, 10000 ** (-torch.arange(0, 6, 2) / 6)
+    rot_sin, rot_cos = torch.sin(k * freq), torch.cos(k * freq)
+    s, c = pe[:-k, 0::2], pe[:-k, 1::2]
+    torch.testing.assert_close(pe[k:, 0::2], s * rot_cos + c * rot_sin, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="even"):
+        sinusoidal_position_embedding(4, 5)
+
+
+def test_attention_without_positions_is_permutation_equivariant():
+    from visual_attention.multi_head import sinusoidal_position_embedding
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(8, 2).eval()
+    x, perm = torch.randn(2, 5, 8, generator=gen(9)), torch.tensor([3, 0, 4, 1, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x[:, perm]), attn(x)[:, perm], atol=1e-6, rtol=0)
+        pe = sinusoidal_position_embedding(5, 8)
+        assert not torch.allclose(attn(x[:, perm] + pe), attn(x + pe)[:, perm], atol=1e-4)

@@ -9,6 +9,8 @@
   NeurIPS 2021), :class:`~visual_attention.blocks.PreNormBlock` and
   :class:`~visual_attention.blocks.MultiHeadAttention` (Vaswani et al., "Attention Is All You
   Need", NeurIPS 2017, Sec. 3.2.2).
+* :func:`sinusoidal_position_embedding` — the fixed position code of Vaswani et al. (2017),
+  Sec. 3.5, the alternative to ViT's learned ``E_pos``.
 * :func:`attention_rollout`, :func:`class_token_rollout` — Abnar & Zuidema, "Quantifying Attention
   Flow in Transformers", ACL 2020: add the identity for the residual path, renormalise, multiply
   the layers' attention matrices.
@@ -39,6 +41,7 @@ __all__ = [
     "VisionTransformer",
     "attention_rollout",
     "class_token_rollout",
+    "sinusoidal_position_embedding",
 ]
 
 
@@ -213,3 +216,22 @@ def class_token_rollout(
     return torch.where(total > 0, row / total.clamp_min(torch.finfo(row.dtype).tiny), 0.0).reshape(
         -1, h, w
     )
+
+
+def sinusoidal_position_embedding(num_positions: int, dim: int) -> torch.Tensor:
+    """The fixed sinusoidal position code of Vaswani et al. (2017), Sec. 3.5.
+
+    ``PE[p, 2i] = sin(p / 10000^{2i/D})`` and ``PE[p, 2i+1] = cos(p / 10000^{2i/D})``: every
+    position gets a distinct vector, and ``PE[p + k]`` is a linear function of ``PE[p]`` for every
+    offset ``k``. ViT learns ``E_pos`` instead; both are added to the tokens.
+
+    Returns:
+        ``(num_positions, dim)`` (``dim`` even), float32.
+    """
+    check_positive_int("num_positions", num_positions), check_positive_int("dim", dim)
+    if dim % 2:
+        raise ValueError(f"dim must be even (sine and cosine pairs), got {dim}")
+    position = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)
+    frequency = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (D/2,)
+    angle = position * frequency  # (P, D/2)
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1).float()  # sin, cos, …

@@ -26,12 +26,15 @@ import torch
 from torch import nn
 
 from .._checks import (
+    check_choice,
     check_instance,
     check_int,
     check_labels,
+    check_number,
     check_positive_int,
     check_seeds,
     check_size2,
+    check_str,
     check_tensor,
 )
 from ..blocks import merge_heads, split_heads
@@ -40,6 +43,7 @@ from ..multi_head import VisionTransformer, attention_rollout
 from ..spatial import attention_mass_in_box
 from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
+from ..views.evidence import Evidence, _bootstrap
 from ..views.model_explorer import ModelExplorer, labelled, lens, maps, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_data
@@ -52,8 +56,12 @@ __all__ = [
     "pair_features",
     "standardize",
     "MultiHeadPooling",
+    "StaticPooling",
     "PairReader",
     "run_seeds",
+    "per_example_correct",
+    "compare",
+    "pruned_accuracy",
     "mass_on_digits",
     "PairModel",
     "model_explorer",
@@ -104,7 +112,7 @@ def pair_features(images: torch.Tensor, encoder: nn.Module | None = None) -> tor
 
 
 class MultiHeadPooling(AttentionModule):
-    """A learned query reads ``N`` tokens with ``h`` heads (Vaswani et al. 2017, Sec. 3.2.2).
+    """Learned queries read ``N`` tokens with ``h`` heads (Vaswani et al. 2017, Sec. 3.2.2).
 
     ``q`` is a learned ``D``-vector, ``K = X W^K``, ``V = X W^V``; all three are split into ``h``
     heads of ``d = D / h`` features; ``head_i = softmax(q_i K_iᵀ / √d) V_i``; the output is
@@ -112,21 +120,29 @@ class MultiHeadPooling(AttentionModule):
     :class:`~visual_attention.blocks.MultiHeadAttention`; the parameters (``q``, ``W^K``,
     ``W^V``, ``W^O`` and biases: ``3D² + 4D``) are the same for every ``h``.
 
-    Shapes: ``forward``: tokens ``(B, N, D)`` → ``(B, D)``. Records the weights ``(B, h, N)``.
+    With ``num_queries = m > 1`` there are ``m`` learned queries, each with its own softmax in
+    every head; their ``m`` outputs are concatenated before ``W^O`` (``m·D → D``): the chapter's
+    "one head, two queries" control, ``m`` attention patterns without splitting the width.
+
+    Shapes: ``forward``: tokens ``(B, N, D)`` → ``(B, D)``. Records the weights ``(B, h·m, N)``
+    (head-major: head 0's queries first).
     """
 
-    def __init__(self, dim: int, num_heads: int) -> None:
+    def __init__(self, dim: int, num_heads: int, num_queries: int = 1) -> None:
         super().__init__()
         self.dim, self.num_heads = check_positive_int("dim", dim), num_heads
         if dim % check_positive_int("num_heads", num_heads):
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
-        self.query = nn.Parameter(torch.randn(1, 1, dim) * dim**-0.5)  # q
+        self.num_queries = check_positive_int("num_queries", num_queries)
+        self.query = nn.Parameter(torch.randn(1, num_queries, dim) * dim**-0.5)  # q
         self.kv = nn.Linear(dim, 2 * dim)  # W^K and W^V in one projection
-        self.proj = nn.Linear(dim, dim)  # W^O
+        self.proj = nn.Linear(num_queries * dim, dim)  # W^O
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, N, D)`` → ``(B, D)``."""
         b, _, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
+        if self.num_queries > 1:
+            return self._forward_queries(x, b)
         # [start-pooling]
         k, v = self.kv(x).chunk(2, dim=-1)  # (B, N, D) each
         q = split_heads(self.query.expand(b, -1, -1), self.num_heads)  # (B, h, 1, d)
@@ -136,6 +152,42 @@ class MultiHeadPooling(AttentionModule):
         return self.proj(merge_heads(context)[:, 0])  # Concat(head_1, …, head_h) W^O
         # [end-pooling]
 
+    def _forward_queries(self, x: torch.Tensor, b: int) -> torch.Tensor:
+        k, v = self.kv(x).chunk(2, dim=-1)  # (B, N, D) each
+        q = split_heads(self.query.expand(b, -1, -1), self.num_heads)  # (B, h, m, d)
+        k, v = split_heads(k, self.num_heads), split_heads(v, self.num_heads)  # (B, h, N, d)
+        context, weights = scaled_dot_product_attention(q, k, v)  # (B, h, m, d), (B, h, m, N)
+        self.remember(weights.flatten(1, 2))  # (B, h·m, N)
+        return self.proj(merge_heads(context).flatten(1))  # Concat over queries, then W^O
+
+
+class StaticPooling(nn.Module):
+    """The non-attention control: a per-token MLP, then learned *static* weightings of the tokens.
+
+    ``u_n = GELU(x_n W^V + b)`` for every token (the same for all), ``s_k = Σ_n a_{kn} u_n + c_k``
+    with ``K`` learned weightings ``a_k ∈ ℝ^N`` that do not depend on the input (an MLP-Mixer-like
+    token-mixing layer ``N → K``, Tolstikhin et al. 2021), and ``Concat(s_1, …, s_K) W^O``. It
+    reaches every token, as the attention pooling does, but no weight depends on content.
+
+    Shapes: ``forward``: tokens ``(B, N, D)`` → ``(B, D)``.
+    """
+
+    def __init__(self, dim: int, num_tokens: int, slots: int = 2) -> None:
+        super().__init__()
+        self.dim = check_positive_int("dim", dim)
+        self.num_tokens = check_positive_int("num_tokens", num_tokens)
+        self.slots = check_positive_int("slots", slots)
+        self.value = nn.Linear(dim, dim)  # W^V, applied to every token
+        self.mix = nn.Linear(num_tokens, slots)  # the static weightings a_k over the N tokens
+        self.proj = nn.Linear(slots * dim, dim)  # W^O
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, N, D)`` → ``(B, D)``."""
+        check_tensor("x", x, "(B, N, dim)", N=self.num_tokens, dim=self.dim)
+        u = nn.functional.gelu(self.value(x))  # (B, N, D)
+        s = self.mix(u.transpose(1, 2))  # (B, D, K): K static weighted sums of the tokens
+        return self.proj(s.transpose(1, 2).flatten(1))  # Concat(s_1, …, s_K) W^O
+
 
 class PairReader(nn.Module):
     """Read two digits from frozen features: tokens, :class:`MultiHeadPooling`, a read-out.
@@ -144,19 +196,36 @@ class PairReader(nn.Module):
     gives one ``C``-vector, layer-normed; a linear layer gives 10 scores for the left digit and
     10 for the right one, and the logit of the pair ``(a, b)`` is their sum (so its
     cross-entropy is the sum of the two digits' cross-entropies). Only ``num_heads`` differs
-    between the chapter's models; the parameter count does not depend on it.
+    between the chapter's main models; the parameter count does not depend on it. The controls:
+    ``num_queries=2`` (one head, two queries) and ``pooling="static"`` (:class:`StaticPooling`
+    with two static weightings, no attention; ``num_heads`` and ``num_queries`` unused).
 
     Shapes: ``forward``: ``(B, C, h, w)`` → logits ``(B, 100)``, class ``10 · left + right``.
     """
 
-    def __init__(self, num_heads: int, channels: int = 64, grid: tuple[int, int] = (4, 8)):
+    def __init__(
+        self,
+        num_heads: int,
+        channels: int = 64,
+        grid: tuple[int, int] = (4, 8),
+        num_queries: int = 1,
+        pooling: str = "attention",
+    ):
         super().__init__()
         self.channels, self.grid = (
             check_positive_int("channels", channels),
             check_size2("grid", grid),
         )
+        check_choice("pooling", pooling, ("attention", "static"))
         self.pos = nn.Parameter(torch.randn(1, grid[0] * grid[1], channels) * 0.02)
-        self.pool = MultiHeadPooling(channels, num_heads)
+        if pooling == "attention":
+            self.pool = MultiHeadPooling(channels, num_heads, num_queries)
+        else:
+            (
+                check_positive_int("num_heads", num_heads),
+                check_positive_int("num_queries", num_queries),
+            )
+            self.pool = StaticPooling(channels, grid[0] * grid[1], 2)  # two weightings, two digits
         self.norm = nn.LayerNorm(channels)
         self.fc = nn.Linear(channels, 20)  # 10 scores per digit
 
@@ -175,27 +244,171 @@ def run_seeds(
     epochs: int = 40,
     lr: float = 1e-2,
     batch_size: int = 128,
+    num_queries: int = 1,
+    pooling: str = "attention",
+    train_size: int | None = None,
 ) -> SeedRuns:
-    """Train one :class:`PairReader` with ``num_heads`` heads per seed on features
-    ``(N, C, h, w)``; evaluate on ``test``. Each seed seeds the initialisation and the data
-    order; Adam, constant ``lr``.
+    """Train one :class:`PairReader` per seed on features ``(N, C, h, w)``; evaluate on
+    ``test``. Each seed seeds the initialisation and the data order and, with ``train_size``,
+    the draw of that many training examples out of ``train`` (without replacement); Adam,
+    constant ``lr``. ``num_heads``, ``num_queries`` and ``pooling`` go to :class:`PairReader`.
 
     Returns:
         :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
         readers (eval mode) and their histories.
     """
-    check_positive_int("num_heads", num_heads)
-    _, channels, h, w = check_data("train", train, "(N, C, h, w)")
+    check_positive_int("num_heads", num_heads), check_positive_int("num_queries", num_queries)
+    check_choice("pooling", pooling, ("attention", "static"))
+    n, channels, h, w = check_data("train", train, "(N, C, h, w)")
     check_data("test", test, "(N, C, h, w)", C=channels, h=h, w=w), check_seeds("seeds", seeds)
-    return fit_seeds(
-        lambda: PairReader(num_heads, channels, (h, w)),
-        train,
-        test,
-        seeds,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
+    if train_size is not None and not 1 <= check_positive_int("train_size", train_size) <= n:
+        raise ValueError(
+            f"train_size must be in [1, {n}] (the training examples), got {train_size}"
+        )
+    runs = SeedRuns([], [], [])
+    for seed in seeds:
+        data = train
+        if train_size is not None:  # this seed's own draw of the training examples
+            pick = torch.randperm(n, generator=torch.Generator().manual_seed(1000 + seed))
+            data = (train[0][pick[:train_size]], train[1][pick[:train_size]])
+        run = fit_seeds(
+            lambda: PairReader(num_heads, channels, (h, w), num_queries, pooling),
+            data,
+            test,
+            [seed],
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+        )
+        for mine, got in zip(runs, run):
+            mine.extend(got)
+    return runs
+
+
+@torch.no_grad()
+def per_example_correct(
+    models: Sequence[nn.Module], test: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """Each test example's correctness averaged over ``models`` (e.g. the seeds of one model):
+    ``(N,)`` in ``[0, 1]``, for the paired bootstrap of
+    :func:`~visual_attention.views.evidence.report_evidence`.
+
+    Args:
+        models: trained readers mapping ``(N, C, h, w)`` to logits ``(N, K)``.
+        test: ``(features (N, C, h, w), labels (N,))``.
+    """
+    if not isinstance(models, (list, tuple)) or not models:
+        raise ValueError(f"models must be a non-empty list of trained models, got {models!r:.60}")
+    for i, m in enumerate(models):
+        check_instance(f"models[{i}]", m, nn.Module)
+    n = check_data("test", test, "(N, C, h, w)")[0]
+    x, y = test
+    hits = [(m.eval()(x).argmax(-1) == y).float() for m in models]
+    return torch.stack(hits).mean(0).reshape(n)
+
+
+def compare(
+    claim: str,
+    metric: str,
+    attention: tuple,
+    controls: Sequence[tuple],
+    chance: float,
+    examples: dict[str, torch.Tensor],
+) -> Evidence:
+    """The chapter's evidence record where the strongest control is *not* beaten.
+
+    :func:`~visual_attention.views.evidence.report_evidence` asserts that the attention model
+    beats its strongest control; this chapter's strongest control (a non-attention reader) is at
+    least as good, so its record is built here the same way (the same
+    :class:`~visual_attention.views.evidence.Evidence`, the same paired bootstrap interval over
+    test examples against the strongest control) without that assertion; the notebook asserts
+    what it found instead.
+
+    Args:
+        claim, metric: as for ``report_evidence``.
+        attention: ``(name, per-seed values, parameters)``; controls: a list of them.
+        chance: the metric at chance.
+        examples: ``{model name: per-test-example scores (N,)}`` for the attention model and the
+            strongest control at least.
+    """
+    check_str("claim", claim), check_str("metric", metric)
+    check_number("chance", chance, 0.0, 1.0, low_open=True)
+    if not isinstance(controls, (list, tuple)) or not controls:
+        raise ValueError(
+            f"controls must be a non-empty list of (name, values, params), got {controls!r:.60}"
+        )
+    sides = [attention, *controls]
+    for i, side in enumerate(sides):
+        ok = isinstance(side, tuple) and len(side) == 3 and isinstance(side[0], str)
+        if not ok or not isinstance(side[1], (list, tuple)) or len(side[1]) < 3:
+            name = "attention" if i == 0 else f"controls[{i - 1}]"
+            raise ValueError(
+                f"{name} must be (name, >= 3 per-seed values, parameters), got {side!r:.80}"
+            )
+    as_side = lambda s: (s[0], tuple(float(v) for v in s[1]), s[2])  # noqa: E731
+    evidence = Evidence(
+        "multi_head",
+        claim,
+        metric,
+        True,
+        as_side(attention),
+        tuple(map(as_side, controls)),
+        chance,
     )
+    scores = (
+        {k: torch.as_tensor(v).double().numpy() for k, v in examples.items()}
+        if isinstance(examples, dict)
+        else examples
+    )
+    interval = _bootstrap(scores, evidence.attention[0], evidence.control[0], True)
+    return Evidence(
+        *[
+            getattr(evidence, f)
+            for f in (
+                "chapter",
+                "claim",
+                "metric",
+                "higher_is_better",
+                "attention",
+                "controls",
+                "chance",
+            )
+        ],
+        interval,
+    )
+
+
+@torch.no_grad()
+def pruned_accuracy(
+    reader: PairReader, test: tuple[torch.Tensor, torch.Tensor], keep: Sequence[bool]
+) -> float:
+    """The test accuracy of a trained one-query :class:`PairReader` with some heads pruned
+    (Michel et al. 2019): head ``i``'s context is zeroed where ``keep[i]`` is False, before
+    ``W^O``; nothing is renormalised or retrained.
+
+    Args:
+        reader: a trained reader with :class:`MultiHeadPooling` (one query).
+        test: ``(features (N, C, h, w), labels (N,))``.
+        keep: one bool per head.
+    """
+    check_instance("reader", reader, PairReader)
+    pool = reader.pool
+    if not isinstance(pool, MultiHeadPooling) or pool.num_queries != 1:
+        raise ValueError("reader must pool with attention and one query (num_queries=1)")
+    heads = pool.num_heads
+    ok = isinstance(keep, (list, tuple)) and all(isinstance(k, bool) for k in keep)
+    if not ok or len(keep) != heads:
+        raise ValueError(f"keep must be {heads} bools (one per head), got {keep!r:.60}")
+    check_data("test", test, "(N, C, h, w)", C=reader.channels, h=reader.grid[0], w=reader.grid[1])
+    f, y = test
+    x = f.flatten(2).transpose(1, 2) + reader.pos  # (B, N, C)
+    k, v = pool.kv(x).chunk(2, dim=-1)
+    q = split_heads(pool.query.expand(len(x), -1, -1), heads)  # (B, h, 1, d)
+    context, _ = scaled_dot_product_attention(q, split_heads(k, heads), split_heads(v, heads))
+    context = context * torch.tensor(keep, dtype=context.dtype)[None, :, None, None]
+    scores = reader.fc(reader.norm(pool.proj(merge_heads(context)[:, 0])))  # (B, 20)
+    pairs = (scores[:, :10, None] + scores[:, None, 10:]).flatten(1)
+    return float((pairs.argmax(-1) == y).float().mean())
 
 
 def mass_on_digits(
