@@ -303,8 +303,16 @@ LAB_SPECS: list[Spec] = [
     ),
     lcall("channel.StaticGate", channels=4),
     lforward("channel.StaticGate", _trained("channel.StaticGate", 4), x=lambda: _r(2, 4, 3, 3)),
-    lcall("channel.make_gate", gate="se", channels=8, rd_channels=2),
-    lcall("channel.GatedNet", gate="eca", channels=8, width=4, rd_channels=2, num_classes=5),
+    lcall("channel.make_gate", {"gate": Kind("choice", ("nonsense", 3))}, gate="se", channels=8, rd_channels=2),
+    lcall(
+        "channel.GatedNet",
+        {"gate": Kind("choice", ("nonsense", 3))},
+        gate="eca",
+        channels=8,
+        width=4,
+        rd_channels=2,
+        num_classes=5,
+    ),
     lforward(
         "channel.GatedNet",
         _trained("channel.GatedNet", "cbam-channel", 8, 4, 2, 5),
@@ -320,7 +328,7 @@ LAB_SPECS: list[Spec] = [
     ),
     lcall(
         "channel.run_seeds",
-        {"data": Kind("data", (None, 3, "data")), "seeds": SEEDS},
+        {"data": Kind("data", (None, 3, "data")), "seeds": SEEDS, "gate": Kind("choice", ("nonsense", 3))},
         data=lambda: [
             importlib.import_module("visual_attention.labs.channel").SensorData(
                 (_r(6, 8, 2, 2), _y(6)), (_r(4, 8, 2, 2), _y(4)), _u(4, 2, 1, 16, 16), _y(4, 2)
@@ -347,7 +355,12 @@ LAB_SPECS: list[Spec] = [
     ),
     lcall(
         "channel.PageModel",
-        {"gated": MODEL, "control": MODEL, "encoder": ENCODER},
+        {
+            "gated": MODEL,
+            "control": MODEL,
+            "encoder": ENCODER,
+            "shown": Kind("channel indices", ((), (192,), (-1,), (1.5,), None, 3)),
+        },
         gated=_trained("channel.GatedNet", "se", 192, 4, 4, 10),
         control=_trained("channel.GatedNet", None, 192, 4, 4, 10),
         shown=(0, 100),
@@ -1157,6 +1170,35 @@ LAB_SPECS: list[Spec] = [
         queries=[(0, 0)],
         temperatures=(0.5,),
         display_size=(16, 16),
+    ),
+    lcall(
+        "efficient_attention.retrieval_sets",
+        {"seed": SEED, "split": SPLIT},
+        n_sets=2,
+        length=3,
+        split="test",
+        seed=0,
+    ),
+    lcall(
+        "efficient_attention.RetrievalModel",
+        {"kind": choice()},
+        kind="softmax",
+        length=3,
+        dim=2,
+        hidden=4,
+    ),
+    lcall(
+        "efficient_attention.run_retrieval",
+        {"kind": choice(), "seeds": SEEDS},
+        kind="linear",
+        seeds=(0,),
+        length=2,
+        dim=2,
+        hidden=4,
+        epochs=1,
+        n_train=2,
+        n_test=2,
+        lr=1e-3,
     ),
 ]
 

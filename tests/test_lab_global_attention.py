@@ -1,202 +1,151 @@
-"""Tests of visual_attention.labs.global_attention: the pair task, the token features, the
-neighbourhood mask, the pair head and its page model, and the token classifier with a pluggable
-attention layer."""
+"""Tests of visual_attention.labs.global_attention: the reading task, teacher forcing, the three
+readers, greedy decoding, the metrics and the page's reader (equal to PyTorch when replayed)."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
 
-from _helpers import randomise
 from visual_attention import record_attention
-from visual_attention.blocks import PatchEmbed, PreNormBlock
-from visual_attention.global_attention import GlobalAttention
 from visual_attention.labs import global_attention as lab
-from visual_attention.labs.global_attention import TokenClassifier
+from visual_attention.labs.digits import DigitCNN
+from visual_attention.train import count_parameters
+from visual_attention.views.browser_model import export_model, run_graph
 
 
-def test_token_classifier_shapes_and_records():
-    for stem in ("conv", "patch"):
-        model = TokenClassifier(
-            img_size=16,
-            patch_size=4,
-            dim=8,
-            depth=2,
-            stem=stem,
-            attn_layer=lambda d, i: GlobalAttention(d, 2),
-        )
-        with record_attention(model) as maps:
-            assert model(torch.randn(3, 1, 16, 16)).shape == (3, 10)
-        assert [tuple(v.shape) for v in maps.values()] == [(3, 2, 16, 16)] * 2
-        assert list(maps) == ["blocks.0.attn", "blocks.1.attn"]
+def test_reading_task_places_the_digits_left_to_right():
+    x, strings, lengths, lefts = lab.reading_task(40, "train", seed=3, noise=0.0)
+    assert x.shape == (40, 1, *lab.CANVAS) and x.min() >= 0 and x.max() <= 1
+    assert set(lengths.tolist()) <= {2, 3, 4}
+    for i in range(40):
+        n = int(lengths[i])
+        assert (strings[i, :n] >= 0).all() and (strings[i, n:] == -1).all()
+        left = lefts[i, :n]
+        assert (left[1:] - left[:-1] >= lab.DIGIT_SIZE).all()  # no overlap, in reading order
+        assert left[-1] + lab.DIGIT_SIZE <= lab.CANVAS[1]
+        ink = x[i, 0].sum(0) > 0  # (W,): columns with ink
+        outside = torch.ones_like(ink)
+        for a in left.tolist():
+            outside[a : a + lab.DIGIT_SIZE] = False
+        assert not ink[outside].any()  # nothing drawn outside the digits
+    again = lab.reading_task(40, "train", seed=3, noise=0.0)
+    assert torch.equal(again[0], x) and not torch.equal(lab.reading_task(40, seed=4)[1], strings)
 
 
-def test_blocks_are_the_kits_pre_norm_blocks_around_the_chosen_attention():
-    built = []
-
-    def build(d, i):
-        built.append(i)
-        return GlobalAttention(d, 2)
-
-    model = TokenClassifier(
-        img_size=16, patch_size=4, dim=8, depth=3, attn_layer=build, mlp_ratio=3
-    )
-    assert built == [0, 1, 2]
-    assert all(isinstance(b, PreNormBlock) and b.mlp[0].out_features == 24 for b in model.blocks)
-    assert isinstance(TokenClassifier(dim=8).blocks[0].attn, GlobalAttention)
-    assert TokenClassifier(dim=8).blocks[0].attn.num_heads == 4
+def test_sequences_are_teacher_forcing():
+    strings = torch.tensor([[3, 1, -1, -1], [0, 9, 8, 7]])
+    inputs, targets = lab.sequences(strings)
+    b, e = lab.BOS, lab.EOS
+    assert inputs.tolist() == [[b, 3, 1, e, e], [b, 0, 9, 8, 7]]
+    assert targets.tolist() == [[3, 1, e, -100, -100], [0, 9, 8, 7, e]]
+    with pytest.raises(ValueError, match="strings must be a 2-d int64 tensor"):
+        lab.sequences(torch.tensor([[3, 11]]))
+    with pytest.raises(ValueError, match="strings must be a 2-d int64 tensor"):
+        lab.sequences(torch.tensor([[-1, 2]]))
 
 
-def test_the_attention_layer_receives_and_returns_a_grid():
-    seen = []
-
-    class Spy(torch.nn.Module):
-        def forward(self, x):
-            seen.append(tuple(x.shape))
-            return x
-
-    model = TokenClassifier(
-        img_size=16, patch_size=4, dim=8, depth=1, attn_layer=lambda d, i: Spy()
-    )
-    model(torch.zeros(2, 1, 16, 16))
-    assert seen == [(2, 4, 4, 8)]
+def test_hard_one_hot_is_the_argmax():
+    logits = torch.tensor([[0.0, 2.0, 1.0], [5.0, -1.0, 4.9]])
+    assert torch.equal(lab.hard_one_hot(logits), torch.tensor([[0.0, 1, 0], [1, 0, 0]]))
 
 
-def test_conv_stem_halves_with_stride_2_convs_then_mixes_at_the_token_grid():
-    model = TokenClassifier(img_size=16, patch_size=4, dim=8, depth=1)
-    convs = [m for m in model.embed.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels, c.stride[0]) for c in convs] == [
-        (1, 4, 2),
-        (4, 8, 2),
-        (8, 8, 1),
-    ]
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.embed.modules()) == 3
-    assert model.embed(torch.zeros(2, 1, 16, 16)).shape == (2, 4, 4, 8)  # a token grid
-    one = TokenClassifier(img_size=16, patch_size=1, dim=8, depth=1)
-    assert isinstance(one.embed, PatchEmbed) and one.embed.proj.kernel_size == (1, 1)
-    patch = TokenClassifier(img_size=16, patch_size=4, dim=8, depth=1, stem="patch")
-    assert isinstance(patch.embed, PatchEmbed) and patch.embed.proj.kernel_size == (4, 4)
+def test_the_readers_differ_only_in_their_memory():
+    f = torch.randn(3, 64, *lab.GRID)
+    tokens = torch.nn.functional.one_hot(torch.full((3, 4), lab.BOS), lab.VOCAB).float()
+    for kind in lab.KINDS:
+        torch.manual_seed(0)
+        model = lab.Reader(kind).eval()
+        assert model(f, tokens).shape == (3, 4, lab.VOCAB)
+        assert model.encode(f).shape == (3, 40 if kind == "attention" else 1, 64)
+    n = {k: count_parameters(lab.Reader(k)) for k in lab.KINDS}
+    assert n["pooled"] >= 0.75 * n["attention"] and n["flattened"] >= 0.75 * n["attention"]
 
 
-def test_validation_errors():
-    with pytest.raises(ValueError, match=r"images must be \(B, C, H, W\) with .*H = 16"):
-        TokenClassifier(img_size=16, dim=8)(torch.zeros(1, 1, 20, 20))
-    with pytest.raises(ValueError, match=r"images must be \(B, C, H, W\) with C = 1"):
-        TokenClassifier(img_size=16, dim=8)(torch.zeros(1, 3, 16, 16))
-    with pytest.raises(ValueError, match="stem must be one of 'patch', 'conv', got 'resnet'"):
-        TokenClassifier(stem="resnet")
-    with pytest.raises(ValueError, match="power-of-two patch_size"):
-        TokenClassifier(img_size=18, patch_size=3)
-    with pytest.raises(
-        ValueError, match=r"img_size \(18\) must be a multiple of patch_size \(4\)"
-    ):
-        TokenClassifier(img_size=18, patch_size=4)
-    with pytest.raises(ValueError, match="depth must be a positive integer, got True"):
-        TokenClassifier(depth=True)
+def test_the_reader_is_causal():
+    torch.manual_seed(1)
+    model = lab.Reader().eval()
+    f = torch.randn(2, 64, *lab.GRID)
+    inputs = lab.sequences(torch.tensor([[1, 2, 3, -1], [4, 5, -1, -1]]))[0]
+    tokens = torch.nn.functional.one_hot(inputs, lab.VOCAB).float()
+    out = model(f, tokens)
+    changed = tokens.clone()
+    changed[:, 3:] = changed[:, 3:].flip(-1)
+    assert torch.allclose(model(f, changed)[:, :3], out[:, :3], atol=1e-6)
+    assert torch.allclose(model(f, tokens[:, :2]), out[:, :2], atol=1e-6)
 
 
-def test_pair_task_places_two_digits_in_opposite_corners_and_labels_same():
-    x, y, classes = lab.pair_task(40, "far", "test", seed=3, noise=0.0)
-    assert x.shape == (40, 1, 48, 48) and y.shape == (40,) and classes.shape == (40, 2)
-    assert y.dtype == torch.long and y.sum() == 20  # half the pairs are the same digit
-    torch.testing.assert_close(y, (classes[:, 0] == classes[:, 1]).long())
-    assert x[:, :, 18:30].abs().sum() == 0  # nothing between the corners' bands
-    assert x[:, :, :18, :18].sum(dim=(1, 2, 3)).min() > 0  # digit A top-left
-    assert x[:, :, 30:, 30:].sum(dim=(1, 2, 3)).min() > 0  # digit B bottom-right
-    again = lab.pair_task(40, "far", "test", seed=3, noise=0.0)[0]
-    assert torch.equal(x, again)
+def test_greedy_reading_equals_step_by_step_decoding():
+    torch.manual_seed(2)
+    model = lab.Reader().eval()
+    f = torch.randn(4, 64, *lab.GRID)
+    with torch.no_grad(), record_attention(model) as maps:
+        read, logits = model.read(f)
+    seq = torch.full((4, 1), lab.BOS)
+    for t in range(lab.STEPS):  # the loop written with argmax and an embedding lookup
+        step = model(f, torch.nn.functional.one_hot(seq, lab.VOCAB).float())[:, -1]
+        assert torch.allclose(step, logits[:, t], atol=1e-5)
+        seq = torch.cat([seq, step.argmax(-1, keepdim=True)], 1)
+    assert torch.equal(read.argmax(-1), seq[:, 1:])
+    w = maps["block.cross_attn"]
+    assert w.shape == (4, 4, lab.STEPS, 40) and torch.allclose(w.sum(-1), torch.ones(4, 4, 5))
 
 
-def test_pair_task_near_puts_the_pair_side_by_side_and_a_distractor_in_the_other_band():
-    x, y, classes = lab.pair_task(30, "near", "test", seed=1, noise=0.0, classes=(3, 5))
-    assert set(classes.flatten().tolist()) <= {3, 5}
-    torch.testing.assert_close(y, (classes[:, 0] == classes[:, 1]).long())
-    top, bottom = x[:, 0, :18].sum(dim=(1, 2)), x[:, 0, 30:].sum(dim=(1, 2))
-    assert bool(((top > 0) & (bottom > 0)).all())  # something in both bands
-    with pytest.raises(ValueError, match="layout must be one of"):
-        lab.pair_task(4, "diagonal")
-    with pytest.raises(ValueError, match="at least two distinct digits"):
-        lab.pair_task(4, classes=(3,))
+def test_a_trained_attention_reader_reads_and_aligns():
+    x, s, n, lefts = lab.reading_task(900, "train", seed=0)
+    f = lab.standardize(lab.token_features(x))[0]
+    model, _ = lab.fit_reader("attention", (f[:800], s[:800]), seed=0, epochs=15)
+    digits = lab.digit_accuracy(model, f[800:], s[800:])
+    assert digits > 0.3  # chance is 0.1 (measured about 0.5 after 800 canvases)
+    with torch.no_grad(), record_attention(model) as maps:
+        model.read(f[800:])
+    att = maps["block.cross_attn"].mean(1).unflatten(-1, lab.GRID)
+    share = lab.alignment(att, lefts[800:], n[800:])
+    uniform = lab.alignment(torch.full_like(att, 1 / 40), lefts[800:], n[800:])
+    assert share[0] > 1.5 * uniform[0] and share.mean() > uniform.mean()
 
 
-def test_neighbourhood_mask_by_hand():
-    m = lab.neighbourhood_mask(3, 4, 3)
-    assert m.shape == (12, 12) and m.dtype == torch.bool
-    assert torch.equal(m, m.T)
-    assert m[0].nonzero()[:, 0].tolist() == [0, 1, 4, 5]  # corner: 2 × 2 of the 3 × 3
-    assert m[5].nonzero()[:, 0].tolist() == [0, 1, 2, 4, 5, 6, 8, 9, 10]
-    assert lab.neighbourhood_mask(6, 6, 13).all()  # a square wider than the grid is global
-    with pytest.raises(ValueError, match="kernel_size must be a positive integer"):
-        lab.neighbourhood_mask(3, 3, 0)
+def test_exact_match_and_chance():
+    class Oracle(lab.Reader):
+        def read(self, features):
+            return self.answer, None
+
+    model = Oracle()
+    strings = torch.tensor([[1, 2, -1, -1], [3, 4, 5, -1]])
+    targets = lab.sequences(strings)[1].clamp(min=lab.EOS - 1)  # after EOS: anything
+    model.answer = torch.nn.functional.one_hot(targets.clamp(max=lab.EOS), lab.VOCAB).float()
+    f = torch.zeros(2, 64, *lab.GRID)
+    assert lab.exact_match(model, f, strings).tolist() == [0.0, 0.0]  # digits clamped away
+    model.answer = torch.nn.functional.one_hot(lab.sequences(strings)[0].roll(-1, 1), 12).float()
+    model.answer[:, -1] = torch.nn.functional.one_hot(torch.tensor(lab.EOS), 12).float()
+    assert lab.exact_match(model, f, strings).tolist() == [1.0, 1.0]
+    assert lab.digit_accuracy(model, f, strings) == 1.0
+    assert lab.chance_exact(torch.tensor([2, 3, 4])) == pytest.approx(1 / 300)
 
 
+def test_alignment_of_a_map_on_the_digit():
+    lefts = torch.tensor([[0, 40, -1, -1]])
+    att = torch.zeros(1, lab.STEPS, *lab.GRID)
+    att[0, 0, :, 0:2] = 1 / 8  # step 1 on columns 0-1 (pixels 0-15)
+    att[0, 1, :, 9] = 1 / 4  # step 2 on the last column: not digit 2
+    share = lab.alignment(att, lefts, torch.tensor([2]))
+    assert share.tolist() == pytest.approx([1.0, 0.0, 0.0, 0.0])  # no digits 3 and 4: 0
 
 
-def test_pair_head_differs_only_by_its_mask():
-    torch.manual_seed(0)
-    glob, local = lab.PairHead(None, channels=8, grid=4, dim=8, num_heads=2), None
-    torch.manual_seed(0)
-    local = lab.PairHead(3, channels=8, grid=4, dim=8, num_heads=2)
-    params = dict(glob.named_parameters())
-    assert all(torch.equal(p, params[n]) for n, p in local.named_parameters())
-    assert glob.mask.all() and local.mask.sum() == lab.neighbourhood_mask(4, 4, 3).sum()
-    f = torch.randn(5, 8, 4, 4)
-    assert glob(f).shape == (5, 2)
-    w = lab.attention_weights(local, f)  # (5, 16, 16), head-averaged
-    assert w.shape == (5, 16, 16) and bool((w[:, ~local.mask] == 0).all())
-    torch.testing.assert_close(w.sum(-1), torch.ones(5, 16))
-    with record_attention(local) as maps:
-        local(f)
-    torch.testing.assert_close(maps["block.attn"].mean(1), w)
-    with pytest.raises(ValueError, match=r"features must be \(B, C, H, W\) with C = 8"):
-        glob(torch.randn(1, 3, 4, 4))
-
-
-def test_attention_mass_of_a_masked_head_is_one_and_uniform_is_the_mask_density():
-    f = torch.randn(3, 8, 4, 4)
-    inside, uniform = lab.attention_mass(lab.PairHead(3, 8, 4, 8, 2), f, kernel_size=3)
-    assert abs(inside - 1.0) < 1e-6
-    assert abs(uniform - lab.neighbourhood_mask(4, 4, 3).float().mean().item()) < 1e-9
-    head = lab.PairHead(None, 8, 4, 8, 2)
-    with torch.no_grad():
-        head.block.attn.qkv.weight.zero_()
-        head.block.attn.qkv.bias.zero_()  # equal scores: uniform weights
-    inside, _ = lab.attention_mass(head, f, kernel_size=3)
-    assert abs(inside - uniform) < 1e-6
-
-
-def test_run_seeds_on_a_tiny_problem():
-    f, y = torch.randn(16, 8, 4, 4), torch.arange(16) % 2
-    acc, heads, hist = lab.run_seeds(None, (f, y), (f, y), seeds=(0, 1, 2), epochs=2)
-    assert len(acc) == len(heads) == len(hist) == 3 and all(0 <= a <= 1 for a in acc)
-    assert len(hist[0].test_accuracy) == 2 and not heads[0].training
-
-
-def test_the_page_model_is_the_trained_heads_on_the_standardised_tokens():
-    from visual_attention.labs.digits import DigitCNN
-    from visual_attention.views.browser_model import BrowserModel, run_graph
-
-    encoder = randomise(DigitCNN(), seed=3)
-    x, y, _ = lab.pair_task(4, "far", "test", seed=1)
+def test_the_page_reader_is_the_reader_from_the_pixels():
+    torch.manual_seed(3)
+    reader = lab.Reader().eval()
+    x = lab.reading_task(3, "test", seed=2)[0]
+    encoder = DigitCNN().eval()
     raw = lab.token_features(x, encoder)
-    f = lab.standardize(raw, raw)[1]
-    torch.manual_seed(0)
-    heads = {"global": lab.PairHead(None).eval(), "3×3": lab.PairHead(3).eval()}
-    model = lab.TokenPairModel(heads, raw, encoder)
-    out = model(x)
-    for k, head in enumerate(heads.values()):
-        torch.testing.assert_close(out[2 * k], head(f))
-        torch.testing.assert_close(out[2 * k + 1][:, 0].mean(1), lab.attention_weights(head, f))
-    assert (out[3][:, 0] * ~heads["3×3"].mask == 0).all()  # the control attends in its neighbourhood
-    widget = lab.model_explorer(model, x, y)
-    assert [v["kind"] for v in widget.views] == ["probs", "probs", "tokens", "tokens"]
-    assert widget.views[2]["grid"] == [6, 6] and widget.views[2]["prefix"] == 0
-    json.dumps(widget.graph, allow_nan=False)  # the -inf of the masked scores is valid JSON
-    assert {"float": "-inf"} in widget.graph["constants"].values()
-    mask = [t for t in widget.graph["tensors"].values() if t.get("dtype") == "bool"]
-    assert mask, "the neighbourhood mask travels as a typed tensor"
-    replay = run_graph(BrowserModel(widget.graph, widget.weights), x[2:3])
-    torch.testing.assert_close(torch.from_numpy(replay["attention 3×3"]), out[3][2:3], atol=1e-6, rtol=0)
-
+    page = lab.PageReader(reader, raw, encoder=encoder)
+    with torch.no_grad():
+        logits, attention = page(x)
+        _, expected = reader.read(lab.standardize(raw)[0])
+    assert torch.allclose(logits, expected, atol=1e-4)
+    assert attention.shape == (3, lab.STEPS, *lab.GRID)
+    exported = export_model(page, x[:1], ("logits", "attention"))
+    replay = run_graph(exported, x[2:3])
+    assert abs(replay["logits"] - logits[2:3].numpy()).max() < 1e-4
+    assert abs(replay["attention"] - attention[2:3].numpy()).max() < 1e-4
+    with pytest.raises(ValueError, match="attention reader"):
+        lab.PageReader(lab.Reader("pooled"), raw)

@@ -141,10 +141,10 @@ CASES = {
         ("logits", "attention", "rollout", "lens"),
         (1, 1, 8, 8),
     ),
-    "global: a masked block over tokens (mask typed, inverted, broadcast)": (
-        lambda: _tokens(),
-        ("logits g", "attention g", "logits n", "attention n"),
-        (1, 1, 48, 48),
+    "global: a decoder reading greedily (cross-attention, causal mask, argmax fed back)": (
+        lambda: _reader(),
+        ("logits", "attention"),
+        (1, 1, 32, 80),
     ),
     "local: shifted windows (roll, repeat, unflatten) scattered to token pairs (einsum)": (
         lambda: _windows(),
@@ -161,11 +161,10 @@ def _windows():
     return WindowPairModel(heads, torch.randn(5, 64, 2, 4, generator=gen(12)), encoder=DigitCNN())
 
 
-def _tokens():
-    from visual_attention.labs.global_attention import PairHead, TokenPairModel
+def _reader():
+    from visual_attention.labs.global_attention import PageReader, Reader
 
-    heads = {"g": PairHead(None), "n": PairHead(3)}
-    return TokenPairModel(heads, torch.randn(5, 64, 6, 6, generator=gen(11)), encoder=DigitCNN())
+    return PageReader(Reader(), torch.randn(5, 64, 4, 10, generator=gen(11)), encoder=DigitCNN())
 
 
 def _vit():

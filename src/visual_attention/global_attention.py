@@ -20,7 +20,10 @@ hierarchical chapters (:mod:`visual_attention.local_attention`,
 * :func:`patchify` — ViT's Eq. (1) without the projection: an image ``(B, C, H, W)`` → tokens
   ``(B, N, p·p·C)``; :class:`visual_attention.blocks.PatchEmbed` is this followed by ``E``.
 
-The chapter's classifier with a pluggable attention layer and its widget are in
+The global attention chapter itself is about the other global attention, a decoder's
+cross-attention over every position of an encoder's feature map (Luong et al. 2015; Xu et al.
+2015): :class:`visual_attention.blocks.CrossAttention` and
+:class:`visual_attention.blocks.DecoderBlock`, trained in
 :mod:`visual_attention.labs.global_attention`.
 """
 

@@ -1,96 +1,104 @@
-"""Exercises of the Global attention chapter: tokens back to an image (the inverse of the
-patchify the chapter shows), multi-head weights, the quadratic cost."""
+"""Exercises of the Global attention chapter: the decoder's self-attention mask (causal and
+padding), Luong's local-p attention (a Gaussian window around a predicted position, the variant
+the page does not build) and DETR's matching of object queries to objects by their cost."""
 
 from __future__ import annotations
 
 import torch
-from einops import rearrange
+from scipy.optimize import linear_sum_assignment
 
 from ..core import masked_softmax
-from ..global_attention import patchify
-from ..local_attention import score_entries
 from . import Case, Exercise
 
 
-def _head_weights(
-    x: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, num_heads: int
-) -> torch.Tensor:
-    """Per-head attention weights (B, h, N, N) of tokens (B, N, C) with projections (C, C),
-    scale 1/√(C/h)."""
-    q = rearrange(x @ w_q.T, "b n (h d) -> b h n d", h=num_heads)
-    k = rearrange(x @ w_k.T, "b n (h d) -> b h n d", h=num_heads)
-    return masked_softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1)
+def _decoder_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(B, T, T)``: input ``i`` may attend to input ``j`` when ``j ≤ i`` (causal) and ``j`` is
+    not padding (``j ≤ lengths[b]``: ``BOS`` and the ``lengths[b]`` digits)."""
+    j = torch.arange(steps)
+    causal = j[None, :] <= j[:, None]  # (T, T)
+    valid = j[None, :] <= lengths[:, None]  # (B, T)
+    return causal[None] & valid[:, None, :]
 
 
-def _unpatchify(tokens: torch.Tensor, patch_size: int, height: int, width: int) -> torch.Tensor:
-    """Tokens ``(B, N, p·p·C)`` (the order of ``patchify``) back to images ``(B, C, H, W)``."""
-    p = patch_size
-    return rearrange(
-        tokens, "b (h w) (p1 p2 c) -> b c (h p1) (w p2)", h=height // p, w=width // p, p1=p, p2=p
-    )
+def _local_p(scores: torch.Tensor, position: torch.Tensor, window: int) -> torch.Tensor:
+    """Luong et al. 2015, Eq. 10: ``a_t(s) = softmax(scores)_s · exp(-(s - p_t)² / (2σ²))``,
+    ``σ = window / 2``, the softmax over the positions ``s`` with ``|s - p_t| ≤ window``."""
+    s = torch.arange(scores.shape[-1], dtype=scores.dtype)
+    distance = s - position[..., None]  # (*B, S)
+    inside = distance.abs() <= window
+    align = masked_softmax(scores, dim=-1, mask=inside)
+    return align * torch.exp(-(distance**2) / (2 * (window / 2) ** 2))
 
 
-def _unpatch_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(3)
+def _match(cost: torch.Tensor) -> torch.Tensor:
+    """The object each query is matched to, ``(Q,)`` with ``-1`` for "no object", from a cost
+    ``(Q, n)`` with ``Q ≥ n``: the assignment of lowest total cost (Hungarian algorithm)."""
+    rows, cols = linear_sum_assignment(cost.numpy())
+    out = torch.full((cost.shape[0],), -1, dtype=torch.int64)
+    out[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.int64)
+    return out
 
-    def case(label, images, p):  # the tokens of known images
-        return Case(label, (patchify(images, p), p, images.shape[2], images.shape[3]))
 
+def _mask_cases() -> list[Case]:
     return [
-        case("B=2, RGB 4×6, p=2", torch.randn(2, 3, 4, 6, generator=g), 2),
-        case("p=1: every pixel a token", torch.randn(1, 2, 2, 3, generator=g), 1),
-        case("one patch covering the image", torch.randn(1, 1, 4, 4, generator=g), 4),
-        case("a wide image, 2 × 8 patches of 3", torch.randn(1, 2, 6, 24, generator=g), 3),
+        Case("B=3 strings of 2, 4 and 3 digits, T=5", (torch.tensor([2, 4, 3]), 5)),
+        Case("one string of no digit", (torch.tensor([0]), 4)),
+        Case("a string that fills every step", (torch.tensor([6]), 6)),
+        Case("T=1: only BOS", (torch.tensor([0, 0]), 1)),
     ]
 
 
-def _head_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(32)
-
-    def case(label, b, n, c, h, scale=1.0):
-        return Case(
-            label,
-            (
-                torch.randn(b, n, c, generator=g) * scale,
-                torch.randn(c, c, generator=g),
-                torch.randn(c, c, generator=g),
-                h,
-            ),
-        )
-
+def _local_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(28)
     return [
-        case("B=2, N=5, C=4, 2 heads", 2, 5, 4, 2),
-        case("one head", 1, 3, 3, 1),
-        case("one token", 2, 1, 4, 4),
-        case("large inputs ×100", 1, 4, 4, 2, 100.0),
+        Case(
+            "B=2, S=10, p inside", (torch.randn(2, 10, generator=g), torch.tensor([3.0, 6.5]), 2)
+        ),
+        Case("p at the edge", (torch.randn(1, 8, generator=g), torch.tensor([0.0]), 3)),
+        Case(
+            "large scores ×100",
+            (torch.randn(2, 6, generator=g) * 100, torch.tensor([2.0, 4.0]), 1),
+        ),
+        Case(
+            "a window wider than the input",
+            (torch.randn(1, 5, generator=g), torch.tensor([2.0]), 9),
+        ),
+    ]
+
+
+def _match_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(20)
+    return [
+        Case("4 queries, 2 objects", (torch.rand(4, 2, generator=g, dtype=torch.float64),)),
+        Case("as many queries as objects", (torch.rand(3, 3, generator=g, dtype=torch.float64),)),
+        Case("one query, one object", (torch.tensor([[0.5]], dtype=torch.float64),)),
+        Case(
+            "greedy fails: the cheapest pair is not in the best assignment",
+            (torch.tensor([[0.1, 0.2], [0.3, 5.0], [4.0, 6.0]], dtype=torch.float64),),
+        ),
     ]
 
 
 EXERCISES = {
-    "unpatchify": Exercise(
-        "unpatchify",
-        "Tokens (B, N, p·p·C) in patchify's order back to images (B, C, H, W): the inverse of "
-        "patchify.",
-        reference=_unpatchify,
-        make_cases=_unpatch_cases,
+    "decoder_mask": Exercise(
+        "decoder_mask",
+        "The decoder's self-attention mask (B, T, T): causal, and no attention to the padding "
+        "after a string's last digit.",
+        reference=_decoder_mask,
+        make_cases=_mask_cases,
     ),
-    "head_weights": Exercise(
-        "head_weights",
-        "Per-head global attention weights (B, h, N, N) from tokens and query/key projections.",
-        reference=_head_weights,
-        make_cases=_head_cases,
-        weights={0: -1},
+    "local_p": Exercise(
+        "local_p",
+        "Luong's local-p attention: the softmax over a window of positions around p_t, times a "
+        "Gaussian of σ = D/2 centred on p_t.",
+        reference=_local_p,
+        make_cases=_local_cases,
     ),
-    "score_entries": Exercise(
-        "score_entries",
-        "How many attention weights global attention stores for one image of H×W tokens and "
-        "h heads.",
-        reference=lambda h, w, heads: score_entries(h, w, "global", num_heads=heads),
-        make_cases=lambda: [
-            Case("14×14, 12 heads", (14, 14, 12)),
-            Case("1×1, 1 head", (1, 1, 1)),
-            Case("64×64, 1 head", (64, 64, 1)),
-            Case("7×3, 2 heads", (7, 3, 2)),
-        ],
+    "match": Exercise(
+        "match",
+        "DETR's matching: the object each query is assigned to (-1: no object) at the lowest "
+        "total cost.",
+        reference=_match,
+        make_cases=_match_cases,
     ),
 }

@@ -1,438 +1,455 @@
-"""The lab of the global attention chapter: two digits on a canvas and a question about the pair,
-answered by one attention block whose only variable is its reach.
+"""The lab of the global attention chapter: a decoder that reads a canvas of digits left to right,
+looking at the whole feature map at every step (Luong et al. 2015's global attention; Show,
+Attend and Tell's soft attention, Xu et al. 2015).
 
-* :func:`pair_task` — ``48 × 48`` canvases with two ``16``-pixel digits, labelled "same digit?".
-  ``layout="far"``: the two digits sit in opposite corners; ``layout="near"``: they sit side by
-  side and a third digit (a distractor, as often of the left digit's class as not) sits in the
-  other half of the canvas.
-* :func:`token_features` — the frozen :class:`~visual_attention.labs.digits.DigitCNN` run once
-  over the canvases, averaged over ``2 × 2`` positions: a ``6 × 6`` grid of tokens (one per
-  ``8 × 8`` pixels), ``(N, 1, 48, 48)`` → ``(N, 64, 6, 6)``
-  (:func:`visual_attention.labs.common.token_features`); :func:`standardize` them.
-* :class:`PairHead` — what is trained: a token embedding, one pre-norm Transformer block and a
-  linear classifier of the mean token. ``reach=None`` lets every token attend to all 36 tokens
-  (global attention); ``reach=k`` masks the same attention to each token's ``k × k``
-  neighbourhood (:func:`neighbourhood_mask`). Nothing else differs.
-* :class:`TokenClassifier` — a tiny ViT-like classifier with a pluggable attention layer (the
-  local attention chapter's comparison of windows and global attention on pixels).
-* :func:`run_seeds` — one head trained per seed; :func:`attention_mass` — the share of attention
-  inside the neighbourhood; :class:`TokenPairModel` and :func:`model_explorer` — the trained
-  models in the reader's browser: draw two digits, pick a query token, see where each head looks.
+* :func:`reading_task` — ``32 × 80`` canvases holding 2 to 4 sixteen-pixel digits at random
+  positions (no overlap), and the digit string read left to right.
+* :func:`sequences` — the decoder's input (``BOS`` then the digits: teacher forcing) and target
+  (the digits then ``EOS``), padded to :data:`STEPS`.
+* :func:`token_features` — the frozen :class:`~visual_attention.labs.digits.DigitCNN` over the
+  canvases, averaged over ``2 × 2`` positions: a ``4 × 10`` feature map (one position per
+  ``8 × 8`` pixels); :func:`standardize` them.
+* :class:`Reader` — what is trained: a token embedding, one pre-norm
+  :class:`~visual_attention.blocks.DecoderBlock` (causal self-attention, cross-attention to a
+  memory, MLP) and a linear head. Only the memory differs between the three readers:
+  ``"attention"`` — all 40 positions of the map (the decoder attends over them at every step);
+  ``"pooled"`` — one mean-pooled image vector (Show and Tell, Vinyals et al. 2015);
+  ``"flattened"`` — the whole map flattened through an MLP into one vector (same reach, no
+  attention over the image). :meth:`Reader.read` decodes greedily.
+* :func:`fit_reader`, :func:`exact_match`, :func:`digit_accuracy`, :func:`run_seeds`,
+  :func:`chance_exact` — training with teacher forcing and the metrics.
+* :class:`PageReader` and :func:`model_explorer` — the trained reader in the reader's browser,
+  from the pixels up, with every step's attention map.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 
 import torch
-from einops.layers.torch import Rearrange
 from torch import nn
 
 from .._checks import (
-    check_callable,
     check_choice,
     check_instance,
     check_int,
-    check_int_or_none,
     check_labels,
     check_number,
     check_positive_int,
+    check_positive_number,
     check_seeds,
+    check_size2,
+    check_str,
     check_tensor,
 )
-from ..blocks import MultiHeadAttention, PatchEmbed, PreNormBlock, conv_bn_act
+from ..blocks import DecoderBlock
 from ..core import record_attention
-from ..global_attention import GlobalAttention
-from ..train import SeedRuns, fit_seeds
+from ..train import seed_everything
 from ..views.browser_model import export_model
-from ..views.model_explorer import ModelExplorer, probs, tokens
+from ..views.model_explorer import ModelExplorer, lens, maps
 from ..views.model_explorer import model_explorer as make_model_explorer
-from ._checks import check_canvas, check_data
-from .common import EncodedHeads, standardize, token_features
-from .digits import DIGIT_SIZE, digits_at, like_module
+from ._checks import check_encoder
+from .common import standardize, token_features
+from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
 
 __all__ = [
     "CANVAS",
     "GRID",
-    "LAYOUTS",
-    "pair_task",
+    "BOS",
+    "EOS",
+    "VOCAB",
+    "TOKENS",
+    "STEPS",
+    "KINDS",
+    "reading_task",
+    "sequences",
+    "alignment",
     "token_features",
-    "neighbourhood_mask",
-    "PairHead",
-    "TokenClassifier",
-    "run_seeds",
-    "attention_mass",
-    "TokenPairModel",
-    "model_explorer",
     "standardize",
+    "hard_one_hot",
+    "Reader",
+    "fit_reader",
+    "exact_match",
+    "digit_accuracy",
+    "chance_exact",
+    "run_seeds",
+    "PageReader",
+    "model_explorer",
 ]
 
-#: Side of the canvases in pixels.
-CANVAS = 48
-#: Side of the token grid (one token per ``8 × 8`` pixels).
-GRID = 6
-#: The layouts of :func:`pair_task`.
-LAYOUTS = ("far", "near")
-_JITTER = 2  # pixels a digit may move away from its corner or edge
+#: Height and width of the canvases in pixels.
+CANVAS = (32, 80)
+#: Height and width of the feature map the decoder reads (one position per ``8 × 8`` pixels).
+GRID = (4, 10)
+#: The decoder's tokens: the digits 0-9, ``BOS`` (start reading) and ``EOS`` (nothing more).
+BOS, EOS, VOCAB = 10, 11, 12
+#: The tokens' names, in the order of the logits.
+TOKENS = tuple(str(d) for d in range(10)) + ("BOS", "EOS")
+#: Decoding steps: up to four digits and the ``EOS``.
+STEPS = 5
+#: The readers' memories.
+KINDS = ("attention", "pooled", "flattened")
+_LENGTHS = (2, 3, 4)
 
 
-def _place(canvas: torch.Tensor, digits: torch.Tensor, top: torch.Tensor, left: torch.Tensor):
-    """Write ``digits`` ``(n, 1, s, s)`` into ``canvas`` ``(n, 1, H, W)`` at per-image corners."""
-    s = digits.shape[-1]
-    rows = (top[:, None] + torch.arange(s))[:, :, None]  # (n, s, 1)
-    cols = (left[:, None] + torch.arange(s))[:, None, :]  # (n, 1, s)
-    canvas[torch.arange(len(canvas))[:, None, None], 0, rows, cols] = digits[:, 0]
+def reading_task(
+    n: int, split: str = "train", seed: int = 0, noise: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` canvases of ``32 × 80`` pixels, each holding 2, 3 or 4 digits (equally often).
 
-
-def pair_task(
-    n: int,
-    layout: str = "far",
-    split: str = "train",
-    seed: int = 0,
-    noise: float = 0.1,
-    classes: Sequence[int] = tuple(range(10)),
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``n`` canvases with a pair of digits, half of them the same digit (different drawings).
-
-    ``"far"``: digit A near the top-left corner, digit B near the bottom-right corner (each
-    moved by up to 2 pixels), about 30 pixels (4 tokens) apart in each direction. ``"near"``:
-    A and B side by side in the top or bottom band of the canvas at a random column, a third digit
-    (the distractor, of A's class half the time) in the other band: the answer is next to itself.
-    Gaussian pixel noise ``noise``, then clipping to ``[0, 1]``. The digits are drawn from
-    ``classes`` (at least two).
+    The digits (16 pixels, drawings of ``split``) sit left to right with random gaps (the free
+    width is cut at sorted uniform points) and each at a random height; Gaussian pixel noise
+    ``noise``, then clipping to ``[0, 1]``.
 
     Returns:
-        images ``(n, 1, 48, 48)``, labels ``(n,)`` (1 = same digit) and the digits' classes
-        ``(n, 2)`` (A, B), the last two int64.
+        images ``(n, 1, 32, 80)``, the strings ``(n, 4)`` (the digits left to right, ``-1`` after
+        the last), the lengths ``(n,)`` and the digits' left edges in pixels ``(n, 4)`` (``-1``
+        after the last), the last three int64.
     """
     check_positive_int("n", n), check_int("seed", seed, 0)
-    check_choice("layout", layout, LAYOUTS), check_number("noise", noise, 0.0)
-    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
-        raise ValueError(f"classes must be a sequence of digits 0-9, got {classes!r}")
-    for i, c in enumerate(classes):
-        check_int(f"classes[{i}]", c, 0)
+    check_choice("split", split, ("train", "test")), check_number("noise", noise, 0.0)
     g = torch.Generator().manual_seed(seed)
-    images, labels = digits_at(DIGIT_SIZE, split)
-    by_class = [torch.nonzero(labels == c)[:, 0] for c in range(10)]
-
-    def draw(classes: torch.Tensor) -> torch.Tensor:  # one random drawing of each class
-        pick = [by_class[c][torch.randint(len(by_class[c]), (1,), generator=g)] for c in classes]
-        return images[torch.cat(pick)]
-
-    same = (torch.arange(n) % 2 == 0)[torch.randperm(n, generator=g)]
-    cls = torch.as_tensor(list(classes), dtype=torch.long)
-    k = len(cls)
-    if k < 2 or not bool(((cls >= 0) & (cls < 10)).all()) or len(set(cls.tolist())) < k:
-        raise ValueError(f"classes must be at least two distinct digits 0-9, got {classes!r}")
-    ai = torch.randint(k, (n,), generator=g)
-    bi = torch.where(same, ai, (ai + torch.randint(1, k, (n,), generator=g)) % k)
-    a, b = cls[ai], cls[bi]
-    canvas = torch.zeros(n, 1, CANVAS, CANVAS)
-    far = CANVAS - DIGIT_SIZE  # the last corner a digit fits in
-    jitter = lambda: torch.randint(0, _JITTER + 1, (n,), generator=g)  # noqa: E731
-    if layout == "far":
-        _place(canvas, draw(a), jitter(), jitter())
-        _place(canvas, draw(b), far - jitter(), far - jitter())
-    else:
-        top = torch.rand(n, generator=g) < 0.5  # the pair in the top band, or the bottom one
-        row = torch.where(top, jitter(), far - jitter())
-        col = torch.randint(0, CANVAS - 2 * DIGIT_SIZE + 1, (n,), generator=g)
-        _place(canvas, draw(a), row, col)
-        _place(canvas, draw(b), row, col + DIGIT_SIZE)
-        like_a = torch.rand(n, generator=g) < 0.5
-        d = torch.where(like_a, a, cls[torch.randint(k, (n,), generator=g)])
-        d_col = torch.randint(0, far + 1, (n,), generator=g)
-        _place(canvas, draw(d), torch.where(top, far - jitter(), jitter()), d_col)
-    canvas = (canvas + noise * torch.randn(canvas.shape, generator=g)).clamp(0, 1)
-    return canvas, same.long(), torch.stack([a, b], dim=1)
+    drawings, labels = digits_at(DIGIT_SIZE, split)
+    (h, w), s = CANVAS, DIGIT_SIZE
+    lengths = torch.tensor(_LENGTHS)[torch.randint(len(_LENGTHS), (n,), generator=g)]
+    images = torch.zeros(n, 1, h, w)
+    strings = torch.full((n, max(_LENGTHS)), -1)
+    lefts = torch.full((n, max(_LENGTHS)), -1)
+    for i, length in enumerate(lengths.tolist()):
+        gaps = torch.randint(0, w - s * length + 1, (length,), generator=g).sort().values
+        tops = torch.randint(0, h - s + 1, (length,), generator=g)
+        picks = torch.randint(len(drawings), (length,), generator=g)
+        for j in range(length):
+            left, top = int(gaps[j]) + s * j, int(tops[j])
+            images[i, 0, top : top + s, left : left + s] = drawings[picks[j], 0]
+            lefts[i, j] = left
+        strings[i, :length] = labels[picks]
+    images = (images + noise * torch.randn(images.shape, generator=g)).clamp(0, 1)
+    return images, strings, lengths, lefts
 
 
-def neighbourhood_mask(height: int, width: int, kernel_size: int) -> torch.Tensor:
-    """Which token may attend to which: ``(N, N)`` boolean, ``N = height · width`` (row-major),
-    ``True`` where the key lies in the ``k × k`` square centred on the query (clipped at the
-    borders, as in stand-alone self-attention), i.e. ``|Δy| ≤ k // 2`` and ``|Δx| ≤ k // 2``."""
-    for name, value in (("height", height), ("width", width), ("kernel_size", kernel_size)):
-        check_positive_int(name, value)
-    ys, xs = torch.arange(height).repeat_interleave(width), torch.arange(width).repeat(height)
-    r = kernel_size // 2
-    return ((ys[:, None] - ys[None]).abs() <= r) & ((xs[:, None] - xs[None]).abs() <= r)
-
-
-class PairHead(nn.Module):
-    """One pre-norm Transformer block over a token grid and a linear classifier of the mean token.
-
-    ``z = x W_e + E_pos`` (a linear embedding of each token and a learned position embedding),
-    ``z ← PreNormBlock(z)`` with :class:`~visual_attention.blocks.MultiHeadAttention` (masked
-    to :func:`neighbourhood_mask` when ``reach = k``, unmasked when ``reach = None``), then
-    ``LayerNorm``, the mean over tokens and ``nn.Linear(dim, num_classes)``. Only the mask
-    differs between the global model and its neighbourhood control: same parameters, same count.
-
-    Shapes: ``forward``: features ``(B, C, H, W)`` → logits ``(B, num_classes)``; the block records
-    the weights ``(B, h, N, N)`` (zero outside the neighbourhood when masked).
-    """
-
-    def __init__(
-        self,
-        reach: int | None = None,
-        channels: int = 64,
-        grid: int = GRID,
-        dim: int = 64,
-        num_heads: int = 4,
-        num_classes: int = 2,
-    ) -> None:
-        super().__init__()
-        self.reach = check_int_or_none("reach", reach)
-        self.channels, self.grid = check_positive_int("channels", channels), grid
-        check_positive_int("grid", grid), check_positive_int("dim", dim)
-        check_positive_int("num_heads", num_heads)
-        self.embed = nn.Linear(channels, dim)
-        self.pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, grid * grid, dim), std=0.02))
-        self.block = PreNormBlock(dim, MultiHeadAttention(dim, num_heads), mlp_ratio=2.0)
-        every = torch.ones(grid * grid, grid * grid, dtype=torch.bool)
-        self.register_buffer(
-            "mask", every if reach is None else neighbourhood_mask(grid, grid, reach)
+def alignment(attention: torch.Tensor, lefts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """How much of step ``t``'s attention lies on the columns of digit ``t``, on average over the
+    canvases that have a digit ``t``: attention ``(N, STEPS, H, W)`` over the ``GRID`` (``8``
+    pixels a column), the digits' left edges in pixels ``(N, 4)`` and the lengths ``(N,)`` →
+    the mean share at each digit step ``(4,)`` (0 where no canvas has that digit). A digit of
+    16 pixels covers two or three of the 10 columns (a uniform map: 0.2-0.3)."""
+    check_tensor("attention", attention, "(N, T, H, W)", T=STEPS)
+    check_labels("lengths", lengths, len(attention))
+    if not isinstance(lefts, torch.Tensor) or lefts.shape != (len(attention), STEPS - 1):
+        raise ValueError(
+            f"lefts must be a tensor (N, {STEPS - 1}) of pixel columns, got {lefts!r:.60}"
         )
-        self.norm = nn.LayerNorm(dim)
-        self.fc = nn.Linear(dim, check_positive_int("num_classes", num_classes))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        g = self.grid
-        check_tensor("features", features, "(B, C, H, W)", C=self.channels, H=g, W=g)
-        z = self.embed(features.flatten(2).transpose(1, 2)) + self.pos  # (B, N, dim)
-        z = self.norm(self.block(z, mask=self.mask))  # every token, or its neighbourhood
-        return self.fc(z.mean(dim=1))  # mean token → logits
+    column = attention.float().sum(2)[:, : STEPS - 1]  # (N, 4, W): attention per column
+    cell = CANVAS[1] // column.shape[-1]  # pixels per column
+    starts = torch.arange(column.shape[-1]) * cell  # (W,)
+    inside = (starts + cell > lefts[..., None]) & (starts < lefts[..., None] + DIGIT_SIZE)
+    share = (column * inside).sum(-1)  # (N, 4)
+    digit = (torch.arange(STEPS - 1)[None] < lengths[:, None]).float()  # (N, 4)
+    return (share * digit).sum(0) / digit.sum(0).clamp_min(1)
 
 
-class TokenClassifier(nn.Module):
-    """A tiny ViT-like image classifier whose attention layer is pluggable.
+def sequences(strings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher forcing: strings ``(n, 4)`` (``-1`` padded) → the decoder's inputs ``(n, STEPS)``
+    ``[BOS, d₁, …, d_L, EOS, …]`` and targets ``(n, STEPS)`` ``[d₁, …, d_L, EOS, -100, …]``
+    (``-100``: no loss after the ``EOS``). Step ``t`` sees the true digits before ``t``."""
+    n, width = _check_strings("strings", strings)
+    if width >= STEPS:
+        raise ValueError(f"strings must have fewer than STEPS = {STEPS} columns, got {width}")
+    digits = torch.cat([strings, torch.full((n, STEPS - width), -1)], 1)  # (n, STEPS)
+    lengths = (digits >= 0).sum(1)
+    step = torch.arange(STEPS)
+    targets = torch.where(digits >= 0, digits, -100)
+    targets[step[None] == lengths[:, None]] = EOS
+    inputs = torch.cat([torch.full((n, 1), BOS), targets[:, :-1]], 1)
+    return inputs.clamp(min=0).where(inputs >= 0, EOS), targets
 
-    Token embedding plus a learned position embedding → ``depth`` pre-norm Transformer blocks
-    (:class:`~visual_attention.blocks.PreNormBlock`) over the ``(H/p) × (W/p)`` token grid → mean
-    of the tokens → a linear head. ``attn_layer(dim, i)`` builds the attention of block ``i``; it
-    receives and returns a grid ``(B, H, W, C)``, and the block index lets a window attention
-    alternate plain and shifted windows (e.g. ``lambda d, i: GlobalAttention(d, 4)``).
+
+def _check_strings(name: str, strings: object, n: int | None = None) -> tuple[int, int]:
+    """``strings`` ``(n, L)`` int64 digits 0-9 padded with -1; return its shape."""
+    check_instance(name, strings, torch.Tensor)
+    bad = strings.dtype != torch.int64 or strings.ndim != 2 or strings.shape[0] == 0
+    if bad or ((strings < -1) | (strings > 9)).any() or (strings[:, 0] < 0).any():
+        raise ValueError(
+            f"{name} must be a 2-d int64 tensor (n, L) of digits 0-9 padded with -1 (at least "
+            f"one digit per row), got {strings.dtype} of shape {tuple(strings.shape)}"
+        )
+    if n is not None and len(strings) != n:
+        raise ValueError(f"{name} must have {n} rows, got {len(strings)}")
+    return tuple(strings.shape)
+
+
+def hard_one_hot(logits: torch.Tensor) -> torch.Tensor:
+    """The one-hot vector of the largest logit, ``(*B, V)`` → ``(*B, V)``, from operations the
+    browser's runtime has: ``relu(1 − 10⁴ · (max − logit))`` is 1 at the maximum and 0 wherever a
+    logit is more than ``10⁻⁴`` below it (greedy decoding's argmax)."""
+    check_tensor("logits", logits, "(*B, V)")
+    gap = logits.amax(dim=-1, keepdim=True) - logits
+    return torch.relu(1.0 - 1e4 * gap)
+
+
+class Reader(nn.Module):
+    """A one-layer attention decoder that reads a feature map as a digit string.
+
+    ``z_t = E y_{t-1} + p_t``; ``z = DecoderBlock(z, memory)`` (causal self-attention over the
+    tokens read so far, cross-attention over the memory, MLP); ``logits_t = W LN(z_t)``. What the
+    memory is, is the only difference between the three ``kind`` s:
+
+    * ``"attention"`` — one token per position, ``m_ij = W_m x_ij + e_ij`` (a learned position
+      embedding): at every step the decoder scores all ``H·W`` positions (global attention);
+    * ``"pooled"`` — one token, ``W_m · mean_ij x_ij`` (Show and Tell's image vector);
+    * ``"flattened"`` — one token, an MLP of the flattened map ``(C·H·W → hidden → dim)``: it
+      sees every position, where each digit is included, but not through attention.
+
+    With a one-token memory the cross-attention's weight is 1: it passes the vector on.
 
     Args:
-        img_size, in_channels, num_classes: input side, channels and number of classes.
-        patch_size: side of a patch (the image side must be a multiple of it).
-        dim: token channels.
-        depth: number of blocks.
-        attn_layer: ``(dim, block index) → module`` building the attention of each block (default:
-            global, 4 heads).
-        mlp_ratio: hidden width of the MLP as a multiple of ``dim``.
-        stem: ``"patch"`` embeds each ``patch_size × patch_size`` patch linearly (ViT Eq. 1,
-            :class:`~visual_attention.blocks.PatchEmbed`); ``"conv"`` (default) uses ``3 × 3``
-            :func:`~visual_attention.blocks.conv_bn_act` layers down to the same grid (one stride-2
-            convolution per halving, ``dim / 2`` channels before the last, then one stride-1
-            convolution; the convolutional stem of Xiao et al., NeurIPS 2021, a light form of ViT's
-            "hybrid" input, Sec. 3.1), which trains far faster on small data.
+        kind: one of :data:`KINDS`.
+        channels: ``C`` of the feature map.
+        grid: its ``(H, W)``.
+        dim: size of the decoder's tokens.
+        num_heads: heads of the decoder's two attentions.
+        hidden: width of the ``"flattened"`` memory's MLP.
 
-    Shapes:
-        ``(B, in_channels, img_size, img_size)`` → logits ``(B, num_classes)``.
+    Shapes: ``forward(features, tokens)``: features ``(B, C, H, W)``, one-hot tokens
+    ``(B, T, VOCAB)``, ``T ≤ STEPS`` → logits ``(B, T, VOCAB)``. :meth:`read`: greedy decoding.
     """
 
     def __init__(
         self,
-        img_size: int = 40,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        patch_size: int = 4,
-        dim: int = 32,
-        depth: int = 2,
-        attn_layer: Callable[[int, int], nn.Module] | None = None,
-        mlp_ratio: float = 2.0,
-        stem: str = "conv",
+        kind: str = "attention",
+        channels: int = 64,
+        grid: tuple[int, int] = GRID,
+        dim: int = 64,
+        num_heads: int = 4,
+        hidden: int = 128,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("img_size", img_size),
-            ("in_channels", in_channels),
-            ("num_classes", num_classes),
-            ("patch_size", patch_size),
-            ("dim", dim),
-            ("depth", depth),
-        ):
+        self.kind = check_choice("kind", kind, KINDS)
+        for name, value in (("channels", channels), ("dim", dim), ("hidden", hidden)):
             check_positive_int(name, value)
-        check_choice("stem", stem, ("patch", "conv"))
-        if img_size % patch_size:
-            raise ValueError(
-                f"img_size ({img_size}) must be a multiple of patch_size ({patch_size})"
+        self.channels, self.grid = channels, check_size2("grid", grid)
+        positions = self.grid[0] * self.grid[1]
+        if kind == "flattened":
+            self.memory = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(channels * positions, hidden),
+                nn.GELU(),
+                nn.Linear(hidden, dim),
             )
-        check_callable("attn_layer", attn_layer, optional=True, what="(dim, block) → a module")
-        attn_layer = attn_layer or (lambda d, i: GlobalAttention(d, num_heads=4))
-        self.img_size, self.in_channels, self.grid = img_size, in_channels, img_size // patch_size
-        if stem == "conv" and patch_size > 1:
-            self.embed = _conv_stem(in_channels, dim, patch_size)
-        else:  # a patch embedding; with patch_size 1 the conv stem is this 1 × 1 projection too
-            self.embed = PatchEmbed(patch_size, in_channels, dim, stem_channels=())
-        self.pos = nn.Parameter(torch.zeros(1, self.grid, self.grid, dim))
-        nn.init.trunc_normal_(self.pos, std=0.02)
-        self.blocks = nn.Sequential(
-            *[PreNormBlock(dim, attn_layer(dim, i), mlp_ratio) for i in range(depth)]
-        )
+        else:
+            self.memory = nn.Linear(channels, dim)
+        if kind == "attention":
+            self.memory_pos = nn.Parameter(torch.randn(1, positions, dim) * 0.02)
+        self.embed = nn.Linear(VOCAB, dim, bias=False)  # E: an embedding as a matmul of a one-hot
+        self.pos = nn.Parameter(torch.randn(1, STEPS, dim) * 0.02)
+        self.block = DecoderBlock(dim, num_heads, mlp_ratio=2.0)
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, num_classes)
+        self.head = nn.Linear(dim, VOCAB)
+        self.register_buffer("causal", torch.ones(STEPS, STEPS, dtype=torch.bool).tril())
+        self.register_buffer("bos", nn.functional.one_hot(torch.tensor([[BOS]]), VOCAB).float())
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        size = self.img_size
-        check_tensor("images", images, "(B, C, H, W)", C=self.in_channels, H=size, W=size)
-        x = self.embed(images) + self.pos  # tokens + position embedding, (B, H', W', dim)
-        x = self.norm(self.blocks(x))  # depth pre-norm blocks on the grid
-        return self.head(x.mean(dim=(1, 2)))  # mean of the tokens → logits
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        """The memory: ``(B, C, H, W)`` → ``(B, H·W, dim)`` (attention) or ``(B, 1, dim)``."""
+        check_tensor("features", features, "(B, C, H, W)", C=self.channels)
+        features = like_module(features, self)  # float32 weights read half-precision features
+        if tuple(features.shape[-2:]) != self.grid:
+            raise ValueError(f"features must have H, W = {self.grid}, got {tuple(features.shape)}")
+        if self.kind == "attention":
+            return self.memory(features.flatten(2).transpose(1, 2)) + self.memory_pos
+        if self.kind == "pooled":
+            return self.memory(features.mean(dim=(2, 3)))[:, None]
+        return self.memory(features)[:, None]
+
+    def forward(self, features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        memory = self.encode(features)
+        _, t, _ = check_tensor("tokens", tokens, "(B, T, V)", B=len(features), V=VOCAB)
+        tokens = like_module(tokens, self)
+        if t > STEPS:
+            raise ValueError(f"tokens must have T ≤ STEPS = {STEPS}, got {t}")
+        return self._decode(memory, tokens)
+
+    def _decode(self, memory: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        t = tokens.shape[1]
+        z = self.embed(tokens) + self.pos[:, :t]
+        z = self.block(z, memory, mask=self.causal[:t, :t])
+        return self.head(self.norm(z))
+
+    def read(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy decoding for :data:`STEPS` steps: each step's most likely token is the next
+        step's input. Returns the tokens read, one-hot ``(B, STEPS, VOCAB)``, and the logits of
+        the last pass ``(B, STEPS, VOCAB)`` (row ``t``: step ``t``'s logits; causal attention
+        makes them those of step ``t``'s own pass, and its cross-attention weights, recorded by
+        ``record_attention``, every step's map)."""
+        memory = self.encode(features)
+        # [start-greedy-reading]
+        seq = self.bos.expand(len(features), 1, VOCAB)  # y_0 = BOS, one-hot  (B, 1, VOCAB)
+        for _ in range(STEPS):
+            logits = self._decode(memory, seq)  # every step so far attends over the memory
+            seq = torch.cat([seq, hard_one_hot(logits[:, -1:])], dim=1)  # y_t = argmax p(y_t | …)
+        # [end-greedy-reading]
+        return seq[:, 1:], logits
 
 
-def _conv_stem(in_channels: int, dim: int, patch_size: int) -> nn.Sequential:
-    """``log₂ p`` stride-2 ``3 × 3`` conv-BN-ReLU layers, then a stride-1 one: ``(B, C, H, W)`` →
-    a token grid ``(B, H/p, W/p, dim)``."""
-    if patch_size & (patch_size - 1):
-        raise ValueError(f"a conv stem needs a power-of-two patch_size, got {patch_size}")
-    layers, c, halvings = [], in_channels, patch_size.bit_length() - 1
-    for i in range(halvings):  # per factor of 2 a stride-2 conv, the last one to dim channels
-        out = dim if i == halvings - 1 else max(dim // 2, 1)
-        layers.append(conv_bn_act(c, out, stride=2))
-        c = out
-    layers.append(conv_bn_act(dim, dim))  # then one stride-1 conv at the token grid's resolution
-    return nn.Sequential(*layers, Rearrange("b c h w -> b h w c"))
+def _one_hot(inputs: torch.Tensor) -> torch.Tensor:
+    return nn.functional.one_hot(inputs, VOCAB).float()
 
 
-def run_seeds(
-    reach: int | None,
+def fit_reader(
+    kind: str,
     train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
-    seeds: Sequence[int] = (0, 1, 2),
-    epochs: int = 10,
-    lr: float = 5e-3,
+    seed: int = 0,
+    epochs: int = 15,
+    lr: float = 6e-3,
     batch_size: int = 128,
-) -> SeedRuns:
-    """Train one :class:`PairHead` per seed on token features ``(N, C, H, W)``; evaluate on
-    ``test``.
+    **reader_kwargs,
+) -> tuple[Reader, float]:
+    """Train a :class:`Reader` with teacher forcing: cross-entropy of every step's logits against
+    the target (``train = (features (N, C, H, W), strings (N, 4))``), AdamW with a one-cycle
+    learning rate. Returns the reader (in eval mode) and the seconds it took."""
+    features, strings = train
+    check_tensor("train[0]", features, "(N, C, H, W)")
+    _check_strings("train[1]", strings, len(features))
+    check_int("seed", seed, 0), check_positive_int("epochs", epochs)
+    check_positive_number("lr", lr), check_positive_int("batch_size", batch_size)
+    start = time.perf_counter()
+    generator = seed_everything(seed)
+    model = Reader(kind, features.shape[1], tuple(features.shape[-2:]), **reader_kwargs)
+    inputs, targets = sequences(strings)
+    tokens = _one_hot(inputs)
+    n = len(features)
+    steps = epochs * -(-n // batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.2)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(n, generator=generator).split(batch_size):
+            logits = model(features[idx], tokens[idx])
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets[idx].flatten())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            schedule.step()
+    return model.eval(), time.perf_counter() - start
 
-    Each seed seeds the head's initialisation and the data order; AdamW (weight decay 0.05),
-    one warm-up epoch, then a cosine decay of ``lr`` to 0.
 
-    Returns:
-        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
-        heads (eval mode) and their histories.
-    """
-    check_int_or_none("reach", reach)
-    _, c, h, _ = check_data("train", train, "(N, C, H, W)")
-    check_data("test", test, "(N, C, H, W)", C=c), check_seeds("seeds", seeds)
-    return fit_seeds(
-        lambda: PairHead(reach, channels=c, grid=h),
-        train,
-        test,
-        seeds,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        optimizer="adamw",
-        weight_decay=0.05,
-        warmup_epochs=1,
-    )
+def _targets(strings: torch.Tensor) -> torch.Tensor:
+    return sequences(strings)[1]
 
 
 @torch.no_grad()
-def attention_weights(head: PairHead, features: torch.Tensor) -> torch.Tensor:
-    """The block's attention weights on ``features`` ``(B, C, H, W)``, averaged over heads:
-    ``(B, N, N)`` (row = query token, column = key token)."""
-    check_instance("head", head, PairHead)
-    g = head.grid
-    check_tensor("features", features, "(B, C, H, W)", C=head.channels, H=g, W=g)
-    features = like_module(features, head)  # half-precision features for a float32 head
-    _, weights = head.block.attn(
-        head.block.norm1(head.embed(features.flatten(2).transpose(1, 2)) + head.pos),
-        mask=head.mask,
-        return_weights=True,
-    )
-    return weights.mean(dim=1)
+def exact_match(model: Reader, features: torch.Tensor, strings: torch.Tensor) -> torch.Tensor:
+    """Per canvas, 1.0 when the greedy string (up to and with its ``EOS``) is the true string,
+    else 0.0: ``(N,)``."""
+    check_instance("model", model, Reader)
+    _check_strings("strings", strings, len(features))
+    targets = _targets(strings)
+    read = model.read(features)[0].argmax(-1)  # (N, STEPS)
+    scored = targets != -100
+    return ((read == targets) | ~scored).all(1).float()
 
 
-def attention_mass(
-    head: PairHead, features: torch.Tensor, kernel_size: int = 3
-) -> tuple[float, float]:
-    """The share of each query's attention that falls inside its ``k × k`` neighbourhood,
-    averaged over queries and images, and the same share for uniform attention (the value of a
-    head that ignores distance).
+@torch.no_grad()
+def digit_accuracy(model: Reader, features: torch.Tensor, strings: torch.Tensor) -> float:
+    """The share of the true digits read right at their position of the greedy string."""
+    check_instance("model", model, Reader)
+    _check_strings("strings", strings, len(features))
+    read = model.read(features)[0].argmax(-1)[:, : strings.shape[1]]
+    digits = strings >= 0
+    return float((read == strings)[digits].float().mean())
 
-    Returns:
-        ``(measured, uniform)``.
+
+def chance_exact(lengths: torch.Tensor) -> float:
+    """Exact-string accuracy of the best blind guess: ``max_L P(L) · 10^{-L}`` (guess the most
+    rewarding length, any digits; the ten classes are about equally frequent)."""
+    check_labels("lengths", lengths)
+    return max(float((lengths == n).float().mean()) * 10.0**-n for n in _LENGTHS)
+
+
+def run_seeds(
+    readers: Sequence[str],
+    pool: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    n_train: int = 2000,
+    **fit_kwargs,
+) -> dict[str, dict[str, list]]:
+    """For each kind of reader (:data:`KINDS`) and seed, train a reader on ``n_train``
+    canvases drawn (by the seed) from ``pool`` and score it on ``test``: ``{kind: {"exact":
+    [...], "digits": [...], "examples": [(N,) per seed], "models": [...], "seconds": [...]}}``.
     """
-    check_instance("head", head, PairHead), check_positive_int("kernel_size", kernel_size)
-    w = attention_weights(head, features)  # (B, N, N)
-    inside = neighbourhood_mask(head.grid, head.grid, kernel_size)  # (N, N)
-    measured = float((w * inside).sum(-1).mean())
-    return measured, float(inside.float().mean())
+    check_seeds("seeds", seeds), check_positive_int("n_train", n_train)
+    features, strings = pool
+    if n_train > len(features):
+        raise ValueError(f"n_train must be at most the pool's {len(features)}, got {n_train}")
+    if isinstance(readers, (str, bytes)) or not isinstance(readers, Sequence) or not readers:
+        raise ValueError(f"readers must be a non-empty sequence of {KINDS}, got {readers!r:.60}")
+    for kind in readers:
+        check_choice("readers", kind, KINDS)
+    out = {}
+    for kind in readers:
+        rec = {"exact": [], "digits": [], "examples": [], "models": [], "seconds": []}
+        for seed in seeds:
+            draw = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+            idx = draw[:n_train]
+            model, seconds = fit_reader(kind, (features[idx], strings[idx]), seed, **fit_kwargs)
+            scores = exact_match(model, *test)
+            rec["exact"].append(float(scores.mean()))
+            rec["digits"].append(digit_accuracy(model, *test))
+            rec["examples"].append(scores)
+            rec["models"].append(model)
+            rec["seconds"].append(seconds)
+        out[kind] = rec
+    return out
 
 
-class TokenPairModel(EncodedHeads):
-    """The chapter's trained heads from the canvas up, as the reader's browser runs them.
+class PageReader(nn.Module):
+    """The trained reader from the pixels up, as the reader's browser runs it.
 
-    The frozen encoder's tokens (:func:`token_features`), the standardisation with the training
-    statistics (:func:`standardize`) and each :class:`PairHead`. ``forward``: canvases
-    ``(B, 1, 48, 48)`` → per head, in order, its logits ``(B, 2)`` (different, same) and its
-    block's attention ``(B, 1, h, N, N)`` (one layer).
-
-    Args:
-        heads: ``{name: trained PairHead}``.
-        train_features: the raw :func:`token_features` of the training canvases ``(N, C, g, g)``.
-        encoder: the frozen digit encoder (default:
-            :func:`~visual_attention.labs.digits.load_digit_cnn`).
+    The frozen encoder's ``4 × 10`` feature map of a canvas ``(B, 1, 32, 80)``, the training
+    standardisation, and :meth:`Reader.read` unrolled for :data:`STEPS` steps (each step's
+    argmax, a :func:`hard_one_hot`, feeds the next). Returns the logits of every step
+    ``(B, STEPS, VOCAB)`` and every step's attention over the canvas, averaged over the heads,
+    ``(B, STEPS, H, W)``.
     """
 
-    def __init__(
-        self,
-        heads: dict[str, PairHead],
-        train_features: torch.Tensor,
-        encoder: nn.Module | None = None,
-    ) -> None:
-        super().__init__(heads, PairHead, train_features, encoder)
+    def __init__(self, reader: Reader, train_features: torch.Tensor, encoder=None) -> None:
+        super().__init__()
+        check_instance("reader", reader, Reader)
+        if reader.kind != "attention":
+            raise ValueError(f"reader must be an attention reader, got kind {reader.kind!r}")
+        check_tensor("train_features", train_features, "(N, C, H, W)", C=reader.channels)
+        check_encoder("encoder", encoder)
+        self.reader = reader.eval()
+        self.encoder = (load_digit_cnn() if encoder is None else encoder).eval()
+        mean = train_features.mean(dim=(0, 2, 3), keepdim=True)
+        std = train_features.std(dim=(0, 2, 3), keepdim=True)
+        self.register_buffer("mean", mean[0])
+        self.register_buffer("std", std[0].clamp_min(1e-6))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        check_canvas("x", x, "(B, C, H, W)", side=8)
-        f = nn.functional.avg_pool2d(self.encoder.feature_map(x), 2)  # tokens, as token_features
-        f = self.standardized(f)
-        out = []
-        for head in self.heads:
-            with record_attention(head) as maps:
-                out.append(head(f))
-            out.append(maps["block.attn"][:, None])  # (B, 1 layer, h, N, N)
-        return tuple(out)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_tensor("x", x, "(B, C, H, W)", C=1)
+        f = nn.functional.avg_pool2d(self.encoder.feature_map(like_module(x, self.encoder)), 2)
+        f = (f - self.mean) / self.std
+        with record_attention(self.reader) as maps:
+            _, logits = self.reader.read(f)
+        h, w = f.shape[-2:]
+        attention = maps["block.cross_attn"].mean(1).unflatten(-1, (h, w))  # (B, STEPS, H, W)
+        return logits, attention
 
 
-def model_explorer(
-    model: TokenPairModel, examples: torch.Tensor, labels: torch.Tensor, display: int = 240
-) -> ModelExplorer:
-    """The reader draws two digits (or picks a test canvas, moves, resizes, adds noise) and picks
-    a query token; the page runs ``model``: where that token looks in every head of each model,
-    over the canvas, and each model's probability of "same digit".
-
-    Args:
-        model: the :class:`TokenPairModel` to export.
-        examples: test canvases ``(N, 1, 48, 48)`` to start from; labels: ``(N,)``, 1 = same.
-        display: the drawing area's side in CSS pixels.
-    """
-    check_instance("model", model, TokenPairModel)
-    n = check_canvas("examples", examples, "(N, C, H, W)", side=8)[0]
-    check_labels("labels", labels, n)
-    outputs = [f"{kind} {name}" for name in model.names for kind in ("logits", "attention")]
-    exported = export_model(model, examples[:1], outputs)
-    grid = (model.heads[0].grid, model.heads[0].grid)
-    views = [probs(name, f"logits {name}", ("different", "same")) for name in model.names]
-    views += [
-        tokens(f"{name}: where the query token looks", f"attention {name}", grid, prefix=0)
-        for name in model.names
+def model_explorer(model: PageReader, images: torch.Tensor, caption: str = "") -> ModelExplorer:
+    """The trained reader in the page: draw digits on a ``32 × 80`` canvas (or pick one of
+    ``images``), see the string it reads and each step's attention map."""
+    check_instance("model", model, PageReader)
+    check_str("caption", caption)
+    check_tensor("images", images, "(N, 1, H, W)", H=CANVAS[0], W=CANVAS[1])
+    exported = export_model(model, images[:1], ("logits", "attention"))
+    steps = [f"step {t + 1}" for t in range(STEPS)]
+    views = [
+        lens("the string read, step by step", "logits", steps, classes=TOKENS),
+        maps("where each step looks", "attention", steps),
     ]
-    names = [
-        f"#{i} ({'same digit' if int(y) else 'different digits'})" for i, y in enumerate(labels)
-    ]
-    return make_model_explorer(
-        exported,
-        examples,
-        names,
-        views,
-        display=display,
-        brush=2.2,
-        caption="Draw a digit in the top-left and one in the bottom-right corner, or pick a test "
-        "canvas; click a token of a small copy below to make it the query. Both trained models "
-        "run in this page.",
-    )
+    names = [f"example {i}" for i in range(len(images))]
+    return make_model_explorer(exported, images[:, 0], names, views, caption=caption)
