@@ -1211,6 +1211,7 @@ LAB_COVERED_ELSEWHERE = {
         "argument, progress, reaches fit, whose check_bool refuses a bad one after the digits load"
     ),
     "labs.foundations.Retrieval": "a NamedTuple of results that retrieval fills in",
+    "labs.channel.SensorData": "a NamedTuple of one seed's data that seed_data fills in",
 }
 
 

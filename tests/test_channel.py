@@ -303,7 +303,7 @@ def test_bad_constructor_arguments_are_rejected(build, match):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["squeeze_excite", "eca_kernel_size", "cbam_channel_gate"])
+@pytest.mark.parametrize("name", ["eca_matrix", "fold_static_gate", "danet_channel"])
 def test_exercise_references_pass_their_checks(name, capsys):
     from visual_attention.exercises import get_exercise
 
@@ -311,22 +311,57 @@ def test_exercise_references_pass_their_checks(name, capsys):
     assert "correct on all" in capsys.readouterr().out
 
 
+def test_exercise_references_are_what_they_claim():
+    from visual_attention.exercises import get_exercise
+
+    eca = EfficientChannelAttention(16, kernel_size=5)
+    matrix = get_exercise("channel.eca_matrix").reference(eca.conv.weight.detach()[0, 0], 16)
+    z = torch.randn(3, 16)
+    torch.testing.assert_close(eca.conv(z[:, None])[:, 0].detach(), z @ matrix.T)
+    assert int((matrix != 0).sum()) == 16 * 5 - 2 * (2 + 1)  # a band, cut at both edges
+
+    gate, conv = torch.randn(6), torch.nn.Conv2d(6, 4, 1)
+    w, b = get_exercise("channel.fold_static_gate").reference(gate, conv.weight, conv.bias)
+    x = torch.randn(2, 6, 3, 3)
+    folded = torch.nn.functional.conv2d(x, w, b)
+    torch.testing.assert_close(folded, conv(x * torch.sigmoid(gate)[None, :, None, None]))
+
+    a = torch.randn(2, 5, 3, 4)
+    x_att, e = get_exercise("channel.danet_channel").reference(a, 0.7)
+    torch.testing.assert_close(x_att.sum(-1), torch.ones(2, 5))  # each row: a softmax
+    j, i = 3, 1  # Eq. 3 written out for one pair
+    dots = torch.stack([(a[0, k] * a[0, j]).sum() for k in range(5)])
+    torch.testing.assert_close(x_att[0, j, i], torch.exp(dots[i]) / torch.exp(dots).sum())
+    torch.testing.assert_close(e[0, j], 0.7 * (x_att[0, j, :, None, None] * a[0]).sum(0) + a[0, j])
+
+
 def test_exercises_catch_typical_mistakes():
-    def se_without_bias(x, w1, b1, w2, b2):
-        s = torch.sigmoid(torch.relu(x.mean(dim=(2, 3)) @ w1.T) @ w2.T)
-        return s, x * s[:, :, None, None]
+    def convolution_not_correlation(w, channels):  # the kernel flipped
+        from visual_attention.exercises import get_exercise
 
-    def kernel_not_odd(c, gamma=2, beta=1):
-        return int(abs((math.log2(c) + beta) / gamma))
+        return get_exercise("channel.eca_matrix").reference(w.flip(0), channels)
 
-    def gate_avg_only(x, w1, b1, w2, b2):
-        v = x.mean(dim=(2, 3))
-        return torch.sigmoid(2 * (torch.relu(v @ w1.T + b1) @ w2.T + b2))
+    def gate_on_the_outputs(gate_logits, weight, bias):
+        return weight * torch.sigmoid(gate_logits).mean(), bias
+
+    def softmax_over_the_wrong_axis(a, beta):
+        b, c, h, w = a.shape
+        flat = a.reshape(b, c, h * w)
+        x = torch.softmax(flat @ flat.transpose(1, 2), dim=1)  # columns sum to 1: Xᵀ
+        return x, beta * (x @ flat).reshape(b, c, h, w) + a
+
+    def naive_exp(a, beta):
+        b, c, h, w = a.shape
+        flat = a.reshape(b, c, h * w)
+        e = torch.exp(flat @ flat.transpose(1, 2))
+        x = e / e.sum(-1, keepdim=True)
+        return x, beta * (x @ flat).reshape(b, c, h, w) + a
 
     for name, wrong in [
-        ("squeeze_excite", se_without_bias),
-        ("eca_kernel_size", kernel_not_odd),
-        ("cbam_channel_gate", gate_avg_only),
+        ("eca_matrix", convolution_not_correlation),
+        ("fold_static_gate", gate_on_the_outputs),
+        ("danet_channel", softmax_over_the_wrong_axis),
+        ("danet_channel", naive_exp),
     ]:
         with pytest.raises(ExerciseError):
             check(f"channel.{name}", wrong)

@@ -370,7 +370,7 @@ def test_the_nine_edge_cases_the_outside_probe_found_work():
     assert all(torch.isfinite(t).all() for t in branch.standardize_branches(torch.randn(1, 1, 4), torch.randn(3, 1, 4)))
     encoder = DigitCNN().eval()
     for dtype in (torch.float16, torch.bfloat16):  # half-precision images, float32 encoder
-        assert torch.isfinite(channel.sensor_features(encoder, torch.rand(2, 3, 1, 16, 16).to(dtype))).all()
+        assert torch.isfinite(channel.sensor_maps(encoder, torch.rand(2, 3, 1, 16, 16).to(dtype))).all()
         assert torch.isfinite(temporal.frame_features(encoder, torch.rand(2, 3, 1, 16, 16).to(dtype))).all()
     g = gen(7)
     q, k = [(torch.randint(0, 2, (2, n, 4), generator=g) * 200 - 100).half() for n in (3, 5)]

@@ -5,12 +5,14 @@ feature detector. Channel attention computes one number in ``(0, 1)`` per channe
 itself* and rescales the channel by it: detectors useful for this image are turned up, the others
 down.
 
-* :class:`SqueezeExcitation` — J. Hu, L. Shen, G. Sun, "Squeeze-and-Excitation Networks", CVPR 2018
-  (TPAMI 2020), Eq. (2)-(4): global average pooling, a bottleneck of two fully connected layers,
-  a sigmoid.
+* :class:`SqueezeExcitation` — J. Hu, L. Shen, G. Sun, "Squeeze-and-Excitation Networks", CVPR
+  2018; journal version J. Hu, L. Shen, S. Albanie, G. Sun, E. Wu, TPAMI 2020 (whose section
+  numbers the book cites), Eq. (2)-(4): global average pooling, a bottleneck of two fully
+  connected layers, a sigmoid.
 * :class:`EfficientChannelAttention` — Q. Wang et al., "ECA-Net: Efficient Channel Attention for
-  Deep Convolutional Neural Networks", CVPR 2020, Eq. (12)-(14): global average pooling, a 1-D
-  convolution across neighbouring channels with an adaptive kernel size, a sigmoid.
+  Deep Convolutional Neural Networks", CVPR 2020, Sec. 3.2: global average pooling, a 1-D
+  convolution across neighbouring channels (``ω = σ(C1D_k(y))``) with the adaptive kernel size of
+  Eq. (12), a sigmoid.
 * :class:`ChannelGate` and :class:`CBAM` — S. Woo, J. Park, J.-Y. Lee, I. S. Kweon, "CBAM:
   Convolutional Block Attention Module", ECCV 2018, Eq. (1)-(3): a shared MLP over the average-
   *and* max-pooled descriptors, then CBAM's spatial gate
@@ -136,12 +138,12 @@ class SqueezeExcitation(AttentionModule):
 
 
 class EfficientChannelAttention(AttentionModule):
-    """Efficient Channel Attention (Wang et al., CVPR 2020, Eq. 12-14).
+    """Efficient Channel Attention (Wang et al., CVPR 2020, Sec. 3.2).
 
     ``y = GAP(x)`` ``(B, C)``; ``ω = σ(C1D_k(y))`` where ``C1D_k`` is one 1-D convolution of kernel
     size ``k`` *across the channel axis*, without bias, zero-padded so that it keeps ``C`` values
-    (Eq. 14): each channel's gate looks only at its ``k`` neighbours, with ``k`` weights shared by
-    all channels, instead of SE's dimensionality-reducing bottleneck. ``k`` adapts to ``C`` (Eq.
+    (Sec. 3.2.2): each channel's gate looks only at its ``k`` neighbours, with ``k`` weights shared
+    by all channels, instead of SE's dimensionality-reducing bottleneck. ``k`` adapts to ``C`` (Eq.
     12, see :func:`eca_kernel_size`) unless ``kernel_size`` is given. Output ``x̃_c = ω_c · x_c``.
 
     Args:
@@ -168,7 +170,7 @@ class EfficientChannelAttention(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x, "(B, C, H, W)", C=self.channels)
-        w = self.remember(self.gate(x))  # ω, Eq. 14: (B, C)
+        w = self.remember(self.gate(x))  # ω = σ(C1D_k(y)), Sec. 3.2.2: (B, C)
         return x * w[:, :, None, None]  # x̃_c = ω_c · x_c
 
 

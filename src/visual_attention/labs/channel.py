@@ -1,53 +1,70 @@
-"""The lab of the channel chapter: the sensor experiment and its explorer.
+"""The lab of the channel chapter: channel gates trained inside a small network, and the explorer.
 
-* :func:`sensor_task`, :func:`sensor_features`, :class:`SensorHead`, :func:`run_seeds` and
-  :func:`gate_by_sensor` — which of four sensors to trust: an SE gate over the frozen digit
-  encoder's features of every sensor, against the same head without the gate.
-* :class:`SensorModel` and :func:`model_explorer` — the trained heads in the reader's browser:
-  draw on any sensor and see the gate on each and both heads' predictions.
+* :func:`sensor_task` and :func:`sensor_maps` — a four-band image (four *sensors*), one band clean
+  and at a random index, the others other digits under strong noise; the frozen digit encoder's
+  feature maps of every band, stacked as the ``S · 64`` channels of one map ``(N, 256, 4, 4)``.
+* :class:`StaticGate`, :func:`make_gate` and :class:`GatedNet` — a gate (SE, ECA, CBAM's channel
+  gate, an input-independent learned gate, or none) on that feature map, then trainable layers: a
+  ``1 × 1`` convolution that mixes the channels, a ``3 × 3`` convolution, global average pooling
+  and a linear classifier.
+* :func:`seed_data`, :func:`run_seeds`, :func:`channel_gates` and :func:`correct` — one draw of
+  the data per seed, one trained network per seed, the gates it computes, its per-example scores.
+* :class:`PageModel` and :func:`model_explorer` — the trained SE network and its strongest control
+  in the reader's browser, from the pixels of the four bands up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from .._checks import (
-    check_bool,
+    check_choice,
     check_instance,
     check_int,
     check_labels,
     check_number,
     check_positive_int,
+    check_positive_number,
     check_seeds,
     check_tensor,
 )
-from ..channel import SqueezeExcitation
-from ..core import record_attention
-from ..train import SeedRuns, fit_seeds
+from ..channel import ChannelGate, EfficientChannelAttention, SqueezeExcitation
+from ..core import AttentionModule, record_attention
+from ..train import SeedRuns, fit, seed_everything
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
-from ._checks import check_canvas, check_data, check_encoder
-from .common import collect_attention, pooled_features
-from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
+from ._checks import check_canvas, check_encoder
+from .common import collect_attention
+from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
 
 __all__ = [
     "NUM_SENSORS",
+    "GATES",
     "sensor_task",
-    "sensor_features",
-    "SensorHead",
+    "sensor_maps",
+    "StaticGate",
+    "make_gate",
+    "GatedNet",
+    "SensorData",
+    "seed_data",
     "run_seeds",
-    "gate_by_sensor",
-    "SensorModel",
+    "channel_gates",
+    "correct",
+    "PageModel",
     "model_explorer",
 ]
 
 
-#: Sensors per example in the chapter's experiment.
+#: Sensors (bands) per example in the chapter's experiment.
 NUM_SENSORS = 4
+
+#: The gates :class:`GatedNet` takes: the chapter's three modules, the static control, none.
+GATES = ("se", "eca", "cbam-channel", "static", None)
 
 
 def sensor_task(
@@ -58,16 +75,16 @@ def sensor_task(
     clean_noise: float = 0.1,
     noisy_noise: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The "which sensor to trust" task: ``n`` examples of ``sensors`` 16 × 16 images each.
+    """The "which band to trust" task: ``n`` examples of ``sensors`` 16 × 16 images each.
 
-    Every sensor shows a random digit of ``split`` (drawn at 16 × 16 by
-    :func:`~visual_attention.labs.digits.digits_at`). One sensor per example, at a random index,
+    Every band shows a random digit of ``split`` (drawn at 16 × 16 by
+    :func:`~visual_attention.labs.digits.digits_at`). One band per example, at a random index,
     is the *clean* one: its digit is the label and its pixels get Gaussian noise of
-    ``clean_noise``; the others show other random digits under noise
-    of ``noisy_noise`` (clipped to ``[0, 1]``). Which sensor to trust is visible only in the data.
+    ``clean_noise``; the others show other random digits under noise of ``noisy_noise`` (clipped
+    to ``[0, 1]``). Which band to trust is visible only in the data.
 
     Returns:
-        images ``(n, S, 1, 16, 16)``, labels ``(n,)`` and the clean sensor's index ``(n,)``.
+        images ``(n, S, 1, 16, 16)``, labels ``(n,)`` and the clean band's index ``(n,)``.
     """
     check_positive_int("n", n)
     check_positive_int("sensors", sensors), check_int("seed", seed, 0)
@@ -84,164 +101,292 @@ def sensor_task(
     return (images + noise).clamp(0, 1), y[idx][rows, clean], clean
 
 
-def sensor_features(
-    encoder: nn.Module, images: torch.Tensor, batch_size: int = 2048
-) -> torch.Tensor:
-    """Pooled features of every sensor from the frozen ``encoder`` (``feature_map`` averaged over
-    positions): images ``(N, S, 1, H, W)`` → ``(N, S, C)``, computed once, in batches
-    (:func:`~visual_attention.labs.common.pooled_features`)."""
-    return pooled_features(encoder, images, batch_size, "images", "(N, S, C, H, W)")
+@torch.no_grad()
+def sensor_maps(encoder: nn.Module, images: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """The frozen ``encoder``'s feature map of every band, the bands' channels stacked.
+
+    ``images`` ``(N, S, 1, H, W)`` → ``(N, S · C, H/4, W/4)``: channel ``s · C + c`` is detector
+    ``c`` of the encoder on band ``s`` (``C = 64``: ``(N, 256, 4, 4)`` for four 16 × 16 bands).
+    Computed once, in batches, in the encoder's precision.
+    """
+    check_encoder("encoder", encoder)
+    if encoder is None:
+        raise ValueError("encoder must be a module with a feature_map method (a DigitCNN)")
+    n, s = check_canvas("images", images, "(N, S, C, H, W)")[:2]
+    check_positive_int("batch_size", batch_size)
+    flat = images.flatten(0, 1)
+    parts = [
+        encoder.feature_map(like_module(flat[i : i + batch_size], encoder)).float()
+        for i in range(0, len(flat), batch_size)
+    ]
+    f = torch.cat(parts)  # (N·S, C, h, w)
+    return f.reshape(n, s * f.shape[1], *f.shape[2:])
 
 
-class SensorHead(nn.Module):
-    """Sum the sensors' feature vectors and classify, with or without an SE gate before the sum.
+class StaticGate(AttentionModule):
+    """An input-independent learned gate, the control: ``x̃_c = σ(w_c) · x_c``.
 
-    ``(B, S, C)`` features → logits ``(B, num_classes)``. With ``gate=True`` the ``S · C``
-    feature channels pass through :class:`~visual_attention.channel.SqueezeExcitation` as a
-    ``(B, S·C, 1, 1)`` map (its squeeze is then the identity): ``s = σ(W₂ δ(W₁ z))`` rescales
-    every channel of every sensor, per example, before ``Σ_sensors`` and the linear classifier.
-    Without it the same sum and classifier see every sensor with weight one: the control.
+    One learned number per channel, the same for every image (initialised at ``σ(0) = ½``):
+    what a channel gate can do *without* looking at the input. Shapes: ``(B, C, H, W) → (B, C,
+    H, W)``; records the gate, expanded to ``(B, C)`` as the other gates record theirs.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.logit = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        g = self.remember(torch.sigmoid(self.logit).expand(x.shape[0], -1))  # (B, C)
+        return x * g[:, :, None, None]
+
+
+def make_gate(gate: str | None, channels: int, rd_channels: int = 16) -> nn.Module:
+    """The gate of :class:`GatedNet`.
+
+    ``"se"`` → :class:`~visual_attention.channel.SqueezeExcitation`, ``"eca"`` →
+    :class:`~visual_attention.channel.EfficientChannelAttention` (adaptive ``k``),
+    ``"cbam-channel"`` → :class:`~visual_attention.channel.ChannelGate`, ``"static"`` →
+    :class:`StaticGate`, ``None`` → ``nn.Identity``; ``rd_channels`` is the hidden width of SE's
+    and CBAM's bottleneck."""
+    check_choice("gate", gate, GATES)
+    check_positive_int("channels", channels), check_positive_int("rd_channels", rd_channels)
+    if gate == "se":
+        return SqueezeExcitation(channels, rd_channels=rd_channels)
+    if gate == "eca":
+        return EfficientChannelAttention(channels)
+    if gate == "cbam-channel":
+        return ChannelGate(channels, rd_channels=rd_channels)
+    if gate == "static":
+        return StaticGate(channels)
+    return nn.Identity()
+
+
+class GatedNet(nn.Module):
+    """A channel gate on a feature map, then trainable layers that mix the channels and classify.
+
+    ``(B, C, H, W)`` → gate (:func:`make_gate`) → ``1 × 1`` convolution ``C → width`` → ReLU →
+    ``3 × 3`` convolution ``width → width`` → ReLU → global average pooling → linear → logits
+    ``(B, num_classes)``. The gate acts *before* the channels are mixed: once the ``1 × 1``
+    convolution has added a band's channels to the others', no later layer can take them out
+    again for one image only.
 
     Args:
-        sensors, channels: ``S`` and ``C``.
-        gate: use the SE gate.
-        rd_channels: hidden width of the gate.
+        gate: one of :data:`GATES`.
+        channels: ``C`` of the input map.
+        width: channels of the two convolutions (the ungated control is given more, to match the
+            gated networks' parameters).
+        rd_channels: hidden width of SE's and CBAM's bottleneck.
         num_classes: outputs.
     """
 
     def __init__(
         self,
-        sensors: int = NUM_SENSORS,
-        channels: int = 64,
-        gate: bool = True,
-        rd_channels: int = 32,
+        gate: str | None = "se",
+        channels: int = NUM_SENSORS * 64,
+        width: int = 32,
+        rd_channels: int = 16,
         num_classes: int = 10,
     ) -> None:
-        check_positive_int("sensors", sensors), check_positive_int("channels", channels)
-        check_bool("gate", gate), check_positive_int("rd_channels", rd_channels)
-        check_positive_int("num_classes", num_classes)
         super().__init__()
-        self.sensors, self.channels = sensors, channels
-        self.gate = (
-            SqueezeExcitation(sensors * channels, rd_channels=rd_channels) if gate else None
-        )
-        self.fc = nn.Linear(channels, num_classes)
+        check_positive_int("channels", channels), check_positive_int("width", width)
+        check_positive_int("num_classes", num_classes)
+        self.kind, self.channels = gate, channels
+        self.gate = make_gate(gate, channels, rd_channels)
+        self.mix = nn.Conv2d(channels, width, kernel_size=1)
+        self.conv = nn.Conv2d(width, width, kernel_size=3, padding=1)
+        self.fc = nn.Linear(width, num_classes)
 
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
-        """``f`` ``(B, S, C)`` → logits ``(B, num_classes)``."""
-        check_tensor("f", f, "(B, S, C)", S=self.sensors, C=self.channels)
-        b = f.shape[0]
-        if self.gate is not None:
-            f = self.gate(f.reshape(b, self.sensors * self.channels, 1, 1)).reshape(
-                b, self.sensors, self.channels
-            )
-        return self.fc(f.sum(dim=1))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C, H, W)`` → logits ``(B, num_classes)``."""
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        h = torch.relu(self.mix(self.gate(x)))  # gate, then mix the channels: (B, width, H, W)
+        h = torch.relu(self.conv(h))
+        return self.fc(h.mean(dim=(2, 3)))
 
 
-def run_seeds(
-    train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
-    gate: bool,
-    seeds: Iterable[int] = (0, 1, 2),
-    epochs: int = 20,
-    lr: float = 1e-2,
-) -> SeedRuns:
-    """Train a :class:`SensorHead` (``gate`` on or off) once per seed on features ``(N, S, C)``;
-    return :class:`~visual_attention.train.SeedRuns`: the final test accuracies, the models (eval
-    mode) and their histories."""
-    _, s, c = check_data("train", train, "(N, S, C)")
-    check_data("test", test, "(N, S, C)", S=s, C=c)
-    check_bool("gate", gate), check_seeds("seeds", seeds)
-    return fit_seeds(
-        lambda: SensorHead(s, c, gate=gate),
-        train,
-        test,
-        seeds,
-        epochs=epochs,
-        lr=lr,
-        batch_size=128,
+class SensorData(NamedTuple):
+    """One seed's draw of the data (:func:`seed_data`)."""
+
+    #: ``(feature maps (N, S·C, h, w), labels (N,))`` for training
+    train: tuple[torch.Tensor, torch.Tensor]
+    #: the same for testing
+    test: tuple[torch.Tensor, torch.Tensor]
+    #: the test images ``(M, S, 1, 16, 16)`` and their clean bands ``(M,)``
+    images: torch.Tensor
+    clean: torch.Tensor
+
+
+def seed_data(
+    encoder: nn.Module, seed: int, n_train: int = 3000, n_test: int = 1000
+) -> SensorData:
+    """Seed ``seed``'s draw: ``n_train`` training examples of the train digits and ``n_test``
+    test examples of the held-out digits (:func:`sensor_task` with seeds ``2 · seed`` and
+    ``2 · seed + 1``), through the frozen encoder (:func:`sensor_maps`)."""
+    check_int("seed", seed, 0)
+    check_positive_int("n_train", n_train), check_positive_int("n_test", n_test)
+    x_train, y_train, _ = sensor_task(n_train, "train", seed=2 * seed)
+    x_test, y_test, clean = sensor_task(n_test, "test", seed=2 * seed + 1)
+    return SensorData(
+        (sensor_maps(encoder, x_train), y_train),
+        (sensor_maps(encoder, x_test), y_test),
+        x_test,
+        clean,
     )
 
 
-@torch.no_grad()
-def gate_by_sensor(model: SensorHead, f: torch.Tensor) -> torch.Tensor:
-    """The SE gate's mean over each sensor's channels: features ``(N, S, C)`` → ``(N, S)``."""
-    check_instance("model", model, SensorHead)
-    if model.gate is None:
+def run_seeds(
+    data: Sequence[SensorData],
+    gate: str | None,
+    width: int = 32,
+    seeds: Sequence[int] = (0, 1, 2, 3),
+    epochs: int = 12,
+    lr: float = 1e-2,
+) -> SeedRuns:
+    """Train one :class:`GatedNet` per seed: seed ``s`` seeds the initialisation and the data
+    order and trains on ``data[s]`` (its own draw); return
+    :class:`~visual_attention.train.SeedRuns` (final test accuracies, models in eval mode,
+    histories)."""
+    check_choice("gate", gate, GATES), check_positive_int("width", width)
+    check_seeds("seeds", seeds)
+    check_positive_int("epochs", epochs), check_positive_number("lr", lr)
+    if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
+        raise ValueError(f"data must be a list of SensorData, one per seed, got {data!r:.60}")
+    if max(seeds) >= len(data):
+        raise ValueError(f"data must hold a draw for every seed (< {len(data)}), got {seeds}")
+    runs = SeedRuns([], [], [])
+    for seed in seeds:
+        d = data[seed]
+        check_instance("data[]", d, SensorData)
+        seed_everything(seed)
+        model = GatedNet(gate, channels=d.train[0].shape[1], width=width)
+        history = fit(
+            model, d.train, d.test, epochs=epochs, lr=lr, batch_size=128, seed=seed,
+            progress=False,
+        )  # fmt: skip
+        runs.accuracies.append(history.final_test_accuracy)
+        runs.models.append(model.eval())
+        runs.histories.append(history)
+    return runs
+
+
+def channel_gates(model: GatedNet, f: torch.Tensor) -> torch.Tensor:
+    """The gate the network computes on feature maps ``f`` ``(N, C, h, w)``: ``(N, C)``."""
+    check_instance("model", model, GatedNet)
+    if model.kind is None:
         raise ValueError("the model has no gate")
-    check_tensor("f", f, "(N, S, C)", S=model.sensors, C=model.channels)
-    w = collect_attention(model, f, names=["gate"])["gate"]  # (N, S·C)
-    return w.reshape(len(f), model.sensors, model.channels).mean(-1)
+    check_tensor("f", f, "(N, C, H, W)", C=model.channels)
+    return collect_attention(model, f, names=["gate"])["gate"]
 
 
-class SensorModel(nn.Module):
-    """The chapter's trained heads from the sensors' pixels up, as the reader's browser runs them.
+@torch.no_grad()
+def correct(model: nn.Module, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example correctness ``(N,)`` (1.0 or 0.0) of ``model`` on inputs ``f`` and labels
+    ``y``, in eval mode: the scores a bootstrap over test examples resamples."""
+    check_instance("model", model, nn.Module)
+    n = check_tensor("f", f, "(N, *S)")[0]
+    check_labels("y", y, n)
+    was = model.training
+    model.eval()
+    f = like_module(f, model)  # half-precision maps through a float32 network
+    out = torch.cat([model(f[i : i + 512]).argmax(-1) for i in range(0, n, 512)])
+    model.train(was)
+    return (out == y).float()
 
-    The frozen encoder on every sensor (:func:`sensor_features`), then the gated
-    :class:`SensorHead` and the control. ``forward``: sensors ``(B, S, 1, H, W)`` → the gated
-    head's logits ``(B, K)``, its mean gate per sensor ``(B, S)`` (:func:`gate_by_sensor`) and
-    the control's logits ``(B, K)``.
+
+class PageModel(nn.Module):
+    """The trained SE network and its control from the bands' pixels up, as the browser runs them.
+
+    ``forward``: bands ``(B, S, 1, H, W)`` → the frozen encoder on every band
+    (:func:`sensor_maps`) → the SE network's logits ``(B, K)``, its gate averaged over each
+    band's channels ``(B, S)``, the gate on the ``shown`` channels ``(B, len(shown))``, and the
+    control's logits ``(B, K)``.
 
     Args:
-        gated: a trained :class:`SensorHead` with its gate; control: one without.
+        gated: a trained :class:`GatedNet` with a gate; control: one (any gate or none).
+        shown: the channel indices whose gates the page shows.
         encoder: the frozen digit encoder (default:
             :func:`~visual_attention.labs.digits.load_digit_cnn`).
     """
 
     def __init__(
-        self, gated: SensorHead, control: SensorHead, encoder: nn.Module | None = None
+        self,
+        gated: GatedNet,
+        control: GatedNet,
+        shown: Sequence[int],
+        encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        check_instance("gated", gated, SensorHead), check_instance("control", control, SensorHead)
+        check_instance("gated", gated, GatedNet), check_instance("control", control, GatedNet)
         check_encoder("encoder", encoder)
-        if gated.gate is None or control.gate is not None:
-            raise ValueError("gated must have the SE gate and control must not")
+        if gated.kind is None:
+            raise ValueError("gated must be a GatedNet with a gate")
+        if isinstance(shown, (str, bytes)) or not isinstance(shown, Sequence):
+            raise ValueError(f"shown must be a list of channel indices, got {shown!r:.60}")
+        shown = [check_int("shown[]", c, 0) for c in shown]
+        if not shown or max(shown) >= gated.channels:
+            raise ValueError(f"shown must list channel indices < {gated.channels}, got {shown}")
         self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
         self.gated, self.control = gated.eval(), control.eval()
+        self.shown = list(shown)
+        pick = torch.zeros(len(shown), gated.channels)  # a 0/1 matrix: a linear map picks them
+        pick[torch.arange(len(shown)), torch.tensor(shown)] = 1.0
+        self.register_buffer("pick", pick)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b, s = check_tensor("x", x, "(B, S, C, H, W)", S=self.gated.sensors, C=1)[:2]
-        f = self.encoder.feature_map(x.flatten(0, 1)).mean(dim=(2, 3))  # (B·S, C)
-        f = f.reshape(b, s, f.shape[-1])
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        b, s = check_tensor("x", x, "(B, S, C, H, W)", C=1)[:2]
+        if b == 0:
+            raise ValueError("x must hold at least one example, got an empty batch")
+        f = self.encoder.feature_map(x.flatten(0, 1))  # (B·S, C, h, w)
+        f = f.reshape(b, s * f.shape[1], *f.shape[2:])  # the bands' channels stacked
         with record_attention(self.gated) as maps:
             logits = self.gated(f)
-        gate = maps["gate"].reshape(b, s, f.shape[-1]).mean(-1)  # (B, S): each sensor's mean gate
-        return logits, gate, self.control(f)
+        gate = maps["gate"]  # (B, S·C)
+        per_band = gate.reshape(b, s, -1).mean(-1)  # (B, S)
+        return logits, per_band, nn.functional.linear(gate, self.pick), self.control(f)
 
 
 def model_explorer(
-    model: SensorModel, images: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor
+    model: PageModel, images: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor
 ) -> ModelExplorer:
-    """The reader draws on any sensor, clears it or adds noise, or picks a test example; the
-    page runs ``model``: the gate on every sensor and both heads' probabilities.
+    """The reader draws on any band, clears it or adds noise, or picks a test example; the page
+    runs ``model``: the SE gate on the shown channels and per band, both networks' probabilities.
 
     Args:
-        model: the :class:`SensorModel` to export.
+        model: the :class:`PageModel` to export.
         images: test examples ``(N, S, 1, H, W)`` to start from.
-        labels, clean: ``(N,)`` their labels and clean sensors.
+        labels, clean: ``(N,)`` their labels and clean bands.
     """
-    check_instance("model", model, SensorModel)
+    check_instance("model", model, PageModel)
     n, s = check_canvas("images", images, "(N, S, C, H, W)")[:2]
     check_labels("labels", labels, n), check_labels("clean", clean, n)
-    exported = export_model(model, images[:1], ("logits gated", "gate", "logits control"))
+    outputs = ("logits gated", "gate per band", "gate shown", "logits control")
+    exported = export_model(model, images[:1], outputs)
+    per = model.gated.channels // s
     names = [
-        f"#{i} (digit {int(y)}, clean: sensor {int(k)})"
+        f"#{i} (digit {int(y)}, clean: band {int(k)})"
         for i, (y, k) in enumerate(zip(labels, clean))
     ]
-    sensors = [f"sensor {k}" for k in range(s)]
+    bands = [f"band {k}" for k in range(s)]
     views = [
-        probs("SE gate", "logits gated"),
-        probs("no gate (control)", "logits control"),
-        bars("mean SE gate per sensor", "gate", sensors, per_canvas=True),
+        probs("SE network", "logits gated"),
+        probs("control", "logits control"),
+        bars("SE gate, mean over each band's channels", "gate per band", bands, per_canvas=True),
+        bars(
+            "SE gate on single channels",
+            "gate shown",
+            [f"band {c // per}, channel {c % per}" for c in model.shown],
+        ),
     ]
     return make_model_explorer(
         exported,
         images[:, :, 0],
         names,
         views,
-        canvas_names=sensors,
+        canvas_names=bands,
         display=192,
         brush=1.0,
-        caption="Draw a digit on any sensor (pick it below the drawing area), clear one, add "
-        "noise or copy one to the next: the gated head and the control run in this page.",
+        caption="Draw a digit on any band (pick it below the drawing area), clear one, add "
+        "noise or copy one to the next: the SE network and the control run in this page.",
     )
