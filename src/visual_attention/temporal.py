@@ -56,14 +56,16 @@ class TemporalSelfAttention(AttentionModule):
       frame ``t`` is added at every position of that frame: ``y_{t,p} = x_{t,p} + W_o (A V)_t``.
       Cost: ``T²``.
 
-    ``Q, K, V`` and ``W_o`` are those of one-head
-    :class:`~visual_attention.blocks.MultiHeadAttention` (``attn``: fused ``qkv``, then ``proj``).
+    ``Q, K, V`` and ``W_o`` are those of
+    :class:`~visual_attention.blocks.MultiHeadAttention` (one head by default; ``attn``: fused
+    ``qkv``, then ``proj``).
     The residual connection is that of the non-local block (Wang et al. 2018) and of TimeSformer.
 
     Args:
         dim: channels ``C`` of the clip (the feature size ``D`` of attention).
         mode: ``"pixel"`` or ``"frame"``.
         causal: if True, frame ``t`` attends only to frames ``s ≤ t`` (see :func:`causal_mask`).
+        num_heads: heads of ``D / num_heads`` features each (1: the equations above).
 
     Shapes:
         ``forward(x, mask=None)``: ``x`` ``(B, T, C, H, W)``; optional boolean ``mask`` ``(B, T)``
@@ -72,15 +74,20 @@ class TemporalSelfAttention(AttentionModule):
     Records:
         ``mode="pixel"``: weights ``(B, H, W, T, T)``; ``mode="frame"``: ``(B, T, T)``. Rows are
         query frames, columns key frames; each row sums to 1 over the key frames it may attend to.
-        (The inner ``attn`` records the same weights as ``(B·H·W or B, 1, T, T)``.)
+        With several heads, the mean of the heads' weights. (The inner ``attn`` records each
+        head's weights as ``(B·H·W or B, heads, T, T)``.)
     """
 
-    def __init__(self, dim: int, mode: str = "pixel", causal: bool = False) -> None:
+    def __init__(
+        self, dim: int, mode: str = "pixel", causal: bool = False, num_heads: int = 1
+    ) -> None:
         super().__init__()
         check_positive_int("dim", dim)
         check_choice("mode", mode, ("pixel", "frame"))
+        check_positive_int("num_heads", num_heads)
         self.dim, self.mode, self.causal = dim, mode, check_bool("causal", causal)
-        self.attn = MultiHeadAttention(dim, num_heads=1)  # W_q, W_k, W_v (qkv) and W_o (proj)
+        # W_q, W_k, W_v (qkv) and W_o (proj), split into num_heads heads of dim / num_heads
+        self.attn = MultiHeadAttention(dim, num_heads=num_heads)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, c, h, w = check_tensor("x", x, "(B, T, C, H, W)", C=self.dim)
@@ -92,10 +99,11 @@ class TemporalSelfAttention(AttentionModule):
             tokens = x.mean(dim=(-2, -1))  # (B, T, C)
         context, weights = self.attn(tokens, mask=allowed, return_weights=True)  # W_o (A V), Eq. 7
         if self.mode == "pixel":
-            self.remember(rearrange(weights, "(b h w) 1 t s -> b h w t s", b=b, h=h, w=w))
+            weights = weights.mean(dim=1)  # (B·H·W, T, T): the heads' mean
+            self.remember(rearrange(weights, "(b h w) t s -> b h w t s", b=b, h=h, w=w))
             context = rearrange(context, "(b h w) t c -> b t c h w", b=b, h=h, w=w)
         else:
-            self.remember(weights[:, 0])  # (B, T, T)
+            self.remember(weights.mean(dim=1))  # (B, T, T): the heads' mean
             context = context[..., None, None]  # (B, T, C, 1, 1): the same at every position
         return x + context  # y_{t,p} = x_{t,p} + W_o (A V)_t
         # [end-temporal-self-attention]
