@@ -101,3 +101,55 @@ def test_weights_explorer_shows_both_weights():
     assert "softmax" in sharp and "linear" in sharp and sharp != flat
     with pytest.raises(ValueError, match="temperature"):
         weights_explorer(image, features, [(0, 0)], temperatures=(0.0,))
+
+
+def test_retrieval_sets_point_at_the_digit_each_query_names():
+    from visual_attention.labs.efficient_attention import _digit_features, retrieval_sets
+
+    x, y = retrieval_sets(5, length=6, split="test", seed=3)
+    assert x.shape == (5, 12, 6 + 64) and y.shape == (5, 6)
+    feats, labels = _digit_features("test")
+    for b in range(5):
+        positions = x[b, 6:, :6].argmax(-1)  # each query's one-hot position
+        assert sorted(positions.tolist()) == list(range(6))  # a permutation
+        assert (x[b, :6, :6] == torch.eye(6)).all()  # the strip's tokens carry their positions
+        for i, p in enumerate(positions.tolist()):
+            digit = (feats - x[b, p, 6:]).abs().sum(-1).argmin()  # which digit sits there
+            assert labels[digit] == y[b, i]
+    assert torch.equal(retrieval_sets(5, 6, "test", 3)[0], x)  # the seed fixes the draw
+    with pytest.raises(ValueError, match="split"):
+        retrieval_sets(2, split="val")
+
+
+def test_retrieval_model_shapes_parameters_and_linear_rank():
+    from visual_attention.labs.efficient_attention import RetrievalModel, retrieval_sets
+
+    x, _ = retrieval_sets(3, length=8, seed=0)
+    for kind in ("softmax", "linear", "mlp"):
+        assert RetrievalModel(kind, length=8, dim=2)(x).shape == (3, 8, 10)
+    soft, lin = RetrievalModel("softmax", 8, 2), RetrievalModel("linear", 8, 2)
+    assert sum(p.numel() for p in soft.parameters()) == 2 * 8 * 2 + 64 * 10 + 10
+    lin.load_state_dict(soft.state_dict())
+    lin, x = lin.double(), x.double()  # float64: the numerical rank is the rank
+    q, k = lin.query(x[:, 8:, :8]), lin.key(x[:, :8, :8])
+    weights = linear_weights(q, k)  # the (8, 8) weights linear attention implies
+    assert torch.linalg.matrix_rank(weights[0].detach()) <= 2  # rank ≤ dim, never 8
+    soft_w = torch.softmax(q @ k.transpose(-2, -1) / 2**0.5, dim=-1)
+    assert torch.linalg.matrix_rank(soft_w[0].detach()) == 8  # exp breaks the rank
+    with pytest.raises(ValueError, match="kind"):
+        RetrievalModel("flash")
+    with pytest.raises(ValueError, match="x must be"):
+        soft(torch.zeros(3, 10, 72))
+
+
+def test_run_retrieval_softmax_learns_where_linear_attention_cannot():
+    from visual_attention.labs.efficient_attention import run_retrieval
+
+    soft, per_query, params = run_retrieval(
+        "softmax", seeds=(0,), length=8, dim=3, epochs=6, n_train=2000, n_test=100
+    )
+    lin, _, _ = run_retrieval(
+        "linear", seeds=(0,), length=8, dim=3, epochs=6, n_train=2000, n_test=100
+    )
+    assert per_query.shape == (800,) and params == 2 * 8 * 3 + 650
+    assert soft[0] > 0.55 and soft[0] > lin[0] + 0.15

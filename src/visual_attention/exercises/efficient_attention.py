@@ -1,14 +1,63 @@
-"""Exercises of the Efficient Attention chapter: the online softmax step, merging states, and
-linear attention."""
+"""Exercises of the Efficient Attention chapter: FlashAttention's backward pass by recomputation,
+merging online-softmax states (split-KV), and causal linear attention as a recurrence."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 
-from ..efficient import linear_attention, online_softmax_update
 from . import Case, Exercise
+
+
+def _backward_reference(q, k, v, grad_out, lse):
+    """Gradients of ``softmax(q kᵀ/√D) v`` by autograd (the student recomputes them)."""
+    q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    weights = torch.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1)
+    (weights @ v).backward(grad_out)
+    return q.grad, k.grad, v.grad
+
+
+def _lse(q, k):
+    return torch.logsumexp(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1, keepdim=True)
+
+
+def _backward_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(14)
+    cases = []
+    for label, (b, lq, lk, d, dv, spread) in {
+        "(2, 5) queries, 7 keys": (2, 5, 7, 4, 3, 1.0),
+        "one key": (1, 3, 1, 2, 2, 1.0),
+        "large scores": (1, 4, 6, 3, 2, 8.0),
+    }.items():
+        q = torch.randn(b, lq, d, generator=g, dtype=torch.float64) * spread
+        k = torch.randn(b, lk, d, generator=g, dtype=torch.float64) * spread
+        v = torch.randn(b, lk, dv, generator=g, dtype=torch.float64)
+        grad_out = torch.randn(b, lq, dv, generator=g, dtype=torch.float64)
+        cases.append(Case(label, (q, k, v, grad_out, _lse(q, k))))
+    return cases
+
+
+def _causal_linear_reference(q, k, v):
+    """``φ(q_i)ᵀ Σ_{j≤i} φ(k_j) v_jᵀ / (φ(q_i)ᵀ Σ_{j≤i} φ(k_j) + 1e-6)`` by prefix sums."""
+    phi_q, phi_k = F.elu(q) + 1, F.elu(k) + 1
+    state = torch.cumsum(phi_k[..., :, None] * v[..., None, :], dim=-3)  # S_i (B, L, D, Dv)
+    norm = torch.cumsum(phi_k, dim=-2)  # z_i (B, L, D)
+    num = torch.einsum("bld,blde->ble", phi_q, state)
+    return num / ((phi_q * norm).sum(-1, keepdim=True) + 1e-6)
+
+
+def _causal_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(15)
+    return [
+        Case(
+            "(2, 6) tokens, D = 4, Dv = 3",
+            tuple(torch.randn(2, 6, d, generator=g) for d in (4, 4, 3)),
+        ),
+        Case("one token", tuple(torch.randn(1, 1, d, generator=g) for d in (2, 2, 5))),
+        Case("large inputs", tuple(torch.randn(1, 5, d, generator=g) * 30 for d in (3, 3, 2))),
+    ]
 
 
 def _merge_reference(m1, l1, o1, m2, l2, o2):
@@ -23,32 +72,6 @@ def _state(g, batch, dv, empty=False):
         return torch.full((batch, 1), -math.inf), torch.zeros(batch, 1), torch.zeros(batch, dv)
     m = torch.randn(batch, 1, generator=g) * 3
     return m, torch.rand(batch, 1, generator=g) + 0.5, torch.randn(batch, dv, generator=g)
-
-
-def _update_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(11)
-    return [
-        Case(
-            "first block (empty state)",
-            (
-                *_state(g, 2, 3, empty=True),
-                torch.randn(2, 4, generator=g),
-                torch.randn(2, 4, 3, generator=g),
-            ),
-        ),
-        Case(
-            "a later block",
-            (*_state(g, 3, 2), torch.randn(3, 5, generator=g), torch.randn(3, 5, 2, generator=g)),
-        ),
-        Case(
-            "a block with a much larger score",
-            (*_state(g, 1, 2), torch.tensor([[50.0, 0.0]]), torch.randn(1, 2, 2, generator=g)),
-        ),
-        Case(
-            "a block of one key",
-            (*_state(g, 2, 4), torch.randn(2, 1, generator=g), torch.randn(2, 1, 4, generator=g)),
-        ),
-    ]
 
 
 def _merge_cases() -> list[Case]:
@@ -70,43 +93,14 @@ def _merge_cases() -> list[Case]:
     ]
 
 
-def _linear_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(13)
-    return [
-        Case(
-            "(2, 6, 4) queries, (2, 9, 4) keys",
-            (
-                torch.randn(2, 6, 4, generator=g),
-                torch.randn(2, 9, 4, generator=g),
-                torch.randn(2, 9, 3, generator=g),
-            ),
-        ),
-        Case(
-            "one query, one key",
-            (
-                torch.randn(1, 1, 2, generator=g),
-                torch.randn(1, 1, 2, generator=g),
-                torch.randn(1, 1, 5, generator=g),
-            ),
-        ),
-        Case(
-            "large inputs",
-            (
-                torch.randn(1, 4, 3, generator=g) * 50,
-                torch.randn(1, 4, 3, generator=g) * 50,
-                torch.randn(1, 4, 2, generator=g),
-            ),
-        ),
-    ]
-
-
 EXERCISES = {
-    "online_update": Exercise(
-        "online_update",
-        "Fold a block of scores (B, n) and values (B, n, Dv) into the running (max, sum, out) "
-        "state.",
-        reference=online_softmax_update,
-        make_cases=_update_cases,
+    "attention_backward": Exercise(
+        "attention_backward",
+        "The gradients (dq, dk, dv) of softmax(q kᵀ/√D) v for an upstream gradient dO, "
+        "recomputing the weights from each query's log-sum-exp (FlashAttention's backward pass).",
+        reference=_backward_reference,
+        make_cases=_backward_cases,
+        atol=1e-8,
     ),
     "merge_states": Exercise(
         "merge_states",
@@ -115,11 +109,12 @@ EXERCISES = {
         reference=_merge_reference,
         make_cases=_merge_cases,
     ),
-    "linear_attention": Exercise(
-        "linear_attention",
-        "Linear attention with φ(x) = elu(x) + 1, in time linear in the number of tokens.",
-        reference=linear_attention,
-        make_cases=_linear_cases,
+    "causal_linear_attention": Exercise(
+        "causal_linear_attention",
+        "Causal linear attention (token i sees tokens j ≤ i) as a recurrence over running sums "
+        "S_i = Σ φ(k_j) v_jᵀ and z_i = Σ φ(k_j), φ(x) = elu(x) + 1.",
+        reference=_causal_linear_reference,
+        make_cases=_causal_cases,
         atol=1e-4,
     ),
 }

@@ -9,6 +9,11 @@
   how far its output and weights are from softmax attention's on the same queries, keys, values.
 * :func:`weights_explorer` — a widget: softmax and linear attention weights of a query patch side
   by side, at several temperatures.
+* :func:`retrieval_sets`, :class:`RetrievalModel`, :func:`run_retrieval` — the trained
+  experiment: a strip of ``L`` digits and ``L`` query tokens, each naming a position; every query
+  must return the class of the digit at its position (a permutation: ``L`` different sharp
+  selections at once). Softmax attention, linear attention (its weights have rank ``≤ dim``) and
+  an MLP over the whole strip read the frozen digit encoder's features.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .._checks import (
     check_cell,
@@ -31,14 +37,17 @@ from .._checks import (
     check_positive_int,
     check_positive_number,
     check_qkv,
+    check_seeds,
     check_size2,
     check_tensor,
 )
 from ..core import scaled_dot_product_attention
 from ..efficient import chunked_attention, linear_attention, online_softmax_trace
 from ..local_attention import window_partition
+from ..train import count_parameters, seed_everything
 from ..views import viz, widgets
 from .common import peak_memory
+from .digits import DIGIT_SIZE, digits_at, load_digit_cnn
 
 __all__ = [
     "online_softmax_explorer",
@@ -48,6 +57,9 @@ __all__ = [
     "linear_weights",
     "linear_vs_softmax",
     "weights_explorer",
+    "retrieval_sets",
+    "RetrievalModel",
+    "run_retrieval",
 ]
 
 
@@ -349,3 +361,134 @@ def weights_explorer(
         render,
         header=widgets.widgets.HTML(viz.VIEW_CSS + style),
     )
+
+
+@functools.lru_cache(maxsize=2)
+def _digit_features(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen encoder's pooled features ``(N, 64)`` of a split's digits (standardised with the
+    training split's statistics), and their labels ``(N,)``."""
+    cnn = load_digit_cnn()
+    with torch.no_grad():
+        train = cnn.feature_map(digits_at(DIGIT_SIZE, "train")[0]).mean(dim=(2, 3))
+        x, y = digits_at(DIGIT_SIZE, split)
+        f = cnn.feature_map(x).mean(dim=(2, 3))
+    return (f - train.mean(0)) / (train.std(0) + 1e-5), y
+
+
+def retrieval_sets(
+    n_sets: int, length: int = 16, split: str = "train", seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strips of ``length`` random digits and ``length`` queries that each name a position.
+
+    Token ``j < length`` of a strip is ``[one_hot(j), f_j]`` (its position and the frozen digit
+    encoder's 64 features of its digit); token ``length + i`` is the query
+    ``[one_hot(p_i), 0]``, where ``p`` is a random permutation of the positions. The label of
+    query ``i`` is the class of the digit at position ``p_i``: every query needs a different sharp
+    selection.
+
+    Args:
+        n_sets: strips. length: digits (and queries) per strip.
+        split: ``"train"`` or ``"test"`` digits (the encoder learnt the training digits).
+        seed: seeds the draw.
+
+    Returns:
+        tokens ``(n_sets, 2·length, length + 64)`` and labels ``(n_sets, length)``.
+    """
+    check_positive_int("n_sets", n_sets), check_positive_int("length", length)
+    check_choice("split", split, ("train", "test")), check_int("seed", seed, 0)
+    feats, labels = _digit_features(split)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(len(feats), (n_sets, length), generator=g)
+    pointers = torch.argsort(torch.rand(n_sets, length, generator=g), dim=1)  # permutations
+    position = F.one_hot(torch.arange(length), length).float().expand(n_sets, -1, -1)
+    strip = torch.cat([position, feats[idx]], dim=-1)
+    queries = torch.cat(
+        [F.one_hot(pointers, length).float(), feats.new_zeros(n_sets, length, feats.shape[1])], -1
+    )
+    return torch.cat([strip, queries], dim=1), torch.gather(labels[idx], 1, pointers)
+
+
+class RetrievalModel(nn.Module):
+    """Answers every query of a :func:`retrieval_sets` strip at once.
+
+    ``kind="softmax"``: ``softmax(q kᵀ/√dim) V`` with ``q = W_q one_hot(p_i)``,
+    ``k = W_k one_hot(j)`` (``dim`` each) and ``V`` the digits' features, then a linear head;
+    ``"linear"``: the same with :func:`~visual_attention.efficient.linear_attention` (its implied
+    ``L × L`` weights ``φ(Q) φ(K)ᵀ`` have rank ``≤ dim``); ``"mlp"``: no attention: a hidden
+    layer of ``hidden`` units reads the whole strip (every position's features) and the query,
+    ``relu(W_s strip + W_q one_hot(p_i))``, then a linear head: the same reach.
+
+    Shapes: ``(B, 2L, L + 64)`` tokens → logits ``(B, L, 10)``.
+    """
+
+    def __init__(self, kind: str, length: int = 16, dim: int = 4, hidden: int = 128) -> None:
+        super().__init__()
+        self.kind = check_choice("kind", kind, ("softmax", "linear", "mlp"))
+        self.length = check_positive_int("length", length)
+        check_positive_int("dim", dim), check_positive_int("hidden", hidden)
+        width = 64
+        if kind == "mlp":
+            self.strip = nn.Linear(length * (length + width), hidden)
+            self.query = nn.Linear(length, hidden, bias=False)
+            self.head = nn.Sequential(nn.ReLU(), nn.Linear(hidden, 10))
+        else:
+            self.query = nn.Linear(length, dim, bias=False)
+            self.key = nn.Linear(length, dim, bias=False)
+            self.head = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.length
+        check_tensor("x", x, "(B, T, F)", T=2 * n, F=n + 64)
+        strip, pointers = x[:, :n], x[:, n:, :n]  # (B, L, L + 64), (B, L, L)
+        if self.kind == "mlp":
+            return self.head(self.strip(strip.flatten(1))[:, None] + self.query(pointers))
+        q, k, v = self.query(pointers), self.key(strip[..., :n]), strip[..., n:]
+        if self.kind == "softmax":
+            return self.head(scaled_dot_product_attention(q, k, v)[0])
+        return self.head(linear_attention(q, k, v))
+
+
+def run_retrieval(
+    kind: str,
+    seeds: Sequence[int] = (0, 1, 2),
+    length: int = 16,
+    dim: int = 4,
+    hidden: int = 128,
+    epochs: int = 10,
+    n_train: int = 6000,
+    n_test: int = 1000,
+    lr: float = 3e-3,
+) -> tuple[list[float], torch.Tensor, int]:
+    """Train a :class:`RetrievalModel` per seed (Adam, batches of 64 strips, cross-entropy over
+    all queries) and test it on the same held-out strips (test digits, seed 10⁶).
+
+    Each seed draws its own training strips and initialisation.
+
+    Returns:
+        the test accuracy over all queries of each seed, the per-query correctness averaged
+        over the seeds ``(n_test · length,)``, and the parameter count.
+    """
+    check_seeds("seeds", seeds)
+    for name, value in (("epochs", epochs), ("n_train", n_train), ("n_test", n_test)):
+        check_positive_int(name, value)
+    check_positive_number("lr", lr)
+    x_test, y_test = retrieval_sets(n_test, length, "test", seed=10**6)
+    accuracies, correct = [], torch.zeros(y_test.numel())
+    for seed in seeds:
+        x, y = retrieval_sets(n_train, length, "train", seed=seed)
+        gen = seed_everything(seed)
+        model = RetrievalModel(kind, length, dim, hidden)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=gen)
+            for start in range(0, len(x), 64):
+                batch = order[start : start + 64]
+                loss = F.cross_entropy(model(x[batch]).flatten(0, 1), y[batch].flatten())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            hits = (model.eval()(x_test).argmax(-1) == y_test).flatten().float()
+        accuracies.append(float(hits.mean()))
+        correct += hits / len(seeds)
+    return accuracies, correct, count_parameters(model)
