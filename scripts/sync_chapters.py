@@ -238,8 +238,8 @@ def evidence_table(paths: list[Path] | None = None) -> str:
     paths = sorted(paths or chapters(), key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem))
     rows = [
         "| chapter | metric | attention | strongest control | other controls | chance "
-        "| difference [95 % interval] | Welch's t | fair control |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| difference [95 % interval] | Welch's t | verdict | fair control |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in paths:
         for r in stored_evidence(nbformat.read(path, as_version=4)):
@@ -249,10 +249,12 @@ def evidence_table(paths: list[Path] | None = None) -> str:
             span = "" if interval is None else f" [{interval[0]:+.3f}, {interval[1]:+.3f}]"
             chance = "—" if r.get("chance") is None else f"{r['chance']:g}"
             fair = {True: "yes", False: "**no**", None: "—"}[r.get("fair_control")]
+            t = r["welch_t"]
+            verdict = r.get("verdict") or ("attention ahead" if t >= 3 else "control ahead" if t <= -3 else "tie")
             rows.append(
                 f"| [{path.stem.replace('_', ' ')}]({path.name}) | {r['metric']} "
                 f"| {_model(r['attention'])} | {_model(strongest)} | {others} | {chance} "
-                f"| {r['difference']:+.3f}{span} | {r['welch_t']:.1f} | {fair} |"
+                f"| {r['difference']:+.3f}{span} | {t:.1f} | {verdict} | {fair} |"
             )
     return "\n".join(rows) + "\n"
 

@@ -386,6 +386,7 @@ LAB_SPECS: list[Spec] = [
     ),
     # branch
     lcall("branch.scale_task", {"split": SPLIT, "seed": SEED}, n=2, split="test", seed=0),
+    lcall("branch.feature_maps", {"encoder": ENCODER}, images=lambda: _u(2, 1, 16, 16), encoder=None),
     lcall(
         "branch.encoded_task",
         {"split": SPLIT, "seed": SEED, "encoder": ENCODER},
@@ -753,7 +754,7 @@ LAB_SPECS: list[Spec] = [
     ),
     lcall("global_attention.chance_exact", lengths=lambda: torch.tensor([2, 3, 4, 2])),
     lcall(
-        "global_attention.run_seeds",
+        "global_attention.train_readers",
         {
             "readers": Kind("readers", (None, 3, (), ("nonsense",))),
             "pool": PAIR,

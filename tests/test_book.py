@@ -318,7 +318,7 @@ def test_the_evidence_table_follows_a_changed_record(tmp_path):
     table = sync_chapters.evidence_table([tmp_path / "toy.ipynb"])
     row = table.splitlines()[2]
     assert "attn: 0.910 ± 0.010, 100 params" in row and "max: 0.610 ± 0.010, 90 params" in row
-    assert "mean: 0.300 ± 0.010, 80 params" in row and "| yes |" in row and "+0.300" in row
+    assert "mean: 0.300 ± 0.010, 80 params" in row and "| attention ahead | yes |" in row and "+0.300" in row
     page = tmp_path / "intro.md"
     page.write_text("Records:\n<!-- evidence-table -->\nstale\n<!-- /evidence-table -->\n")
     assert sync_chapters.EVIDENCE_TABLE.sub(lambda m: m[1] + table + m[3], page.read_text()).count("attn:") == 1

@@ -130,3 +130,21 @@ def test_quote_publishes_the_texts_the_prose_quotes_as_one_line_and_a_record():
     for bad in ({}, {"a": ""}, {"a": "two\nlines"}, {"a": "<!-- /quote -->"}, {"a": 0.5}):
         with pytest.raises(ValueError, match="a|texts"):
             quote(display=False, **bad)
+
+
+def test_the_verdict_says_tie_or_which_side_is_ahead_and_the_summary_keeps_the_sign():
+    from visual_attention.views.evidence import report_evidence
+
+    def record(attention, control):
+        return report_evidence(
+            "toy", "claim", "accuracy", attention=("attn", attention, 10), controls=[("ctl", control, 10)],
+            display=False, expect_difference=False,
+        )
+
+    ahead = record((0.9, 0.91, 0.92), (0.5, 0.52, 0.51))
+    tie = record((0.90, 0.92, 0.91), (0.91, 0.90, 0.92))
+    behind = record((0.5, 0.52, 0.51), (0.9, 0.91, 0.92))
+    assert (ahead.verdict, tie.verdict, behind.verdict) == ("attention ahead", "tie", "control ahead")
+    assert ahead.record()["verdict"] == "attention ahead"
+    assert "difference 0.400 against attn" in behind.summary() and "+-" not in behind.summary()
+    assert "difference 0.400 in favour of attn" in ahead.summary()

@@ -640,7 +640,10 @@ class DecoderBlock(nn.Module):
         mask: torch.Tensor | None = None,
         memory_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        _, n, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
+        b, n, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
+        if memory_mask is not None:  # checked here, so that its error names it
+            m = check_tensor("memory", memory, "(B, M, C)", B=b)[1]
+            check_bool_mask("memory_mask", memory_mask, shape=(b, m), layout="(B, M)")
         mask = _causal_mask(n, x.device) if mask is None else mask
         x = x + self.self_attn(self.norm1(x), mask=mask)  # causal self-attention
         x = x + self.cross_attn(self.norm2(x), memory, key_mask=memory_mask)  # reads the memory

@@ -16,7 +16,7 @@ Attend and Tell's soft attention, Xu et al. 2015).
   ``"pooled"`` — one mean-pooled image vector (Show and Tell, Vinyals et al. 2015);
   ``"flattened"`` — the whole map flattened through an MLP into one vector (same reach, no
   attention over the image). :meth:`Reader.read` decodes greedily.
-* :func:`fit_reader`, :func:`exact_match`, :func:`digit_accuracy`, :func:`run_seeds`,
+* :func:`fit_reader`, :func:`exact_match`, :func:`digit_accuracy`, :func:`train_readers`,
   :func:`chance_exact` — training with teacher forcing and the metrics.
 * :class:`PageReader` and :func:`model_explorer` — the trained reader in the reader's browser,
   from the pixels up, with every step's attention map.
@@ -73,7 +73,7 @@ __all__ = [
     "exact_match",
     "digit_accuracy",
     "chance_exact",
-    "run_seeds",
+    "train_readers",
     "PageReader",
     "model_explorer",
 ]
@@ -137,9 +137,14 @@ def alignment(attention: torch.Tensor, lefts: torch.Tensor, lengths: torch.Tenso
     16 pixels covers two or three of the 10 columns (a uniform map: 0.2-0.3)."""
     check_tensor("attention", attention, "(N, T, H, W)", T=STEPS)
     check_labels("lengths", lengths, len(attention))
-    if not isinstance(lefts, torch.Tensor) or lefts.shape != (len(attention), STEPS - 1):
+    ok = (
+        isinstance(lefts, torch.Tensor)
+        and not lefts.is_floating_point()
+        and not lefts.is_complex()
+    )
+    if not ok or lefts.dtype == torch.bool or lefts.shape != (len(attention), STEPS - 1):
         raise ValueError(
-            f"lefts must be a tensor (N, {STEPS - 1}) of pixel columns, got {lefts!r:.60}"
+            f"lefts must be an integer tensor (N, {STEPS - 1}) of pixel columns, got {lefts!r:.60}"
         )
     column = attention.float().sum(2)[:, : STEPS - 1]  # (N, 4, W): attention per column
     cell = CANVAS[1] // column.shape[-1]  # pixels per column
@@ -164,6 +169,15 @@ def sequences(strings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     targets[step[None] == lengths[:, None]] = EOS
     inputs = torch.cat([torch.full((n, 1), BOS), targets[:, :-1]], 1)
     return inputs.clamp(min=0).where(inputs >= 0, EOS), targets
+
+
+def _check_canvases(name: str, pair: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pair`` = ``(features (N, C, H, W), strings (N, L))``; return it."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (features, strings), got {pair!r:.60}")
+    check_tensor(f"{name}[0]", pair[0], "(N, C, H, W)")
+    _check_strings(f"{name}[1]", pair[1], len(pair[0]))
+    return pair[0], pair[1]
 
 
 def _check_strings(name: str, strings: object, n: int | None = None) -> tuple[int, int]:
@@ -308,8 +322,7 @@ def fit_reader(
     """Train a :class:`Reader` with teacher forcing: cross-entropy of every step's logits against
     the target (``train = (features (N, C, H, W), strings (N, 4))``), AdamW with a one-cycle
     learning rate. Returns the reader (in eval mode) and the seconds it took."""
-    features, strings = train
-    check_tensor("train[0]", features, "(N, C, H, W)")
+    features, strings = _check_canvases("train", train)
     _check_strings("train[1]", strings, len(features))
     check_int("seed", seed, 0), check_positive_int("epochs", epochs)
     check_positive_number("lr", lr), check_positive_int("batch_size", batch_size)
@@ -343,6 +356,7 @@ def exact_match(model: Reader, features: torch.Tensor, strings: torch.Tensor) ->
     """Per canvas, 1.0 when the greedy string (up to and with its ``EOS``) is the true string,
     else 0.0: ``(N,)``."""
     check_instance("model", model, Reader)
+    check_tensor("features", features, "(N, C, H, W)")
     _check_strings("strings", strings, len(features))
     targets = _targets(strings)
     read = model.read(features)[0].argmax(-1)  # (N, STEPS)
@@ -354,6 +368,7 @@ def exact_match(model: Reader, features: torch.Tensor, strings: torch.Tensor) ->
 def digit_accuracy(model: Reader, features: torch.Tensor, strings: torch.Tensor) -> float:
     """The share of the true digits read right at their position of the greedy string."""
     check_instance("model", model, Reader)
+    check_tensor("features", features, "(N, C, H, W)")
     _check_strings("strings", strings, len(features))
     read = model.read(features)[0].argmax(-1)[:, : strings.shape[1]]
     digits = strings >= 0
@@ -367,7 +382,7 @@ def chance_exact(lengths: torch.Tensor) -> float:
     return max(float((lengths == n).float().mean()) * 10.0**-n for n in _LENGTHS)
 
 
-def run_seeds(
+def train_readers(
     readers: Sequence[str],
     pool: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
@@ -380,7 +395,8 @@ def run_seeds(
     [...], "digits": [...], "examples": [(N,) per seed], "models": [...], "seconds": [...]}}``.
     """
     check_seeds("seeds", seeds), check_positive_int("n_train", n_train)
-    features, strings = pool
+    features, strings = _check_canvases("pool", pool)
+    _check_canvases("test", test)
     if n_train > len(features):
         raise ValueError(f"n_train must be at most the pool's {len(features)}, got {n_train}")
     if isinstance(readers, (str, bytes)) or not isinstance(readers, Sequence) or not readers:

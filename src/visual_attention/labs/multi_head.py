@@ -30,11 +30,9 @@ from .._checks import (
     check_instance,
     check_int,
     check_labels,
-    check_number,
     check_positive_int,
     check_seeds,
     check_size2,
-    check_str,
     check_tensor,
 )
 from ..blocks import merge_heads, split_heads
@@ -43,7 +41,6 @@ from ..multi_head import VisionTransformer, attention_rollout
 from ..spatial import attention_mass_in_box
 from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
-from ..views.evidence import Evidence, _bootstrap
 from ..views.model_explorer import ModelExplorer, labelled, lens, maps, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_data
@@ -60,7 +57,6 @@ __all__ = [
     "PairReader",
     "run_seeds",
     "per_example_correct",
-    "compare",
     "pruned_accuracy",
     "mass_on_digits",
     "PairModel",
@@ -305,77 +301,6 @@ def per_example_correct(
     x, y = test
     hits = [(m.eval()(x).argmax(-1) == y).float() for m in models]
     return torch.stack(hits).mean(0).reshape(n)
-
-
-def compare(
-    claim: str,
-    metric: str,
-    attention: tuple,
-    controls: Sequence[tuple],
-    chance: float,
-    examples: dict[str, torch.Tensor],
-) -> Evidence:
-    """The chapter's evidence record where the strongest control is *not* beaten.
-
-    :func:`~visual_attention.views.evidence.report_evidence` asserts that the attention model
-    beats its strongest control; this chapter's strongest control (a non-attention reader) is at
-    least as good, so its record is built here the same way (the same
-    :class:`~visual_attention.views.evidence.Evidence`, the same paired bootstrap interval over
-    test examples against the strongest control) without that assertion; the notebook asserts
-    what it found instead.
-
-    Args:
-        claim, metric: as for ``report_evidence``.
-        attention: ``(name, per-seed values, parameters)``; controls: a list of them.
-        chance: the metric at chance.
-        examples: ``{model name: per-test-example scores (N,)}`` for the attention model and the
-            strongest control at least.
-    """
-    check_str("claim", claim), check_str("metric", metric)
-    check_number("chance", chance, 0.0, 1.0, low_open=True)
-    if not isinstance(controls, (list, tuple)) or not controls:
-        raise ValueError(
-            f"controls must be a non-empty list of (name, values, params), got {controls!r:.60}"
-        )
-    sides = [attention, *controls]
-    for i, side in enumerate(sides):
-        ok = isinstance(side, tuple) and len(side) == 3 and isinstance(side[0], str)
-        if not ok or not isinstance(side[1], (list, tuple)) or len(side[1]) < 3:
-            name = "attention" if i == 0 else f"controls[{i - 1}]"
-            raise ValueError(
-                f"{name} must be (name, >= 3 per-seed values, parameters), got {side!r:.80}"
-            )
-    as_side = lambda s: (s[0], tuple(float(v) for v in s[1]), s[2])  # noqa: E731
-    evidence = Evidence(
-        "multi_head",
-        claim,
-        metric,
-        True,
-        as_side(attention),
-        tuple(map(as_side, controls)),
-        chance,
-    )
-    scores = (
-        {k: torch.as_tensor(v).double().numpy() for k, v in examples.items()}
-        if isinstance(examples, dict)
-        else examples
-    )
-    interval = _bootstrap(scores, evidence.attention[0], evidence.control[0], True)
-    return Evidence(
-        *[
-            getattr(evidence, f)
-            for f in (
-                "chapter",
-                "claim",
-                "metric",
-                "higher_is_better",
-                "attention",
-                "controls",
-                "chance",
-            )
-        ],
-        interval,
-    )
 
 
 @torch.no_grad()

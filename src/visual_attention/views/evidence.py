@@ -44,6 +44,8 @@ EVIDENCE_MIME = "application/vnd.visual-attention.evidence+json"
 QUOTE_MIME = "application/vnd.visual-attention.quote+json"
 #: The share of the way from chance to the attention model the strongest control must reach.
 FAIR_SHARE = 0.25
+#: Welch's t against the strongest control from which a record reads as a difference, not a tie.
+DECISIVE_T = 3.0
 
 Side = tuple[str, tuple[float, ...], "int | None"]
 
@@ -105,6 +107,20 @@ class Evidence:
         return float(t if self.higher_is_better else -t)
 
     @property
+    def verdict(self) -> str:
+        """``"attention ahead"`` when Welch's t against the strongest control is at least
+        :data:`DECISIVE_T` in the claimed direction, ``"control ahead"`` when it is at most
+        ``-DECISIVE_T``, else ``"tie"``: what the record shows, whatever the chapter asserted."""
+        t = self.standard_errors
+        return (
+            "attention ahead"
+            if t >= DECISIVE_T
+            else "control ahead"
+            if t <= -DECISIVE_T
+            else "tie"
+        )
+
+    @property
     def p_value(self) -> float | None:
         """Welch's one-sided p-value for the claimed direction (None with no spread)."""
         if self.standard_error == 0:
@@ -146,6 +162,7 @@ class Evidence:
             "strongest_control": self.control[0],
             "difference": self.difference,
             "welch_t": self.standard_errors,
+            "verdict": self.verdict,
             "p_value": self.p_value,
             "interval": None if self.interval is None else list(self.interval),
             "fair_control": self.fair_control,
@@ -164,11 +181,12 @@ class Evidence:
 
     def summary(self) -> str:
         n = len(self.attention[1])
-        sign = "+" if self.higher_is_better else "−"
+        d = self.difference
+        favour = "in favour of" if d >= 0 else "against"
         text = (
-            f"{self.metric}: difference {sign}{self.difference:.3f} in favour of "
-            f"{self.attention[0]} against the strongest control ({self.control[0]}), "
-            f"Welch's t = {self.standard_errors:.1f} ({n} seeds)"
+            f"{self.metric}: difference {abs(d):.3f} {favour} {self.attention[0]} against the "
+            f"strongest control ({self.control[0]}), Welch's t = {self.standard_errors:.1f} "
+            f"({n} seeds): {self.verdict}"
         )
         if self.interval is not None:
             text += f"; 95 % bootstrap interval over test examples [{self.interval[0]:+.3f}, "
