@@ -95,11 +95,9 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
         patch's pixels row by row, the channels of a pixel together (``(p1 p2 c)`` order).
     """
     _check_patches(images, patch_size)
-    # [start-patchify]
     return rearrange(
         images, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size
     )
-    # [end-patchify]
 
 
 def _check_patches(images: torch.Tensor, patch_size: int) -> None:
