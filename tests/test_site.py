@@ -528,18 +528,21 @@ def test_browser_models_equal_pytorch_on_what_the_reader_draws(visits, page):
             for name, got in shown["outputs"].items():
                 err = float(np.abs(np.reshape(got["data"], got["shape"]) - expected[name]).max())
                 assert err <= 1e-4, f"{page} explorer {i}, {where}: {name} differs from PyTorch by {err:.2e}"
-            return shown
+            return shown, expected
 
         def act(where, action):
-            before = check("before " + where)
+            before, expected_before = check("before " + where)
             pixels = root.locator(".va-mx-stage").screenshot()
             action()
             v.page.wait_for_timeout(80)
-            after = check(where)
+            after, expected_after = check(where)
             assert after["input"] != before["input"], f"{page}: {where} did not change the input"
-            for old, new in zip(before["views"], after["views"]):  # what the page shows, view by view
+            for k, (old, new) in enumerate(zip(before["views"], after["views"])):  # view by view
                 if old["kind"] == "maps" and not where.startswith("an example") and after["canvas"] != 0:
                     continue  # maps are about canvas 0
+                output = state["views"][k].get("output")
+                if output in expected_before and np.array_equal(expected_before[output], expected_after[output]):
+                    continue  # PyTorch's output is bit for bit the same (an item of weight exactly 0 moved)
                 assert new["data"] != old["data"], f"{page}: {where} did not change the view {old['name']}"
             assert root.locator(".va-mx-stage").screenshot() != pixels, f"{page}: {where} did not change the picture"
 
@@ -565,6 +568,6 @@ def test_browser_models_equal_pytorch_on_what_the_reader_draws(visits, page):
             before = root.evaluate("e => e.vaState")
             root.locator("select[aria-label='map of']").select_option("1")
             v.page.wait_for_timeout(80)
-            after = check("the head")
+            after = check("the head")[0]
             assert after["outputs"] == before["outputs"] and after["mass"] != before["mass"]
     assert v.page_errors == [] and v.console_errors == [], (v.page_errors, v.console_errors)

@@ -212,6 +212,7 @@ def attention_mass_in_box(
 def _check_boxes(boxes: object, batch: int) -> None:
     """Raise ``ValueError`` unless ``boxes`` is an integer tensor ``(B, 4)`` with ``B = batch``."""
     ok = isinstance(boxes, torch.Tensor) and not boxes.is_floating_point()
+    ok = ok and boxes.dtype != torch.bool and not boxes.is_complex()
     if not ok or boxes.ndim != 2 or boxes.shape[1] != 4:
         got = shape_str(boxes) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
         raise ValueError(
