@@ -191,7 +191,7 @@ def test_each_seed_learns_from_its_own_draw_of_the_training_set(monkeypatch):
     drawn, fit_seeds = [], lab.fit_seeds
 
     def spy(make, train, test, seeds, **options):
-        drawn.append(train[0][:, 0, 0, 0].tolist())  # one value that tells the examples apart
+        drawn.extend(train(s)[0][:, 0, 0, 0].tolist() for s in seeds)  # tells the examples apart
         return fit_seeds(make, train, test, seeds, **options)
 
     monkeypatch.setattr(lab, "fit_seeds", spy)

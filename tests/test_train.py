@@ -174,3 +174,19 @@ def test_fit_recipe_is_the_deit_loop_written_out():
     opt.step()
     for a, b in zip(ours.parameters(), ref.parameters()):
         assert torch.equal(a, b)
+
+
+def test_fit_seeds_draws_each_seeds_data_from_a_function_before_its_model():
+    from visual_attention.train import fit_seeds
+
+    x, y = torch.randn(8, 3), torch.arange(8) % 2
+    asked = []
+
+    def draw(seed):
+        asked.append(seed)
+        return x[seed : seed + 4], y[seed : seed + 4]
+
+    runs = fit_seeds(lambda: torch.nn.Linear(3, 2), draw, (x, y), (0, 2), epochs=1, batch_size=2)
+    assert asked == [0, 2] and len(runs.models) == 2
+    same = fit_seeds(lambda: torch.nn.Linear(3, 2), (x[2:6], y[2:6]), (x, y), (2,), epochs=1, batch_size=2)
+    torch.testing.assert_close(runs.models[1].weight, same.models[0].weight)  # as a pair would give

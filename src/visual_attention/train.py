@@ -288,15 +288,17 @@ class SeedRuns(NamedTuple):
 
 def fit_seeds(
     make_model: Callable[[], nn.Module],
-    train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor] | Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    test: tuple[torch.Tensor, torch.Tensor] | Callable[[int], tuple[torch.Tensor, torch.Tensor]],
     seeds: Sequence[int],
     **options: object,
 ) -> SeedRuns:
     """Train one model per seed, as every chapter's experiment does, quietly.
 
     For each seed, :func:`seed_everything` seeds the model's initialisation (``make_model()``)
-    and :func:`fit` (``seed=seed``) the data order; ``options`` go to :func:`fit`.
+    and :func:`fit` (``seed=seed``) the data order; ``options`` go to :func:`fit`. Where each
+    seed also draws its own data, ``train`` (and ``test``) may be a function ``seed → (x, y)``,
+    called before the seed's model is made.
 
     Returns:
         :class:`SeedRuns`: the final test accuracy, the model (in eval mode) and the
@@ -308,9 +310,11 @@ def fit_seeds(
         raise ValueError("test must be a pair (x, y): the seeds are compared by test accuracy")
     runs = SeedRuns([], [], [])
     for seed in seeds:
+        drawn = train(seed) if callable(train) else train
+        held_out = test(seed) if callable(test) else test
         seed_everything(seed)
         model = make_model()
-        history = fit(model, train, test, seed=seed, progress=False, **options)
+        history = fit(model, drawn, held_out, seed=seed, progress=False, **options)
         runs.accuracies.append(history.final_test_accuracy)
         runs.models.append(model.eval())
         runs.histories.append(history)

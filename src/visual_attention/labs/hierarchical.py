@@ -229,24 +229,22 @@ def run_seeds(
     check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
     if train_size is not None and not 1 <= check_int("train_size", train_size, 1) <= n:
         raise ValueError(f"train_size must be at most the {n} training examples, got {train_size}")
-    runs = SeedRuns([], [], [])
-    for seed in seeds:
-        drawn = train
-        if train_size is not None:  # this seed's own training set
-            keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:train_size]
-            drawn = (train[0][keep], train[1][keep])
-        run = fit_seeds(
-            lambda: RegionHead(pool, channels=c),
-            drawn,
-            test,
-            (seed,),
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-        )
-        for got, part in zip(runs, run):
-            got.extend(part)
-    return runs
+
+    def draw(seed: int) -> tuple[torch.Tensor, torch.Tensor]:  # this seed's own training set
+        if train_size is None:
+            return train
+        keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:train_size]
+        return train[0][keep], train[1][keep]
+
+    return fit_seeds(
+        lambda: RegionHead(pool, channels=c),
+        draw,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+    )
 
 
 @torch.no_grad()

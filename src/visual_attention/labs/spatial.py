@@ -289,21 +289,20 @@ def run_stage_seeds(
     check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
     if n_train is not None and not 1 <= check_positive_int("n_train", n_train) <= n:
         raise ValueError(f"n_train must be at most the {n} training examples, got {n_train}")
-    runs = SeedRuns([], [], [])
-    for seed in seeds:
+
+    def draw(seed: int) -> tuple[torch.Tensor, torch.Tensor]:  # this seed's training draw
         keep = _subset(n, n_train, seed)
-        one = fit_seeds(
-            lambda: StageNet(pool, channels=c, width=width, num_classes=10),
-            (train[0][keep], train[1][keep]),
-            test,
-            (seed,),
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-        )
-        for mine, theirs in zip(runs, one):
-            mine += theirs
-    return runs
+        return train[0][keep], train[1][keep]
+
+    return fit_seeds(
+        lambda: StageNet(pool, channels=c, width=width, num_classes=10),
+        draw,
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+    )
 
 
 #: The real scenes of :mod:`skimage.data` and :mod:`sklearn.datasets` the face canvases are cut
@@ -472,21 +471,15 @@ def run_scene_seeds(
     check_choice("pool", pool, STAGE_POOLS), check_seeds("seeds", seeds)
     _, _, h, w = check_data("test", test, "(N, C, H, W)", C=1)
     check_positive_int("n_train", n_train)
-    runs = SeedRuns([], [], [])
-    for seed in seeds:
-        train = face_scenes(n_train, "train", seed=100 + seed, canvas=h)[:2]
-        one = fit_seeds(
-            lambda: SceneNet(pool, width=width),
-            train,
-            test,
-            (seed,),
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-        )
-        for mine, theirs in zip(runs, one):
-            mine += theirs
-    return runs
+    return fit_seeds(
+        lambda: SceneNet(pool, width=width),
+        lambda seed: face_scenes(n_train, "train", seed=100 + seed, canvas=h)[:2],
+        test,
+        seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+    )
 
 
 class CanvasModel(EncodedHeads):
