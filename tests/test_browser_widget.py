@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_site import CHROMIUM_FLAGS, ROOT, _chromium
+from _browser import CHROMIUM_FLAGS, ROOT, chromium
 from visual_attention.core import record_attention
 from visual_attention.local_attention import ShiftedWindowAttention, to_dense, window_token_index
 from visual_attention.views import widgets as W
@@ -222,7 +222,7 @@ def _render_explorer(driver, widget_manager, box, width=720):
         body, kind = files[route.request.url.rsplit("/", 1)[1].split("?")[0]]
         route.fulfill(status=200, body=body, content_type=kind)
 
-    browser = driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    browser = driver.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
     page = browser.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))

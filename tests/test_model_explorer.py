@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from _browser import CHROMIUM_FLAGS, chromium
 from _helpers import gen
 from test_model_runtime import Spatial, _randomise
-from test_site import CHROMIUM_FLAGS, _chromium
 from visual_attention.labs.digits import load_digit_cnn
 from visual_attention.spatial import attention_mass_in_box
 from visual_attention.views.browser_model import export_model, with_attention
@@ -75,7 +75,7 @@ def mount(pg, widget):
 
 @pytest.fixture(scope="module")
 def browser(playwright_driver):
-    browser = playwright_driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    browser = playwright_driver.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
     yield browser
     browser.close()
 

@@ -19,8 +19,8 @@ import pytest
 import torch
 from torch import nn
 
+from _browser import CHROMIUM_FLAGS, chromium
 from _helpers import gen
-from test_site import CHROMIUM_FLAGS, _chromium
 from visual_attention.blocks import AttentionPooling
 from visual_attention.branch import SelectiveKernel
 from visual_attention.channel import CBAM, SqueezeExcitation
@@ -28,8 +28,6 @@ from visual_attention.labs.digits import DigitCNN
 from visual_attention.multi_head import VisionTransformer
 from visual_attention.spatial import QuerySpatialAttention, SpatialGate
 from visual_attention.views.browser_model import export_model, run_graph, with_attention
-
-pytestmark = pytest.mark.browser
 
 RUNTIME = Path(__import__("visual_attention").__file__).parent / "views" / "static" / "model_runtime.js"
 PAGE = """<!doctype html><meta charset="utf-8"><script type="module">
@@ -48,7 +46,7 @@ window.ready = true;
 
 @pytest.fixture(scope="module")
 def page(playwright_driver):
-    browser = playwright_driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    browser = playwright_driver.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
     pg = browser.new_page()
     files = {"index.html": (PAGE, "text/html"), "model_runtime.js": (RUNTIME.read_text(), "text/javascript")}
 
@@ -187,6 +185,7 @@ def _memory():
     return MemoryModel(DigitEncoder(), gallery, torch.arange(12) % 5, hops=(1, 2), temperature=0.5)
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_browser_computes_what_pytorch_computes(page, name):
     build, outputs, shape = CASES[name]

@@ -11,13 +11,13 @@ after) and the context vector it shows.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from _browser import CHROMIUM_FLAGS, chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -27,24 +27,9 @@ pytestmark = pytest.mark.browser
 
 SITE = serve.SITE
 MAX_PAGE_BYTES = 2_000_000
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 # Messages that are not errors of ours: Chromium's own sandbox/dbus notices never reach the page
 # console, so nothing is ignored here; the html-manager's ajv "strict mode" notice is a *warning*.
 IGNORED_CONSOLE_ERRORS: tuple[str, ...] = ()
-
-
-def _chromium() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        pytest.fail(f"Chromium not found at {path}: install it (make test does) or set CHROMIUM")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +51,7 @@ def server(site):
 
 @pytest.fixture(scope="session")
 def browser(playwright_driver):
-    b = playwright_driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    b = playwright_driver.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
     yield b
     b.close()
 

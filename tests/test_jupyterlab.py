@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_site import CHROMIUM_FLAGS, _chromium
+from _browser import CHROMIUM_FLAGS, chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.jupyterlab]
 
@@ -90,7 +90,7 @@ def _state(page) -> dict:
 def test_explorer_computes_and_syncs_with_the_kernel_in_jupyterlab(lab, playwright_driver):
     import numpy as np
 
-    browser = playwright_driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    browser = playwright_driver.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
@@ -142,7 +142,7 @@ def test_model_explorer_runs_the_model_in_jupyterlab(lab, playwright_driver):
     model's logits for the first example as the kernel's PyTorch does, and follows a stroke."""
     import numpy as np
 
-    browser = playwright_driver.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    browser = playwright_driver.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
