@@ -24,8 +24,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _browser import CHROMIUM_FLAGS, chromium  # noqa: E402
 from test_model_runtime import CASES, PAGE, RUNTIME, _randomise  # noqa: E402
-from test_site import CHROMIUM_FLAGS, _chromium  # noqa: E402
 from visual_attention.views.browser_model import export_model  # noqa: E402
 
 
@@ -89,7 +89,7 @@ def main() -> None:
 
     rows = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
         page = browser.new_page()
         files = {
             "index.html": PAGE.replace("window.ready = true;", "window.loadModel = loadModel; window.ready = true;"),

@@ -22,8 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _browser import CHROMIUM_FLAGS, chromium  # noqa: E402
 from test_model_runtime import CASES, _randomise  # noqa: E402
-from test_site import CHROMIUM_FLAGS, _chromium  # noqa: E402
 
 DIST = Path("/tmp/ortweb/node_modules/onnxruntime-web/dist")
 MODEL = Path("/tmp/ortweb/spatial.onnx")
@@ -68,7 +68,7 @@ def main() -> None:
         route.fulfill(status=200 if name in files else 404, body=body, content_type=kind)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
         page = browser.new_page()
         page.route("http://va.test/**", serve)
         page.goto("http://va.test/index.html")
