@@ -74,7 +74,9 @@ def test_the_page_model_reads_the_memory_as_the_chapter_does():
     assert widget.views[2]["labels"] == [str(int(y)) for y in model.labels]
     assert widget.views[2]["image_size"] == [8, 8] and len(widget.images) == 12 * 64 * 4
     out = run_graph(BrowserModel(widget.graph, widget.weights), queries[1:2, None])
-    torch.testing.assert_close(torch.from_numpy(out["weights 2"]), weights2[1:2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.from_numpy(out["weights 2"]), weights2[1:2], atol=1e-5, rtol=0
+    )
 
 
 def test_validation_messages():
@@ -135,13 +137,97 @@ def test_linear_head_classify_fits_separable_examples():
 
 def test_few_shot_experiment_layout_on_a_tiny_task():
     torch.manual_seed(0)
-    x, y = torch.rand(40, 8, 8), torch.arange(40) % 4
+    x, y = torch.rand(200, 8, 8), torch.arange(200) % 4
     threads = torch.get_num_threads()
     out = lab.few_shot_experiment(
-        (x, y), (x[:20], y[:20]), seeds=(0, 1), shots=(1, 2), hops=(1,), base_classes=2, epochs=1
+        (x, y),
+        (x[:20], y[:20]),
+        seeds=(0, 1),
+        shots=(1, 2),
+        hops=(1,),
+        base_classes=2,
+        epochs=1,
+        episodes=3,
+        proj_dim=4,
+        hidden=3,
     )
     assert torch.get_num_threads() == threads
-    assert set(out) == {"memory", "base head", "linear head", "hops 1"}
-    assert all(len(v) == 2 for d in out.values() for v in d.values())
-    assert out["base head"][1] == [0.0, 0.0]  # the base head never names a new class
-    assert all(0 <= a <= 1 for d in out.values() for v in d.values() for a in v)
+    names = {
+        "memory",
+        "memory, projection",
+        "memory, T = 0.1",
+        "hops 1",
+        "linear head",
+        "MLP head",
+        "1-NN",
+        "prototype",
+    }
+    assert set(out) == {"accuracy", "correct", "params"}
+    assert set(out["accuracy"]) == set(out["correct"]) == set(out["params"]) == names
+    acc, correct = out["accuracy"], out["correct"]
+    assert all(len(v) == 2 for d in acc.values() for v in d.values())
+    assert all(0 <= a <= 1 for d in acc.values() for v in d.values() for a in v)
+    queries = int((y[:20] >= 2).sum())
+    for name in names:  # per-example scores: seed after seed, their means the accuracies
+        for k in (1, 2):
+            assert correct[name][k].shape == (2 * queries,)
+            means = correct[name][k].view(2, queries).mean(1).tolist()
+            assert means == pytest.approx(acc[name][k])
+    assert out["params"]["memory"] == 1 and out["params"]["memory, projection"] == 4 * 128 + 1
+    assert out["params"]["MLP head"] == 128 * 3 + 3 + 3 * 2 + 2
+    assert out["params"]["linear head"] == 128 * 2 + 2
+
+
+def test_learned_read_is_a_soft_nearest_neighbour_rule():
+    read = lab.LearnedRead(3)
+    keys, labels = torch.eye(3), torch.tensor([2, 0, 1])
+    query = torch.tensor([[0.9, 0.1, 0.0], [0.0, 0.2, 1.0]])
+    p = read(query, keys, labels, 3)
+    torch.testing.assert_close(p.sum(-1), torch.ones(2))
+    assert p.argmax(-1).tolist() == [2, 1] and (p >= 0).all()
+    # the read is Σ_i p_i onehot(y_i) with p = softmax(β cos(u, m_i)): checked by hand
+    beta = read.log_beta.exp()
+    w = torch.softmax(beta * F.normalize(query, dim=-1) @ keys.T, dim=-1)
+    torch.testing.assert_close(p, w @ F.one_hot(labels, 3).float())
+    with torch.no_grad():  # β → ∞: the nearest example's label, one-hot
+        read.log_beta.fill_(8.0)
+    torch.testing.assert_close(
+        read(query, keys, labels, 3), F.one_hot(torch.tensor([2, 1]), 3).float()
+    )
+    assert sum(p.numel() for p in lab.LearnedRead(5, proj_dim=2).parameters()) == 11
+    with pytest.raises(ValueError, match=r"labels must be in \[0, num_classes = 2\)"):
+        read(query, keys, labels, 2)
+
+
+def test_episodic_training_sharpens_the_read_on_separable_classes():
+    g = torch.Generator().manual_seed(0)
+    centres = F.normalize(torch.randn(3, 8, generator=g), dim=-1)
+    labels = torch.arange(90) % 3
+    feats = centres[labels] + 0.1 * torch.randn(90, 8, generator=g)
+    read = lab.train_episodic_read(feats, labels, seed=0, episodes=60, max_shots=5)
+    assert not read.training
+    with torch.no_grad():
+        p = read(feats[40:], feats[:30], labels[:30], 3)
+        p0 = lab.LearnedRead(8)(feats[40:], feats[:30], labels[:30], 3)  # β = 10, untrained
+    assert (p.argmax(-1) == labels[40:]).float().mean() > 0.9
+    nll = [F.nll_loss(q.log(), labels[40:]).item() for q in (p, p0)]
+    assert read.log_beta.exp() > 12 and nll[0] < 0.5 * nll[1]  # sharper: the episodes' loss
+    with pytest.raises(ValueError, match="more than max_shots = 10 examples"):
+        lab.train_episodic_read(feats[:20], labels[:20], seed=0)
+
+
+def test_neighbour_classify_nearest_example_and_class_mean():
+    keys = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    labels = torch.tensor([0, 1, 1])
+    query = torch.tensor([[0.7, 0.7], [1.0, 0.1]])
+    assert lab.neighbour_classify(query, keys, labels, 2).tolist() == [1, 0]  # nearest: slot 2, 0
+    # class means: 0 → (1, 0); 1 → (0.3, 0.9) normalised; query 0 is nearer class 1
+    assert lab.neighbour_classify(query, keys, labels, 2, prototypes=True).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="every class needs an example"):
+        lab.neighbour_classify(query, keys, labels, 3, prototypes=True)
+
+
+def test_mlp_head_fits_separable_examples():
+    keys = torch.eye(4)
+    pred = lab.linear_head_classify(keys, keys, torch.arange(4), 4, steps=100, hidden=8)
+    assert pred.tolist() == [0, 1, 2, 3]

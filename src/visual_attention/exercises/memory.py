@@ -1,11 +1,12 @@
-"""Exercises of the Memory-based attention chapter: a content-addressed read (NTM), hops,
-external attention."""
+"""Exercises of the Memory-based attention chapter: the Neural Turing Machine's content-addressed
+read and its write, and external attention over padded images (a mask)."""
 
 from __future__ import annotations
 
 import torch
 
-from ..memory import memory_read
+from ..core import record_attention
+from ..memory import ExternalAttention
 from . import Case, Exercise
 
 
@@ -50,70 +51,80 @@ def _content_cases() -> list[Case]:
     ]
 
 
-def _hops(
-    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, hops: int
+def _ntm_write(
+    memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add: torch.Tensor
 ) -> torch.Tensor:
-    u = query
-    for _ in range(hops):
-        u = u + memory_read(u, keys, values)[0]
-    return u
+    """NTM write (Graves et al. 2014, Sec. 3.2): M_i ← M_i ⊙ (1 − w_i e) + w_i a."""
+    w = weights[..., None]  # (B, S, 1)
+    return memory * (1 - w * erase[:, None, :]) + w * add[:, None, :]  # (B, S, D)
 
 
-def _hop_cases() -> list[Case]:
+def _write_cases() -> list[Case]:
     g = torch.Generator().manual_seed(22)
-    q, k, v = (
-        torch.randn(2, 4, generator=g),
-        torch.randn(7, 4, generator=g),
-        torch.randn(7, 4, generator=g),
-    )
-    return [Case(f"{h} hop(s)", (q, k, v, h)) for h in (1, 2, 3)] + [
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g)
+
+    def weights(b: int, s: int) -> torch.Tensor:
+        return torch.softmax(rand(b, s), dim=-1)
+
+    onehot = torch.zeros(2, 4)
+    onehot[0, 1] = onehot[1, 3] = 1.0
+    return [
         Case(
-            "batch of one, 2 hops",
-            (
-                torch.randn(1, 3, generator=g),
-                torch.randn(2, 3, generator=g),
-                torch.randn(2, 3, generator=g),
-                2,
-            ),
-        )
+            "B=2, S=5, D=3, soft weights, erase in [0, 1]",
+            (rand(2, 5, 3), weights(2, 5), torch.rand(2, 3, generator=g), rand(2, 3)),
+        ),
+        Case(
+            "one-hot weights, erase = 1: the slot is overwritten by a",
+            (rand(2, 4, 3), onehot, torch.ones(2, 3), rand(2, 3)),
+        ),
+        Case(
+            "zero weights: nothing changes",
+            (rand(1, 3, 2), torch.zeros(1, 3), torch.ones(1, 2), rand(1, 2)),
+        ),
+        Case(
+            "erase = 0: a pure add", (rand(2, 3, 4), weights(2, 3), torch.zeros(2, 4), rand(2, 4))
+        ),
+        Case(
+            "batch of one, one slot",
+            (rand(1, 1, 2), torch.ones(1, 1), torch.rand(1, 2, generator=g), rand(1, 2)),
+        ),
     ]
 
 
-def _external(
-    x: torch.Tensor, mk: torch.Tensor, mv: torch.Tensor
+def _masked_external(
+    x: torch.Tensor, mk: torch.Tensor, mv: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    attn = torch.softmax(x @ mk.T, dim=1)  # (B, N, S): softmax over the tokens
-    attn = attn / (1e-9 + attn.sum(dim=2, keepdim=True))  # ℓ1 over the memory units
-    return attn @ mv, attn
+    """External attention over the valid tokens only (padding: zero weights, zero output)."""
+    layer = ExternalAttention(x.shape[-1], mk.shape[0])
+    with torch.no_grad():
+        layer.mk.weight.copy_(mk), layer.mv.weight.copy_(mv.T)
+        with record_attention(layer) as maps:
+            out = layer(x, mask)
+    return out, maps[""]
 
 
-def _external_cases() -> list[Case]:
+def _masked_external_cases() -> list[Case]:
     g = torch.Generator().manual_seed(23)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g)
+
+    tail = torch.tensor([[True] * 6, [True, True, True, True, False, False]])
+    one = torch.tensor([[False, True, False]])
+    empty = torch.tensor([[True, True, False, True], [False, False, False, False]])
     return [
         Case(
-            "B=2, N=6, D=4, S=3",
-            (
-                torch.randn(2, 6, 4, generator=g),
-                torch.randn(3, 4, generator=g),
-                torch.randn(3, 4, generator=g),
-            ),
+            "no padding (B=2, N=6, D=4, S=3)",
+            (rand(2, 6, 4), rand(3, 4), rand(3, 4), torch.ones(2, 6, dtype=torch.bool)),
         ),
         Case(
-            "one token",
-            (
-                torch.randn(2, 1, 3, generator=g),
-                torch.randn(5, 3, generator=g),
-                torch.randn(5, 3, generator=g),
-            ),
+            "the second image padded to N = 6 from 4 tokens",
+            (rand(2, 6, 4), rand(3, 4), rand(3, 4), tail),
         ),
-        Case(
-            "one memory unit",
-            (
-                torch.randn(1, 4, 2, generator=g),
-                torch.randn(1, 2, generator=g),
-                torch.randn(1, 2, generator=g),
-            ),
-        ),
+        Case("one valid token", (rand(1, 3, 2), rand(5, 2), rand(5, 2), one)),
+        Case("an image with no valid token", (rand(2, 4, 3), rand(2, 3), rand(2, 3), empty)),
     ]
 
 
@@ -128,18 +139,19 @@ EXERCISES = {
         atol=1e-4,
         rtol=1e-3,
     ),
-    "hops": Exercise(
-        "hops",
-        "K hops of End-To-End Memory Networks: u_{k+1} = u_k + o_k; return u_K (B, D).",
-        reference=_hops,
-        make_cases=_hop_cases,
+    "ntm_write": Exercise(
+        "ntm_write",
+        "The Neural Turing Machine's write: M_i ← M_i ⊙ (1 − w_i e) + w_i a for memories "
+        "(B, S, D), weights (B, S), erase and add vectors (B, D); returns the new memory.",
+        reference=_ntm_write,
+        make_cases=_write_cases,
     ),
-    "external_attention": Exercise(
-        "external_attention",
-        "External attention with memories M_k, M_v (S, D): output (B, N, D) and "
-        "double-normalised weights (B, N, S).",
-        reference=_external,
-        make_cases=_external_cases,
+    "masked_external_attention": Exercise(
+        "masked_external_attention",
+        "External attention with a padding mask (B, N) (True = a real token): padding takes no "
+        "part in either normalisation and gets zero weights; output (B, N, D), weights (B, N, S).",
+        reference=_masked_external,
+        make_cases=_masked_external_cases,
         weights={1: -1},
     ),
 }

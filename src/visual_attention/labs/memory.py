@@ -2,9 +2,12 @@
 
 The few-shot experiment: :func:`train_base_encoder` trains a :class:`DigitEncoder` on the digits
 0–4 only; :func:`few_shot_indices` picks ``k`` training examples of each new digit 5–9; the new
-digits are then classified either by a memory read over those examples (:func:`memory_classify`,
-no training) or by a linear head trained on the same examples (:func:`linear_head_classify`);
-:func:`few_shot_experiment` runs both over seeds, numbers of examples and hops.
+digits are then classified by a memory read over those examples whose sharpness is trained
+episodically on the base digits (:class:`LearnedRead`, :func:`train_episodic_read`), by the same
+read with a fixed temperature (:func:`memory_classify`), or by the controls: a linear or MLP head
+trained on the same examples (:func:`linear_head_classify`), the nearest example or the nearest
+class mean (:func:`neighbour_classify`); :func:`few_shot_experiment` runs them all over seeds,
+numbers of examples and hops.
 
 In the reader's browser: :class:`MemoryModel` reads a memory of gallery digits with one, two or
 three hops, from the drawn query's pixels up; :func:`model_explorer` is its widget.
@@ -12,6 +15,7 @@ three hops, from the drawn query's pixels up; :func:`model_explorer` is its widg
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -20,6 +24,7 @@ from torch import nn
 
 from .. import train as _train
 from .._checks import (
+    check_bool,
     check_choice,
     check_instance,
     check_int,
@@ -44,7 +49,10 @@ __all__ = [
     "train_base_encoder",
     "few_shot_indices",
     "memory_classify",
+    "LearnedRead",
+    "train_episodic_read",
     "linear_head_classify",
+    "neighbour_classify",
     "few_shot_experiment",
     "TokenClassifier",
     "MemoryModel",
@@ -172,32 +180,117 @@ def memory_classify(
     return read.argmax(-1)
 
 
-def linear_head_classify(
+class LearnedRead(nn.Module):
+    """A memory read of labelled examples whose sharpness (and optionally a projection) is
+    learned: the attention read of Matching Networks (Vinyals et al. 2016, Eq. 1-2) on frozen
+    features.
+
+    Queries and keys are ``W f`` scaled to unit length (``W`` the identity when ``proj_dim`` is
+    ``None``), slot weights ``p_i = softmax_i(β ⟨q, k_i⟩)`` with a learned ``β = exp(log_beta)``
+    (an inverse temperature, initialised to 10), and the answer is the read of the one-hot labels
+    ``Σ_i p_i onehot(y_i)``: a probability for each class.
+
+    Args:
+        dim: feature size ``D``.
+        proj_dim: ``None`` (only ``β`` is learned: 1 parameter) or the size of a learned linear
+            projection ``W`` (``proj_dim × D``, no bias).
+
+    ``forward(query (B, D), keys (S, D), labels (S,), num_classes)`` → class probabilities
+    ``(B, num_classes)``.
+    """
+
+    def __init__(self, dim: int, proj_dim: int | None = None) -> None:
+        super().__init__()
+        check_positive_int("dim", dim)
+        if proj_dim is not None:
+            check_positive_int("proj_dim", proj_dim)
+        self.dim = dim
+        self.proj = nn.Identity() if proj_dim is None else nn.Linear(dim, proj_dim, bias=False)
+        self.log_beta = nn.Parameter(torch.tensor(math.log(10.0)))
+
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, labels: torch.Tensor, num_classes: int
+    ) -> torch.Tensor:
+        check_tensor("query", query, "(B, D)", D=self.dim)
+        check_tensor("keys", keys, "(S, D)", D=self.dim)
+        _check_labels(labels, len(keys), num_classes)
+        query, keys = query.to(self.log_beta.dtype), keys.to(self.log_beta.dtype)
+        # [start-learned-read]
+        q = nn.functional.normalize(self.proj(query), dim=-1)  # (B, d): unit length
+        k = nn.functional.normalize(self.proj(keys), dim=-1)  # (S, d): one key per example
+        onehot = nn.functional.one_hot(labels, num_classes).to(k.dtype)  # (S, C): the values
+        read, _ = memory_read(q * self.log_beta.exp(), k, onehot)  # softmax_i(β qᵀk_i), Σ p_i c_i
+        return read  # (B, C): a probability per class
+        # [end-learned-read]
+
+
+def train_episodic_read(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    proj_dim: int | None = None,
+    episodes: int = 200,
+    max_shots: int = 10,
+    queries: int = 100,
+    lr: float = 1e-2,
+) -> LearnedRead:
+    """Train a :class:`LearnedRead` episodically, as it will be used (Vinyals et al. 2016).
+
+    Each episode draws ``k ∈ 1 … max_shots`` examples of every class of ``labels`` as the
+    memory and up to ``queries`` other examples as queries; the loss is the cross-entropy of the
+    read ``−log Σ_i p_i [y_i = y]``; Adam.
+
+    Args:
+        features: ``(N, D)`` (e.g. frozen features of the base classes); labels: ``(N,)`` in
+            ``0 … C − 1``, each class with more than ``max_shots`` examples.
+        seed: seeds the initialisation and the episodes.
+
+    Returns:
+        the trained read, in eval mode.
+    """
+    check_tensor("features", features, "(N, D)")
+    check_labels("labels", labels, len(features)), check_int("seed", seed, 0)
+    if proj_dim is not None:
+        check_positive_int("proj_dim", proj_dim)
+    for name, value in (("episodes", episodes), ("max_shots", max_shots), ("queries", queries)):
+        check_positive_int(name, value)
+    check_positive_number("lr", lr)
+    num_classes = int(labels.max()) + 1
+    counts = torch.bincount(labels, minlength=num_classes)
+    if int(counts.min()) <= max_shots:
+        raise ValueError(
+            f"labels: every class needs more than max_shots = {max_shots} examples, got "
+            f"counts {counts.tolist()}"
+        )
+    features = features.float()
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    read = LearnedRead(features.shape[-1], proj_dim)
+    opt = torch.optim.Adam(read.parameters(), lr=lr)
+    for _ in range(episodes):
+        k = int(torch.randint(1, max_shots + 1, (), generator=gen))
+        order = torch.randperm(len(features), generator=gen)
+        support = torch.cat([order[labels[order] == c][:k] for c in range(num_classes)])
+        rest = torch.ones(len(features), dtype=torch.bool)
+        rest[support] = False
+        query = order[rest[order]][:queries]
+        p = read(features[query], features[support], labels[support], num_classes)
+        loss = nn.functional.nll_loss(p.clamp_min(1e-12).log(), labels[query])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return read.eval()
+
+
+def _fit_head(
+    head: nn.Module,
     query: torch.Tensor,
     keys: torch.Tensor,
     labels: torch.Tensor,
-    num_classes: int,
-    seed: int = 0,
-    steps: int = 300,
-    lr: float = 1e-2,
+    steps: int,
+    lr: float,
 ) -> torch.Tensor:
-    """The control: a linear head trained on the same labelled examples, full batch, Adam.
-
-    Args:
-        query: ``(B, D)``; keys: the examples' features ``(S, D)``; labels ``(S,)``.
-        steps: full-batch steps (300 reach a plateau: the training loss is flat by then).
-
-    Returns:
-        predicted classes ``(B,)``.
-    """
-    check_tensor("query", query, "(B, D)")
-    check_tensor("keys", keys, "(S, D)", D=query.shape[-1])
-    _check_labels(labels, len(keys), num_classes), check_int("seed", seed, 0)
-    check_positive_int("steps", steps)
-    check_positive_number("lr", lr)
-    query, keys = query.float(), keys.float()  # the head trains in float32
-    torch.manual_seed(seed)
-    head = nn.Linear(keys.shape[-1], num_classes)
+    """Train ``head`` on ``(keys, labels)`` full batch with Adam; its classes for ``query``."""
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     for _ in range(steps):
         loss = nn.functional.cross_entropy(head(keys), labels)
@@ -208,41 +301,130 @@ def linear_head_classify(
         return head(query).argmax(-1)
 
 
+def linear_head_classify(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    seed: int = 0,
+    steps: int = 300,
+    lr: float = 1e-2,
+    hidden: int = 0,
+) -> torch.Tensor:
+    """A control: a head trained on the same labelled examples, full batch, Adam.
+
+    Args:
+        query: ``(B, D)``; keys: the examples' features ``(S, D)``; labels ``(S,)``.
+        steps: full-batch steps (300 reach a plateau: the training loss is flat by then).
+        hidden: 0 for a linear head ``D → C``; otherwise an MLP ``D → hidden → C`` (ReLU).
+
+    Returns:
+        predicted classes ``(B,)``.
+    """
+    check_tensor("query", query, "(B, D)")
+    check_tensor("keys", keys, "(S, D)", D=query.shape[-1])
+    _check_labels(labels, len(keys), num_classes), check_int("seed", seed, 0)
+    check_positive_int("steps", steps), check_int("hidden", hidden, 0)
+    check_positive_number("lr", lr)
+    query, keys, d = query.float(), keys.float(), keys.shape[-1]  # the head trains in float32
+    torch.manual_seed(seed)
+    if hidden:
+        head = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+    else:
+        head = nn.Linear(d, num_classes)
+    return _fit_head(head, query, keys, labels, steps, lr)
+
+
+@torch.no_grad()
+def neighbour_classify(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    prototypes: bool = False,
+) -> torch.Tensor:
+    """Controls without attention: the class of the most cosine-similar example (1-nearest
+    neighbour) or, with ``prototypes``, of the most similar class mean (Snell et al. 2017's
+    prototypes, with a hard arg-max instead of their softmax).
+
+    Args:
+        query: ``(B, D)``; keys: ``(S, D)``; labels: ``(S,)`` in ``0 … num_classes − 1``, every
+            class present when ``prototypes``.
+
+    Returns:
+        predicted classes ``(B,)``.
+    """
+    check_tensor("query", query, "(B, D)")
+    check_tensor("keys", keys, "(S, D)", D=query.shape[-1])
+    _check_labels(labels, len(keys), num_classes), check_bool("prototypes", prototypes)
+    q, k = nn.functional.normalize(query, dim=-1), nn.functional.normalize(keys, dim=-1)
+    if not prototypes:
+        return labels[(q @ k.T).argmax(-1)]
+    counts = torch.bincount(labels, minlength=num_classes)
+    if bool((counts == 0).any()):
+        raise ValueError(f"labels: every class needs an example, got counts {counts.tolist()}")
+    onehot = nn.functional.one_hot(labels, num_classes).to(k.dtype)  # (S, C)
+    means = nn.functional.normalize(onehot.T @ k, dim=-1)  # (C, D): the class directions
+    return (q @ means.T).argmax(-1)
+
+
 def few_shot_experiment(
     train_split: tuple[torch.Tensor, torch.Tensor],
     test_split: tuple[torch.Tensor, torch.Tensor],
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
-    shots: tuple[int, ...] = (1, 5, 10),
+    shots: tuple[int, ...] = (1, 2, 3, 5, 10),
     hops: tuple[int, ...] = (1, 2, 3),
     base_classes: int = 5,
     epochs: int = 20,
+    episodes: int = 200,
+    proj_dim: int = 32,
+    hidden: int = 32,
+    max_shots: int = 10,
 ) -> dict[str, dict]:
     """Few-shot classification of digits the encoder never saw, per seed.
 
-    Per seed: an encoder trained on the digits ``< base_classes`` (:func:`train_base_encoder`);
-    for each ``k`` in ``shots``, ``k`` training examples of each new digit (the seed picks them)
-    are written into a memory (keys: :meth:`DigitEncoder.features`, values: their labels), and
-    every test digit of a new class is classified by
+    Per seed, the training digits are split in two halves (the seed draws them): an encoder
+    trained on the digits ``< base_classes`` of the first half (:func:`train_base_encoder`),
+    frozen; reads trained episodically on the base digits of the second half
+    (:func:`train_episodic_read`). For each ``k`` in ``shots``, ``k`` training examples of each
+    new digit (the seed picks them) are written into a memory (keys: :meth:`DigitEncoder.features`,
+    values: their labels) and every test digit of a new class is classified by
 
-    * ``"memory"``: a memory read (:func:`memory_classify`, no training);
-    * ``"base head"``: the encoder's own head (it can only answer the base digits, so it is
-      never right);
-    * ``"linear head"``: a head trained on the same examples (:func:`linear_head_classify`);
-    * ``"hops K"``: the memory read after ``K`` hops.
+    * ``"memory"``: the read with a learned sharpness β (:class:`LearnedRead`);
+    * ``"memory, projection"``: the read with a learned ``proj_dim``-wide projection and β;
+    * ``"memory, T = 0.1"``: the read with a fixed temperature (:func:`memory_classify`);
+    * ``"hops K"``: that read after ``K`` hops;
+    * ``"linear head"``, ``"MLP head"``: heads trained on the same examples
+      (:func:`linear_head_classify`, ``hidden`` units for the MLP);
+    * ``"1-NN"``, ``"prototype"``: :func:`neighbour_classify`.
 
     Runs on one CPU thread (restored afterwards): these networks are so small that more threads
     only add overhead.
 
     Args:
         train_split, test_split: digits ``(N, 8, 8)`` and labels ``(N,)``.
+        episodes, max_shots: of :func:`train_episodic_read`.
 
     Returns:
-        ``{name: {k: [accuracy per seed]}}``, labels of the new digits counted from 0.
+        ``{"accuracy": {name: {k: [accuracy per seed]}}, "correct": {name: {k: (seeds · Q,)
+        correctness of every test digit, seed after seed}}, "params": {name: parameters}}``.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _few_shot(train_split, test_split, seeds, shots, hops, base_classes, epochs)
+        return _few_shot(
+            train_split,
+            test_split,
+            seeds,
+            shots,
+            hops,
+            base_classes,
+            epochs,
+            episodes,
+            proj_dim,
+            hidden,
+            max_shots,
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -256,42 +438,78 @@ def _check_labels(labels: object, n: int, num_classes: object) -> None:
         )
 
 
-def _few_shot(train_split, test_split, seeds, shots, hops, base_classes, epochs):
+def _few_shot(
+    train_split,
+    test_split,
+    seeds,
+    shots,
+    hops,
+    base_classes,
+    epochs,
+    episodes,
+    proj_dim,
+    hidden,
+    max_shots,
+):
     """The body of :func:`few_shot_experiment`."""
     check_data("train_split", train_split, "(N, H, W)", H=8, W=8)
     check_data("test_split", test_split, "(N, H, W)", H=8, W=8)
     check_seeds("seeds", seeds), check_int_sequence("shots", shots)
     check_int_sequence("hops", hops), check_positive_int("base_classes", base_classes)
-    check_positive_int("epochs", epochs)
+    for name, value in (
+        ("epochs", epochs),
+        ("episodes", episodes),
+        ("proj_dim", proj_dim),
+        ("hidden", hidden),
+        ("max_shots", max_shots),
+    ):
+        check_positive_int(name, value)
     (x, y), (xt, yt) = train_split, test_split
-    check_tensor("train digits", x, "(N, H, W)", H=8, W=8)
-    check_tensor("test digits", xt, "(N, H, W)", H=8, W=8)
     num_classes = int(y.max()) + 1
     new = tuple(range(base_classes, num_classes))
+    if not new:
+        raise ValueError(f"base_classes = {base_classes} leaves no new class among {num_classes}")
     is_new = yt >= base_classes
     yq = yt[is_new] - base_classes  # (Q,) new classes counted from 0
-    names = ["memory", "base head", "linear head"] + [f"hops {h}" for h in hops]
-    out: dict[str, dict] = {n: {k: [] for k in shots} for n in names}
+    names = ["memory", "memory, projection", "memory, T = 0.1"] + [f"hops {h}" for h in hops]
+    names += ["linear head", "MLP head", "1-NN", "prototype"]
+    acc: dict[str, dict] = {n: {k: [] for k in shots} for n in names}
+    correct: dict[str, dict] = {n: {k: [] for k in shots} for n in names}
+    params: dict[str, int] = {}
     for seed in seeds:
-        encoder = train_base_encoder(x, y, seed, base_classes, epochs)
+        half = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)) < len(x) // 2
+        encoder = train_base_encoder(x[half], y[half], seed, base_classes, epochs)
         with torch.no_grad():
-            feats, query = encoder.features(x), encoder.features(xt[is_new])
-            base_pred = encoder(xt[is_new]).argmax(-1)  # a base digit 0 … base_classes − 1
-        base_acc = (base_pred == yt[is_new]).float().mean().item()  # true digits are new: 0
+            feats, query = encoder.features(x.float()), encoder.features(xt[is_new].float())
+        episodic = ~half & (y < base_classes)  # base digits the encoder did not train on
+        reads = {
+            name: train_episodic_read(feats[episodic], y[episodic], seed, dim, episodes, max_shots)
+            for name, dim in (("memory", None), ("memory, projection", proj_dim))
+        }
+        d, c = feats.shape[-1], len(new)
+        params.update({n: _train.count_parameters(r) for n, r in reads.items()})
+        params.update({"memory, T = 0.1": 0, "linear head": d * c + c, "1-NN": 0, "prototype": 0})
+        params.update({"MLP head": d * hidden + hidden + hidden * c + c})
+        params.update({f"hops {h}": 0 for h in hops})
         gen = torch.Generator().manual_seed(seed)
         for k in shots:
             idx = few_shot_indices(y, new, k, gen)
             keys, labels = feats[idx], y[idx] - base_classes
-            preds = {
-                "memory": memory_classify(query, keys, labels, len(new)),
-                "linear head": linear_head_classify(query, keys, labels, len(new), seed),
-            }
+            with torch.no_grad():
+                preds = {n: r(query, keys, labels, c).argmax(-1) for n, r in reads.items()}
+            preds["memory, T = 0.1"] = memory_classify(query, keys, labels, c)
             for h in hops:
-                preds[f"hops {h}"] = memory_classify(query, keys, labels, len(new), hops=h)
-            out["base head"][k].append(base_acc)
+                preds[f"hops {h}"] = memory_classify(query, keys, labels, c, hops=h)
+            preds["linear head"] = linear_head_classify(query, keys, labels, c, seed)
+            preds["MLP head"] = linear_head_classify(query, keys, labels, c, seed, hidden=hidden)
+            preds["1-NN"] = neighbour_classify(query, keys, labels, c)
+            preds["prototype"] = neighbour_classify(query, keys, labels, c, prototypes=True)
             for name, pred in preds.items():
-                out[name][k].append((pred == yq).float().mean().item())
-    return out
+                right = (pred == yq).float()
+                acc[name][k].append(right.mean().item())
+                correct[name][k].append(right)
+    correct = {n: {k: torch.cat(v) for k, v in per.items()} for n, per in correct.items()}
+    return {"accuracy": acc, "correct": correct, "params": params}
 
 
 class TokenClassifier(nn.Module):
