@@ -117,5 +117,76 @@ def test_the_page_model_is_the_trained_heads_with_their_block_weights():
     widget = lab.model_explorer(model, x, y)
     assert widget.display_size == [192, 384] and widget.views[2]["grid"] == [2, 4]
     replay = run_graph(BrowserModel(widget.graph, widget.weights), x[2:3])
-    torch.testing.assert_close(torch.from_numpy(replay["attention shifted"]), out[1][2:3], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.from_numpy(replay["attention shifted"]), out[1][2:3], atol=1e-5, rtol=0
+    )
 
+
+def _neighbour_labels_by_loop(cls: torch.Tensor) -> torch.Tensor:
+    h, w = cls.shape
+    out = torch.zeros(h, w, dtype=torch.long)
+    for i in range(h):
+        for j in range(w):
+            for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                a, b = i + di, j + dj
+                if 0 <= a < h and 0 <= b < w and cls[a, b] == cls[i, j]:
+                    out[i, j] = 1
+    return out
+
+
+def test_neighbour_task_labels_are_the_four_neighbours():
+    from visual_attention.labs.local_attention import _digit_vectors
+
+    features, labels = lab.neighbour_task(6, "test", seed=4, classes=3)
+    assert features.shape == (6, 64, 8, 8) and labels.shape == (6, 8, 8)
+    vectors, classes = _digit_vectors("test")
+    # every token is one drawing of the test split: recover its class, then the labels by a loop
+    flat = rearrange(features, "n c h w -> (n h w) c")
+    match = (flat[:, None] - vectors[None]).abs().amax(-1).argmin(-1)
+    cls = classes[match].reshape(6, 8, 8)
+    for g in range(6):
+        assert len(cls[g].unique()) <= 3
+        assert torch.equal(labels[g], _neighbour_labels_by_loop(cls[g]))
+    again = lab.neighbour_task(6, "test", seed=4, classes=3)
+    assert torch.equal(again[0], features) and torch.equal(again[1], labels)
+    with pytest.raises(ValueError, match="classes must be at most 10"):
+        lab.neighbour_task(2, classes=11)
+
+
+@pytest.mark.parametrize("mixer", lab.MIXERS)
+def test_token_net_shapes_and_reach(mixer):
+    torch.manual_seed(0)
+    net = lab.TokenNet(mixer, channels=6, dim=8, num_heads=2).eval()
+    x = torch.randn(2, 6, 8, 8)
+    assert net(x).shape == (2, 8, 8, 2)
+    y = x.clone()
+    y[:, :, 7, 7] += 1.0  # change the far corner token
+    with torch.no_grad():
+        changed = (net(x) - net(y)).abs().amax(-1)[0] > 0  # (8, 8): which tokens noticed
+    if mixer in ("convolution", "neighbourhood"):  # two 3 × 3 blocks: at most two steps away
+        assert not changed[:5].any() and not changed[:, :5].any() and changed[7, 7]
+    if mixer == "global":
+        assert changed.all()
+
+
+def test_depthwise_mixer_is_a_static_local_filter():
+    torch.manual_seed(0)
+    mixer = lab.DepthwiseMixer(4, 3)
+    x = torch.zeros(1, 5, 5, 4)
+    x[0, 2, 2] = 1.0
+    out = mixer(x) - mixer(torch.zeros_like(x))
+    assert out[0, 1:4, 1:4].abs().sum() > 0 and out[0, 0].abs().sum() == 0
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        lab.DepthwiseMixer(4, 2)
+
+
+def test_run_token_seeds_and_token_correct():
+    test = lab.neighbour_task(4, "test", seed=1)
+    runs = lab.run_token_seeds("convolution", 8, test, seeds=(0, 1), epochs=2, batch_size=4)
+    assert len(runs.accuracies) == 2 and len(runs.histories[0].test_accuracy) == 2
+    correct = lab.token_correct(runs.models[0], *test)
+    assert correct.shape == (4 * 64,) and float(correct.mean()) == pytest.approx(
+        runs.accuracies[0]
+    )
+    with pytest.raises(ValueError, match="labels must be an int64 tensor"):
+        lab.token_correct(runs.models[0], test[0], test[1].float())

@@ -359,3 +359,26 @@ def test_more_validation_errors():
         to_dense(torch.zeros(3, 1, 4, 4), torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"must have N = 5 queries"):
         to_dense(torch.zeros(1, 1, 4, 9), torch.zeros(5, 9, dtype=torch.long), "neighborhood")
+
+
+@pytest.mark.parametrize(
+    "h, w, k, heads, bias", [(8, 8, 3, 2, True), (5, 7, 5, 1, False), (12, 12, 7, 4, True)]
+)
+def test_neighborhood_dense_path_equals_the_gathered_form(h, w, k, heads, bias):
+    torch.manual_seed(0)
+    na = NeighborhoodAttention(8, k, heads, relative_position_bias=bias).double()
+    if bias:
+        torch.nn.init.normal_(na.rpb)
+    x = torch.randn(2, h, w, 8, dtype=torch.float64, requires_grad=True)
+    results = []
+    for dense in (10**6, 0):  # the dense path, then the gather (never dense)
+        na.dense_tokens = dense
+        with record_attention(na) as maps:
+            y = na(x)
+        grads = torch.autograd.grad(y.square().sum(), [x, *na.parameters()])
+        results.append((y, maps[""], grads))
+    (y1, w1, g1), (y2, w2, g2) = results
+    torch.testing.assert_close(y1, y2, atol=1e-12, rtol=0)
+    torch.testing.assert_close(w1, w2, atol=1e-12, rtol=0)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)

@@ -400,9 +400,13 @@ class NeighborhoodAttention(MultiHeadAttention):
         else:
             self.register_parameter("rpb", None)
         self._index: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        #: grids of at most this many tokens take :meth:`_dense_forward` (0: never)
+        self.dense_tokens = 256
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, h, w, _ = check_tensor("x", x, "(B, H, W, C)", C=self.dim)
+        if h * w <= self.dense_tokens:
+            return self._dense_forward(x)  # the same attention as an N × N masked one: faster
         index, offset = self._neighborhood(h, w, x.device)  # ρ(i): (N, k²) keys, (N, k², 2)
         q, k, v = rearrange(
             self.qkv(x), "b y x (three h d) -> three b h (y x) d", three=3, h=self.num_heads
@@ -412,6 +416,31 @@ class NeighborhoodAttention(MultiHeadAttention):
         weights = self.remember(masked_softmax(scores, dim=-1))  # A_i (Eq. 1): (B, h, N, k²)
         out = torch.einsum("bhnk,bhnkd->bhnd", weights, v)  # NA(x)_i = A_i V_ρ(i) (Eq. 2)
         return self.proj(rearrange(out, "b h (y x) d -> b y x (h d)", y=h))
+
+    def _dense_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for a small grid: the scores of all ``N × N`` pairs, the bias
+        scattered to the neighbourhood's pairs and every other pair masked, so the weights are
+        those of the gathered form (zero outside ``ρ(i)``) at ``O(N²)`` memory; on a CPU this is
+        faster for grids of up to a few hundred tokens. Records the weights ``(B, h, N, k²)`` in
+        the order of :func:`neighborhood_index`, as :meth:`forward` does."""
+        b, h, w, _ = x.shape
+        index, offset = self._neighborhood(h, w, x.device)  # (N, k²), (N, k², 2)
+        n, kk = index.shape
+        q, k, v = rearrange(
+            self.qkv(x), "b y x (three h d) -> three b h (y x) d", three=3, h=self.num_heads
+        )
+        allowed = torch.zeros(n, n, dtype=torch.bool, device=x.device).scatter_(1, index, True)
+        scores = q @ k.transpose(-2, -1) * self.scale  # (B, h, N, N)
+        if self.rpb is not None:
+            where = index.expand(self.num_heads, n, kk)
+            bias = scores.new_zeros(self.num_heads, n, n).scatter(
+                2, where, self.relative_bias(offset)
+            )
+            scores = scores + bias
+        weights = masked_softmax(scores, dim=-1, mask=allowed)  # zero outside ρ(i)
+        if self.recording:
+            self.remember(weights.gather(-1, index.expand(b, self.num_heads, n, kk)))
+        return self.proj(rearrange(weights @ v, "b h (y x) d -> b y x (h d)", y=h))
 
     def relative_bias(self, offset: torch.Tensor) -> torch.Tensor | float:
         """``B_{i,ρ(i)}`` ``(h, N, k²)``, read from the table at each key's ``offset`` (0 without

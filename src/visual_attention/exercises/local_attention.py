@@ -1,12 +1,13 @@
 """Exercises of the Local attention chapter: windows back to a grid (the inverse of the partition
 the chapter shows), the shifted-window mask for rectangular windows and shifts that differ along
-the two axes (the chapter shows square ones), and Swin's relative position index."""
+the two axes (the chapter shows square ones), and how far information spreads through blocks of
+neighbourhood attention (the chapter counts it for windows only)."""
 
 from __future__ import annotations
 
 import torch
 
-from ..local_attention import relative_position_index, window_partition, window_reverse
+from ..local_attention import neighborhood_index, window_partition, window_reverse
 from . import Case, Exercise
 
 
@@ -57,6 +58,19 @@ def _mask_cases() -> list[Case]:
     ]
 
 
+def _neighborhood_reach(height: int, width: int, kernel_size: int, blocks: int) -> torch.Tensor:
+    """How many tokens each token of a ``height × width`` grid can draw information from after
+    ``blocks`` blocks of ``k × k`` neighbourhood attention (neighbourhoods shifted inward at the
+    border): int64 ``(height, width)``."""
+    index, _ = neighborhood_index(height, width, kernel_size)
+    n = height * width
+    allowed = torch.zeros(n, n).scatter_(1, index, 1.0)  # query row, key column
+    seen = torch.eye(n)
+    for _ in range(blocks):
+        seen = ((allowed @ seen) > 0).float()
+    return seen.sum(-1).long().reshape(height, width)
+
+
 EXERCISES = {
     "window_reverse": Exercise(
         "window_reverse",
@@ -72,10 +86,18 @@ EXERCISES = {
         reference=_rectangular_mask,
         make_cases=_mask_cases,
     ),
-    "relative_position_index": Exercise(
-        "relative_position_index",
-        "Index (M², M²) into Swin's (2M-1)² bias table for every pair of tokens of a window.",
-        reference=relative_position_index,
-        make_cases=lambda: [Case(f"M={m}", (m,)) for m in (1, 2, 3, 7)],
+    "neighborhood_reach": Exercise(
+        "neighborhood_reach",
+        "How many tokens each token can draw information from after a number of blocks of "
+        "k × k neighbourhood attention (neighbourhoods shifted inward at the border): (H, W) "
+        "int64.",
+        reference=_neighborhood_reach,
+        make_cases=lambda: [
+            Case("9×9 grid, k=3, two blocks", (9, 9, 3, 2)),
+            Case("5×7 grid, k=5, one block", (5, 7, 5, 1)),
+            Case("6×6 grid, k=3, zero blocks: each token itself", (6, 6, 3, 0)),
+            Case("8×8 grid, k=3, four blocks", (8, 8, 3, 4)),
+            Case("k = the grid: everything after one block", (3, 3, 3, 1)),
+        ],
     ),
 }

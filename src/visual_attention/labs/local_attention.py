@@ -15,10 +15,26 @@ identical pairs of window-attention blocks that differ only by the shift of the 
   attention that crosses the old window border; :class:`WindowPairModel` and
   :func:`model_explorer` — the trained heads in the reader's browser; :func:`window_explorer` —
   which tokens a query may see (in the browser).
+
+The chapter's evidence is a second experiment, on a larger grid of tokens with windows of
+``M = 4``:
+
+* :func:`neighbour_task` — an ``8 × 8`` grid of digit tokens (the frozen encoder's pooled vector
+  of one drawing each, a few classes per grid); every token is asked "does one of my four
+  neighbours (up, down, left, right) show my digit?". Only adjacency decides: the same digit
+  elsewhere in the grid is everywhere.
+* :class:`TokenNet` — the same network around five token mixers (:data:`MIXERS`): Swin's W-MSA
+  then SW-MSA, the same without the relative position bias, neighbourhood attention (``k = 3``),
+  a depthwise ``3 × 3`` convolution with an MLP of the same width (:class:`DepthwiseMixer`, no
+  attention, the same reach as the neighbourhood) and global attention with learned absolute
+  positions.
+* :func:`run_token_seeds` — one :class:`TokenNet` per seed, each seed drawing its own training
+  grids; :func:`token_correct` — per-token correctness on the test grids.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -38,13 +54,15 @@ from .._checks import (
 )
 from ..blocks import PreNormBlock
 from ..core import record_attention
+from ..global_attention import GlobalAttention
 from ..local_attention import (
+    NeighborhoodAttention,
     ShiftedWindowAttention,
     shifted_window_mask,
     to_dense,
     window_token_index,
 )
-from ..train import SeedRuns, fit_seeds
+from ..train import History, SeedRuns, fit_seeds, seed_everything, warmup_cosine
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -68,6 +86,13 @@ __all__ = [
     "model_explorer",
     "window_explorer",
     "standardize",
+    "TOKEN_GRID",
+    "MIXERS",
+    "neighbour_task",
+    "DepthwiseMixer",
+    "TokenNet",
+    "run_token_seeds",
+    "token_correct",
 ]
 
 #: ``(height, width)`` of the canvases in pixels: two ``16 × 16`` halves side by side.
@@ -460,3 +485,217 @@ def window_explorer(
         display_size=display_size,
         label="local-attention",
     )
+
+
+#: ``(height, width)`` of the token grid of :func:`neighbour_task`: four ``4 × 4`` windows.
+TOKEN_GRID = (8, 8)
+#: The token mixers :class:`TokenNet` compares.
+MIXERS = ("window", "window, no bias", "neighbourhood", "convolution", "global")
+_TOKEN_WINDOW = 4
+
+
+@functools.lru_cache(maxsize=2)
+@torch.no_grad()
+def _digit_vectors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen encoder's pooled vector of every digit of ``split``, standardised with the
+    statistics of the training digits: ``(N, 64)`` and the classes ``(N,)``."""
+    encoder = load_digit_cnn()
+    vectors = {}
+    for part in ("train", split):
+        images, labels = digits_at(DIGIT_SIZE, part)
+        vectors[part] = (encoder.feature_map(images).mean(dim=(2, 3)), labels)
+    mean, std = vectors["train"][0].mean(0), vectors["train"][0].std(0) + 1e-6
+    return (vectors[split][0] - mean) / std, vectors[split][1]
+
+
+def neighbour_task(
+    n: int, split: str = "train", seed: int = 0, classes: int = 4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` grids of ``8 × 8`` digit tokens; each token: "is my digit one of my neighbours'?".
+
+    Each grid draws ``classes`` of the ten digit classes, then a class for each cell among them
+    and a random drawing of that class from ``split`` (the frozen encoder's pooled, standardised
+    vector of it). The label of a token is 1 when one of its four neighbours (up, down, left,
+    right; fewer at the border) has its class. The same class elsewhere in the grid says nothing.
+
+    Returns:
+        token features ``(n, 64, 8, 8)`` and int64 labels ``(n, 8, 8)``.
+    """
+    check_positive_int("n", n), check_int("seed", seed, 0)
+    check_choice("split", split, ("train", "test"))
+    check_int("classes", classes, 1)
+    if classes > 10:
+        raise ValueError(f"classes must be at most 10 (there are ten digits), got {classes}")
+    vectors, labels = _digit_vectors(split)
+    h, w = TOKEN_GRID
+    g = torch.Generator().manual_seed(seed)
+    chosen = torch.rand(n, 10, generator=g).argsort(-1)[:, :classes]  # the classes of each grid
+    cls = chosen.gather(1, torch.randint(classes, (n, h * w), generator=g)).reshape(n, h, w)
+    same = torch.zeros(n, h, w, dtype=torch.bool)
+    same[:, 1:] |= cls[:, 1:] == cls[:, :-1]  # the neighbour above
+    same[:, :-1] |= cls[:, :-1] == cls[:, 1:]  # below
+    same[:, :, 1:] |= cls[:, :, 1:] == cls[:, :, :-1]  # left
+    same[:, :, :-1] |= cls[:, :, :-1] == cls[:, :, 1:]  # right
+    u = torch.rand(n, h, w, generator=g)
+    pick = torch.empty(n, h, w, dtype=torch.long)
+    for c in range(10):  # a random drawing of each cell's class
+        of_class = torch.nonzero(labels == c)[:, 0]
+        where = cls == c
+        pick[where] = of_class[(u[where] * len(of_class)).long()]
+    return rearrange(vectors[pick], "n h w c -> n c h w").contiguous(), same.long()
+
+
+class DepthwiseMixer(nn.Module):
+    """The control's token mixer: a depthwise ``k × k`` convolution (one static ``k × k`` filter
+    per channel, the reach of a ``k × k`` neighbourhood) and a two-layer MLP of width ``2·dim``
+    across channels (ConvNeXt's and ConvMixer's mixing, without attention).
+
+    Shapes: ``(B, H, W, dim)`` → ``(B, H, W, dim)``.
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        check_positive_int("dim", dim)
+        k = check_positive_int("kernel_size", kernel_size)
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (a centred reach), got {k}")
+        self.depthwise = nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim)
+        self.mix = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, "(B, H, W, dim)", dim=self.dim)
+        return self.mix(self.depthwise(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+
+
+class TokenNet(nn.Module):
+    """A linear embedding of each token, two pre-norm blocks around one token mixer, ``LayerNorm``
+    and a two-layer classifier on every token.
+
+    ``mixer`` (one of :data:`MIXERS`): ``"window"`` — W-MSA then SW-MSA (``M = 4``, shift 2,
+    Swin's relative position bias); ``"window, no bias"`` — the same without the bias (nothing
+    tells it where a key lies in its window); ``"neighbourhood"`` — neighbourhood attention,
+    ``k = 3``, with its relative position bias; ``"convolution"`` — :class:`DepthwiseMixer`
+    (``3 × 3``, no attention); ``"global"`` — global attention with learned absolute position
+    embeddings (ViT's).
+
+    Shapes: ``forward``: token features ``(B, C, 8, 8)`` → logits ``(B, 8, 8, 2)``.
+    """
+
+    def __init__(self, mixer: str, channels: int = 64, dim: int = 32, num_heads: int = 2) -> None:
+        super().__init__()
+        self.mixer = check_choice("mixer", mixer, MIXERS)
+        self.channels = check_positive_int("channels", channels)
+        check_positive_int("dim", dim), check_positive_int("num_heads", num_heads)
+        m = _TOKEN_WINDOW
+
+        def make(i: int) -> nn.Module:
+            if mixer in ("window", "window, no bias"):
+                bias = mixer == "window"
+                return ShiftedWindowAttention(dim, m, num_heads, (m // 2) * i, True, bias)
+            if mixer == "neighbourhood":
+                return NeighborhoodAttention(dim, 3, num_heads)
+            if mixer == "convolution":
+                return DepthwiseMixer(dim, 3)
+            return GlobalAttention(dim, num_heads)
+
+        self.embed = nn.Linear(channels, dim)
+        self.position = (
+            nn.Parameter(torch.randn(*TOKEN_GRID, dim) * 0.02) if mixer == "global" else None
+        )
+        self.blocks = nn.Sequential(*[PreNormBlock(dim, make(i), mlp_ratio=2.0) for i in (0, 1)])
+        self.norm = nn.LayerNorm(dim)
+        self.classify = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 2))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h, w = TOKEN_GRID
+        check_tensor("features", features, "(B, C, H, W)", C=self.channels, H=h, W=w)
+        z = self.embed(rearrange(features, "b c h w -> b h w c"))  # (B, H, W, dim)
+        if self.position is not None:
+            z = z + self.position
+        return self.classify(self.norm(self.blocks(z)))  # (B, H, W, 2): every token answers
+
+
+def _check_token_labels(name: str, labels: object, n: int) -> None:
+    """Labels of :func:`neighbour_task`: an int64 tensor ``(n, 8, 8)`` of 0 and 1."""
+    shape = (n, *TOKEN_GRID)
+    ok = isinstance(labels, torch.Tensor) and labels.dtype == torch.int64
+    if not ok or tuple(labels.shape) != shape or not bool(((labels == 0) | (labels == 1)).all()):
+        got = (
+            f"{labels.dtype} of shape {tuple(labels.shape)}"
+            if isinstance(labels, torch.Tensor)
+            else type(labels).__name__
+        )
+        raise ValueError(f"{name} must be an int64 tensor {shape} of 0 and 1, got {got}")
+
+
+@torch.no_grad()
+def token_correct(model: TokenNet, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-token correctness ``(N·8·8,)`` (float, 1 = right) of ``model`` on ``features``
+    ``(N, C, 8, 8)`` with labels ``(N, 8, 8)``, grids and tokens in row-major order."""
+    check_instance("model", model, TokenNet)
+    n = check_tensor("features", features, "(N, C, H, W)", C=model.channels, H=8, W=8)[0]
+    _check_token_labels("labels", labels, n)
+    was = model.training
+    model.eval()
+    out = torch.cat([model(like_module(f, model)).argmax(-1) for f in features.split(512)])
+    model.train(was)
+    return (out == labels).float().flatten()
+
+
+def run_token_seeds(
+    mixer: str,
+    n_train: int,
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 10,
+    lr: float = 1e-2,
+    batch_size: int = 64,
+) -> SeedRuns:
+    """Train one :class:`TokenNet` with ``mixer`` per seed; each seed draws its own ``n_train``
+    training grids (:func:`neighbour_task` with that seed), its initialisation and its order.
+
+    AdamW (weight decay 0.05), cross-entropy over every token, one warm-up epoch, then a cosine
+    decay of ``lr`` to 0 (:func:`~visual_attention.train.warmup_cosine`).
+
+    Returns:
+        :class:`~visual_attention.train.SeedRuns`: the final per-token test accuracies, the
+        networks (eval mode) and their histories (training loss and test accuracy per epoch).
+    """
+    check_choice("mixer", mixer, MIXERS), check_positive_int("n_train", n_train)
+    check_seeds("seeds", seeds)
+    check_positive_int("epochs", epochs), check_number("lr", lr, 0.0)
+    check_positive_int("batch_size", batch_size)
+    if not isinstance(test, (tuple, list)) or len(test) != 2:
+        raise ValueError(f"test must be a pair (features, labels), got {type(test).__name__}")
+    x_test, y_test = test
+    n = check_tensor("test[0]", x_test, "(N, C, H, W)", H=8, W=8)[0]
+    _check_token_labels("test[1]", y_test, n)
+    steps_per_epoch = -(-n_train // batch_size)
+    total = epochs * steps_per_epoch
+    runs = SeedRuns([], [], [])
+    for seed in seeds:
+        x, y = neighbour_task(n_train, "train", seed)
+        g = seed_everything(seed)
+        model = TokenNet(mixer, channels=x.shape[1])
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(min(s, total - 1), total, steps_per_epoch)
+        )
+        history = History()
+        for _ in range(epochs):
+            model.train()
+            losses = []
+            for idx in torch.randperm(n_train, generator=g).split(batch_size):
+                loss = nn.functional.cross_entropy(model(x[idx]).flatten(0, 2), y[idx].flatten())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                schedule.step()
+                losses.append(loss.item())
+            history.loss.append(sum(losses) / len(losses))
+            history.test_accuracy.append(float(token_correct(model, x_test, y_test).mean()))
+        runs.accuracies.append(history.final_test_accuracy)
+        runs.models.append(model.eval())
+        runs.histories.append(history)
+    return runs
