@@ -31,7 +31,7 @@ from nbclient.exceptions import CellExecutionError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import sync_chapters  # noqa: E402
+import sync_chapters
 
 #: The second arithmetic of ``--check``: PyTorch's kernels without AVX2/AVX-512, one thread.
 PORTABLE_ENV = {

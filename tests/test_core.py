@@ -720,7 +720,7 @@ def test_gradcheck_need_weights_false_with_a_fully_masked_query():
     v = torch.randn(2, 5, 2, generator=g, dtype=torch.float64, requires_grad=True)
     mask = torch.rand(2, 3, 5, generator=g) > 0.4
     mask[1, 2] = False
-    fn = lambda *a: scaled_dot_product_attention(*a, mask=mask, scale=0.7, need_weights=False)[0]  # noqa: E731
+    fn = lambda *a: scaled_dot_product_attention(*a, mask=mask, scale=0.7, need_weights=False)[0]
     assert torch.autograd.gradcheck(fn, (q, k, v))
     assert (fn(q, k, v)[1, 2] == 0).all()
 

@@ -140,7 +140,7 @@ def _works_or_is_refused_clearly(spec, target, kwargs, what: str) -> None:
         ours = pathlib.Path(frame.filename).resolve().is_relative_to(PACKAGE)
         assert ours, f"{spec.name} with {what}: {type(error).__name__} from {frame.filename}: {error}"
         return
-    except Exception as error:  # noqa: BLE001 (anything else is a broken edge case)
+    except Exception as error:  # anything else is a broken edge case
         raise AssertionError(f"{spec.name} with {what}: {type(error).__name__}: {error}") from error
     assert _finite(out), f"{spec.name} with {what}: non-finite output"
 

@@ -78,7 +78,7 @@ def test_chunked_is_permutation_equivariant_in_queries_and_invariant_in_keys():
 
 def test_linear_attention_is_a_convex_combination_with_its_kernel():
     q, k, v = qkv(2, 5, 9, 4, 3, seed=5, dtype=torch.float64)
-    phi = lambda x: F.elu(x) + 1  # noqa: E731
+    phi = lambda x: F.elu(x) + 1
     w = phi(q) @ phi(k).transpose(-2, -1)
     w = w / w.sum(-1, keepdim=True)
     assert (w > 0).all()

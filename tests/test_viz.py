@@ -6,19 +6,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import base64  # noqa: E402
-import html  # noqa: E402
-import io  # noqa: E402
-import re  # noqa: E402
-from html.parser import HTMLParser  # noqa: E402
+import base64
+import html
+import io
+import re
+from html.parser import HTMLParser
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib import colormaps
+from matplotlib.patches import Rectangle
+from PIL import Image
 
 from visual_attention.views.viz import (
     CMAP,

@@ -49,8 +49,7 @@ def check_qkv(q: object, k: object, v: object, *, broadcast: bool = True) -> Non
     """Raise ``ValueError`` unless ``q``, ``k``, ``v`` are valid inputs of dot-product attention.
 
     Expected layouts: ``q (*B, Lq, D)``, ``k (*B, Lk, D)``, ``v (*B, Lk, Dv)``, floating point, one
-        dtype.
-    With ``broadcast=True`` the batch dimensions ``*B`` need only broadcast together (as in
+    dtype. With ``broadcast=True`` the batch dimensions ``*B`` need only broadcast together (as in
     :func:`torch.matmul`); with ``broadcast=False`` they must be equal. Shared by
     :func:`visual_attention.core.scaled_dot_product_attention` and
     :mod:`visual_attention.efficient`.

@@ -10,18 +10,15 @@
 * :class:`PreNormBlock` — ``x + attn(LN(x))`` then ``x + MLP(LN(x))`` (ViT Eq. 2-3, Swin Eq. 3),
   for any attention module.
 * :class:`PatchEmbed` — cut an image into ``p × p`` patches and embed each linearly (ViT Eq. 1),
-  with
-  an optional convolutional stem (Xiao et al., "Early Convolutions Help Transformers See Better",
-  NeurIPS 2021) and an optional LayerNorm (Swin Sec. 3.1).
+  with an optional convolutional stem (Xiao et al., "Early Convolutions Help Transformers See
+  Better", NeurIPS 2021) and an optional LayerNorm (Swin Sec. 3.1).
 * :func:`conv_bn_act` — convolution, batch norm and ReLU, the unit of every small CNN in the book;
   :class:`BatchNorm1d` and :class:`BatchNorm2d` — PyTorch's batch norms, which also take one value
   per channel in training mode (a batch of one): the package's networks use them.
 * :class:`AttentionPooling` — additive attention pooling with a learned context vector (Bahdanau et
   al., ICLR 2015; Yang et al., "Hierarchical Attention Networks", NAACL 2016, Eq. 5-7; the
-  attention
-  unit of Long et al., "Attention Clusters", CVPR 2018, Eq. 2-3): ``α = softmax(w₂ᵀ tanh(W₁ h +
-  b₁))``,
-  ``s = Σ α_t h_t``.
+  attention unit of Long et al., "Attention Clusters", CVPR 2018, Eq. 2-3):
+  ``α = softmax(w₂ᵀ tanh(W₁ h + b₁))``, ``s = Σ α_t h_t``.
 * :class:`CrossAttention` — the encoder-decoder attention of Vaswani et al. 2017 (Sec. 3.2.3):
   queries from one sequence, keys and values from another (the encoder's memory), with the heads,
   scale and masks of :class:`MultiHeadAttention`; :class:`DecoderBlock` — a pre-norm decoder
@@ -47,7 +44,12 @@ from ._checks import (
     check_scale,
     check_tensor,
 )
-from .core import AttentionModule, masked_softmax, scaled_dot_product_attention
+from .core import (
+    AttentionModule,
+    _fused_context,
+    masked_softmax,
+    scaled_dot_product_attention,
+)
 
 __all__ = [
     "split_heads",
@@ -132,7 +134,8 @@ class MultiHeadAttention(AttentionModule):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("num_heads", num_heads)
-        check_bool("qkv_bias", qkv_bias), check_bool("proj_bias", proj_bias)
+        check_bool("qkv_bias", qkv_bias)
+        check_bool("proj_bias", proj_bias)
         check_scale("scale", scale)
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
@@ -151,13 +154,37 @@ class MultiHeadAttention(AttentionModule):
         b, n, _ = check_tensor("x", x, "(B, N, dim)", dim=self.dim)
         check_bool("return_weights", return_weights)
         allowed = self._allowed(mask, key_mask, b, n)
+        if not (return_weights or self._keeps_weights()):
+            return self._fused(x, allowed)  # nothing keeps the weights: PyTorch's fused kernel
+        # [start-multi-head-attention]
         q, k, v = rearrange(
             self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads
         )
         context, weights = scaled_dot_product_attention(q, k, v, mask=allowed, scale=self.scale)
         out = self.proj(merge_heads(context))  # Concat(head_1, …, head_h) W^O
         self.remember(weights)  # (B, h, N, N)
+        # [end-multi-head-attention]
         return (out, weights) if return_weights else out
+
+    def _keeps_weights(self) -> bool:
+        """Whether the weights must be computed: a recorder wants them, or the forward pass is
+        being traced (``views.browser_model.export_model``: the browser's runtime implements the
+        softmax and matmuls, not PyTorch's fused kernel, whose fallbacks also branch on data)."""
+        return self.recording or torch.jit.is_tracing()
+
+    def _fused(self, x: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+        """The output of :meth:`forward` without the weights ``(B, h, N, N)``, from
+        :func:`torch.nn.functional.scaled_dot_product_attention`: the fast path of
+        :func:`~visual_attention.core.scaled_dot_product_attention` with ``need_weights=False``
+        (same results up to rounding; queries with no allowed key get a zero context, and a NaN
+        the careful softmax may avoid sends the call down the path that computes the weights)."""
+        q, k, v = (
+            self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        )
+        context = _fused_context(q, k, v, allowed, self.scale)  # q, k, v and mask are checked
+        if context is None:
+            context, _ = scaled_dot_product_attention(q, k, v, mask=allowed, scale=self.scale)
+        return self.proj(context.transpose(1, 2).flatten(2))  # (B, N, h·d)
 
     def _allowed(self, mask, key_mask, b: int, n: int) -> torch.Tensor | None:
         """``mask & key_mask`` as one boolean mask broadcastable to ``(B, h, N, N)``, or
@@ -236,7 +263,8 @@ class PreNormBlock(nn.Module):
         super().__init__()
         check_positive_int("dim", dim)
         check_module("attn", attn)
-        check_positive_number("mlp_ratio", mlp_ratio), check_positive_number("norm_eps", norm_eps)
+        check_positive_number("mlp_ratio", mlp_ratio)
+        check_positive_number("norm_eps", norm_eps)
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = attn
@@ -266,8 +294,7 @@ class PatchEmbed(nn.Module):
         norm: LayerNorm the tokens.
 
     Shapes: ``(B, in_channels, H, W)`` → a grid of tokens ``(B, H/p, W/p, dim)`` (row-major;
-        flatten
-    dimensions 1-2 for a sequence).
+    flatten dimensions 1-2 for a sequence).
     """
 
     def __init__(
@@ -513,7 +540,8 @@ class CrossAttention(AttentionModule):
         check_positive_int("dim", dim)
         check_positive_int("num_heads", num_heads)
         memory_dim = dim if memory_dim is None else check_positive_int("memory_dim", memory_dim)
-        check_bool("qkv_bias", qkv_bias), check_bool("proj_bias", proj_bias)
+        check_bool("qkv_bias", qkv_bias)
+        check_bool("proj_bias", proj_bias)
         check_scale("scale", scale)
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
@@ -583,7 +611,8 @@ class CrossAttention(AttentionModule):
         self.proj.weight.copy_(mha.out_proj.weight)
         if self.q.bias is not None:
             bq, bkv = mha.in_proj_bias.split([self.dim, 2 * self.dim])
-            self.q.bias.copy_(bq), self.kv.bias.copy_(bkv)
+            self.q.bias.copy_(bq)
+            self.kv.bias.copy_(bkv)
         if self.proj.bias is not None:
             self.proj.bias.copy_(mha.out_proj.bias)
         return self
@@ -624,7 +653,8 @@ class DecoderBlock(nn.Module):
     ) -> None:
         super().__init__()
         check_positive_int("dim", dim)
-        check_positive_number("mlp_ratio", mlp_ratio), check_positive_number("norm_eps", norm_eps)
+        check_positive_number("mlp_ratio", mlp_ratio)
+        check_positive_number("norm_eps", norm_eps)
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.self_attn = MultiHeadAttention(dim, num_heads)

@@ -163,9 +163,8 @@ class SelectiveKernel(AttentionModule):
         check_positive_int("stride", stride)
         kernel_sizes = _check_kernel_sizes(kernel_sizes, dilate)
         groups = default_groups(in_channels, out_channels) if groups is None else groups
-        if check_positive_int("groups", groups) and (
-            in_channels % groups or out_channels % groups
-        ):
+        check_positive_int("groups", groups)
+        if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"groups must be a positive integer dividing in_channels={in_channels} and "
                 f"out_channels={out_channels}, got {groups!r}"

@@ -89,7 +89,8 @@ def eca_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> int:
     else ``t + 1`` (so C = 64 → 3, 256 → 5, 2048 → 7 with the defaults γ = 2, b = 1).
     """
     check_positive_int("channels", channels)
-    check_positive_number("gamma", gamma), check_number("beta", beta)
+    check_positive_number("gamma", gamma)
+    check_number("beta", beta)
     # [start-eca-kernel-size]
     t = int(abs((math.log2(channels) + beta) / gamma))  # |log2(C) / γ + b / γ|, Eq. 12
     return t if t % 2 else t + 1  # the nearest odd number (upwards)
@@ -217,9 +218,8 @@ class CBAM(nn.Module):
     ``F' = M_c(F) ⊗ F`` then ``F'' = M_s(F') ⊗ F'``: channel attention first (*what*), then spatial
     attention (*where*) on the refined map — the sequential, channel-first order the paper found
     best (its Table 3, against spatial-first and parallel). ``M_c`` is :class:`ChannelGate`;
-    ``M_s`` is
-    :class:`visual_attention.spatial.SpatialGate` (channel-wise average and max maps → ``k × k``
-    convolution → BatchNorm → sigmoid).
+    ``M_s`` is :class:`visual_attention.spatial.SpatialGate` (channel-wise average and max maps →
+    ``k × k`` convolution → BatchNorm → sigmoid).
 
     Args:
         channels: ``C``.

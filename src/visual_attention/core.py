@@ -323,12 +323,11 @@ def _check_query_attention(feature_maps, query, mask, scale) -> None:
 class AttentionModule(torch.nn.Module):
     """Base class of every module in the package that computes attention weights.
 
-    A subclass calls ``self.remember(weights)`` in ``forward`` with its weights — a gate ``(B,
-    C)``, a spatial map ``(B, 1, H, W)``, branch weights ``(B, M, C)``, per-head maps ``(B, h, N,
-    N)``… (its docstring says which). Nothing is kept unless recording is on, so training pays
-    nothing;
-    :func:`record_attention` turns it on for a whole model and collects the weights by module name,
-    so one plotting or widget function serves every module.
+    A subclass calls ``self.remember(weights)`` in ``forward`` with its weights — a gate
+    ``(B, C)``, a spatial map ``(B, 1, H, W)``, branch weights ``(B, M, C)``, per-head maps
+    ``(B, h, N, N)``… (its docstring says which). Nothing is kept unless recording is on, so
+    training pays nothing; :func:`record_attention` turns it on for a whole model and collects the
+    weights by module name, so one plotting or widget function serves every module.
     """
 
     def __init__(self) -> None:
@@ -343,7 +342,7 @@ class AttentionModule(torch.nn.Module):
         return weights
 
 
-# noqa: N801  (used as a function: ``with record_attention(model) as maps``)
+# a lower-case name: it is used as a function, ``with record_attention(model) as maps``
 class record_attention:
     """Collect the attention weights of every :class:`AttentionModule` inside ``model``.
 

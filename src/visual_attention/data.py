@@ -66,7 +66,8 @@ def load_photo(name: str = "chelsea", size: tuple[int, int] = (128, 192)) -> tor
     from skimage.color import gray2rgb
     from skimage.transform import resize
 
-    check_choice("name", name, PHOTOS), check_size2("size", size)
+    check_choice("name", name, PHOTOS)
+    check_size2("size", size)
     img = getattr(skdata, name)()
     if img.ndim == 2:
         img = gray2rgb(img)
@@ -80,8 +81,7 @@ def patch_features(
     """Describe each ``patch × patch`` tile of an image by six numbers (see :data:`FEATURE_NAMES`).
 
     Channels: mean red, green and blue; the standard deviation of the luminance (contrast); the
-        mean
-    absolute horizontal and vertical luminance differences (edges across x and across y). With
+    mean absolute horizontal and vertical luminance differences (edges across x and across y). With
     ``standardise`` each channel is shifted and scaled to mean 0 and standard deviation 1 over the
     patches of the image, so that no channel dominates the dot products. With ``unit`` each patch's
     vector is then scaled to length 1, so that the dot product of two of them is their cosine
@@ -98,7 +98,8 @@ def patch_features(
     """
     check_floating("image", image)
     check_rank("image", image, exactly=3, expected="(3, H, W)")
-    check_bool("standardise", standardise), check_bool("unit", unit)
+    check_bool("standardise", standardise)
+    check_bool("unit", unit)
     if image.shape[0] != 3:
         raise ValueError(
             f"image must have 3 colour channels (3, H, W), got shape {shape_str(image)}"
@@ -219,9 +220,12 @@ def cluttered_digits(
         boxes ``(n, 4)`` int64 as ``(top, left, bottom, right)`` pixel bounds of the digit
         (``bottom`` and ``right`` exclusive).
     """
-    check_positive_int("n", n), check_positive_int("canvas", canvas)
-    check_size2("digit_sizes", digit_sizes), check_int("distractors", distractors, minimum=0)
-    check_number("noise", noise, 0.0), check_int("seed", seed, minimum=0)
+    check_positive_int("n", n)
+    check_positive_int("canvas", canvas)
+    check_size2("digit_sizes", digit_sizes)
+    check_int("distractors", distractors, minimum=0)
+    check_number("noise", noise, 0.0)
+    check_int("seed", seed, minimum=0)
     check_number("fragment", fragment, 0.0, 1.0, low_open=True)
     if n < 1 or canvas < digit_sizes[1] or not 2 <= digit_sizes[0] <= digit_sizes[1]:
         raise ValueError(
@@ -291,9 +295,12 @@ def digit_clips(
         ``present`` ``(n, T)`` bool, True where the digit is visible.
     """
     size = 12
-    check_positive_int("n", n), check_positive_int("canvas", canvas)
-    check_positive_int("frames", frames), check_size2("visible", visible)
-    check_number("noise", noise, 0.0), check_int("seed", seed, minimum=0)
+    check_positive_int("n", n)
+    check_positive_int("canvas", canvas)
+    check_positive_int("frames", frames)
+    check_size2("visible", visible)
+    check_number("noise", noise, 0.0)
+    check_int("seed", seed, minimum=0)
     if n < 1 or canvas < size + 2 or not 1 <= visible[0] <= visible[1] <= frames:
         raise ValueError(
             f"need n >= 1, canvas >= {size + 2} and 1 <= visible[0] <= visible[1] <= frames, got "

@@ -151,7 +151,8 @@ def _check_chunked(q, k, v, chunk_size, mask, scale) -> torch.Tensor | None:
     """Validate the arguments of :func:`chunked_attention`; return the mask expanded to
     ``(*B, Lq, Lk)`` (a view), or ``None``."""
     check_qkv(q, k, v, broadcast=False)
-    check_positive_int("chunk_size", chunk_size), check_scale("scale", scale)
+    check_positive_int("chunk_size", chunk_size)
+    check_scale("scale", scale)
     if mask is None:
         return None
     scores_shape = (*q.shape[:-1], k.shape[-2])
@@ -175,7 +176,8 @@ def linear_attention(
     Returns:
         ``(*B, Lq, Dv)``, in time and memory linear in ``Lq + Lk``.
     """
-    check_qkv(q, k, v, broadcast=False), check_number("eps", eps, 0.0)
+    check_qkv(q, k, v, broadcast=False)
+    check_number("eps", eps, 0.0)
     # [start-linear-attention]
     phi_q, phi_k = F.elu(q) + 1, F.elu(k) + 1  # φ(x) = elu(x) + 1 > 0
     kv = phi_k.transpose(-2, -1) @ v  # Σ_j φ(k_j) v_jᵀ  (*B, D, Dv): all keys and values, once
@@ -226,4 +228,5 @@ def _check_trace(query, keys, values, chunk_size, scale) -> None:
     (d,) = check_tensor("query", query, "(D,)")
     (n, _) = check_tensor("keys", keys, "(N, D)", D=d)
     check_tensor("values", values, "(N, Dv)", N=n)
-    check_positive_int("chunk_size", chunk_size), check_positive_number("scale", scale)
+    check_positive_int("chunk_size", chunk_size)
+    check_positive_number("scale", scale)

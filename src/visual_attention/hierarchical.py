@@ -137,8 +137,10 @@ class SwinStage(nn.Module):
         downsample: bool = True,
     ) -> None:
         super().__init__()
-        check_positive_int("depth", depth), check_positive_int("window_size", window_size)
-        check_size2("input_resolution", input_resolution), check_bool("downsample", downsample)
+        check_positive_int("depth", depth)
+        check_positive_int("window_size", window_size)
+        check_size2("input_resolution", input_resolution)
+        check_bool("downsample", downsample)
         shifts = [0 if i % 2 == 0 else window_size // 2 for i in range(depth)]  # W-MSA, SW-MSA, …
         self.blocks = nn.Sequential(
             *[
@@ -221,7 +223,8 @@ def _check_swin(img_size, patch_size, num_classes, dim, depths, num_heads, windo
         ("num_classes", num_classes),
     ):
         check_positive_int(name, value)
-    check_int_sequence("depths", depths), check_int_sequence("num_heads", num_heads)
+    check_int_sequence("depths", depths)
+    check_int_sequence("num_heads", num_heads)
     if len(depths) != len(num_heads) or not depths:
         raise ValueError(
             f"depths {tuple(depths)} and num_heads {tuple(num_heads)} must be non-empty "

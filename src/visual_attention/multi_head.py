@@ -86,7 +86,8 @@ class VisionTransformer(nn.Module):
             ("depth", depth),
         ):
             check_positive_int(name, value)
-        check_positive_int("patch_size", patch_size), check_bool("class_token", class_token)
+        check_positive_int("patch_size", patch_size)
+        check_bool("class_token", class_token)
         if img_size % patch_size:
             raise ValueError(
                 f"img_size ({img_size}) must be a multiple of patch_size ({patch_size})"
@@ -228,7 +229,8 @@ def sinusoidal_position_embedding(num_positions: int, dim: int) -> torch.Tensor:
     Returns:
         ``(num_positions, dim)`` (``dim`` even), float32.
     """
-    check_positive_int("num_positions", num_positions), check_positive_int("dim", dim)
+    check_positive_int("num_positions", num_positions)
+    check_positive_int("dim", dim)
     if dim % 2:
         raise ValueError(f"dim must be even (sine and cosine pairs), got {dim}")
     position = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)

@@ -137,8 +137,10 @@ class Bottleneck(nn.Module):
 
 def _check_block(in_channels: object, planes: object, stride: object, attention: object) -> None:
     """Validate the arguments of a residual block."""
-    check_positive_int("in_channels", in_channels), check_positive_int("planes", planes)
-    check_positive_int("stride", stride), check_choice("attention", attention, ATTENTIONS)
+    check_positive_int("in_channels", in_channels)
+    check_positive_int("planes", planes)
+    check_positive_int("stride", stride)
+    check_choice("attention", attention, ATTENTIONS)
 
 
 def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -171,8 +173,10 @@ class ResNet(nn.Module):
         super().__init__()
         if not (isinstance(block, type) and issubclass(block, (BasicBlock, Bottleneck))):
             raise ValueError(f"block must be BasicBlock or Bottleneck, got {block!r}")
-        check_int_sequence("layers", layers, length=4), check_positive_int("width", width)
-        check_positive_int("num_classes", num_classes), check_bool("small_input", small_input)
+        check_int_sequence("layers", layers, length=4)
+        check_positive_int("width", width)
+        check_positive_int("num_classes", num_classes)
+        check_bool("small_input", small_input)
         check_positive_int("in_channels", in_channels)
         check_choice("attention", attention, ATTENTIONS)
         self.in_channels = in_channels

@@ -96,7 +96,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters of ``model``."""
-    check_module("model", model), check_bool("trainable_only", trainable_only)
+    check_module("model", model)
+    check_bool("trainable_only", trainable_only)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -104,7 +105,8 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Accuracy of ``model`` on inputs ``x`` ``(N, ...)`` with labels ``y`` ``(N,)``, in eval
     mode (``x`` in the model's precision: half-precision inputs for a float32 model)."""
-    check_module("model", model), check_xy(x, y, "x", "y")
+    check_module("model", model)
+    check_xy(x, y, "x", "y")
     check_positive_int("batch_size", batch_size)
     x = _like_model(x, model)
     was_training = model.training
@@ -123,8 +125,8 @@ def random_shift(
     filling with zeros.
 
     The translation augmentation of small-image training (pad by ``max_shift``, crop back at a
-    random
-    offset). Input and output ``(B, C, H, W)``; ``max_shift = 0`` returns the images unchanged.
+    random offset). Input and output ``(B, C, H, W)``; ``max_shift = 0`` returns the images
+    unchanged.
     """
     check_floating("images", images)
     check_rank("images", images, exactly=4, expected="(B, C, H, W)")
@@ -151,10 +153,10 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
     decay to 0.
 
     ``(step + 1) / warmup_steps`` during warm-up, then ``½ (1 + cos(π t))`` with ``t`` going from 0
-    to
-    1 over the remaining steps (Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts).
+    to 1 over the remaining steps (Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts).
     """
-    check_int("step", step, minimum=0), check_positive_int("total_steps", total_steps)
+    check_int("step", step, minimum=0)
+    check_positive_int("total_steps", total_steps)
     check_int("warmup_steps", warmup_steps, minimum=0)
     if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
         raise ValueError(
@@ -199,8 +201,7 @@ def fit(
         optimizer: ``"adam"`` (weight decay as an L2 penalty) or ``"adamw"`` (decoupled weight
             decay).
         warmup_epochs: ``None`` keeps ``lr`` constant; a number ``w`` warms it up linearly over
-            ``w``
-            epochs and then decays it along a cosine to 0, updated every step
+            ``w`` epochs and then decays it along a cosine to 0, updated every step
             (:func:`warmup_cosine`).
         label_smoothing: of the default cross-entropy.
         max_shift: translate every training batch by up to this many pixels (:func:`random_shift`;
@@ -343,9 +344,13 @@ def _check_fit(
     x, _ = check_pair("train", train)
     if test is not None:
         check_pair("test", test)
-    check_positive_int("epochs", epochs), check_positive_number("lr", lr)
-    check_positive_int("batch_size", batch_size), check_number("weight_decay", weight_decay, 0.0)
-    check_int("seed", seed, minimum=0), check_bool("progress", progress), check_str("desc", desc)
+    check_positive_int("epochs", epochs)
+    check_positive_number("lr", lr)
+    check_positive_int("batch_size", batch_size)
+    check_number("weight_decay", weight_decay, 0.0)
+    check_int("seed", seed, minimum=0)
+    check_bool("progress", progress)
+    check_str("desc", desc)
     check_callable("loss_fn", loss_fn, optional=True, what="(logits, labels) → loss")
     check_choice("optimizer", optimizer, ("adam", "adamw"))
     if warmup_epochs is not None and check_int("warmup_epochs", warmup_epochs, 0) > epochs:

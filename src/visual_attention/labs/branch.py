@@ -98,7 +98,8 @@ def scale_task(
         images ``(n, 1, 48, 48)`` in ``[0, 1]``, labels ``(n,)`` and the digits' sides ``(n,)``
         (16 or 32), all int64 but the images.
     """
-    check_positive_int("n", n), check_int("seed", seed, 0)
+    check_positive_int("n", n)
+    check_int("seed", seed, 0)
     parts = []
     for k, (size, clutter) in enumerate(SCALES.items()):
         count = n // 2 + (n % 2 if k == 0 else 0)
@@ -182,7 +183,8 @@ class BranchNet(nn.Module):
             raise ValueError(f"kernel_sizes must be two odd sizes >= 3, got {kernel_sizes!r}")
         self.kernel_sizes = tuple(kernel_sizes)
         self.channels = c = check_positive_int("channels", channels)
-        check_positive_int("groups", groups), check_positive_int("rd_channels", rd_channels)
+        check_positive_int("groups", groups)
+        check_positive_int("rd_channels", rd_channels)
         if c % groups:
             raise ValueError(f"groups must divide channels={c}, got {groups!r}")
         if mode == "sk":
@@ -239,7 +241,8 @@ def run_seeds(
         :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
         nets (eval mode) and their histories.
     """
-    check_choice("mode", mode, MIXERS), check_seeds("seeds", seeds)
+    check_choice("mode", mode, MIXERS)
+    check_seeds("seeds", seeds)
     if not isinstance(data, Sequence) or len(data) != len(seeds):
         raise ValueError(
             f"data must hold one (train, test) pair per seed ({len(seeds)}), got {data!r:.80}"
@@ -284,7 +287,8 @@ def render_digits(
         raise ValueError(f"indices must be a sequence of digit indices, got {indices!r:.60}")
     for i, v in enumerate(indices):
         check_int(f"indices[{i}]", v, 0)
-    check_positive_int("canvas", canvas), check_number("noise", noise, 0.0)
+    check_positive_int("canvas", canvas)
+    check_number("noise", noise, 0.0)
     check_int("seed", seed, 0)
     digits, labels = load_digits(split)
     index = torch.as_tensor(list(indices), dtype=torch.long).reshape(-1)
@@ -326,8 +330,10 @@ def weights_by_size(
     check_instance("net", net, BranchNet)
     if net.mode != "sk":
         raise ValueError(f"net must be an 'sk' BranchNet, got mode={net.mode!r}")
-    check_int_sequence("sizes", sizes), check_positive_int("count", count)
-    check_encoder("encoder", encoder), check_normalize("normalize", normalize)
+    check_int_sequence("sizes", sizes)
+    check_positive_int("count", count)
+    check_encoder("encoder", encoder)
+    check_normalize("normalize", normalize)
     encoder = load_digit_cnn() if encoder is None else encoder
     result = {}
     for size in sizes:

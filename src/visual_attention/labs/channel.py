@@ -87,8 +87,10 @@ def sensor_task(
         images ``(n, S, 1, 16, 16)``, labels ``(n,)`` and the clean band's index ``(n,)``.
     """
     check_positive_int("n", n)
-    check_positive_int("sensors", sensors), check_int("seed", seed, 0)
-    check_number("clean_noise", clean_noise, 0.0), check_number("noisy_noise", noisy_noise, 0.0)
+    check_positive_int("sensors", sensors)
+    check_int("seed", seed, 0)
+    check_number("clean_noise", clean_noise, 0.0)
+    check_number("noisy_noise", noisy_noise, 0.0)
     g = torch.Generator().manual_seed(seed)
     x, y = digits_at(DIGIT_SIZE, split)
     idx = torch.randint(len(x), (n, sensors), generator=g)
@@ -151,7 +153,8 @@ def make_gate(gate: str | None, channels: int, rd_channels: int = 16) -> nn.Modu
     :class:`StaticGate`, ``None`` → ``nn.Identity``; ``rd_channels`` is the hidden width of SE's
     and CBAM's bottleneck."""
     check_choice("gate", gate, GATES)
-    check_positive_int("channels", channels), check_positive_int("rd_channels", rd_channels)
+    check_positive_int("channels", channels)
+    check_positive_int("rd_channels", rd_channels)
     if gate == "se":
         return SqueezeExcitation(channels, rd_channels=rd_channels)
     if gate == "eca":
@@ -190,7 +193,8 @@ class GatedNet(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        check_positive_int("channels", channels), check_positive_int("width", width)
+        check_positive_int("channels", channels)
+        check_positive_int("width", width)
         check_positive_int("num_classes", num_classes)
         self.kind, self.channels = gate, channels
         self.gate = make_gate(gate, channels, rd_channels)
@@ -225,7 +229,8 @@ def seed_data(
     test examples of the held-out digits (:func:`sensor_task` with seeds ``2 · seed`` and
     ``2 · seed + 1``), through the frozen encoder (:func:`sensor_maps`)."""
     check_int("seed", seed, 0)
-    check_positive_int("n_train", n_train), check_positive_int("n_test", n_test)
+    check_positive_int("n_train", n_train)
+    check_positive_int("n_test", n_test)
     x_train, y_train, _ = sensor_task(n_train, "train", seed=2 * seed)
     x_test, y_test, clean = sensor_task(n_test, "test", seed=2 * seed + 1)
     return SensorData(
@@ -248,9 +253,11 @@ def run_seeds(
     order and trains on ``data[s]`` (its own draw); return
     :class:`~visual_attention.train.SeedRuns` (final test accuracies, models in eval mode,
     histories)."""
-    check_choice("gate", gate, GATES), check_positive_int("width", width)
+    check_choice("gate", gate, GATES)
+    check_positive_int("width", width)
     check_seeds("seeds", seeds)
-    check_positive_int("epochs", epochs), check_positive_number("lr", lr)
+    check_positive_int("epochs", epochs)
+    check_positive_number("lr", lr)
     if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
         raise ValueError(f"data must be a list of SensorData, one per seed, got {data!r:.60}")
     if max(seeds) >= len(data):
@@ -318,7 +325,8 @@ class PageModel(nn.Module):
         encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        check_instance("gated", gated, GatedNet), check_instance("control", control, GatedNet)
+        check_instance("gated", gated, GatedNet)
+        check_instance("control", control, GatedNet)
         check_encoder("encoder", encoder)
         if gated.kind is None:
             raise ValueError("gated must be a GatedNet with a gate")
@@ -360,7 +368,8 @@ def model_explorer(
     """
     check_instance("model", model, PageModel)
     n, s = check_canvas("images", images, "(N, S, C, H, W)")[:2]
-    check_labels("labels", labels, n), check_labels("clean", clean, n)
+    check_labels("labels", labels, n)
+    check_labels("clean", clean, n)
     outputs = ("logits gated", "gate per band", "gate shown", "logits control")
     exported = export_model(model, images[:1], outputs)
     per = model.gated.channels // s

@@ -65,7 +65,8 @@ def encode(
         batch_size: canvases per forward pass.
     """
     check_canvas("images", images, "(N, C, H, W)")
-    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
+    check_positive_int("batch_size", batch_size)
+    check_encoder("encoder", encoder)
     encoder = load_digit_cnn() if encoder is None else encoder.eval()
     return torch.cat(
         [encoder.feature_map(like_module(x, encoder)) for x in images.split(batch_size)]
@@ -85,7 +86,8 @@ def token_features(
         batch_size: canvases per forward pass.
     """
     check_canvas("images", images, "(N, C, H, W)", side=8)  # features pooled 2 × 2
-    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
+    check_positive_int("batch_size", batch_size)
+    check_encoder("encoder", encoder)
     encoder = load_digit_cnn() if encoder is None else encoder.eval()
     maps = [
         nn.functional.avg_pool2d(encoder.feature_map(like_module(x, encoder)), 2)
@@ -113,7 +115,8 @@ def pooled_features(
         batch_size: images per forward pass.
         name, layout: how error messages call ``images`` and its layout.
     """
-    check_module("encoder", encoder), check_encoder("encoder", encoder)
+    check_module("encoder", encoder)
+    check_encoder("encoder", encoder)
     n, s = check_canvas(name, images, layout)[:2]
     check_positive_int("batch_size", batch_size)
     flat = images.flatten(0, 1)
@@ -184,7 +187,8 @@ class EncodedHeads(nn.Module):
         name: str = "heads",
     ) -> None:
         super().__init__()
-        check_models(name, heads, kind), check_encoder("encoder", encoder)
+        check_models(name, heads, kind)
+        check_encoder("encoder", encoder)
         mean, std = feature_stats(train_features, "train_features")
         self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
         self.names = list(heads)
@@ -213,7 +217,8 @@ def collect_attention(
     mean over channels) and concatenated over the batches; ``x`` runs in the model's precision
     (:func:`like_module`). The model's train/eval mode is restored afterwards.
     """
-    check_module("model", model), check_tensor("x", x, "(N, *S)")
+    check_module("model", model)
+    check_tensor("x", x, "(N, *S)")
     check_positive_int("batch_size", batch_size)
     if names is not None and (isinstance(names, str) or not isinstance(names, Iterable)):
         raise ValueError(f"names must be None or a list of module names, got {names!r}")

@@ -86,7 +86,8 @@ class DigitCNN(nn.Module):
 def like_module(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
     """``x`` in the floating dtype of ``module``'s parameters (a no-op when they agree): a frozen
     float32 encoder reads half-precision images."""
-    check_tensor("x", x, "(B, *S)"), check_module("module", module)
+    check_tensor("x", x, "(B, *S)")
+    check_module("module", module)
     dtype = next((p.dtype for p in module.parameters()), x.dtype)
     return x if x.dtype == dtype else x.to(dtype)
 

@@ -97,7 +97,8 @@ def online_softmax_explorer(
         )
     if len(feature_names) != c:
         raise ValueError(f"feature_names has {len(feature_names)} entries for {c} channels")
-    _check_queries(queries, (h, w)), check_int_sequence("chunk_sizes", chunk_sizes)
+    _check_queries(queries, (h, w))
+    check_int_sequence("chunk_sizes", chunk_sizes)
     check_positive_number("scale", scale)
     if display_size is not None:
         check_size2("display_size", display_size)
@@ -182,7 +183,8 @@ def measure_cost(
     pick = {"median": statistics.median, "min": min}[
         check_choice("statistic", statistic, ("median", "min"))
     ]
-    check_positive_int("repeats", repeats), check_int("seed", seed, 0)
+    check_positive_int("repeats", repeats)
+    check_int("seed", seed, 0)
     if not isinstance(sides, dict) or not sides:
         raise ValueError(
             f"sides must be a non-empty dict {{method: grid sides}}, got {sides!r:.60}"
@@ -252,7 +254,8 @@ def linear_weights(q: torch.Tensor, k: torch.Tensor, eps: float = 1e-6) -> torch
     Returns:
         ``(*B, Lq, Lk)``; ``linear_weights(q, k) @ v`` equals ``linear_attention(q, k, v)``.
     """
-    check_qkv(q, k, k, broadcast=False), check_number("eps", eps, 0.0)
+    check_qkv(q, k, k, broadcast=False)
+    check_number("eps", eps, 0.0)
     kernel = (F.elu(q) + 1) @ (F.elu(k) + 1).transpose(-2, -1)  # (*B, Lq, Lk), all > 0
     return kernel / (kernel.sum(dim=-1, keepdim=True) + eps)
 
@@ -394,8 +397,10 @@ def retrieval_sets(
     Returns:
         tokens ``(n_sets, 2·length, length + 64)`` and labels ``(n_sets, length)``.
     """
-    check_positive_int("n_sets", n_sets), check_positive_int("length", length)
-    check_choice("split", split, ("train", "test")), check_int("seed", seed, 0)
+    check_positive_int("n_sets", n_sets)
+    check_positive_int("length", length)
+    check_choice("split", split, ("train", "test"))
+    check_int("seed", seed, 0)
     feats, labels = _digit_features(split)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(len(feats), (n_sets, length), generator=g)
@@ -425,7 +430,8 @@ class RetrievalModel(nn.Module):
         super().__init__()
         self.kind = check_choice("kind", kind, ("softmax", "linear", "mlp"))
         self.length = check_positive_int("length", length)
-        check_positive_int("dim", dim), check_positive_int("hidden", hidden)
+        check_positive_int("dim", dim)
+        check_positive_int("hidden", hidden)
         width = 64
         if kind == "mlp":
             self.strip = nn.Linear(length * (length + width), hidden)

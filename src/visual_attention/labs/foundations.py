@@ -99,8 +99,10 @@ def retrieval(n: int, split: str = "train", seed: int = 0, items: int = 4) -> Re
     The keys of an example have ``items`` different classes; each value's class is drawn uniformly
     (values may share a class); the query is another random drawing of one key's class, chosen
     uniformly. The same arguments give the same examples."""
-    check_positive_int("n", n), check_choice("split", split, ("train", "test"))
-    check_int("seed", seed, 0), check_int("items", items, 1)
+    check_positive_int("n", n)
+    check_choice("split", split, ("train", "test"))
+    check_int("seed", seed, 0)
+    check_int("items", items, 1)
     if items > 10:
         raise ValueError(f"items must be at most 10 (the keys' classes differ), got {items}")
     x, y = digits_at(DIGIT_SIZE, split)
@@ -125,7 +127,8 @@ def draws(seed: int, n_train: int = 2000, n_test: int = 2000) -> tuple[Retrieval
     """The data of one seed: ``n_train`` training examples of the training digits (seed ``seed``)
     and ``n_test`` test examples of the held-out digits (seed ``1000 + seed``)."""
     check_int("seed", seed, 0)
-    check_positive_int("n_train", n_train), check_positive_int("n_test", n_test)
+    check_positive_int("n_train", n_train)
+    check_positive_int("n_test", n_test)
     return retrieval(n_train, "train", seed), retrieval(n_test, "test", 1000 + seed)
 
 
@@ -204,7 +207,8 @@ def run_seeds(
     """Train one :class:`RetrievalNet` of ``kind`` per seed, each on its own :func:`draws` of the
     data (Adam 1e-2, batches of 128, one epoch of warm-up then a cosine decay); return
     :class:`~visual_attention.train.SeedRuns`: test accuracies, networks (eval mode), histories."""
-    check_choice("kind", kind, KINDS), check_seeds("seeds", seeds)
+    check_choice("kind", kind, KINDS)
+    check_seeds("seeds", seeds)
     check_positive_int("epochs", epochs)
     runs = SeedRuns([], [], [])
     for seed in seeds:
@@ -236,7 +240,8 @@ class RetrievalModel(nn.Module):
     def __init__(self, attention: RetrievalNet, control: RetrievalNet, encoder=None) -> None:
         super().__init__()
         check_instance("attention", attention, RetrievalNet)
-        check_instance("control", control, RetrievalNet), check_encoder("encoder", encoder)
+        check_instance("control", control, RetrievalNet)
+        check_encoder("encoder", encoder)
         if attention.kind != "attention" or control.kind == "attention":
             raise ValueError(
                 "attention must be a RetrievalNet of kind 'attention' and control of another kind"
@@ -260,7 +265,8 @@ def model_explorer(model: RetrievalModel, data: Retrieval, count: int = 8) -> Mo
     """The reader edits the keys, values and query of an example — draws, clears, adds noise — or
     picks one of the first ``count`` test examples; the page runs ``model``: the weight of every
     item and both heads' probabilities."""
-    check_instance("model", model, RetrievalModel), check_instance("data", data, Retrieval)
+    check_instance("model", model, RetrievalModel)
+    check_instance("data", data, Retrieval)
     check_positive_int("count", count)
     images = data.images[:count]
     check_labels("labels", data.labels[:count], len(images))

@@ -81,7 +81,8 @@ def pair_task(
         digits' boxes ``(n, 2, 4)`` as ``(top, left, bottom, right)`` pixels (left digit first;
         bottom and right exclusive).
     """
-    check_positive_int("n", n), check_int("seed", seed, 0)
+    check_positive_int("n", n)
+    check_int("seed", seed, 0)
     (height, width), side = TASK["canvas"], TASK["digit"]
     g = torch.Generator().manual_seed(seed)
     digits, classes = digits_at(side, split)  # (M, 1, side, side), (M,)
@@ -217,10 +218,8 @@ class PairReader(nn.Module):
         if pooling == "attention":
             self.pool = MultiHeadPooling(channels, num_heads, num_queries)
         else:
-            (
-                check_positive_int("num_heads", num_heads),
-                check_positive_int("num_queries", num_queries),
-            )
+            check_positive_int("num_heads", num_heads)
+            check_positive_int("num_queries", num_queries)
             self.pool = StaticPooling(channels, grid[0] * grid[1], 2)  # two weightings, two digits
         self.norm = nn.LayerNorm(channels)
         self.fc = nn.Linear(channels, 20)  # 10 scores per digit
@@ -253,10 +252,12 @@ def run_seeds(
         :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
         readers (eval mode) and their histories.
     """
-    check_positive_int("num_heads", num_heads), check_positive_int("num_queries", num_queries)
+    check_positive_int("num_heads", num_heads)
+    check_positive_int("num_queries", num_queries)
     check_choice("pooling", pooling, ("attention", "static"))
     n, channels, h, w = check_data("train", train, "(N, C, h, w)")
-    check_data("test", test, "(N, C, h, w)", C=channels, h=h, w=w), check_seeds("seeds", seeds)
+    check_data("test", test, "(N, C, h, w)", C=channels, h=h, w=w)
+    check_seeds("seeds", seeds)
     if train_size is not None and not 1 <= check_positive_int("train_size", train_size) <= n:
         raise ValueError(
             f"train_size must be in [1, {n}] (the training examples), got {train_size}"

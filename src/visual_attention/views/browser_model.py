@@ -49,9 +49,8 @@ class BrowserModel:
     ``graph = {"inputs": [id], "outputs": [id], "names": [name], "constants": {id: value},
     "tensors": {id: {"shape", "offset"}}, "nodes": [{"op", "in": [id], "out": [id]}]}``:
     ``constants`` holds ints, floats (``{"float": "-inf"}`` for the values JSON lacks), bools,
-    strings, ``None`` and lists; ``tensors`` the
-    parameters, at ``offset`` (in floats) of ``weights`` (with ``dtype`` when they are not
-    floating: a boolean mask is sent as 0 and 1).
+    strings, ``None`` and lists; ``tensors`` the parameters, at ``offset`` (in floats) of
+    ``weights`` (with ``dtype`` when they are not floating: a boolean mask is sent as 0 and 1).
     """
 
     graph: dict
@@ -90,7 +89,8 @@ def export_model(
     Returns:
         the :class:`BrowserModel`; its graph's outputs are ``outputs``.
     """
-    check_module("model", model), check_tensor("example", example, "(*B, N)")
+    check_module("model", model)
+    check_tensor("example", example, "(*B, N)")
     if isinstance(outputs, str) or not isinstance(outputs, Sequence) or not outputs:
         raise ValueError(f"outputs must be a non-empty sequence of names, got {outputs!r}")
     names = [check_str("outputs", name) for name in outputs]
@@ -179,7 +179,7 @@ def _keyword_only(node: torch._C.Node) -> list[str]:
     return [arg.split("=")[0].split()[-1] for arg in tail.split(",") if arg.strip()]
 
 
-class with_attention(nn.Module):  # noqa: N801 (used like a function)
+class with_attention(nn.Module):  # a lower-case name: used like a function
     """``model`` returning ``(output, *maps)``: the attention maps it records (in the order of
     ``names``), for :func:`export_model` to expose.
 
@@ -210,7 +210,8 @@ def run_graph(model: BrowserModel, x: torch.Tensor) -> dict[str, np.ndarray]:
         raise ValueError(
             f"model must be a BrowserModel (export_model), got {type(model).__name__}"
         )
-    x = check_tensor("x", x, "(*B, N)") and x.float()  # the graph computes in float32
+    check_tensor("x", x, "(*B, N)")
+    x = x.float()  # the graph computes in float32
     g = model.graph
     weights = np.frombuffer(model.weights, dtype="<f4")
     env: dict[str, object] = {k: _constant(v) for k, v in g["constants"].items()}

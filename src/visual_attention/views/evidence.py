@@ -316,7 +316,8 @@ def report_evidence(
     """
     for name, value in (("chapter", chapter), ("claim", claim), ("metric", metric)):
         check_str(name, value)
-    check_bool("higher_is_better", higher_is_better), check_bool("display", display)
+    check_bool("higher_is_better", higher_is_better)
+    check_bool("display", display)
     check_bool("require_fair_control", require_fair_control)
     check_bool("expect_difference", expect_difference)
     check_number("min_standard_errors", min_standard_errors, 0.0)

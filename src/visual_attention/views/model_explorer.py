@@ -306,8 +306,10 @@ def model_explorer(
             {**v, "image_size": list(slot_images.shape[1:])} if v["kind"] == "slots" else v
             for v in views
         ]
-    check_size2("display", display, square=True), check_positive_number("brush", brush)
-    check_number("alpha", alpha, 0.0, 1.0), check_str("caption", caption)
+    check_size2("display", display, square=True)
+    check_positive_number("brush", brush)
+    check_number("alpha", alpha, 0.0, 1.0)
+    check_str("caption", caption)
     lut = (colormaps[CMAP](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
     return ModelExplorer(
         graph=model.graph,
@@ -332,5 +334,6 @@ def model_explorer(
 
 def labelled(labels: torch.Tensor, what: str = "digit") -> list[str]:
     """``"#i (digit y)"`` for each label ``(N,)``: names for :func:`model_explorer`'s menu."""
-    check_labels("labels", labels), check_str("what", what)
+    check_labels("labels", labels)
+    check_str("what", what)
     return [f"#{i} ({what} {int(y)})" for i, y in enumerate(labels)]

@@ -110,7 +110,8 @@ def colorize(
     values = _array("values", values, "(h, w)").astype(np.float64)
     if vmax is not None:
         check_positive_number("vmax", vmax)
-    check_choice("cmap", cmap, list(colormaps)), check_number("alpha", alpha, 0.0, 1.0)
+    check_choice("cmap", cmap, list(colormaps))
+    check_number("alpha", alpha, 0.0, 1.0)
     if values.ndim != 2:
         raise ValueError(f"values must be 2-d (h, w), got shape {values.shape}")
     top = float(values.max()) if vmax is None else float(vmax)
@@ -195,7 +196,8 @@ def attention_overlay_html(
     ):
         raise ValueError(f"weights must hold floating-point weights (h, w), got {w.dtype}")
     height, width = check_size2("size", size)
-    check_number("alpha", alpha, 0.0, 1.0), check_str("caption", caption)
+    check_number("alpha", alpha, 0.0, 1.0)
+    check_str("caption", caption)
     if w.ndim != 2:
         raise ValueError(f"weights must be 2-d (h, w), got shape {w.shape}")
     h_cells, w_cells = w.shape
@@ -306,7 +308,8 @@ def plot_attention(
     img = to_numpy_image(image)
     height, width = img.shape[:2]
     h, w = weights.shape
-    check_number("alpha", alpha, 0.0, 1.0), check_str("title", title)
+    check_number("alpha", alpha, 0.0, 1.0)
+    check_str("title", title)
     if query is not None:
         check_cell("query", query, (h, w))
     check_instance("ax", ax, Axes, optional=True, what="matplotlib Axes")

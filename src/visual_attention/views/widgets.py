@@ -3,10 +3,8 @@
 :func:`precomputed_explorer` renders a view for every combination of control values when the
 notebook runs, and stacks the views in nested :class:`ipywidgets.Stack` widgets. Each control is
 ``jslink``-ed to the ``selected_index`` of the stacks at its depth, so moving a control switches
-views
-in the browser itself: the widget is live in JupyterLab with a kernel *and* on the static site with
-    no
-kernel at all (the views travel in the notebook's saved widget state).
+views in the browser itself: the widget is live in JupyterLab with a kernel *and* on the static
+site with no kernel at all (the views travel in the notebook's saved widget state).
 
 Views can be any widget; :func:`html_view` makes a light one from HTML (see
 :mod:`visual_attention.views.viz`).
@@ -15,8 +13,8 @@ Views can be any widget; :func:`html_view` makes a light one from HTML (see
 queries, keys and values as float32 buffers, and the widget's JavaScript
 (``static/attention_explorer.js``, an anywidget module) computes the weights and the context vector
 in the reader's browser on every interaction, so any query point, temperature, head, layer or
-window can be chosen.
-:func:`reference_attention` is the same computation in PyTorch (the browser tests compare the two).
+window can be chosen. :func:`reference_attention` is the same computation in PyTorch (the browser
+tests compare the two).
 """
 
 from __future__ import annotations
@@ -256,15 +254,15 @@ def window_keys_mask(
     ``(N,)``.
 
     The same rule as :class:`visual_attention.local_attention.ShiftedWindowAttention` (built from
-    its
-    :func:`~visual_attention.local_attention.window_token_index` and
+    its :func:`~visual_attention.local_attention.window_token_index` and
     :func:`~visual_attention.local_attention.shifted_window_mask`); ``prefix`` extra tokens (a
     class token) come first and are never inside a window. ``window = 0`` means global attention.
     """
 
     gh, gw = check_size2("grid", grid)
     n = check_int("prefix", prefix, minimum=0) + gh * gw
-    check_int("window", window, minimum=0), check_int("shift", shift, minimum=0)
+    check_int("window", window, minimum=0)
+    check_int("shift", shift, minimum=0)
     if not prefix <= check_int("query", query) < n:
         raise ValueError(f"query must be a grid token in [{prefix}, {n}), got {query}")
     if window == 0:
@@ -315,7 +313,8 @@ def reference_attention(
 
     for name, t in (("queries", queries), ("keys", keys), ("values", values)):
         check_floating(name, t)
-    check_positive_number("scale", scale), check_positive_number("temperature", temperature)
+    check_positive_number("scale", scale)
+    check_positive_number("temperature", temperature)
     for name, value in (("layer", layer), ("head", head), ("prefix", prefix), ("query", query)):
         check_int(name, value, minimum=0)
     if grid is not None:
@@ -347,7 +346,8 @@ def reference_attention(
 
 def _check_explorer_numbers(scale, temperature, temperature_range, layer, head, window, shift):
     """Validate the numeric arguments of :func:`attention_explorer`."""
-    check_positive_number("scale", scale), check_positive_number("temperature", temperature)
+    check_positive_number("scale", scale)
+    check_positive_number("temperature", temperature)
     if not isinstance(temperature_range, Sequence) or len(temperature_range) != 2:
         raise ValueError(f"temperature_range must be (low, high), got {temperature_range!r}")
     low = check_positive_number("temperature_range[0]", temperature_range[0])
