@@ -43,3 +43,19 @@ def test_benchmarks_only_some_rows_of_the_speed_section(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| core.") or line.startswith("| channel.")]
     assert len(rows) == 2 and all(r.startswith("| core.scaled_dot_product_attention |") for r in rows)
     assert "need_weights=False" in rows[1] and "materialise the weights" in rows[0]
+
+
+def test_fused_attention_benchmark_writes_its_table(tmp_path):
+    out = tmp_path / "fused.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fused_attention.py"), "--smoke", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| tiny |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].split("|")[1:-1]]
+    assert len(cells) == 6 and float(cells[4].split()[0]) > 0  # the ratio of the fastest steps
+    for pair in cells[2:4]:  # "fastest / median"
+        fastest, median = (float(v) for v in pair.split(" / "))
+        assert 0 < fastest <= median
