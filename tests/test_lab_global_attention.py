@@ -149,3 +149,129 @@ def test_the_page_reader_is_the_reader_from_the_pixels():
     assert abs(replay["attention"] - attention[2:3].numpy()).max() < 1e-4
     with pytest.raises(ValueError, match="attention reader"):
         lab.PageReader(lab.Reader("pooled"), raw)
+
+
+def test_finding_task_boxes_are_the_reading_tasks_digits():
+    x, strings, lengths, lefts = lab.reading_task(30, "test", seed=5, noise=0.0)
+    x2, classes, lengths2, boxes = lab.finding_task(30, "test", seed=5, noise=0.0)
+    assert torch.equal(x, x2) and torch.equal(strings, classes) and torch.equal(lengths, lengths2)
+    h, w = lab.CANVAS
+    pixels = boxes * torch.tensor([w, h, w, h])
+    for i in range(30):
+        n = int(lengths[i])
+        assert (boxes[i, n:] == 0).all()
+        for j in range(n):
+            cx, cy, bw, bh = pixels[i, j].tolist()
+            assert (bw, bh) == (lab.DIGIT_SIZE, lab.DIGIT_SIZE)
+            assert cx - bw / 2 == lefts[i, j]
+            top, left = round(cy - bh / 2), round(cx - bw / 2)
+            inside = x[i, 0, top : top + lab.DIGIT_SIZE, left : left + lab.DIGIT_SIZE]
+            assert inside.sum() == x[i, 0, :, left : left + lab.DIGIT_SIZE].sum()  # all its ink
+
+
+def test_box_iou():
+    a = torch.tensor([0.5, 0.5, 0.2, 0.4])
+    assert torch.isclose(lab.box_iou(a, a), torch.tensor(1.0))
+    half = torch.tensor([0.6, 0.5, 0.2, 0.4])  # shifted by half its width: 1/3
+    assert torch.isclose(lab.box_iou(a, half), torch.tensor(1 / 3))
+    assert lab.box_iou(a, torch.tensor([0.9, 0.5, 0.2, 0.4])) == 0
+    pair = lab.box_iou(torch.stack([a, half])[:, None], torch.stack([a, half])[None])
+    assert pair.shape == (2, 2) and torch.allclose(pair, pair.T)
+
+
+def test_hungarian_match_is_the_cheapest_assignment():
+    import itertools
+
+    g = torch.Generator().manual_seed(0)
+    logits, boxes = torch.randn(4, 6, 11, generator=g), torch.rand(4, 6, 4, generator=g)
+    classes = torch.tensor([[1, 2, -1, -1], [3, 4, 5, -1], [0, 1, 2, 3], [9, 9, -1, -1]])
+    targets = torch.rand(4, 4, 4, generator=g) * (classes >= 0)[..., None]
+    image, pred, digit = lab.hungarian_match(logits, boxes, classes, targets, box_weight=5.0)
+    prob = logits.softmax(-1)
+    cost = 5 * (boxes[:, :, None] - targets[:, None]).abs().sum(-1) - prob.gather(
+        2, classes.clamp(min=0)[:, None].expand(-1, 6, -1)
+    )
+    for i, n in enumerate((classes >= 0).sum(1).tolist()):
+        mine = image == i
+        assert sorted(digit[mine].tolist()) == list(range(n))
+        assert len(set(pred[mine].tolist())) == n  # one to one
+        got = cost[i, pred[mine], digit[mine]].sum()
+        best = min(
+            sum(float(cost[i, r, c]) for c, r in enumerate(rows))
+            for rows in itertools.permutations(range(6), n)
+        )
+        assert abs(float(got) - best) < 1e-5
+    with pytest.raises(ValueError, match="at least 4 predictions"):
+        lab.hungarian_match(logits[:, :3], boxes[:, :3], classes, targets)
+
+
+@pytest.mark.parametrize("kind", lab.FINDERS)
+def test_the_finders_shapes(kind):
+    model = lab.Finder(kind, channels=8, grid=(4, 10), dim=16, num_heads=2, hidden=16)
+    logits, boxes = model(torch.randn(3, 8, 4, 10))
+    p = 40 if kind == "dense" else lab.QUERIES
+    assert logits.shape == (3, p, lab.NO_OBJECT + 1) and boxes.shape == (3, p, 4)
+    assert ((boxes >= 0) & (boxes <= 1)).all()
+    with pytest.raises(ValueError, match="features"):
+        model(torch.randn(3, 8, 4, 9))
+
+
+def test_the_object_queries_attend_over_every_position():
+    model = lab.Finder("queries", channels=8, grid=(4, 10), dim=16, num_heads=2)
+    with record_attention(model) as maps:
+        model(torch.randn(2, 8, 4, 10))
+    a = maps["block.cross_attn"]
+    assert a.shape == (2, 2, lab.QUERIES, 40)
+    assert torch.allclose(a.sum(-1), torch.ones(2, 2, lab.QUERIES)) and (a > 0).all()
+
+
+class _Oracle(lab.Finder):
+    """A finder that predicts the true boxes and classes of the canvases it is given."""
+
+    def __init__(self, classes, boxes, shift=0.0):
+        super().__init__("flattened", channels=1, grid=(4, 10), hidden=4)
+        self.truth, self.boxes, self.shift = classes, boxes, shift
+
+    def forward(self, features):
+        n = len(features)
+        logits = torch.full((n, lab.QUERIES, lab.NO_OBJECT + 1), -9.0)
+        logits[..., lab.NO_OBJECT] = 0.0
+        boxes = torch.full((n, lab.QUERIES, 4), 0.5)
+        width = self.truth.shape[1]
+        rows, cols = (self.truth >= 0).nonzero(as_tuple=True)
+        logits[rows, width - 1 - cols, self.truth[rows, cols]] = 9.0  # queries in another order
+        boxes[rows, width - 1 - cols] = self.boxes[rows, cols] + torch.tensor(
+            [self.shift, 0, 0, 0]
+        )
+        return logits, boxes
+
+
+def test_detections_of_a_perfect_and_a_shifted_finder():
+    _, classes, _, boxes = lab.finding_task(20, "test", seed=2)
+    features = torch.zeros(20, 1, 4, 10)
+    found, iou = lab.detections(_Oracle(classes, boxes), features, classes, boxes)
+    assert (found == 1).all() and torch.allclose(iou, torch.ones(20))
+    # shifted by 3/4 of a box's width: IoU with its own digit (1/4) / (7/4) = 1/7 (more where it
+    # now overlaps the next digit more, and the matching by IoU takes that one), nothing found
+    found, iou = lab.detections(_Oracle(classes, boxes, shift=0.15), features, classes, boxes)
+    assert (found == 0).all() and (iou > 1 / 7 - 1e-5).all() and (iou < 0.5).all()
+    wrong = classes.where(classes < 0, (classes + 1) % 10)  # right boxes, wrong classes
+    found, iou = lab.detections(_Oracle(wrong, boxes), features, classes, boxes)
+    assert (found == 0).all() and torch.allclose(iou, torch.ones(20))
+
+
+def test_a_trained_finder_finds_digits():
+    x, classes, _, boxes = lab.finding_task(700, "train", seed=0)
+    raw = lab.token_features(x)
+    features = (raw - raw.mean((0, 2, 3), keepdim=True)) / raw.std((0, 2, 3), keepdim=True)
+    train, test = (
+        (features[:600], classes[:600], boxes[:600]),
+        (features[600:], classes[600:], boxes[600:]),
+    )
+    runs = lab.train_finders(["queries"], train, test, seeds=(0,), n_train=600, epochs=4)
+    assert runs["queries"]["iou"][0] > 0.3  # untrained: boxes at random, near 0
+    assert runs["queries"]["models"][0].training is False
+    with pytest.raises(ValueError, match="n_train"):
+        lab.train_finders(["dense"], train, test, n_train=601)
+    with pytest.raises(ValueError, match="finders"):
+        lab.train_finders("queries", train, test, n_train=600)

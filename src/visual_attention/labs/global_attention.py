@@ -20,6 +20,11 @@ Attend and Tell's soft attention, Xu et al. 2015).
   :func:`chance_exact` — training with teacher forcing and the metrics.
 * :class:`PageReader` and :func:`model_explorer` — the trained reader in the reader's browser,
   from the pixels up, with every step's attention map.
+* :func:`finding_task`, :class:`Finder`, :func:`hungarian_match`, :func:`fit_finder`,
+  :func:`detections`, :func:`train_finders`, :func:`box_iou` — finding every digit's class and
+  box: DETR's object queries (Carion et al. 2020) cross-attending to the map, trained with
+  Hungarian matching and a "no object" class, against a dense per-position head and an MLP
+  from the flattened map.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import time
 from collections.abc import Sequence
 
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from .._checks import (
@@ -63,6 +69,7 @@ __all__ = [
     "STEPS",
     "KINDS",
     "reading_task",
+    "finding_task",
     "sequences",
     "alignment",
     "token_features",
@@ -76,6 +83,15 @@ __all__ = [
     "train_readers",
     "PageReader",
     "model_explorer",
+    "FINDERS",
+    "NO_OBJECT",
+    "QUERIES",
+    "box_iou",
+    "Finder",
+    "hungarian_match",
+    "fit_finder",
+    "detections",
+    "train_finders",
 ]
 
 #: Height and width of the canvases in pixels.
@@ -107,6 +123,28 @@ def reading_task(
         the last), the lengths ``(n,)`` and the digits' left edges in pixels ``(n, 4)`` (``-1``
         after the last), the last three int64.
     """
+    images, strings, lengths, lefts, _ = _draw(n, split, seed, noise)
+    return images, strings, lengths, lefts
+
+
+def finding_task(
+    n: int, split: str = "train", seed: int = 0, noise: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The canvases of :func:`reading_task` (the same ones for the same arguments) with every
+    digit's box: images ``(n, 1, 32, 80)``, the classes ``(n, 4)`` (``-1`` padded), the lengths
+    ``(n,)`` and the boxes ``(n, 4, 4)`` as ``(cx, cy, w, h)``, fractions of the canvas's width
+    and height (rows after the last digit are 0)."""
+    images, strings, lengths, lefts, tops = _draw(n, split, seed, noise)
+    (h, w), s = CANVAS, DIGIT_SIZE
+    corner = torch.stack([lefts, tops], -1).float()  # (n, 4, 2) pixels
+    size = torch.tensor([float(s), float(s)])
+    boxes = torch.cat([(corner + s / 2), size.expand_as(corner)], -1) / torch.tensor([w, h] * 2)
+    return images, strings, lengths, boxes * (strings >= 0)[..., None]
+
+
+def _draw(
+    n: int, split: str, seed: int, noise: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     check_positive_int("n", n), check_int("seed", seed, 0)
     check_choice("split", split, ("train", "test")), check_number("noise", noise, 0.0)
     g = torch.Generator().manual_seed(seed)
@@ -116,17 +154,18 @@ def reading_task(
     images = torch.zeros(n, 1, h, w)
     strings = torch.full((n, max(_LENGTHS)), -1)
     lefts = torch.full((n, max(_LENGTHS)), -1)
+    tops = torch.full((n, max(_LENGTHS)), -1)
     for i, length in enumerate(lengths.tolist()):
         gaps = torch.randint(0, w - s * length + 1, (length,), generator=g).sort().values
-        tops = torch.randint(0, h - s + 1, (length,), generator=g)
+        top = torch.randint(0, h - s + 1, (length,), generator=g)
         picks = torch.randint(len(drawings), (length,), generator=g)
         for j in range(length):
-            left, top = int(gaps[j]) + s * j, int(tops[j])
-            images[i, 0, top : top + s, left : left + s] = drawings[picks[j], 0]
-            lefts[i, j] = left
+            left, up = int(gaps[j]) + s * j, int(top[j])
+            images[i, 0, up : up + s, left : left + s] = drawings[picks[j], 0]
+            lefts[i, j], tops[i, j] = left, up
         strings[i, :length] = labels[picks]
     images = (images + noise * torch.randn(images.shape, generator=g)).clamp(0, 1)
-    return images, strings, lengths, lefts
+    return images, strings, lengths, lefts, tops
 
 
 def alignment(attention: torch.Tensor, lefts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -469,3 +508,280 @@ def model_explorer(model: PageReader, images: torch.Tensor, caption: str = "") -
     ]
     names = [f"example {i}" for i in range(len(images))]
     return make_model_explorer(exported, images[:, 0], names, views, caption=caption)
+
+
+#: The finders: DETR's object queries and the two controls.
+FINDERS = ("queries", "dense", "flattened")
+#: The finders' class for "no object" (after the ten digits).
+NO_OBJECT = 10
+#: Object queries of the ``"queries"`` and ``"flattened"`` finders (at most four digits a canvas).
+QUERIES = 6
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of boxes ``(cx, cy, w, h)``: ``a (*S, 4)`` and ``b (*S, 4)``,
+    broadcast → ``(*S)`` (0 for boxes that do not meet, or of no area)."""
+    check_tensor("a", a, "(*S, 4)"), check_tensor("b", b, "(*S, 4)")
+    a0, a1 = a[..., :2] - a[..., 2:] / 2, a[..., :2] + a[..., 2:] / 2
+    b0, b1 = b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2
+    inter = (torch.minimum(a1, b1) - torch.maximum(a0, b0)).clamp(min=0).prod(-1)
+    union = (a1 - a0).clamp(min=0).prod(-1) + (b1 - b0).clamp(min=0).prod(-1) - inter
+    return inter / union.clamp_min(1e-12)
+
+
+class Finder(nn.Module):
+    """A set of detections from the feature map: per prediction the logits of the ten digits and
+    "no object" and a box ``(cx, cy, w, h)`` in fractions of the canvas.
+
+    * ``"queries"`` — DETR (Carion et al. 2020) in one layer: :data:`QUERIES` learned object
+      queries pass one :class:`~visual_attention.blocks.DecoderBlock` (self-attention among the
+      queries, no mask; cross-attention over every position of the map, ``m_ij = W_m x_ij +
+      e_ij``; MLP), then a linear class head and an MLP box head; trained with Hungarian matching.
+    * ``"dense"`` — a per-position head, no attention: two ``3 × 3`` convolutions and a ``1 × 1``
+      give every one of the ``H·W`` positions a class and a box offset from its cell's centre;
+      trained by assigning each digit to the cell of its centre (no matching, no NMS).
+    * ``"flattened"`` — the queries' outputs without attention: an MLP from the flattened map to
+      :data:`QUERIES` predictions, trained with Hungarian matching.
+
+    Shapes: ``forward(features)``: ``(B, C, H, W)`` → logits ``(B, P, 11)``, boxes ``(B, P, 4)``
+    with ``P`` = :data:`QUERIES` (``H·W`` for ``"dense"``).
+    """
+
+    def __init__(
+        self,
+        kind: str = "queries",
+        channels: int = 64,
+        grid: tuple[int, int] = GRID,
+        dim: int = 64,
+        num_heads: int = 4,
+        hidden: int = 128,
+    ) -> None:
+        super().__init__()
+        self.kind = check_choice("kind", kind, FINDERS)
+        for name, value in (("channels", channels), ("dim", dim), ("hidden", hidden)):
+            check_positive_int(name, value)
+        self.channels, self.grid = channels, check_size2("grid", grid)
+        positions = self.grid[0] * self.grid[1]
+        out = NO_OBJECT + 1 + 4
+        h, w = self.grid
+        cy, cx = torch.meshgrid(
+            (torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij"
+        )  # the cells' centres, fractions of the canvas
+        self.register_buffer("centres", torch.stack([cx, cy], -1).reshape(positions, 2))
+        self.register_buffer("cell", torch.tensor([1.0 / w, 1.0 / h]))
+        if kind == "queries":
+            self.memory = nn.Linear(channels, dim)
+            self.memory_pos = nn.Parameter(torch.randn(1, positions, dim) * 0.02)
+            self.queries = nn.Parameter(torch.randn(1, QUERIES, dim) * 0.5)
+            self.block = DecoderBlock(dim, num_heads, mlp_ratio=2.0)
+            self.norm = nn.LayerNorm(dim)
+            self.classes = nn.Linear(dim, NO_OBJECT + 1)
+            self.box = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 4))
+            self.register_buffer("everyone", torch.ones(QUERIES, QUERIES, dtype=torch.bool))
+        if kind == "dense":
+            width = 3 * dim // 4
+            self.net = nn.Sequential(
+                nn.Conv2d(channels, width, 3, padding=1),
+                nn.GELU(),
+                nn.Conv2d(width, width, 3, padding=1),
+                nn.GELU(),
+                nn.Conv2d(width, out, 1),
+            )
+        if kind == "flattened":
+            self.net = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(channels * positions, hidden),
+                nn.GELU(),
+                nn.Linear(hidden, QUERIES * out),
+            )
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_tensor("features", features, "(B, C, H, W)", C=self.channels)
+        features = like_module(features, self)
+        if tuple(features.shape[-2:]) != self.grid:
+            raise ValueError(f"features must have H, W = {self.grid}, got {tuple(features.shape)}")
+        if self.kind == "queries":
+            # [start-object-queries]
+            memory = self.memory(features.flatten(2).transpose(1, 2)) + self.memory_pos
+            z = self.queries.expand(len(features), -1, -1)  # the same Q queries for every image
+            z = self.norm(self.block(z, memory, mask=self.everyone))  # each query: all positions
+            return self.classes(z), torch.sigmoid(self.box(z))  # class (or none), (cx, cy, w, h)
+            # [end-object-queries]
+        if self.kind == "dense":
+            o = self.net(features).flatten(2).transpose(1, 2)  # (B, H·W, 15)
+            centre = self.centres + torch.tanh(o[..., -4:-2]) * 2 * self.cell  # within 2 cells
+            return o[..., : NO_OBJECT + 1], torch.cat([centre, torch.sigmoid(o[..., -2:])], -1)
+        o = self.net(features).unflatten(1, (QUERIES, -1))
+        return o[..., : NO_OBJECT + 1], torch.sigmoid(o[..., -4:])
+
+
+def _check_objects(name: str, triple: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``triple`` = ``(features (N, C, H, W), classes (N, 4), boxes (N, 4, 4))``; return it."""
+    if not isinstance(triple, (tuple, list)) or len(triple) != 3:
+        raise ValueError(f"{name} must be a triple (features, classes, boxes), got {triple!r:.60}")
+    n = check_tensor(f"{name}[0]", triple[0], "(N, C, H, W)")[0]
+    width = _check_strings(f"{name}[1]", triple[1], n)[1]
+    check_tensor(f"{name}[2]", triple[2], "(N, L, 4)", N=n, L=width)
+    return triple[0], triple[1], triple[2]
+
+
+def hungarian_match(
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    classes: torch.Tensor,
+    targets: torch.Tensor,
+    box_weight: float = 5.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DETR's matching: per image the one-to-one assignment of predictions to its digits at the
+    least total cost ``−p(class) + box_weight · |b − b̂|₁`` (``scipy.optimize.
+    linear_sum_assignment``). logits ``(B, P, 11)``, boxes ``(B, P, 4)``, classes ``(B, L)``
+    (``-1`` padded), target boxes ``(B, L, 4)``; ``P ≥ L``. Returns the image, prediction and
+    digit index of every matched pair, three ``(K,)`` int64 tensors."""
+    b, p, _ = check_tensor("logits", logits, "(B, P, K)", K=NO_OBJECT + 1)
+    check_tensor("boxes", boxes, "(B, P, 4)", B=b, P=p)
+    width = _check_strings("classes", classes, b)[1]
+    check_tensor("targets", targets, "(B, L, 4)", B=b, L=width)
+    check_positive_number("box_weight", box_weight)
+    with torch.no_grad():
+        prob = logits.float().softmax(-1)
+        # [start-matching-cost]
+        p_class = prob.gather(2, classes.clamp(min=0)[:, None].expand(-1, p, -1))  # (B, P, L)
+        l1 = (boxes.float()[:, :, None] - targets.float()[:, None]).abs().sum(-1)  # (B, P, L)
+        cost = (box_weight * l1 - p_class).numpy()
+        # [end-matching-cost]
+    image, pred, digit = [], [], []
+    for i, n in enumerate((classes >= 0).sum(1).tolist()):
+        if n > p:
+            raise ValueError(f"logits must have at least {n} predictions per image, got {p}")
+        rows, cols = linear_sum_assignment(cost[i, :, :n])
+        image += [i] * len(rows)
+        pred += rows.tolist()
+        digit += cols.tolist()
+    return torch.tensor(image), torch.tensor(pred), torch.tensor(digit)
+
+
+def _cell_assignment(model: Finder, classes: torch.Tensor, targets: torch.Tensor):
+    """The dense head's targets: each digit belongs to the cell of its box's centre."""
+    h, w = model.grid
+    col = (targets[..., 0] * w).floor().long().clamp(0, w - 1)
+    row = (targets[..., 1] * h).floor().long().clamp(0, h - 1)
+    image, digit = (classes >= 0).nonzero(as_tuple=True)
+    return image, (row * w + col)[image, digit], digit
+
+
+def fit_finder(
+    kind: str,
+    train: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    seed: int = 0,
+    epochs: int = 10,
+    lr: float = 6e-3,
+    batch_size: int = 64,
+    box_weight: float = 5.0,
+    no_object_weight: float = 0.2,
+    **finder_kwargs,
+) -> tuple[Finder, float]:
+    """Train a :class:`Finder` on ``train = (features (N, C, H, W), classes (N, 4), boxes
+    (N, 4, 4))``: match (Hungarian, or the dense head's cells), then the cross-entropy of every
+    prediction (unmatched ones: "no object", weighted ``no_object_weight``) plus ``box_weight``
+    times the L1 distance of the matched boxes; AdamW with a one-cycle learning rate. Returns the
+    finder (in eval mode) and the seconds it took."""
+    features, classes, targets = _check_objects("train", train)
+    check_int("seed", seed, 0), check_positive_int("epochs", epochs)
+    check_positive_number("lr", lr), check_positive_int("batch_size", batch_size)
+    check_positive_number("box_weight", box_weight)
+    check_number("no_object_weight", no_object_weight, 0.0)
+    start = time.perf_counter()
+    generator = seed_everything(seed)
+    model = Finder(kind, features.shape[1], tuple(features.shape[-2:]), **finder_kwargs)
+    weight = torch.ones(NO_OBJECT + 1)
+    weight[NO_OBJECT] = no_object_weight
+    n = len(features)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    steps = epochs * -(-n // batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.2)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(n, generator=generator).split(batch_size):
+            logits, boxes = model(features[idx])
+            c, t = classes[idx], targets[idx]
+            if kind == "dense":
+                image, pred, digit = _cell_assignment(model, c, t)
+            else:
+                image, pred, digit = hungarian_match(logits, boxes, c, t, box_weight)
+            wanted = torch.full(logits.shape[:2], NO_OBJECT)
+            wanted[image, pred] = c[image, digit]
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1), wanted.flatten(), weight)
+            l1 = (boxes[image, pred] - t[image, digit]).abs().sum(-1).mean()
+            opt.zero_grad()
+            (loss + box_weight * l1).backward()
+            opt.step()
+            schedule.step()
+    return model.eval(), time.perf_counter() - start
+
+
+@torch.no_grad()
+def detections(
+    model: Finder, features: torch.Tensor, classes: torch.Tensor, boxes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score a finder per canvas. Its detections are the predictions whose most likely class is
+    a digit; they are matched one to one to the true digits at the largest total IoU. Returns
+    ``(found (N,), iou (N,))``: ``found`` is 1.0 when there are as many detections as digits and
+    every match has the right class and IoU ≥ 0.5, else 0.0; ``iou`` the mean IoU of the matched
+    boxes over the canvas's digits (a digit left unmatched counts 0)."""
+    check_instance("model", model, Finder)
+    features, classes, boxes = _check_objects(
+        "(features, classes, boxes)", (features, classes, boxes)
+    )
+    logits, predicted = model(features)
+    label = logits.argmax(-1)  # (N, P)
+    found, iou = torch.zeros(len(features)), torch.zeros(len(features))
+    for i, n in enumerate((classes >= 0).sum(1).tolist()):
+        keep = (label[i] != NO_OBJECT).nonzero()[:, 0]
+        if len(keep) == 0:
+            continue
+        overlap = box_iou(predicted[i, keep][:, None], boxes[i, :n][None])  # (detections, n)
+        rows, cols = linear_sum_assignment(-overlap.float().numpy())
+        pairs = overlap[rows, cols]
+        iou[i] = pairs.sum() / n
+        right = (pairs >= 0.5) & (label[i, keep[rows]] == classes[i, cols])
+        found[i] = float(len(keep) == n and bool(right.all()))
+    return found, iou
+
+
+def train_finders(
+    finders: Sequence[str],
+    pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    n_train: int = 2000,
+    **fit_kwargs,
+) -> dict[str, dict[str, list]]:
+    """For each kind of finder (:data:`FINDERS`) and seed, train it on ``n_train`` canvases drawn
+    (by the seed) from ``pool`` and score it on ``test`` (both ``(features, classes, boxes)``):
+    ``{kind: {"found": [...], "iou": [...], "examples": [(N,) found per seed], "models": [...],
+    "seconds": [...]}}``."""
+    check_seeds("seeds", seeds), check_positive_int("n_train", n_train)
+    features, classes, boxes = _check_objects("pool", pool)
+    _check_objects("test", test)
+    if n_train > len(features):
+        raise ValueError(f"n_train must be at most the pool's {len(features)}, got {n_train}")
+    if isinstance(finders, (str, bytes)) or not isinstance(finders, Sequence) or not finders:
+        raise ValueError(f"finders must be a non-empty sequence of {FINDERS}, got {finders!r:.60}")
+    for kind in finders:
+        check_choice("finders", kind, FINDERS)
+    out = {}
+    for kind in finders:
+        rec = {"found": [], "iou": [], "examples": [], "models": [], "seconds": []}
+        for seed in seeds:
+            draw = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+            idx = draw[:n_train]
+            train = (features[idx], classes[idx], boxes[idx])
+            model, seconds = fit_finder(kind, train, seed, **fit_kwargs)
+            found, iou = detections(model, *test)
+            rec["found"].append(float(found.mean()))
+            rec["iou"].append(float(iou.mean()))
+            rec["examples"].append(found)
+            rec["models"].append(model)
+            rec["seconds"].append(seconds)
+        out[kind] = rec
+    return out
