@@ -390,6 +390,27 @@ SPECS: list[Spec] = [
         x=lambda: _r(2, 3, 4, 4),
     ),
     call(
+        "spatial.HardSpatialAttention",
+        {"query": choice("learned", "global"), "sample": BOOL, "glimpses": POS_INT},
+        channels=3,
+        query_dim=None,
+        query="learned",
+        sample=False,
+        glimpses=2,
+    ),
+    forward(
+        "spatial.HardSpatialAttention",
+        lambda: _module("spatial.HardSpatialAttention", 3, glimpses=2),
+        x=lambda: _r(2, 3, 4, 4),
+    ),
+    call(
+        "spatial.reinforce_loss",
+        {"baseline": BOOL},
+        log_prob=lambda: -torch.rand(3, generator=gen(0)),
+        reward=lambda: torch.tensor([1.0, 0.0, 1.0]),
+        baseline=True,
+    ),
+    call(
         "spatial.attention_mass_in_box",
         {
             "canvas": POS_INT,

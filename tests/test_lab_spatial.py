@@ -214,3 +214,54 @@ def test_canvas_model_runs_stage_nets_from_the_canvas():
     assert ma.shape == (4, 12, 12) and mg.shape == (4, 1, 12, 12)
     with pytest.raises(ValueError, match="heads must pool with attention or a gate"):
         lab.CanvasModel({"m": lab.StageNet("max")}, raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# hard attention: the glimpse network, its runner and the spread of its gradient
+# ---------------------------------------------------------------------------------------------
+
+
+def test_glimpse_net_has_the_attention_stage_nets_parameters_and_loss():
+    net = lab.GlimpseNet(8, width=4, num_classes=3, glimpses=2)
+    assert count_parameters(net) == count_parameters(lab.StageNet("attention", 8, 4, 3))
+    f, y = torch.randn(5, 8, 3, 3, generator=gen(0)), torch.tensor([0, 1, 2, 0, 1])
+    logits = net.train()(f)
+    assert logits.shape == (5, 3) and net.pool.location.shape == (5, 2)
+    loss = net.loss(logits, y)
+    loss.backward()
+    assert net.pool.query.grad is not None and net.pool.query.grad.abs().sum() > 0
+    reward = (logits.argmax(-1) == y).float()
+    ce = torch.nn.functional.cross_entropy(logits, y)
+    from visual_attention.spatial import reinforce_loss
+
+    assert torch.allclose(loss, ce + reinforce_loss(net.pool.log_prob, reward))
+
+
+def test_run_glimpse_seeds_trains_with_the_stage_runners_draws():
+    train = (
+        torch.randn(12, 8, 3, 3, generator=gen(1)),
+        torch.randint(0, 3, (12,), generator=gen(2)),
+    )
+    test = (torch.randn(6, 8, 3, 3, generator=gen(3)), torch.randint(0, 3, (6,), generator=gen(4)))
+    runs = lab.run_glimpse_seeds(
+        train, test, seeds=(0, 1), n_train=8, epochs=2, batch_size=4, width=4
+    )
+    assert len(runs.accuracies) == 2 and all(0 <= a <= 1 for a in runs.accuracies)
+    assert all(not m.training for m in runs.models) and len(runs.histories[0].test_accuracy) == 2
+    again = lab.run_glimpse_seeds(
+        train, test, seeds=(0,), n_train=8, epochs=2, batch_size=4, width=4
+    )
+    assert again.accuracies[0] == runs.accuracies[0]  # seeded
+    with pytest.raises(ValueError, match="n_train"):
+        lab.run_glimpse_seeds(train, test, n_train=13)
+
+
+def test_policy_gradients_spread_and_restore_the_model():
+    net = lab.GlimpseNet(8, width=4, num_classes=3).eval()
+    f, y = torch.randn(16, 8, 3, 3, generator=gen(5)), torch.randint(0, 3, (16,), generator=gen(6))
+    g = lab.policy_gradients(net, f, y, draws=6, baseline=False)
+    assert g.shape == (6, 4) and torch.isfinite(g).all()
+    assert not net.training and net.pool.sample is False  # left as it was
+    assert torch.equal(g, lab.policy_gradients(net, f, y, draws=6, baseline=False))  # seeded
+    with pytest.raises(ValueError, match="draws"):
+        lab.policy_gradients(net, f, y, draws=0)

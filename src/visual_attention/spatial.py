@@ -8,6 +8,11 @@
   al., "Show, Attend and Tell", ICML 2015, Eq. 4-6; Jetley et al., "Learn to Pay Attention", ICLR
   2018, with a query from a global descriptor): weights that sum to 1 over the ``H·W`` positions
   and a context vector ``(B, C)``, usable as the attention-pooling head of a CNN.
+* :class:`HardSpatialAttention` and :func:`reinforce_loss` — *hard* attention over positions
+  (Mnih et al., "Recurrent Models of Visual Attention", NeurIPS 2014; the "hard" variant of Xu et
+  al., Sec. 4.1): the same weights read as a distribution, one position *sampled* from it and its
+  feature vector taken as the glimpse; the sample has no gradient, so the policy is trained with
+  REINFORCE (Williams 1992) and a baseline.
 * :func:`channel_pool`, :func:`attention_mass_in_box` and :func:`pointing_game` — the pooling step
   of CBAM, the "how much of the map lies on the object" measure used by the chapter, and the
   pointing game of Zhang et al. ("Top-down Neural Attention by Excitation Backprop", ECCV 2016):
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 
 from ._checks import (
+    check_bool,
     check_choice,
     check_floating,
     check_int_or_none,
@@ -42,6 +48,8 @@ __all__ = [
     "channel_pool",
     "SpatialGate",
     "QuerySpatialAttention",
+    "HardSpatialAttention",
+    "reinforce_loss",
     "attention_mass_in_box",
     "pointing_game",
 ]
@@ -168,6 +176,96 @@ class QuerySpatialAttention(AttentionModule):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, query_dim={self.query_dim}, query={self.query_mode!r}"
+
+
+class HardSpatialAttention(QuerySpatialAttention):
+    """Hard attention: one position sampled from the attention weights, its features the glimpse.
+
+    The weights are those of :class:`QuerySpatialAttention`, ``α_ij = softmax_ij(⟨q, k_ij⟩/√D)``,
+    read as a policy ``π(l) = α_l`` over the ``H·W`` positions (Mnih et al., NeurIPS 2014, Sec. 3;
+    Xu et al., ICML 2015, Sec. 4.1, "stochastic hard attention"). In training mode (or with
+    ``sample=True``) one location ``l ~ π`` is drawn per image; in eval mode the most likely one is
+    taken (the "greedy" policy at test time). The output is the feature vector ``x_l`` — not an
+    average: ``E_l[x_l] = Σ α_ij x_ij`` is soft attention's context. With ``glimpses = k``,
+    ``k`` locations are drawn independently (with replacement; in eval mode the ``k`` most likely
+    ones) and the output is the mean of their feature vectors, a ``k``-sample estimate of soft
+    attention's context.
+
+    The draw has no gradient. The module keeps ``log_prob`` ``(B,)``, ``Σ_t log π(l_t)`` of the
+    chosen locations (differentiable in the query and the keys), and ``location`` ``(B, k)``,
+    their row-major indices, for :func:`reinforce_loss`.
+
+    Records the weights ``(B, H, W)``, non-negative and summing to 1 over ``H, W``.
+
+    Args:
+        channels, query_dim, query: as :class:`QuerySpatialAttention`.
+        sample: draw ``l ~ π`` in eval mode too.
+        glimpses: locations ``k`` per image.
+
+    Returns (forward):
+        the glimpse ``(B, C)`` (the mean over the ``k`` glimpses).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        query_dim: int | None = None,
+        query: str = "learned",
+        sample: bool = False,
+        glimpses: int = 1,
+    ) -> None:
+        super().__init__(channels, query_dim, query)
+        self.sample = check_bool("sample", sample)
+        self.glimpses = check_positive_int("glimpses", glimpses)
+        self.log_prob: torch.Tensor | None = None
+        self.location: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C, H, W)`` → glimpse ``x_l`` ``(B, C)``, ``l ~ π`` (or its mode)."""
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        q = self._query(x)  # (B, D)
+        scores = torch.einsum("bdhw,bd->bhw", self.key(x), q) * self.scale  # ⟨q, k_ij⟩ / √D
+        log_pi = scores.flatten(1).log_softmax(dim=-1)  # log α: (B, H·W)
+        self.remember(log_pi.exp().view_as(scores))  # α_ij, the policy
+        k = self.glimpses
+        if self.training or self.sample:
+            with torch.no_grad():  # a sample: no gradient flows through l
+                loc = torch.multinomial(log_pi.exp(), k, replacement=True)  # l_1..l_k ~ π: (B, k)
+        else:
+            loc = log_pi.topk(min(k, log_pi.shape[1]), dim=-1).indices  # the most likely ones
+        self.location, self.log_prob = loc, log_pi.gather(1, loc).sum(-1)  # Σ_t log π(l_t): (B,)
+        glimpses = x.flatten(2).gather(2, loc[:, None, :].expand(-1, x.shape[1], -1))  # (B, C, k)
+        return glimpses.mean(-1)  # the mean of the glimpses' features
+
+
+def reinforce_loss(
+    log_prob: torch.Tensor, reward: torch.Tensor, baseline: bool = True
+) -> torch.Tensor:
+    """The REINFORCE surrogate of a sampled policy: ``−mean_b (r_b − b_b) · log π(l_b)``.
+
+    Its gradient is the score-function estimate of ``−∇ E_l[r]`` (Williams 1992; Mnih et al.,
+    NeurIPS 2014, Eq. 2): unbiased, whatever makes the reward (here: a correct classification).
+    Subtracting a baseline that does not depend on the example's own draw keeps it unbiased and
+    lowers its variance; the baseline here is the mean reward of the *other* examples of the batch
+    (leave-one-out), no parameters. The reward carries no gradient.
+
+    Args:
+        log_prob: ``(B,)`` ``log π(l)`` of the sampled locations
+            (:attr:`HardSpatialAttention.log_prob`).
+        reward: ``(B,)`` rewards.
+        baseline: subtract the leave-one-out baseline (needs ``B ≥ 2``); else ``b = 0``.
+
+    Returns:
+        the scalar surrogate loss (minimise it alongside the classification loss).
+    """
+    check_floating("log_prob", log_prob)
+    (b,) = check_tensor("log_prob", log_prob, "(B,)")
+    check_tensor("reward", reward, "(B,)", B=b), check_bool("baseline", baseline)
+    if baseline and b < 2:
+        raise ValueError(f"the leave-one-out baseline needs a batch of at least 2, got B = {b}")
+    r = reward.detach().to(log_prob.dtype)
+    base = (r.sum() - r) / (b - 1) if baseline else torch.zeros_like(r)  # b: the others' mean
+    return -((r - base) * log_prob).mean()
 
 
 def attention_mass_in_box(

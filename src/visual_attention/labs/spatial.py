@@ -14,6 +14,11 @@ compared on it, the multi-seed runner, and the trained heads in the reader's bro
   inside it — a :class:`SpatialGate` after the block, or attention pooling at its end — against
   the same stage with global average or global max pooling; :func:`run_stage_seeds` trains one per
   seed, each seed drawing its own training canvases.
+* :class:`GlimpseNet`, :func:`run_glimpse_seeds` and :func:`policy_gradients` — *hard*
+  attention on the same stage: one location sampled from the attention weights
+  (:class:`~visual_attention.spatial.HardSpatialAttention`), its features classified, the policy
+  trained with REINFORCE and a baseline (Mnih et al. 2014); and the spread of that gradient
+  estimate.
 * :func:`face_scenes`, :class:`SceneNet` and :func:`run_scene_seeds` — the natural-image
   experiment: real photographs of :func:`skimage.data.lfw_subset` (faces and non-faces) pasted
   on crops of real scenes of :mod:`skimage.data`; a small CNN trained from scratch, with attention,
@@ -30,6 +35,7 @@ import torch
 from torch import nn
 
 from .._checks import (
+    check_bool,
     check_choice,
     check_instance,
     check_int,
@@ -41,8 +47,8 @@ from .._checks import (
 from ..blocks import conv_bn_act
 from ..core import record_attention
 from ..data import cluttered_digits
-from ..spatial import QuerySpatialAttention, SpatialGate
-from ..train import SeedRuns, fit_seeds, seed_everything
+from ..spatial import HardSpatialAttention, QuerySpatialAttention, SpatialGate, reinforce_loss
+from ..train import SeedRuns, fit, fit_seeds, seed_everything
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -62,6 +68,9 @@ __all__ = [
     "lower_features",
     "StageNet",
     "run_stage_seeds",
+    "GlimpseNet",
+    "run_glimpse_seeds",
+    "policy_gradients",
     "SCENES",
     "face_scenes",
     "SceneNet",
@@ -267,6 +276,7 @@ def run_stage_seeds(
     lr: float = 1e-2,
     batch_size: int = 128,
     width: int = 16,
+    warmup_epochs: int | None = None,
 ) -> SeedRuns:
     """Train one :class:`StageNet` per seed; evaluate on ``test``.
 
@@ -279,7 +289,9 @@ def run_stage_seeds(
             labels ``(N,)``.
         seeds: one training per seed.
         n_train: training examples drawn per seed (at most ``N``).
-        epochs, lr, batch_size: of ``train.fit``; width: of the stage.
+        epochs, lr, batch_size, warmup_epochs: of ``train.fit`` (``warmup_epochs``: a cosine
+            decay of the learning rate to 0 after that warm-up; ``None``: constant);
+        width: of the stage.
 
     Returns:
         :class:`~visual_attention.train.SeedRuns`, one entry per seed.
@@ -302,7 +314,155 @@ def run_stage_seeds(
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
+        warmup_epochs=warmup_epochs,
     )
+
+
+class GlimpseNet(nn.Module):
+    """:class:`StageNet` with *hard* attention: the trained stage, then one location sampled from
+    the attention weights (:class:`~visual_attention.spatial.HardSpatialAttention`, a learned
+    query, recorded as ``pool``, weights ``(B, h, w)``), and the linear classifier on that one
+    feature vector, the glimpse. Same parameters as ``StageNet("attention")``.
+
+    Training minimises :meth:`loss`: cross-entropy of the glimpse's logits (it trains the stage
+    and the classifier) plus REINFORCE for the policy, reward 1 for a correct classification
+    (:func:`~visual_attention.spatial.reinforce_loss`). In eval mode the glimpse is taken at the
+    most likely location.
+
+    Args:
+        channels: ``C`` of the input features; width: channels of the stage;
+        num_classes: outputs ``K``; baseline: REINFORCE with the leave-one-out baseline;
+        glimpses: locations sampled per image (their features averaged).
+
+    Shapes: ``forward``: ``(B, C, h, w)`` → logits ``(B, K)``.
+    """
+
+    def __init__(
+        self,
+        channels: int = 64,
+        width: int = 16,
+        num_classes: int = 10,
+        baseline: bool = True,
+        glimpses: int = 1,
+    ) -> None:
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        check_positive_int("width", width), check_positive_int("num_classes", num_classes)
+        self.baseline = check_bool("baseline", baseline)
+        self.stage = conv_bn_act(channels, width, bias=False)
+        self.pool = HardSpatialAttention(width, glimpses=glimpses)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """``f`` ``(B, C, h, w)`` → logits ``(B, K)`` of the glimpse."""
+        check_tensor("f", f, "(B, C, h, w)", C=self.channels)
+        return self.fc(self.pool(self.stage(f)))  # stage, sample l ~ α, classify x_l
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy plus REINFORCE (reward: correct) for the last :meth:`forward`'s draw."""
+        # [start-glimpse-loss]
+        reward = (logits.argmax(-1) == labels).float()  # r = 1 if the glimpse was read right
+        policy = reinforce_loss(self.pool.log_prob, reward, baseline=self.baseline)
+        return nn.functional.cross_entropy(logits, labels) + policy
+        # [end-glimpse-loss]
+
+
+def run_glimpse_seeds(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: tuple[int, ...] = (0, 1, 2),
+    n_train: int | None = None,
+    epochs: int = 20,
+    lr: float = 1e-2,
+    batch_size: int = 128,
+    width: int = 16,
+    baseline: bool = True,
+    warmup_epochs: int | None = None,
+    glimpses: int = 1,
+) -> SeedRuns:
+    """Train one :class:`GlimpseNet` per seed with :meth:`GlimpseNet.loss`, as
+    :func:`run_stage_seeds` trains a :class:`StageNet`: each seed draws its own ``n_train``
+    training examples (the same draw as :func:`run_stage_seeds`), seeds the initialisation, the
+    data order and the sampled locations.
+
+    Args:
+        train, test: lower features ``(N, C, h, w)`` and labels ``(N,)``.
+        seeds, n_train, epochs, lr, batch_size, width, warmup_epochs: as
+            :func:`run_stage_seeds`; baseline: of REINFORCE; glimpses: per image.
+
+    Returns:
+        :class:`~visual_attention.train.SeedRuns` (test accuracy of the greedy policy).
+    """
+    n, c = check_data("train", train, "(N, C, h, w)")[:2]
+    check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
+    check_bool("baseline", baseline)
+    if n_train is not None and not 1 <= check_positive_int("n_train", n_train) <= n:
+        raise ValueError(f"n_train must be at most the {n} training examples, got {n_train}")
+    runs = SeedRuns([], [], [])
+    for seed in seeds:
+        keep = _subset(n, n_train, seed)
+        seed_everything(seed)
+        model = GlimpseNet(c, width=width, baseline=baseline, glimpses=glimpses)
+        history = fit(
+            model,
+            (train[0][keep], train[1][keep]),
+            test,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            loss_fn=model.loss,
+            progress=False,
+            warmup_epochs=warmup_epochs,
+        )
+        runs.accuracies.append(history.final_test_accuracy)
+        runs.models.append(model.eval())
+        runs.histories.append(history)
+    return runs
+
+
+def policy_gradients(
+    model: GlimpseNet,
+    f: torch.Tensor,
+    labels: torch.Tensor,
+    draws: int = 20,
+    baseline: bool = True,
+    seed: int = 0,
+) -> torch.Tensor:
+    """``draws`` independent REINFORCE estimates of the policy's gradient on one batch.
+
+    Each draw samples one location per example from ``model``'s attention weights (BatchNorm in
+    eval mode, nothing is updated), rewards a correct classification of the glimpse and returns
+    the gradient of :func:`~visual_attention.spatial.reinforce_loss` with respect to the query
+    ``q``. Their spread across draws is the variance of the estimator; soft attention's gradient
+    is exact (no spread).
+
+    Args:
+        model: a trained :class:`GlimpseNet`.
+        f: lower features ``(B, C, h, w)``; labels: ``(B,)``.
+        draws: estimates; baseline: with the leave-one-out baseline or without; seed: the draws.
+
+    Returns:
+        ``(draws, D)``: one gradient of the query per draw.
+    """
+    check_instance("model", model, GlimpseNet), check_positive_int("draws", draws)
+    check_data("f", (f, labels), "(B, C, h, w)", C=model.channels)
+    check_bool("baseline", baseline), check_int("seed", seed, 0)
+    f = like_module(f, model)  # the model's precision
+    was_training, model.pool.sample = model.training, True
+    model.eval()
+    seed_everything(seed)
+    grads = []
+    try:
+        for _ in range(draws):
+            logits = model(f)
+            reward = (logits.argmax(-1) == labels).float()
+            loss = reinforce_loss(model.pool.log_prob, reward, baseline=baseline)
+            grads.append(torch.autograd.grad(loss, model.pool.query)[0])
+    finally:
+        model.pool.sample = False
+        model.train(was_training)
+    return torch.stack(grads)
 
 
 #: The real scenes of :mod:`skimage.data` and :mod:`sklearn.datasets` the face canvases are cut
