@@ -276,6 +276,7 @@ LAB_SPECS: list[Spec] = [
             "model": Kind("GlimpseNet", (3, None, torch.nn.Linear(2, 2))),
             "draws": POS_INT,
             "baseline": Kind("bool", ("no", 2, None)),
+            "seed": SEED,
         },
         model=_trained("spatial.GlimpseNet", 8, 4, 3),
         f=lambda: _r(4, 8, 3, 3),
