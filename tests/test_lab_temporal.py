@@ -1,5 +1,5 @@
-"""Tests of visual_attention.labs.temporal: the temporal chapter's clips, pooling head, experiment
-runner and widget."""
+"""Tests of visual_attention.labs.temporal: the "locate the query" clips, the models (temporal
+self-attention and its controls), the experiment runner and the widget."""
 
 from __future__ import annotations
 
@@ -7,115 +7,124 @@ import pytest
 import torch
 
 from visual_attention import record_attention
-from visual_attention.blocks import AttentionPooling
 from visual_attention.labs import temporal as lab
-from visual_attention.labs.digits import DigitCNN
+from visual_attention.labs.digits import DigitCNN, digits_at
+from visual_attention.temporal import TemporalSelfAttention
+from visual_attention.train import count_parameters
 
 
-def test_make_clips_shows_the_digit_in_a_few_consecutive_frames():
-    clips, labels, present = lab.make_clips(40, frames=6, visible=(1, 2), split="test", seed=3)
-    assert clips.shape == (40, 6, 1, 16, 16) and labels.shape == (40,)
-    assert present.shape == (40, 6) and present.dtype == torch.bool
-    assert clips.min() >= 0 and clips.max() <= 1
-    counts = present.sum(-1)
-    assert counts.min() >= 1 and counts.max() <= 2
-    for row in present:  # one run of consecutive frames
-        idx = row.nonzero().flatten()
-        assert (idx.diff() == 1).all()
-    again = lab.make_clips(40, frames=6, visible=(1, 2), split="test", seed=3)
-    torch.testing.assert_close(clips, again[0])
-    # without noise and fragments, only the digit's frames hold ink
-    bare, _, shown = lab.make_clips(20, frames=4, fragments=0, noise=0.0, seed=1)
-    assert (bare[~shown] == 0).all() and (bare[shown].flatten(1).sum(-1) > 0).all()
+def test_make_query_clips_label_is_where_the_querys_class_was_shown():
+    clips, labels, drawings = lab.make_query_clips(200, frames=6, split="test", seed=3)
+    assert clips.shape == (200, 6, 1, 16, 16) and labels.shape == (200,)
+    assert drawings.shape == (200, 6) and labels.min() >= 0 and labels.max() <= 4
+    images, classes = digits_at(16, "test")
+    torch.testing.assert_close(clips, images[drawings])
+    cls = classes[drawings]  # (N, T)
+    for row, y, d in zip(cls, labels, drawings):
+        assert len(set(row[:-1].tolist())) == 5  # distinct candidate classes
+        assert row[-1] == row[y] and d[-1] != d[y]  # same class, another drawing
+        assert (row[:-1] == row[-1]).sum() == 1
+    again = lab.make_query_clips(200, frames=6, split="test", seed=3)
+    torch.testing.assert_close(labels, again[1])
+    # every candidate position is a label about equally often
+    counts = torch.bincount(lab.make_query_clips(3000, seed=1)[1], minlength=7)
+    assert counts.min() > 350
 
 
-def test_paste_takes_the_maximum_in_place():
-    canvas = torch.zeros(2, 5, 5)
-    lab._paste(canvas, torch.ones(2, 2, 3), torch.tensor([0, 3]), torch.tensor([1, 2]))
-    assert canvas[0, 0:2, 1:4].eq(1).all() and canvas[1, 3:5, 2:5].eq(1).all()
-    assert canvas.sum() == 12
-
-
-def test_frame_features_are_the_encoders_pooled_vectors():
+def test_features_of_a_clip_are_rows_of_the_drawing_table():
     torch.manual_seed(0)
     encoder = DigitCNN().eval()
-    clips = torch.rand(3, 4, 1, 16, 16)
+    clips, _, drawings = lab.make_query_clips(3, frames=4, split="test", seed=2)
+    table = lab.drawing_features(encoder, "test")
     feats = lab.frame_features(encoder, clips, batch_size=5)
     assert feats.shape == (3, 4, 64) and not feats.requires_grad
-    with torch.no_grad():
-        expected = encoder.feature_map(clips[1, 2][None]).mean(dim=(2, 3))[0]
-    torch.testing.assert_close(feats[1, 2], expected)
+    torch.testing.assert_close(feats, table[drawings], atol=1e-5, rtol=1e-5)
 
 
-def test_clip_head_pools_with_the_kits_attention_pooling():
+def test_the_attention_model_uses_the_chapters_module_and_positions_make_it_see_order():
     torch.manual_seed(0)
-    model = lab.ClipHead("attention", dim=8).eval()
-    assert isinstance(model.pool, AttentionPooling)
-    feats = torch.randn(2, 5, 8)
+    model = lab.TemporalTransformer(16, frames=5).eval()
+    assert isinstance(model.attn, TemporalSelfAttention) and model.attn.mode == "frame"
+    assert model.attn.attn.num_heads == 4 and model.pos.shape == (5, 32)
+    feats = torch.randn(3, 5, 16)
     with torch.no_grad(), record_attention(model) as maps:
         logits = model(feats)
-    w = maps["pool"]
-    assert w.shape == (2, 5)
-    torch.testing.assert_close(w.sum(-1), torch.ones(2))
-    torch.testing.assert_close(logits, model.head(torch.einsum("bt,btd->bd", w, feats)))
-    mean = lab.ClipHead("mean", dim=8, num_classes=4)
-    torch.testing.assert_close(mean(feats), mean.head(feats.mean(1)))
-    extra = sum(p.numel() for p in lab.ClipHead("attention").parameters()) - sum(
-        p.numel() for p in lab.ClipHead("mean").parameters()
-    )
-    assert extra == 64 * 64 + 64 + 64  # the mechanism costs only its scoring network
+    assert logits.shape == (3, 4) and maps["attn"].shape == (3, 5, 5)
+    torch.testing.assert_close(maps["attn"].sum(-1), torch.ones(3, 5))
+    perm = torch.tensor([2, 0, 3, 1, 4])  # candidates shuffled, the query stays last
+    with torch.no_grad():
+        assert not torch.allclose(model(feats[:, perm]), logits, atol=1e-4)
+        blind = lab.TemporalTransformer(16, frames=5, positions=False).eval()
+        torch.testing.assert_close(blind(feats[:, perm]), blind(feats), atol=1e-5, rtol=1e-5)
+        pooled = lab.PooledClip("attention", 16, frames=5).eval()
+        torch.testing.assert_close(pooled(feats[:, perm]), pooled(feats), atol=1e-5, rtol=1e-5)
 
 
-def test_run_seeds_returns_one_accuracy_model_and_history_per_seed():
-    torch.manual_seed(0)
-    feats, labels = torch.randn(24, 3, 6), torch.randint(0, 10, (24,))
-    runs = {
-        kind: lab.run_seeds(kind, (feats, labels), (feats, labels), seeds=(0, 1), epochs=2, batch_size=8)
-        for kind in ("attention", "mean")
-    }
-    assert all(len(r.accuracies) == len(r.models) == len(r.histories) == 2 for r in runs.values())
-    assert runs["attention"].models[0].pool is not None and runs["mean"].models[0].pool is None
-    assert len(runs["mean"].histories[0].test_accuracy) == 2 and not runs["mean"].models[1].training
-    assert runs["mean"].accuracies[0] == runs["mean"].histories[0].final_test_accuracy
+def test_controls_shapes_reach_and_parameters():
+    feats = torch.randn(2, 8, 64)
+    sizes = {}
+    for kind in lab.KINDS:
+        model = lab.make_model(kind).eval()
+        with torch.no_grad():
+            assert model(feats).shape == (2, 7), kind
+        sizes[kind] = count_parameters(model)
+    conv = lab.make_model("conv")
+    assert conv.reach == 15 >= 2 * lab.FRAMES - 1  # the query's output sees every frame
+    assert sizes["conv"] >= 0.75 * sizes["attention"] and sizes["gru"] >= 0.75 * sizes["attention"]
+    # the convolution is causal in nothing: changing frame 0 changes the query's output
+    with torch.no_grad():
+        other = feats.clone()
+        other[:, 0] += 1
+        assert not torch.allclose(conv.eval()(feats), conv(other))
 
 
-def test_weight_on_digit_frames():
-    w = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]])
-    present = torch.tensor([[True, False, False], [False, True, True]])
-    assert lab.weight_on_digit_frames(w, present) == pytest.approx(0.7)
+def test_run_seeds_trains_one_model_per_seed_on_its_own_draw():
+    encoder = DigitCNN().eval()
+    table = lab.drawing_features(encoder, "train")
+    _, y, d = lab.make_query_clips(40, split="test", seed=1)
+    test = (lab.drawing_features(encoder, "test")[d], y)
+    runs = lab.run_seeds("conv", table, test, seeds=(0, 1), n_train=64, epochs=1, batch_size=32)
+    assert len(runs.accuracies) == len(runs.models) == len(runs.histories) == 2
+    assert all(0 <= a <= 1 for a in runs.accuracies)
+    assert not torch.equal(runs.models[0].embed.proj.weight, runs.models[1].embed.proj.weight)
+    correct = lab.per_example_correct(runs.models[0], *test)
+    assert len(correct) == 40 and set(correct) <= {0.0, 1.0}
+    assert sum(correct) / 40 == pytest.approx(runs.accuracies[0])
 
 
-def test_the_page_model_is_the_trained_heads_on_the_frames_features():
+def test_the_page_model_is_the_trained_model_on_the_frames_features():
     from visual_attention.views.browser_model import BrowserModel, run_graph
 
     torch.manual_seed(0)
     encoder = DigitCNN().eval()
-    clips, labels, present = lab.make_clips(3, frames=4, split="test", seed=2)
+    clips, labels, _ = lab.make_query_clips(3, split="test", seed=2)
+    attention = lab.TemporalTransformer().eval()
+    model = lab.ClipModel(attention, encoder)
     feats = lab.frame_features(encoder, clips)
-    attention, mean = lab.ClipHead("attention").eval(), lab.ClipHead("mean").eval()
-    model = lab.ClipModel(attention, mean, encoder)
-    logits, weights, plain = model(clips)
-    torch.testing.assert_close(logits, attention(feats))
-    torch.testing.assert_close(weights, attention.pool.weights(feats))
-    torch.testing.assert_close(plain, mean(feats))
-    widget = lab.model_explorer(model, clips, labels, present)
-    assert widget.canvases == 4 and [v["kind"] for v in widget.views] == ["probs", "probs", "bars"]
-    first = ", ".join(str(int(k)) for k in present[0].nonzero()[:, 0])
-    assert widget.example_names[0] == f"#0 (digit {int(labels[0])} in frames {first})"
+    with torch.no_grad():
+        logits, weights, row = model(clips)
+        with record_attention(attention) as maps:
+            torch.testing.assert_close(logits, attention(feats), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(weights[:, 0], maps["attn"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(row, maps["attn"][:, -1], atol=1e-5, rtol=1e-5)
+    widget = lab.model_explorer(model, clips, labels)
+    assert widget.canvases == 8 and [v["kind"] for v in widget.views] == ["probs", "bars", "maps"]
+    assert widget.example_names[0] == f"#0 (the query matches frame {int(labels[0])})"
     out = run_graph(BrowserModel(widget.graph, widget.weights), clips[1:2])
-    torch.testing.assert_close(torch.from_numpy(out["frame weights"]), weights[1:2], atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="attention must pool with attention"):
-        lab.ClipModel(mean, attention, encoder)
+    torch.testing.assert_close(torch.from_numpy(out["logits"]), logits[1:2], atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(out["weights"]), weights[1:2], atol=1e-4, rtol=0)
 
 
 def test_validation_messages():
-    with pytest.raises(ValueError, match="pool must be one of 'attention', 'mean', got 'max'"):
-        lab.ClipHead("max")
-    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
-        lab.ClipHead(num_classes=0)
-    with pytest.raises(ValueError, match=r"feats must be \(B, T, D\) with D = 64"):
-        lab.ClipHead()(torch.randn(2, 3, 8))
+    with pytest.raises(ValueError, match="frames must be at most 11"):
+        lab.make_query_clips(4, frames=12)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        lab.make_model("lstm")
+    with pytest.raises(ValueError, match=r"feats must be \(B, T, C\) with T = 8"):
+        lab.TemporalTransformer()(torch.randn(2, 5, 64))
     with pytest.raises(ValueError, match=r"clips must be 5-d \(N, T, C, H, W\)"):
         lab.frame_features(DigitCNN(), torch.rand(2, 3, 16, 16))
-    with pytest.raises(ValueError, match="visible"):
-        lab.make_clips(4, frames=3, visible=(2, 4))
+    with pytest.raises(ValueError, match="split must be one of"):
+        lab.drawing_features(DigitCNN(), "val")
+    with pytest.raises(ValueError, match="attention must be"):
+        lab.ClipModel(lab.TemporalConv())

@@ -1,100 +1,100 @@
-"""Exercises of the Temporal attention chapter: masked pooling, causal weights, weight mass."""
+"""Exercises of the Temporal attention chapter: divided space-time attention (time, then space),
+a causal window over the past, and a learned relative temporal bias."""
 
 from __future__ import annotations
 
 import torch
 
 from ..core import masked_softmax
-from ..temporal import causal_mask
 from . import Case, Exercise
 
 
-def _pool(
-    scores: torch.Tensor, features: torch.Tensor, mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    weights = masked_softmax(scores, dim=-1, mask=mask)
-    return weights, torch.einsum("bt,btd->bd", weights, features)
+def _attend(x: torch.Tensor) -> torch.Tensor:
+    """``softmax(x xᵀ / √D) x`` over the second-to-last dimension (identity projections)."""
+    weights = torch.softmax(x @ x.transpose(-2, -1) * x.shape[-1] ** -0.5, dim=-1)
+    return weights @ x
 
 
-def _pool_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(11)
-    mask = torch.rand(3, 6, generator=g) > 0.3
-    mask[:, 0] = True
-    empty = mask.clone()
-    empty[2] = False
+def _divided(x: torch.Tensor) -> torch.Tensor:
+    """Time, then space: ``x`` ``(B, T, N, D)`` → ``(B, T, N, D)``."""
+    y = _attend(x.transpose(1, 2)).transpose(1, 2)  # each patch n attends over the T frames
+    return _attend(y)  # each frame t: its N patches attend to each other
+
+
+def _divided_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(21)
     return [
-        Case(
-            "all frames valid (2, 5)",
-            (
-                torch.randn(2, 5, generator=g),
-                torch.randn(2, 5, 4, generator=g),
-                torch.ones(2, 5, dtype=torch.bool),
-            ),
-        ),
-        Case(
-            "some frames padded (3, 6)",
-            (torch.randn(3, 6, generator=g), torch.randn(3, 6, 2, generator=g), mask),
-        ),
-        Case(
-            "a clip with no valid frame",
-            (torch.randn(3, 6, generator=g), torch.randn(3, 6, 2, generator=g), empty),
-        ),
-        Case(
-            "large scores ±1e4",
-            (
-                torch.tensor([[1e4, 0.0, -1e4]]),
-                torch.randn(1, 3, 2, generator=g),
-                torch.ones(1, 3, dtype=torch.bool),
-            ),
-        ),
+        Case("(2, 3) clips of 4 patches, D = 5", (torch.randn(2, 3, 4, 5, generator=g),)),
+        Case("one frame: time does nothing", (torch.randn(2, 1, 4, 3, generator=g),)),
+        Case("one patch per frame: space does nothing", (torch.randn(1, 5, 1, 4, generator=g),)),
+        Case("large features (x 30)", (30 * torch.randn(1, 4, 3, 2, generator=g),)),
     ]
 
 
-def _causal_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(12)
+def _window(scores: torch.Tensor, window: int) -> torch.Tensor:
+    t = scores.shape[-1]
+    offset = torch.arange(t)[:, None] - torch.arange(t)[None, :]  # t - s
+    return masked_softmax(scores, dim=-1, mask=(offset >= 0) & (offset < window))
+
+
+def _window_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(22)
     return [
-        Case(f"{b} clips of {t} frames", (torch.randn(b, t, t, generator=g),))
-        for b, t in ((2, 4), (1, 1), (3, 7))
+        Case("window 3 over 6 frames", (torch.randn(2, 6, 6, generator=g), 3)),
+        Case("window 1: each frame sees itself", (torch.randn(1, 4, 4, generator=g), 1)),
+        Case("window >= T: plain causal", (torch.randn(2, 5, 5, generator=g), 9)),
+        Case("one frame", (torch.randn(3, 1, 1, generator=g), 2)),
+        Case("large scores ±1e4", (1e4 * torch.randn(1, 5, 5, generator=g).sign(), 2)),
     ]
 
 
-def _mass(weights: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    return (weights * present).sum(-1).mean()
+def _relative(scores: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    t = scores.shape[-1]
+    offset = torch.arange(t)[None, :] - torch.arange(t)[:, None]  # s - t, in [-(T-1), T-1]
+    return torch.softmax(scores + bias[offset + t - 1], dim=-1)
 
 
-def _mass_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(13)
-    w = torch.softmax(torch.randn(5, 8, generator=g), -1)
-    present = torch.rand(5, 8, generator=g) > 0.6
-    one_hot = torch.eye(4)
+def _relative_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(23)
+    ramp = torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0])  # +5 on s - t = 0 (T = 4)
     return [
-        Case("random weights (5, 8)", (w, present)),
-        Case("all weight on present frames", (one_hot, torch.eye(4, dtype=torch.bool))),
-        Case("no frame present", (w, torch.zeros(5, 8, dtype=torch.bool))),
+        Case(
+            "(2, 5) frames, random bias",
+            (torch.randn(2, 5, 5, generator=g), torch.randn(9, generator=g)),
+        ),
+        Case("zero bias: plain softmax", (torch.randn(1, 4, 4, generator=g), torch.zeros(7))),
+        Case("a bias on the frame itself", (torch.zeros(2, 4, 4), ramp)),
+        Case("one frame", (torch.randn(3, 1, 1, generator=g), torch.randn(1, generator=g))),
+        Case(
+            "large bias ±1e4",
+            (torch.randn(1, 3, 3, generator=g), torch.tensor([1e4, 0, -1e4, 0, 1e4])),
+        ),
     ]
 
 
 EXERCISES = {
-    "masked_pool": Exercise(
-        "masked_pool",
-        "Frame weights (B, T) = masked softmax of scores over time, and the clip vector (B, D).",
-        reference=_pool,
-        make_cases=_pool_cases,
-        weights={0: -1},
-        allowed=("visual_attention.core.masked_softmax",),  # Foundations' softmax, reused
+    "divided_attention": Exercise(
+        "divided_attention",
+        "Divided space-time attention with identity projections: tokens (B, T, N, D) attend over "
+        "time at each patch position, then over the patches of each frame.",
+        reference=_divided,
+        make_cases=_divided_cases,
     ),
     "causal_weights": Exercise(
         "causal_weights",
-        "Softmax of (B, T, T) frame-to-frame scores where frame t may attend only to s <= t.",
-        reference=lambda s: masked_softmax(s, dim=-1, mask=causal_mask(s.shape[-1])),
-        make_cases=_causal_cases,
+        "Softmax of (B, T, T) frame-to-frame scores where frame t may attend only to the frames "
+        "t - window < s <= t.",
+        reference=_window,
+        make_cases=_window_cases,
         weights={0: -1},
         allowed=("visual_attention.core.masked_softmax",),  # the mask is the exercise
     ),
-    "present_mass": Exercise(
-        "present_mass",
-        "Mean over clips of the attention weight that falls on frames where the digit is present.",
-        reference=_mass,
-        make_cases=_mass_cases,
+    "relative_bias": Exercise(
+        "relative_bias",
+        "Softmax over key frames of (B, T, T) scores plus a learned bias b[s - t] (a table of "
+        "2T - 1 values, b[0] at index T - 1).",
+        reference=_relative,
+        make_cases=_relative_cases,
+        weights={0: -1},
     ),
 }

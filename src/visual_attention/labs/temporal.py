@@ -1,15 +1,23 @@
-"""The lab of the temporal chapter: digit clips, a pooling head on frozen frame features, the
-multi-seed experiment and the clip explorer.
+"""The lab of the temporal chapter: "locate the query", a task that order decides, the models
+that solve it or not, the multi-seed experiment and the clip explorer.
 
-* :func:`make_clips` — clips of ``16 × 16`` frames in which one digit (the label) is shown in only
-  1–2 frames; the other frames hold noise and fragments of other digits (distractors).
-* :func:`frame_features` — the frozen digit encoder (``labs.digits.load_digit_cnn``) turns every
-  frame into its pooled 64-d feature vector, once.
-* :class:`ClipHead` — attention pooling over the frames (the mechanism) or their plain mean (the
-  control), then one linear classifier: the only trained parameters.
-* :func:`run_seeds` — one head of either kind trained per seed; :class:`ClipModel` and
-  :func:`model_explorer` — the trained heads in the reader's browser: edit a clip's frames and
-  watch the frame weights.
+* :func:`make_query_clips` — clips of ``T`` digit frames: frames ``0 … T−2`` show ``T − 1``
+  distinct digits in random order, the last frame (the *query*) another drawing of one of them;
+  the label is the index of the frame that matches the query. The set of frames says nothing
+  about the label: only their order does.
+* :func:`drawing_features` — the frozen digit encoder's pooled vector of every drawing of a
+  split, once; a clip's frame features are rows of that table. :func:`frame_features` — the same
+  vectors computed from a clip's pixels.
+* The models, all on frame features ``(B, T, 64)`` through the same trainable per-frame layer
+  (:class:`FrameProjection`): :class:`TemporalTransformer` (the chapter's
+  :class:`~visual_attention.temporal.TemporalSelfAttention` with learned temporal position
+  embeddings, read out at the query frame), and the controls :class:`TemporalConv` (dilated
+  temporal convolution covering the whole clip), :class:`ClipGRU` and :class:`PooledClip`
+  (attention pooling or mean pooling: order-blind).
+* :func:`run_seeds` — one model of a kind per seed (each seed draws its own training clips and
+  its own initialisation); :func:`per_example_correct` — the per-clip correctness the bootstrap
+  needs; :class:`ClipModel` and :func:`model_explorer` — the trained attention model from the
+  pixels up in the reader's browser, with its ``T × T`` weights.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import torch
 from torch import nn
 
 from .._checks import (
-    check_bool_mask,
+    check_bool,
     check_choice,
     check_instance,
     check_int,
@@ -31,261 +39,381 @@ from .._checks import (
 )
 from ..blocks import AttentionPooling
 from ..core import record_attention
-from ..train import SeedRuns, fit_seeds
+from ..temporal import TemporalSelfAttention
+from ..train import SeedRuns, fit, seed_everything
 from ..views.browser_model import export_model
-from ..views.model_explorer import ModelExplorer, bars, probs
+from ..views.model_explorer import ModelExplorer, bars, maps, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_canvas, check_data, check_encoder
 from .common import pooled_features
-from .digits import DIGIT_SIZE, DigitCNN, digits_at, load_digit_cnn
+from .digits import DIGIT_SIZE, DigitCNN, digits_at, like_module, load_digit_cnn
 
 __all__ = [
     "FRAME",
-    "make_clips",
+    "FRAMES",
+    "KINDS",
+    "make_query_clips",
+    "drawing_features",
     "frame_features",
-    "ClipHead",
+    "FrameProjection",
+    "TemporalTransformer",
+    "TemporalConv",
+    "ClipGRU",
+    "PooledClip",
+    "make_model",
     "run_seeds",
-    "weight_on_digit_frames",
+    "per_example_correct",
     "ClipModel",
     "model_explorer",
 ]
 
-
 #: The side of a frame in pixels: the size at which the frozen encoder learned the digits.
 FRAME = DIGIT_SIZE
+#: Frames per clip: 7 candidates and the query.
+FRAMES = 8
+#: The models of the experiment, by name.
+KINDS = ("attention", "conv", "gru", "attention pooling", "mean pooling")
 
 
-def _paste(canvas: torch.Tensor, patch: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor):
-    """In place, ``canvas[m, r:r+h, c:c+w] = max(canvas[...], patch[m])`` for every ``m``.
-
-    ``canvas`` ``(M, S, S)``, ``patch`` ``(M, h, w)``, top-left corners ``rows, cols`` ``(M,)``.
-    """
-    m, h, w = patch.shape
-    r = (rows[:, None, None] + torch.arange(h)[None, :, None]).expand(m, h, w)
-    c = (cols[:, None, None] + torch.arange(w)[None, None, :]).expand(m, h, w)
-    i = torch.arange(m)[:, None, None].expand(m, h, w)
-    canvas[i, r, c] = torch.maximum(canvas[i, r, c], patch)
-
-
-def make_clips(
-    n: int,
-    frames: int = 8,
-    visible: tuple[int, int] = (1, 2),
-    fragments: int = 2,
-    fragment: int = 8,
-    noise: float = 0.1,
-    split: str = "train",
-    seed: int = 0,
+def make_query_clips(
+    n: int, frames: int = FRAMES, split: str = "train", seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Clips in which a digit is visible in only a few consecutive frames.
+    """Clips whose label is *where* the query's digit was shown before.
 
-    Each clip shows one scikit-learn digit (the label), drawn at ``16 × 16`` pixels and shifted by
-    up to 2 pixels (as the frozen encoder saw digits in training), in a run of ``visible``
-    consecutive frames, moving along a line; every other frame shows ``fragments`` random
-    ``fragment × fragment`` crops of other digits at random places. Gaussian pixel noise
-    (``noise``) everywhere. Drawn with tensor ops (no per-clip loop).
+    Frames ``0 … T−2`` show ``T − 1`` distinct digit classes (drawn at random without
+    replacement, in random order), one scikit-learn drawing each; frame ``T − 1`` (the query)
+    shows a *different* drawing of the class of frame ``label``. Chance is ``1 / (T − 1)``.
+    Drawn with tensor ops (no per-clip loop).
 
     Args:
-        n: number of clips; frames: frames per clip ``T``.
-        visible: ``(fewest, most)`` frames that show the digit.
-        fragments, fragment: distractors per empty frame and their side in pixels.
-        noise: standard deviation of the pixel noise.
-        split: ``"train"`` or ``"test"`` digits (:func:`~visual_attention.labs.digits.digits_at`).
+        n: number of clips; frames: ``T``, from 3 to 11 (at most 10 distinct classes before the
+            query).
+        split: ``"train"`` or ``"test"`` drawings
+            (:func:`~visual_attention.labs.digits.digits_at`).
         seed: random seed.
 
     Returns:
-        clips ``(n, T, 1, 16, 16)`` in ``[0, 1]``, labels ``(n,)`` int64 and ``present``
-        ``(n, T)`` bool, True where the digit is shown.
+        clips ``(n, T, 1, 16, 16)`` in ``[0, 1]``, labels ``(n,)`` int64 in ``[0, T − 1)`` and
+        ``drawings`` ``(n, T)`` int64: each frame's index into ``digits_at(16, split)``.
     """
-    check_positive_int("n", n)
-    check_positive_int("frames", frames), check_int_sequence("visible", visible, 2)
-    check_int("fragments", fragments, 0), check_positive_int("fragment", fragment)
-    check_number("noise", noise, 0.0), check_int("seed", seed, 0)
-    if not 1 <= visible[0] <= visible[1] <= frames or not 1 <= fragment <= FRAME:
-        raise ValueError(
-            f"need 1 <= visible[0] <= visible[1] <= frames and 1 <= fragment <= {FRAME}, got "
-            f"visible={visible}, frames={frames}, fragment={fragment}"
-        )
+    check_positive_int("n", n), check_int("seed", seed, 0)
+    check_int("frames", frames, 3)
+    if frames > 11:
+        raise ValueError(f"frames must be at most 11 (10 classes and the query), got {frames}")
     g = torch.Generator().manual_seed(seed)
-    digits, labels = digits_at(FRAME, split)
-    digits = digits[:, 0]  # (D, 16, 16)
-    pad, side = 2, FRAME + 4  # draw on 20 × 20, keep the central 16 × 16: shifts of ±2 pixels
-    k = torch.randint(len(digits), (n,), generator=g)
-    count = torch.randint(visible[0], visible[1] + 1, (n,), generator=g)
-    first = (torch.rand(n, generator=g) * (frames - count + 1)).long()
-    t = torch.arange(frames)
-    present = (t >= first[:, None]) & (t < (first + count)[:, None])  # (n, T)
-    start, end = (torch.randint(side - FRAME + 1, (n, 2), generator=g) for _ in range(2))
-    step = ((t - first[:, None]) / (count[:, None] - 1).clamp(min=1)).clamp(0, 1)  # (n, T)
-    pos = (start[:, None] + step[..., None] * (end - start)[:, None]).round().long()  # (n, T, 2)
-    canvas = torch.zeros(n * frames, side, side)
-    on, off = present.flatten(), ~present.flatten()
-    drawn = canvas[on]
-    patch = digits[k].repeat_interleave(frames, 0)[on]
-    _paste(drawn, patch, pos.flatten(0, 1)[on, 0], pos.flatten(0, 1)[on, 1])
-    canvas[on] = drawn
-    empty, m = canvas[off], int(off.sum())
-    for _ in range(fragments):
-        other = digits[torch.randint(len(digits), (m,), generator=g)]
-        corner = torch.randint(FRAME - fragment + 1, (m, 2), generator=g)
-        rows = (corner[:, 0, None, None] + torch.arange(fragment)[None, :, None]).expand(
-            m, fragment, fragment
-        )
-        cols = (corner[:, 1, None, None] + torch.arange(fragment)[None, None, :]).expand(
-            m, fragment, fragment
-        )
-        piece = other[torch.arange(m)[:, None, None], rows, cols]  # (m, f, f)
-        where = torch.randint(side - fragment + 1, (m, 2), generator=g)
-        _paste(empty, piece, where[:, 0], where[:, 1])
-    canvas[off] = empty
-    clips = canvas[:, pad:-pad, pad:-pad].reshape(n, frames, 1, FRAME, FRAME)
-    clips = (clips + noise * torch.randn(clips.shape, generator=g)).clamp(0, 1)
-    return clips, labels[k], present
+    images, classes_of = digits_at(FRAME, split)  # (M, 1, 16, 16), (M,)
+    by_class = [torch.nonzero(classes_of == c).flatten() for c in range(10)]
+    counts = torch.tensor([len(b) for b in by_class])  # drawings per class
+    table = nn.utils.rnn.pad_sequence(by_class, batch_first=True)  # (10, most drawings)
+    shown = torch.argsort(torch.rand(n, 10, generator=g), dim=-1)[:, : frames - 1]  # distinct
+    label = torch.randint(frames - 1, (n,), generator=g)
+    cls = torch.cat([shown, shown.gather(1, label[:, None])], dim=1)  # (n, T): query = cls[label]
+    pick = (torch.rand(n, frames, generator=g) * counts[cls]).long()  # a drawing per frame
+    other = 1 + (torch.rand(n, generator=g) * (counts[cls[:, -1]] - 1)).long()  # ≠ the match's
+    pick[:, -1] = (pick.gather(1, label[:, None])[:, 0] + other) % counts[cls[:, -1]]
+    drawings = table[cls, pick]  # (n, T)
+    return images[drawings], label, drawings
+
+
+def drawing_features(encoder: DigitCNN, split: str = "train") -> torch.Tensor:
+    """The frozen encoder's pooled feature vector of every drawing of ``split``, once:
+    ``(M, 64)``, no gradients. A clip's frame features are ``table[drawings]`` ``(N, T, 64)``,
+    exactly what the encoder gives on the clip's frames."""
+    check_encoder("encoder", encoder)
+    if encoder is None:
+        raise ValueError("encoder must be a DigitCNN, got None")
+    check_choice("split", split, ("train", "test"))
+    with torch.no_grad():
+        return encoder.feature_map(digits_at(FRAME, split)[0]).mean(dim=(2, 3))
 
 
 def frame_features(encoder: DigitCNN, clips: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Every frame's feature vector from the frozen encoder: its feature map averaged over
-    positions (the vector its own classifier reads;
-    :func:`~visual_attention.labs.common.pooled_features`).
+    positions (:func:`~visual_attention.labs.common.pooled_features`).
 
-    ``clips`` ``(N, T, 1, H, W)`` → ``(N, T, 64)``; computed once, in batches, without gradients.
+    ``clips`` ``(N, T, 1, H, W)`` → ``(N, T, 64)``; computed in batches, without gradients. On
+    the clips of :func:`make_query_clips` it equals ``drawing_features(encoder, split)[drawings]``.
     """
     return pooled_features(encoder, clips, batch_size, "clips", "(N, T, C, H, W)")
 
 
-class ClipHead(nn.Module):
-    """Pooling over frames, then a linear classifier: the only trained part of the clip model.
+class FrameProjection(nn.Module):
+    """The trainable per-frame layer every model shares: ``ReLU(W x_t + b)``, ``(B, T, C)`` →
+    ``(B, T, D)``."""
 
-    Args:
-        pool: ``"attention"`` (:class:`~visual_attention.blocks.AttentionPooling` over the
-            frames, recorded as ``pool``) or ``"mean"`` (plain average: the control).
-        dim: frame feature size ``D``; num_classes: number of classes.
-
-    ``forward(feats)`` maps frame features ``(B, T, D)`` to logits ``(B, num_classes)``.
-    """
-
-    def __init__(self, pool: str = "attention", dim: int = 64, num_classes: int = 10) -> None:
+    def __init__(self, in_dim: int = 64, dim: int = 32) -> None:
         super().__init__()
-        check_choice("pool", pool, ("attention", "mean"))
-        check_positive_int("dim", dim)
-        check_positive_int("num_classes", num_classes)
-        self.dim = dim
-        self.pool = AttentionPooling(dim) if pool == "attention" else None
-        self.head = nn.Linear(dim, num_classes)
+        self.in_dim = check_positive_int("in_dim", in_dim)
+        self.proj = nn.Linear(in_dim, check_positive_int("dim", dim))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        check_tensor("feats", feats, "(B, T, D)", D=self.dim)
-        pooled = feats.mean(dim=1) if self.pool is None else self.pool(feats)  # (B, D)
-        return self.head(pooled)
+        check_tensor("feats", feats, "(B, T, C)", C=self.in_dim)
+        return torch.relu(self.proj(feats))
+
+
+class TemporalTransformer(nn.Module):
+    """One pre-LN Transformer layer whose attention is the chapter's
+    :class:`~visual_attention.temporal.TemporalSelfAttention` (``mode="frame"``), read out at the
+    query frame.
+
+    ``h_t = ReLU(W x_t + b) + p_t`` (``p_t`` a learned temporal position embedding; none with
+    ``positions=False``); ``h ← h + W_o A V`` (the module on ``LN(h)``); ``h ← h + MLP(LN(h))``;
+    logits ``= W_c LN(h_{T−1})`` over the ``T − 1`` candidate frames.
+
+    Args:
+        in_dim: frame feature size ``C``; dim: model width ``D``; frames: ``T``.
+        positions: add the learned temporal position embeddings.
+        num_heads: heads of the attention (with one or two heads some seeds stall for a while
+            or settle at a partial solution; four heads trained every one of ten seeds in the
+            spikes).
+
+    ``forward(feats)``: ``(B, T, C)`` → logits ``(B, T − 1)``; records the module's weights
+    ``(B, T, T)`` (the heads' mean) as ``"attn"``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int = 64,
+        dim: int = 32,
+        frames: int = FRAMES,
+        positions: bool = True,
+        num_heads: int = 4,
+    ) -> None:
+        super().__init__()
+        self.frames = check_int("frames", frames, 2)
+        self.embed = FrameProjection(in_dim, dim)
+        self.pos = (
+            nn.Parameter(0.3 * torch.randn(frames, dim))
+            if check_bool("positions", positions)
+            else None
+        )
+        self.norm1, self.norm2, self.norm3 = (
+            nn.LayerNorm(dim),
+            nn.LayerNorm(dim),
+            nn.LayerNorm(dim),
+        )
+        self.attn = TemporalSelfAttention(dim, mode="frame", num_heads=num_heads)
+        # Transformer initialisation of the attention (as nn.MultiheadAttention's): Xavier
+        # projections and zero biases start every seed with comparable, non-vanishing scores
+        nn.init.xavier_uniform_(self.attn.attn.qkv.weight)
+        nn.init.zeros_(self.attn.attn.qkv.bias), nn.init.zeros_(self.attn.attn.proj.bias)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim))
+        self.head = nn.Linear(dim, frames - 1)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        check_tensor("feats", feats, "(B, T, C)", T=self.frames)
+        h = self.embed(feats)  # (B, T, D)
+        if self.pos is not None:
+            h = h + self.pos  # + p_t: when the frame was shown
+        z = self.norm1(h)
+        h = h + self.attn(z[..., None, None])[..., 0, 0] - z  # h + W_o A V (the module adds z)
+        h = h + self.mlp(self.norm2(h))
+        return self.head(self.norm3(h[:, -1]))  # read out at the query frame
+
+
+class TemporalConv(nn.Module):
+    """The strongest control: dilated temporal convolutions (kernel 3, dilations ``1, 2, 4``:
+    a reach of 15 frames, the whole clip seen from the query frame), residual, read out at the
+    query frame. ``(B, T, C)`` → ``(B, T − 1)``."""
+
+    def __init__(
+        self,
+        in_dim: int = 64,
+        dim: int = 32,
+        frames: int = FRAMES,
+        dilations: tuple[int, ...] = (1, 2, 4),
+    ) -> None:
+        super().__init__()
+        self.frames = check_int("frames", frames, 2)
+        dilations = check_int_sequence("dilations", dilations)
+        self.embed = FrameProjection(in_dim, dim)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(dim, dim, 3, padding=d, dilation=d) for d in dilations
+        )
+        self.head = nn.Linear(dim, frames - 1)
+
+    @property
+    def reach(self) -> int:
+        """Frames one output sees: ``1 + 2 Σ dilations``."""
+        return 1 + 2 * sum(c.dilation[0] for c in self.convs)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        check_tensor("feats", feats, "(B, T, C)", T=self.frames)
+        h = self.embed(feats).transpose(1, 2)  # (B, D, T)
+        for conv in self.convs:
+            h = h + torch.relu(conv(h))
+        return self.head(h[:, :, -1])
+
+
+class ClipGRU(nn.Module):
+    """Control: a GRU over the frames, read out after the query frame (everything it needs must
+    survive in its state). ``(B, T, C)`` → ``(B, T − 1)``."""
+
+    def __init__(
+        self, in_dim: int = 64, dim: int = 32, frames: int = FRAMES, hidden: int = 40
+    ) -> None:
+        super().__init__()
+        self.frames = check_int("frames", frames, 2)
+        self.embed = FrameProjection(in_dim, dim)
+        self.gru = nn.GRU(dim, check_positive_int("hidden", hidden), batch_first=True)
+        self.head = nn.Linear(hidden, frames - 1)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        check_tensor("feats", feats, "(B, T, C)", T=self.frames)
+        return self.head(self.gru(self.embed(feats))[0][:, -1])
+
+
+class PooledClip(nn.Module):
+    """Order-blind control: attention pooling (:class:`~visual_attention.blocks.AttentionPooling`,
+    recorded as ``"pool"``) or the mean over frames, then an MLP. ``(B, T, C)`` → ``(B, T − 1)``.
+    Any reordering of the frames gives the same logits."""
+
+    def __init__(
+        self, pool: str = "attention", in_dim: int = 64, dim: int = 32, frames: int = FRAMES
+    ) -> None:
+        super().__init__()
+        check_choice("pool", pool, ("attention", "mean"))
+        self.frames = check_int("frames", frames, 2)
+        self.embed = FrameProjection(in_dim, dim)
+        self.pool = AttentionPooling(dim) if pool == "attention" else None
+        self.head = nn.Sequential(
+            nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, frames - 1)
+        )
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        check_tensor("feats", feats, "(B, T, C)", T=self.frames)
+        h = self.embed(feats)
+        return self.head(h.mean(dim=1) if self.pool is None else self.pool(h))
+
+
+def make_model(kind: str, in_dim: int = 64, frames: int = FRAMES) -> nn.Module:
+    """A new model of ``kind`` (one of :data:`KINDS`) on frame features of size ``in_dim``."""
+    check_choice("kind", kind, KINDS)
+    if kind == "attention":
+        return TemporalTransformer(in_dim, frames=frames)
+    if kind == "conv":
+        return TemporalConv(in_dim, frames=frames)
+    if kind == "gru":
+        return ClipGRU(in_dim, frames=frames)
+    return PooledClip(kind.split()[0], in_dim, frames=frames)
 
 
 def run_seeds(
-    pool: str,
-    train: tuple[torch.Tensor, torch.Tensor],
+    kind: str,
+    table: torch.Tensor,
     test: tuple[torch.Tensor, torch.Tensor],
     seeds: tuple[int, ...] = (0, 1, 2),
-    epochs: int = 30,
-    lr: float = 1e-2,
-    batch_size: int = 128,
+    n_train: int = 4000,
+    epochs: int = 12,
+    lr: float = 3e-3,
+    batch_size: int = 64,
 ) -> SeedRuns:
-    """Train one :class:`ClipHead` (``pool`` ``"attention"`` or ``"mean"``) per seed on frame
-    features; evaluate on ``test``.
+    """Train one model of ``kind`` per seed; evaluate on ``test``.
+
+    Each seed draws its own ``n_train`` training clips (:func:`make_query_clips` with that
+    seed, training drawings) and its own initialisation and data order.
 
     Args:
-        pool: ``"attention"`` (the mechanism) or ``"mean"`` (the control).
-        train, test: frame features ``(N, T, D)`` and labels ``(N,)``.
-        seeds: one training per seed (the seed sets the initialisation and the data order).
+        kind: one of :data:`KINDS`.
+        table: :func:`drawing_features` of the training drawings ``(M, C)``.
+        test: frame features ``(N, T, C)`` and labels ``(N,)`` of held-out clips.
+        seeds, n_train: one training per seed, on this many clips.
         epochs, lr, batch_size: Adam, one epoch of linear warm-up, then a cosine decay to 0.
 
     Returns:
-        :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
-        heads (eval mode) and their histories.
+        :class:`~visual_attention.train.SeedRuns`: final test accuracies, models (eval mode),
+        histories.
     """
-    check_choice("pool", pool, ("attention", "mean"))
-    d = check_data("train", train, "(N, T, D)")[2]
-    check_data("test", test, "(N, T, D)", D=d), check_seeds("seeds", seeds)
-    return fit_seeds(
-        lambda: ClipHead(pool, dim=d),
-        train,
-        test,
-        seeds,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        warmup_epochs=1,
-    )
+    check_choice("kind", kind, KINDS), check_seeds("seeds", seeds)
+    m = check_tensor("table", table, "(M, C)")[0]
+    drawings = len(digits_at(FRAME, "train")[0])
+    if m != drawings:
+        raise ValueError(
+            f"table must hold one row per training drawing ({drawings}, drawing_features(encoder, "
+            f"'train')), got {m} rows"
+        )
+    n, t, c = check_data("test", test, "(N, T, C)", C=table.shape[1])
+    check_labels("test[1]", test[1], n)
+    check_positive_int("n_train", n_train), check_positive_int("epochs", epochs)
+    check_number("lr", lr, 0.0), check_positive_int("batch_size", batch_size)
+    runs = SeedRuns([], [], [])
+    for seed in seeds:
+        _, labels, drawings = make_query_clips(n_train, t, "train", seed=1000 + seed)
+        seed_everything(seed)
+        model = make_model(kind, c, t)
+        history = fit(
+            model,
+            (table[drawings], labels),
+            test,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            progress=False,
+            warmup_epochs=1,
+        )
+        runs.accuracies.append(history.final_test_accuracy)
+        runs.models.append(model.eval())
+        runs.histories.append(history)
+    return runs
 
 
-def weight_on_digit_frames(weights: torch.Tensor, present: torch.Tensor) -> float:
-    """Mean over clips of the total weight on the frames that show the digit.
-
-    ``weights`` ``(N, T)`` (each row sums to 1), ``present`` ``(N, T)`` bool. Averaging gives
-    these frames their share, ``present.float().mean()``.
-    """
-    check_tensor("weights", weights, "(N, T)")
-    check_bool_mask("present", present, shape=weights.shape, layout="(N, T)")
-    return float((weights * present).sum(-1).mean())
+def per_example_correct(
+    model: nn.Module, feats: torch.Tensor, labels: torch.Tensor
+) -> list[float]:
+    """1.0 where ``model`` classifies a clip right, else 0.0: ``(N, T, C)``, ``(N,)`` → ``N``
+    values (the bootstrap of :func:`~visual_attention.views.evidence.report_evidence`)."""
+    check_instance("model", model, nn.Module)
+    n = check_tensor("feats", feats, "(N, T, C)")[0]
+    check_labels("labels", labels, n)
+    with torch.no_grad():
+        return (model.eval()(like_module(feats, model)).argmax(-1) == labels).float().tolist()
 
 
 class ClipModel(nn.Module):
-    """The chapter's trained heads from the frames' pixels up, as the reader's browser runs them.
+    """The trained attention model from the frames' pixels up, as the reader's browser runs it.
 
-    The frozen encoder on every frame (:func:`frame_features`), then the attention-pooling
-    :class:`ClipHead` and the averaging control. ``forward``: clips ``(B, T, 1, H, W)`` → the
-    attention head's logits ``(B, K)``, its frame weights ``α_t`` ``(B, T)`` and the control's
-    logits ``(B, K)``.
-
-    Args:
-        attention: a trained :class:`ClipHead` with ``pool="attention"``; mean: one with
-            ``pool="mean"``.
-        encoder: the frozen digit encoder (default:
-            :func:`~visual_attention.labs.digits.load_digit_cnn`).
+    The frozen encoder on every frame (its pooled vector), then the
+    :class:`TemporalTransformer`. ``forward``: clips ``(B, T, 1, H, W)`` → logits over the
+    candidate frames ``(B, T − 1)``, the ``T × T`` weights ``(B, 1, T, T)`` and the query
+    frame's row of them ``(B, T)``.
     """
 
-    def __init__(self, attention: ClipHead, mean: ClipHead, encoder: nn.Module | None = None):
+    def __init__(self, attention: TemporalTransformer, encoder: nn.Module | None = None):
         super().__init__()
-        check_instance("attention", attention, ClipHead), check_instance("mean", mean, ClipHead)
+        check_instance("attention", attention, TemporalTransformer)
         check_encoder("encoder", encoder)
-        if attention.pool is None or mean.pool is not None:
-            raise ValueError("attention must pool with attention and mean by averaging")
         self.encoder = load_digit_cnn() if encoder is None else encoder.eval()
-        self.attention, self.mean = attention.eval(), mean.eval()
+        self.attention = attention.eval()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b, t = check_tensor("x", x, "(B, T, C, H, W)", C=1)[:2]
-        feats = self.encoder.feature_map(x.flatten(0, 1)).mean(dim=(2, 3))  # (B·T, D)
-        feats = feats.reshape(b, t, feats.shape[-1])
-        with record_attention(self.attention) as maps:
-            logits = self.attention(feats)
-        return logits, maps["pool"], self.mean(feats)
+        b, t = check_tensor("x", x, "(B, T, C, H, W)", C=1, T=self.attention.frames)[:2]
+        feats = self.encoder.feature_map(x.flatten(0, 1)).mean(dim=(2, 3))  # (B·T, 64)
+        with record_attention(self.attention) as recorded:
+            logits = self.attention(feats.reshape(b, t, feats.shape[-1]))
+        weights = recorded["attn"]  # (B, T, T)
+        return logits, weights[:, None], weights[:, -1]
 
 
-def model_explorer(
-    model: ClipModel, clips: torch.Tensor, labels: torch.Tensor, present: torch.Tensor
-) -> ModelExplorer:
-    """The reader edits a clip — clears frames, draws a digit in any frame, copies a frame to the
-    next, adds noise — or picks a test clip; the page runs ``model``: the weight of every frame
-    and both heads' probabilities.
+def model_explorer(model: ClipModel, clips: torch.Tensor, labels: torch.Tensor) -> ModelExplorer:
+    """The reader edits a clip — redraws a frame, clears one, copies one onto another — or picks
+    a test clip; the page runs ``model``: which frame matches the query, and the ``T × T``
+    weights of the temporal self-attention.
 
     Args:
         model: the :class:`ClipModel` to export.
-        clips: test clips ``(N, T, 1, H, W)`` to start from.
-        labels: their digits ``(N,)``; present: ``(N, T)`` bool, the frames showing the digit.
+        clips: test clips ``(N, T, 1, H, W)`` to start from; labels: their answers ``(N,)``.
     """
     check_instance("model", model, ClipModel)
     n, t = check_canvas("clips", clips, "(N, T, C, H, W)")[:2]
     check_labels("labels", labels, n)
-    check_bool_mask("present", present, shape=(n, t), layout="(N, T)")
-    exported = export_model(model, clips[:1], ("logits attention", "frame weights", "logits mean"))
-    names = [
-        f"#{i} (digit {int(y)} in frames {', '.join(str(int(k)) for k in p.nonzero()[:, 0])})"
-        for i, (y, p) in enumerate(zip(labels, present))
-    ]
-    frames = [f"frame {k}" for k in range(t)]
+    exported = export_model(model, clips[:1], ("logits", "weights", "query row"))
+    names = [f"#{i} (the query matches frame {int(y)})" for i, y in enumerate(labels)]
+    frames = [f"frame {k}" for k in range(t - 1)] + [f"frame {t - 1} (query)"]
     views = [
-        probs("attention pooling", "logits attention"),
-        probs("mean over frames (control)", "logits mean"),
-        bars("frame weights α_t", "frame weights", frames, per_canvas=True),
+        probs("which frame matches the query?", "logits", frames[:-1]),
+        bars("the query's weights on the frames", "query row", frames, per_canvas=True),
+        maps("T × T weights (row: query frame, column: key frame)", "weights", ["A"], t - 1),
     ]
     return make_model_explorer(
         exported,
@@ -295,7 +423,6 @@ def model_explorer(
         canvas_names=frames,
         display=192,
         brush=1.0,
-        caption="Pick a frame under the drawing area to draw on it: clear the frames that show "
-        "the digit, draw it in others or copy it to the next frame. The trained heads run in "
-        "this page.",
+        caption="Pick a frame under the drawing area to draw on it: redraw the query as another "
+        "digit, or copy a digit into another frame. The trained model runs in this page.",
     )
