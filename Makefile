@@ -74,9 +74,11 @@ execute: setup
 	bash scripts/system-deps.sh graphviz
 	$(PY) scripts/execute_notebooks.py $(NOTEBOOKS)
 
-# The frozen digit encoder the chapters' experiments share (seeded; tests/test_lab_digits.py checks it).
+# The frozen digit encoder the chapters' experiments share (seeded; tests/test_lab_digits.py checks it),
+# then the hierarchical chapter's Swin heads, trained on its features (tests/test_lab_hierarchical.py).
 weights: setup
 	$(PY) scripts/train_digit_cnn.py
+	$(PY) scripts/train_swin_heads.py
 
 # Student versions of every chapter with exercises (solutions stubbed, outputs cleared).
 assignments: setup

@@ -201,3 +201,78 @@ def test_each_seed_learns_from_its_own_draw_of_the_training_set(monkeypatch):
     assert all(len(set(d)) == 6 and set(d) <= set(f[:, 0, 0, 0].tolist()) for d in drawn)  # no repeats
     with pytest.raises(ValueError, match="train_size must be at most the 12 training examples, got 13"):
         lab.run_seeds("flat", (f, y), (f[:4], y[:4]), seeds=(0,), epochs=1, train_size=13)
+
+
+def test_swin_heads_budget_reach_and_scores():
+    from visual_attention.train import count_parameters
+
+    heads = {name: lab.SwinHead(*spec) for name, spec in lab.SWIN_HEADS.items()}
+    two, wide, narrow = (heads[n] for n in lab.SWIN_HEADS)
+    params = {n: count_parameters(h) for n, h in heads.items()}
+    assert all(0.75 * params[next(iter(heads))] <= p for p in params.values())  # the same budget
+    # scores by hand: tokens x window² x heads per block
+    assert two.scores_per_image() == 64 * 4 * 1 + 16 * 4 * 2
+    assert wide.scores_per_image() == 2 * 64 * 16 and narrow.scores_per_image() == 2 * 64 * 4
+    x = torch.randn(2, 64, 8, 8, generator=gen(1))
+    assert all(h(x).shape == (2, 10) for h in heads.values())
+    # the second stage of the hierarchy works on a 4 x 4 grid of 32 channels (patch merging)
+    assert two.stages[1].blocks[0].dim == 32 and len(wide.stages) == len(narrow.stages) == 1
+    with pytest.raises(ValueError, match="grid=6 a multiple"):
+        lab.SwinHead(grid=6)
+    with pytest.raises(ValueError, match="tokens"):
+        two(torch.randn(2, 64, 4, 4))
+
+
+def test_panel_tokens_average_two_by_two_and_standardise_with_training_statistics():
+    raw_train, raw_test = torch.randn(5, 3, 4, 4, generator=gen(2)), torch.randn(2, 3, 4, 4, generator=gen(3))
+    t_train, t_test = lab.panel_tokens(raw_train, raw_test)
+    assert t_train.shape == (5, 3, 2, 2) and t_test.shape == (2, 3, 2, 2)
+    pooled = raw_train[:, :, :2, :2].mean((2, 3))
+    mean = raw_train.reshape(5, 3, 2, 2, 2, 2).mean((3, 5)).mean((0, 2, 3))
+    assert torch.allclose(t_train.mean((0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert not torch.allclose(pooled, mean[None].expand_as(pooled))  # the tokens are not constant
+    with pytest.raises(ValueError, match="even grid"):
+        lab.panel_tokens(torch.randn(2, 3, 5, 5), torch.randn(2, 3, 5, 5))
+
+
+def test_train_swin_heads_draws_per_seed_and_names_are_checked():
+    f, y = torch.randn(8, 64, 8, 8, generator=gen(4)), torch.arange(8) % 10
+    runs = lab.train_swin_heads((f, y), (f[:4], y[:4]), names=["one stage, 2 × 2 windows"],
+                                seeds=(0, 1), epochs=1, batch_size=4, train_size=6)
+    assert list(runs) == ["one stage, 2 × 2 windows"] and len(runs["one stage, 2 × 2 windows"].models) == 2
+    with pytest.raises(ValueError, match="names"):
+        lab.train_swin_heads((f, y), (f[:4], y[:4]), names=["three stages"], seeds=(0,), epochs=1)
+
+
+def test_the_stored_swin_heads_come_from_this_code_and_recipe():
+    saved = torch.load(lab.SWIN_WEIGHTS, weights_only=True)
+    assert saved["fingerprint"] == lab.swin_fingerprint(), (
+        "the Swin heads' code or recipe changed since the weights were trained: run make weights"
+    )
+    assert saved["recipe"] == dict(lab.SWIN_RECIPE) and list(saved["heads"]) == list(lab.SWIN_HEADS)
+    runs = lab.load_swin_heads()
+    seeds = len(lab.SWIN_RECIPE["seeds"])
+    for run in runs.values():
+        assert len(run.models) == seeds and not any(p.requires_grad for p in run.models[0].parameters())
+        assert len(run.histories[0].test_accuracy) == lab.SWIN_RECIPE["epochs"]
+    # what the chapter claims of them, with margins: both reaching heads learn, the short one not
+    two, wide, narrow = (min(runs[n].accuracies) for n in lab.SWIN_HEADS)
+    assert two > 0.85 and wide > 0.85 and max(runs[list(lab.SWIN_HEADS)[2]].accuracies) < two - 0.3
+
+
+def test_swin_fingerprint_ignores_docstrings_but_not_code(monkeypatch):
+    before = lab.swin_fingerprint()
+    assert lab._without_docstrings('def f():\n    """a"""\n    return 1\n') == lab._without_docstrings(
+        'def f():\n    """b, rewrapped"""\n    return 1\n'
+    )
+    monkeypatch.setitem(lab.SWIN_RECIPE, "epochs", 31)
+    assert lab.swin_fingerprint() != before
+
+
+def test_load_swin_heads_refuses_other_files(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="weights file of the Swin heads"):
+        lab.load_swin_heads(other)
+    with pytest.raises(ValueError, match="path"):
+        lab.load_swin_heads(tmp_path / "missing.pt")

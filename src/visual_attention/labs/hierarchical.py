@@ -16,22 +16,35 @@ hierarchical attention pooling on a frozen encoder, and Swin's receptive field s
   gives each position; :func:`region_mass` — the weight inside the flagged panel.
 * :func:`receptive_fields` — which input patches can move a token of a Swin Transformer, block by
   block (the gradient of the token with respect to the image).
+* :class:`SwinHead`, :data:`SWIN_HEADS`, :func:`panel_tokens`, :func:`train_swin_heads` and
+  :func:`load_swin_heads` — Swin's hierarchy trained on the same task: two stages of ``2 × 2``
+  windows with patch merging between them, against one stage of the same parameters with
+  ``4 × 4`` windows (the same reach, four times the scores) or ``2 × 2`` windows (the same
+  scores, half the reach). Trained by ``make weights`` (``scripts/train_swin_heads.py``, about
+  two minutes); the chapter loads the weights and evaluates them.
 * :class:`PanelModel` and :func:`model_explorer` — the trained heads in the reader's browser:
   draw digits and a flag and see both heads' weights over the canvas.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import inspect
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from .._checks import (
     check_choice,
+    check_file,
     check_instance,
     check_int,
+    check_int_sequence,
     check_labels,
     check_number,
     check_positive_int,
@@ -40,13 +53,18 @@ from .._checks import (
 )
 from ..blocks import AttentionPooling
 from ..core import record_attention
-from ..hierarchical import HierarchicalAttentionPooling, SwinTransformer, image_regions
-from ..train import SeedRuns, fit_seeds
+from ..hierarchical import (
+    HierarchicalAttentionPooling,
+    SwinStage,
+    SwinTransformer,
+    image_regions,
+)
+from ..train import History, SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, maps, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_canvas, check_data
-from .common import EncodedHeads
+from .common import EncodedHeads, standardize
 from .digits import DIGIT_SIZE, digits_at, like_module
 
 __all__ = [
@@ -62,6 +80,14 @@ __all__ = [
     "position_weights",
     "region_mass",
     "receptive_fields",
+    "SWIN_HEADS",
+    "SWIN_RECIPE",
+    "SWIN_WEIGHTS",
+    "SwinHead",
+    "panel_tokens",
+    "train_swin_heads",
+    "swin_fingerprint",
+    "load_swin_heads",
     "PanelModel",
     "model_explorer",
 ]
@@ -225,26 +251,33 @@ def run_seeds(
         heads (eval mode) and their histories (``histories[i].test_accuracy``: after every epoch).
     """
     check_choice("pool", pool, POOLS)
-    n, c = check_data("train", train, "(N, C, h, w)")[:2]
+    c = check_data("train", train, "(N, C, h, w)")[1]
     check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
-    if train_size is not None and not 1 <= check_int("train_size", train_size, 1) <= n:
-        raise ValueError(f"train_size must be at most the {n} training examples, got {train_size}")
-
-    def draw(seed: int) -> tuple[torch.Tensor, torch.Tensor]:  # this seed's own training set
-        if train_size is None:
-            return train
-        keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:train_size]
-        return train[0][keep], train[1][keep]
-
     return fit_seeds(
         lambda: RegionHead(pool, channels=c),
-        draw,
+        _seed_draws(train, train_size),
         test,
         seeds,
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
     )
+
+
+def _seed_draws(train: tuple[torch.Tensor, torch.Tensor], train_size: int | None):
+    """``seed → (x, y)``: each seed's own ``train_size`` training examples (a seeded draw
+    without replacement; all of them with ``None``)."""
+    n = len(train[0])
+    if train_size is not None and not 1 <= check_int("train_size", train_size, 1) <= n:
+        raise ValueError(f"train_size must be at most the {n} training examples, got {train_size}")
+
+    def draw(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if train_size is None:
+            return train
+        keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:train_size]
+        return train[0][keep], train[1][keep]
+
+    return draw
 
 
 @torch.no_grad()
@@ -344,6 +377,194 @@ def receptive_fields(
             }
         )
     return rows
+
+
+#: The Swin heads of the stage experiment: name → ``(dim, depths, window_size)``. The first is
+#: the hierarchy; the others one stage of (about) its parameters.
+SWIN_HEADS = {
+    "two stages, 2 × 2 windows": (16, (1, 1), 2),
+    "one stage, 4 × 4 windows": (24, (2,), 4),
+    "one stage, 2 × 2 windows": (24, (2,), 2),
+}
+#: How ``make weights`` trains every :data:`SWIN_HEADS` entry (:func:`train_swin_heads`).
+SWIN_RECIPE = {"seeds": (0, 1, 2), "epochs": 30, "lr": 3e-3, "batch_size": 128, "train_size": 1500}
+#: The weights ``make weights`` writes (``scripts/train_swin_heads.py``).
+SWIN_WEIGHTS = Path(__file__).parent / "weights" / "swin_heads.pt"
+
+
+class SwinHead(nn.Module):
+    """Swin stages on a grid of tokens, then a LayerNorm, the mean over tokens and a classifier.
+
+    A linear embedding ``C → dim`` per token, then one :class:`~visual_attention.hierarchical.
+    SwinStage` per entry of ``depths`` (blocks alternating W-MSA and SW-MSA with
+    ``window_size × window_size`` windows; one head in the first stage, two after), with
+    :class:`~visual_attention.hierarchical.PatchMerging` between stages: each stage halves the
+    grid and doubles the channels, so a window of the same size covers twice the side.
+
+    Args:
+        dim: channels of the first stage.
+        depths: blocks per stage.
+        window_size: ``M`` of every stage.
+        channels: ``C`` of the input tokens.
+        grid: side of the input grid (a multiple of ``window_size · 2^(stages-1)``).
+        num_classes: classes of the classifier.
+        mlp_ratio: hidden width of each block's MLP as a multiple of its channels.
+
+    Shapes: ``forward``: tokens ``(B, C, grid, grid)`` → logits ``(B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        dim: int = 16,
+        depths: Sequence[int] = (1, 1),
+        window_size: int = 2,
+        channels: int = 64,
+        grid: int = 8,
+        num_classes: int = 10,
+        mlp_ratio: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.dim = check_positive_int("dim", dim)
+        depths = check_int_sequence("depths", depths)
+        self.window_size = check_positive_int("window_size", window_size)
+        self.channels = check_positive_int("channels", channels)
+        self.grid = check_positive_int("grid", grid)
+        check_positive_int("num_classes", num_classes)
+        check_number("mlp_ratio", mlp_ratio, 0.0, low_open=True)
+        if not depths or min(depths) < 1 or grid % (window_size * 2 ** (len(depths) - 1)):
+            raise ValueError(
+                f"depths must be positive block counts, one per stage, and grid={grid} a multiple "
+                f"of window_size · 2^(stages - 1), got depths={tuple(depths)!r}, "
+                f"window_size={window_size}"
+            )
+        self.embed = nn.Linear(channels, dim)
+        stages, width, side = [], dim, grid
+        for i, depth in enumerate(depths):
+            last = i == len(depths) - 1
+            heads = 1 if i == 0 else 2
+            stages.append(
+                SwinStage(width, depth, heads, (side, side), window_size, mlp_ratio, not last)
+            )
+            width, side = (width, side) if last else (2 * width, side // 2)
+        self.stages = nn.Sequential(*stages)
+        self.norm = nn.LayerNorm(width)
+        self.fc = nn.Linear(width, num_classes)
+
+    def scores_per_image(self) -> int:
+        """The attention scores (query-key pairs, per head) of one image, every block summed."""
+        total, side = 0, self.grid
+        for stage in self.stages:
+            for block in stage.blocks:
+                window, heads = block.attn.window_size, block.attn.attn.num_heads
+                total += side * side * window * window * heads
+            if not isinstance(stage.downsample, nn.Identity):  # patch merging halves the grid
+                side //= 2
+        return total
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens`` ``(B, C, grid, grid)`` → logits ``(B, num_classes)``."""
+        g = self.grid
+        check_tensor("tokens", tokens, "(B, C, H, W)", C=self.channels, H=g, W=g)
+        x = self.stages(self.embed(tokens.permute(0, 2, 3, 1)))  # (B, H', W', C')
+        return self.fc(self.norm(x).mean(dim=(1, 2)))
+
+
+def panel_tokens(
+    train_features: torch.Tensor, test_features: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's raw features averaged over ``2 × 2`` positions (one token per ``8 × 8``
+    pixels: ``4 × 4`` tokens per panel), standardised with the training statistics:
+    ``(N, C, 16, 16)`` and ``(M, C, 16, 16)`` → ``(N, C, 8, 8)`` and ``(M, C, 8, 8)``."""
+    c = check_tensor("train_features", train_features, "(N, C, H, W)")[1]
+    check_tensor("test_features", test_features, "(N, C, H, W)", C=c)
+    for name, f in (("train_features", train_features), ("test_features", test_features)):
+        if f.shape[-1] % 2 or f.shape[-2] % 2:
+            raise ValueError(f"{name} must have an even grid, got {tuple(f.shape)}")
+    return standardize(F.avg_pool2d(train_features, 2), F.avg_pool2d(test_features, 2))
+
+
+def train_swin_heads(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    names: Sequence[str] | None = None,
+    seeds: Sequence[int] = SWIN_RECIPE["seeds"],
+    epochs: int = SWIN_RECIPE["epochs"],
+    lr: float = SWIN_RECIPE["lr"],
+    batch_size: int = SWIN_RECIPE["batch_size"],
+    train_size: int | None = SWIN_RECIPE["train_size"],
+) -> dict[str, SeedRuns]:
+    """Train each :data:`SWIN_HEADS` entry (``names``, default all) once per seed on tokens
+    ``(N, C, 8, 8)`` (:func:`panel_tokens`), each seed on its own ``train_size`` training
+    examples (the same draw as :func:`run_seeds`); Adam, constant ``lr``.
+
+    Returns:
+        ``{name: SeedRuns}``: final test accuracies, heads (eval mode), histories.
+    """
+    c, h = check_data("train", train, "(N, C, h, w)")[1:3]
+    check_data("test", test, "(N, C, h, w)", C=c, h=h, w=h), check_seeds("seeds", seeds)
+    names = list(SWIN_HEADS) if names is None else list(names)
+    for name in names:
+        check_choice("names", name, tuple(SWIN_HEADS))
+    runs = {}
+    for name in names:
+        dim, depths, window = SWIN_HEADS[name]
+        runs[name] = fit_seeds(
+            lambda dim=dim, depths=depths, window=window: SwinHead(dim, depths, window, c, h),
+            _seed_draws(train, train_size),
+            test,
+            seeds,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+        )
+    return runs
+
+
+def _without_docstrings(source: str) -> str:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def swin_fingerprint() -> str:
+    """A hash of the code (docstrings aside) and the recipe that make :data:`SWIN_WEIGHTS`."""
+    parts = [SwinHead, SwinStage, train_swin_heads, _seed_draws, panel_tokens]
+    code = "".join(_without_docstrings(inspect.getsource(p)) for p in parts)
+    code += repr(SWIN_HEADS) + repr(SWIN_RECIPE)
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
+
+
+def load_swin_heads(path: Path | str = SWIN_WEIGHTS) -> dict[str, SeedRuns]:
+    """The heads ``make weights`` trained (:func:`train_swin_heads` with :data:`SWIN_RECIPE`),
+    as :class:`~visual_attention.train.SeedRuns` per :data:`SWIN_HEADS` name: the stored test
+    accuracies, the heads (eval mode, frozen) and their stored histories.
+
+    Args:
+        path: the weights file (default: the package's, :data:`SWIN_WEIGHTS`).
+    """
+    path = check_file("path", path, "weights file of the Swin heads (make weights writes it)")
+    try:
+        saved = torch.load(path, weights_only=True)
+        runs = {}
+        for name, seeds in saved["heads"].items():
+            dim, depths, window = SWIN_HEADS[name]
+            models = []
+            for entry in seeds:
+                model = SwinHead(dim, depths, window)
+                model.load_state_dict(entry["state_dict"])
+                models.append(model.eval().requires_grad_(False))
+            histories = [History(test_accuracy=list(e["test_accuracy"])) for e in seeds]
+            runs[name] = SeedRuns([e["test_accuracy"][-1] for e in seeds], models, histories)
+    except Exception as error:  # not a torch file, or weights of other heads
+        raise ValueError(
+            f"path must be a weights file of the Swin heads (make weights writes one), got "
+            f"{str(path)!r}: {type(error).__name__}: {str(error)[:200]}"
+        ) from error
+    return runs
 
 
 class PanelModel(EncodedHeads):
