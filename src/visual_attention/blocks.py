@@ -96,6 +96,8 @@ def _allowed_mask(
         key_mask = key_mask[:, None, None, :]  # (B, 1, 1, M)
     if mask is not None:
         check_bool_mask("mask", mask, broadcast_to=scores, layout=layout)
+        if mask.dim() < 2:  # a scalar or a row: at least (N, M) for the fused kernel
+            mask = mask.reshape((1,) * (2 - mask.dim()) + tuple(mask.shape))
     if mask is None:
         return key_mask
     return mask if key_mask is None else mask & key_mask

@@ -521,7 +521,17 @@ QUERIES = 6
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Intersection over union of boxes ``(cx, cy, w, h)``: ``a (*S, 4)`` and ``b (*S, 4)``,
     broadcast → ``(*S)`` (0 for boxes that do not meet, or of no area)."""
-    check_tensor("a", a, "(*S, 4)"), check_tensor("b", b, "(*S, 4)")
+    check_tensor("a", a, "(*S, 4)")
+    check_tensor("b", b, "(*S, 4)")
+    for name, t in (("a", a), ("b", b)):
+        if t.dim() < 1 or t.shape[-1] != 4:
+            raise ValueError(f"{name} must be boxes (*S, 4), got shape {tuple(t.shape)}")
+    try:
+        torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"a and b must broadcast, got shapes {tuple(a.shape)} and {tuple(b.shape)}"
+        ) from None
     a0, a1 = a[..., :2] - a[..., 2:] / 2, a[..., :2] + a[..., 2:] / 2
     b0, b1 = b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2
     inter = (torch.minimum(a1, b1) - torch.maximum(a0, b0)).clamp(min=0).prod(-1)

@@ -502,6 +502,8 @@ def train_swin_heads(
     """
     c, h = check_data("train", train, "(N, C, h, w)")[1:3]
     check_data("test", test, "(N, C, h, w)", C=c, h=h, w=h), check_seeds("seeds", seeds)
+    if names is not None and (isinstance(names, str) or not isinstance(names, Sequence)):
+        raise ValueError(f"names must be a list of SWIN_HEADS names, got {names!r}")
     names = list(SWIN_HEADS) if names is None else list(names)
     for name in names:
         check_choice("names", name, tuple(SWIN_HEADS))
