@@ -217,7 +217,7 @@ def test_swin_heads_budget_reach_and_scores():
     assert all(h(x).shape == (2, 10) for h in heads.values())
     # the second stage of the hierarchy works on a 4 x 4 grid of 32 channels (patch merging)
     assert two.stages[1].blocks[0].dim == 32 and len(wide.stages) == len(narrow.stages) == 1
-    with pytest.raises(ValueError, match="grid=6 a multiple"):
+    with pytest.raises(ValueError, match="grid=6 must be a multiple"):
         lab.SwinHead(grid=6)
     with pytest.raises(ValueError, match="tokens"):
         two(torch.randn(2, 64, 4, 4))

@@ -252,7 +252,8 @@ def run_seeds(
     """
     check_choice("pool", pool, POOLS)
     c = check_data("train", train, "(N, C, h, w)")[1]
-    check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
+    check_data("test", test, "(N, C, h, w)", C=c)
+    check_seeds("seeds", seeds)
     return fit_seeds(
         lambda: RegionHead(pool, channels=c),
         _seed_draws(train, train_size),
@@ -431,11 +432,10 @@ class SwinHead(nn.Module):
         self.grid = check_positive_int("grid", grid)
         check_positive_int("num_classes", num_classes)
         check_number("mlp_ratio", mlp_ratio, 0.0, low_open=True)
-        if not depths or min(depths) < 1 or grid % (window_size * 2 ** (len(depths) - 1)):
+        if grid % (window_size * 2 ** (len(depths) - 1)):
             raise ValueError(
-                f"depths must be positive block counts, one per stage, and grid={grid} a multiple "
-                f"of window_size · 2^(stages - 1), got depths={tuple(depths)!r}, "
-                f"window_size={window_size}"
+                f"grid={grid} must be a multiple of window_size · 2^(stages - 1), got "
+                f"depths={tuple(depths)!r}, window_size={window_size}"
             )
         self.embed = nn.Linear(channels, dim)
         stages, width, side = [], dim, grid
@@ -501,7 +501,8 @@ def train_swin_heads(
         ``{name: SeedRuns}``: final test accuracies, heads (eval mode), histories.
     """
     c, h = check_data("train", train, "(N, C, h, w)")[1:3]
-    check_data("test", test, "(N, C, h, w)", C=c, h=h, w=h), check_seeds("seeds", seeds)
+    check_data("test", test, "(N, C, h, w)", C=c, h=h, w=h)
+    check_seeds("seeds", seeds)
     if names is not None and (isinstance(names, str) or not isinstance(names, Sequence)):
         raise ValueError(f"names must be a list of SWIN_HEADS names, got {names!r}")
     names = list(SWIN_HEADS) if names is None else list(names)
