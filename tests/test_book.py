@@ -343,3 +343,12 @@ def test_a_chapters_size_counts_prose_exercises_and_think_questions():
     ]
     size = sync_chapters.chapter_size(nb)
     assert size == {"words": 7, "exercises": 1, "points": 2, "think": 1}
+
+
+@pytest.mark.parametrize("path", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
+def test_no_chapter_sets_the_thread_count(path):
+    # make portable runs every chapter on one thread (OMP_NUM_THREADS=1), two chapters at a
+    # time: a chapter that sets its own thread count escapes that arithmetic and oversubscribes
+    # the machine (a branch chapter that asked for two threads took 425 s there instead of 51 s)
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert "set_num_threads" not in code, f"{path.name} sets torch's thread count"
