@@ -390,6 +390,5 @@ def import_extra(module: str, extra: str) -> types.ModuleType:
         raise ImportError(
             f"{module} is missing: it comes with the '{extra}' extra of the book's package: "
             f'pip install ".[{extra}]" in a clone (or make setup there), or pip install '
-            f'"visual-attention[{extra}] @ git+https://github.com/'
-            'attention-in-vision/attention-in-vision"'
+            f'"visual-attention[{extra}] @ git+https://github.com/attention-in-vision/attention-in-vision"'
         ) from error
