@@ -5,8 +5,9 @@
 // first frame on a page without widgets, then loads MathJax 3 from beside it.
 //
 // It also maps MathJax 2's API, which the ipywidgets manager uses to typeset widget labels
-// (`MathJax.Hub.Queue(["Typeset", MathJax.Hub, element])`), onto MathJax 3's typesetPromise: before
-// MathJax is loaded the call does nothing (the first typeset covers the whole page, labels too).
+// (`MathJax.Hub.Queue(["Typeset", MathJax.Hub, element])`), onto MathJax 3's typesetPromise:
+// before MathJax is loaded the call does nothing (the first typeset covers the whole page, labels
+// too).
 (function () {
   var here = document.currentScript && document.currentScript.src;
   var config = (window.MathJax = window.MathJax || {});
@@ -39,11 +40,16 @@
   }
 
   function whenWidgetsRendered(then) {
-    var html = document.documentElement, waited = 0;
-    var hasWidgets = document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]');
+    var html = document.documentElement,
+      waited = 0;
+    var hasWidgets = document.querySelector(
+      'script[type="application/vnd.jupyter.widget-state+json"]',
+    );
     (function check() {
       if (!hasWidgets || html.dataset.widgetsRendered === "true" || waited > 200) {
-        requestAnimationFrame(function () { setTimeout(then, 0); }); // after the frame that shows them
+        requestAnimationFrame(function () {
+          setTimeout(then, 0);
+        }); // after the frame that shows them
       } else {
         waited += 1;
         setTimeout(check, 15);
@@ -52,7 +58,9 @@
   }
 
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () { whenWidgetsRendered(load); });
+    document.addEventListener("DOMContentLoaded", function () {
+      whenWidgetsRendered(load);
+    });
   } else {
     whenWidgetsRendered(load);
   }

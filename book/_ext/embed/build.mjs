@@ -13,30 +13,46 @@ const plugin = {
   setup(b) {
     // anywidget's front end ships as an AMD module (define(["@jupyter-widgets/base"], factory));
     // hand its factory over as an ES module instead of going through require.js.
-    b.onResolve({ filter: /^\.\/anywidget-amd\.js$/ }, () => ({ path: "anywidget-amd", namespace: "va" }));
+    b.onResolve({ filter: /^\.\/anywidget-amd\.js$/ }, () => ({
+      path: "anywidget-amd",
+      namespace: "va",
+    }));
     b.onLoad({ filter: /.*/, namespace: "va" }, () => {
       const src = readFileSync(join("node_modules", "anywidget", "dist", "index.js"), "utf8");
       return {
-        contents: `let factory; const define = (deps, f) => { factory = f; };\n${src}\nexport default factory;`,
+        contents:
+          "let factory; const define = (deps, f) => { factory = f; };\n" +
+          `${src}\nexport default factory;`,
         loader: "js",
         resolveDir: here,
       };
     });
-    // The Output widget (and the JupyterLab output area, rendermime and services it pulls in, a third
-    // of the bundle) is not used by this book: the manager gets an empty registry instead.
+    // The Output widget (and the JupyterLab output area, rendermime and services it pulls in, a
+    // third of the bundle) is not used by this book: the manager gets an empty registry instead.
     b.onResolve({ filter: /^\.\/output$/ }, (a) =>
-      a.importer.includes("html-manager") ? { path: "output", namespace: "stub" } : undefined);
-    b.onResolve({ filter: /^@jupyterlab\/rendermime$/ }, () => ({ path: "rendermime", namespace: "stub" }));
+      a.importer.includes("html-manager") ? { path: "output", namespace: "stub" } : undefined,
+    );
+    b.onResolve({ filter: /^@jupyterlab\/rendermime$/ }, () => ({
+      path: "rendermime",
+      namespace: "stub",
+    }));
     b.onLoad({ filter: /.*/, namespace: "stub" }, (a) => ({
-      contents: a.path === "output"
-        ? "export {};"
-        : "export class RenderMimeRegistry { addFactory() {} }\nexport const standardRendererFactories = [];",
+      contents:
+        a.path === "output"
+          ? "export {};"
+          : "export class RenderMimeRegistry { addFactory() {} }\n" +
+            "export const standardRendererFactories = [];",
       loader: "js",
     }));
     // ipywidgets 7 models are not used by this book: leave their copies out of the bundle.
-    b.onResolve({ filter: /^@jupyter-widgets\/(base7|controls7)(\/.*)?$/ }, (a) => ({ path: a.path, namespace: "legacy" }));
+    b.onResolve({ filter: /^@jupyter-widgets\/(base7|controls7)(\/.*)?$/ }, (a) => ({
+      path: a.path,
+      namespace: "legacy",
+    }));
     b.onLoad({ filter: /.*/, namespace: "legacy" }, (a) => ({
-      contents: a.path.endsWith(".css") ? "" : `throw new Error("ipywidgets 7 widgets are not supported here");`,
+      contents: a.path.endsWith(".css")
+        ? ""
+        : `throw new Error("ipywidgets 7 widgets are not supported here");`,
       loader: a.path.endsWith(".css") ? "css" : "js",
     }));
   },
@@ -49,7 +65,14 @@ await build({
   format: "iife",
   target: "es2020",
   outdir: out,
-  loader: { ".woff": "file", ".woff2": "file", ".ttf": "file", ".eot": "file", ".svg": "file", ".png": "file" },
+  loader: {
+    ".woff": "file",
+    ".woff2": "file",
+    ".ttf": "file",
+    ".eot": "file",
+    ".svg": "file",
+    ".png": "file",
+  },
   assetNames: "[name]-[hash]",
   define: { "process.env.NODE_ENV": '"production"', global: "window" },
   plugins: [plugin],
