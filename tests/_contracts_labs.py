@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,6 +79,24 @@ def _y(n: int, k: int = 10, seed: int = 0) -> torch.Tensor:
     return torch.randint(k, (n,), generator=gen(seed))
 
 
+def _tmp_file(name: str) -> str:
+    import tempfile
+
+    return str(Path(tempfile.mkdtemp()) / name)
+
+
+def _seed_runs():
+    from visual_attention.train import History, SeedRuns
+
+    return SeedRuns([0.5], [torch.nn.Linear(2, 2)], [History(test_accuracy=[0.5])])
+
+
+def _saved_runs() -> str:
+    from visual_attention.labs.common import save_runs
+
+    return str(save_runs(_tmp_file("runs.pt"), {"a": _seed_runs()}, {"epochs": 1}, "0123"))
+
+
 def _data(*shape: int, k: int = 10):
     return lambda: (_r(*shape), _y(shape[0], k))
 
@@ -145,6 +164,41 @@ LAB_SPECS: list[Spec] = [
         layout="(N, S, C, H, W)",
     ),
     lcall("common.feature_stats", skip=("name",), train=lambda: _r(3, 4, 2, 2), name="train"),
+    lcall(
+        "common.code_fingerprint",
+        {"parts": Kind("functions or classes", (None, 3, [], [3]))},
+        parts=lambda: [_fn("labs.common.encode")],
+    ),
+    Spec(  # arguments named path: lcall's own first argument
+        "labs.common.save_runs",
+        lambda: (
+            _fn("labs.common.save_runs"),
+            {
+                "path": _tmp_file("runs.pt"),
+                "runs": {"a": _seed_runs()},
+                "recipe": {"epochs": 1},
+                "fingerprint": "0123",
+            },
+        ),
+        {
+            "path": Kind("str or Path", (None, 3)),
+            "runs": Kind("dict of SeedRuns", (None, 3, {"a": 3})),
+            "recipe": Kind("dict", (None, 3)),
+            "fingerprint": Kind("str", (None, 3)),
+        },
+    ),
+    Spec(
+        "labs.common.load_runs",
+        lambda: (
+            _fn("labs.common.load_runs"),
+            {"path": _saved_runs(), "build": lambda name: torch.nn.Linear(2, 2), "what": "models"},
+        ),
+        {
+            "path": Kind("file of save_runs", (None, 3, "no/such/file.pt")),
+            "build": Kind("callable", (None, 3)),
+            "what": Kind("str", (None, 3)),
+        },
+    ),
     # foundations
     lcall("foundations.digit_vectors", {"split": SPLIT}, split="test"),
     lcall("foundations.retrieval", {"split": SPLIT, "seed": SEED}, n=4, split="test", seed=0),
@@ -270,6 +324,22 @@ LAB_SPECS: list[Spec] = [
         baseline=True,
         glimpses=2,
     ),
+    lcall(
+        "spatial.train_stage_models",
+        {
+            "train": PAIR,
+            "test": PAIR,
+            "seeds": Kind("seeds or None", ((), (-1,), (1.5,), "0", 3)),
+            "names": Kind("names", (["nope"], 3, "max")),
+        },
+        train=_data(6, 8, 3, 3),
+        test=_data(4, 8, 3, 3),
+        names=["max", "hard, 1 glimpse"],
+        seeds=(0,),
+        epochs=1,
+    ),
+    lcall("spatial.stage_fingerprint"),
+    lcall("spatial.load_stage_models"),
     lcall(
         "spatial.policy_gradients",
         {

@@ -110,3 +110,34 @@ def test_like_module_casts_to_the_modules_dtype():
     x = torch.rand(2, 3).half()
     assert common.like_module(x, torch.nn.Linear(3, 2)).dtype == torch.float32
     assert common.like_module(x, torch.nn.ReLU()) is x  # no parameters: unchanged
+
+
+def test_code_fingerprint_ignores_docstrings_and_comments_but_not_code():
+    from visual_attention.labs.common import _without_docstrings, code_fingerprint
+
+    a = 'def f():\n    """a"""\n    return 1  # one\n'
+    b = 'def f():\n    """b, rewrapped\n    over two lines"""\n    return 1\n'
+    assert _without_docstrings(a) == _without_docstrings(b)
+    assert _without_docstrings(a) != _without_docstrings(a.replace("return 1", "return 2"))
+    fp = code_fingerprint([code_fingerprint], {"epochs": 1})
+    assert fp == code_fingerprint([code_fingerprint], {"epochs": 1}) and len(fp) == 16
+    assert fp != code_fingerprint([code_fingerprint], {"epochs": 2})
+
+
+def test_save_runs_and_load_runs_round_trip(tmp_path):
+    from visual_attention.labs.common import load_runs, save_runs
+    from visual_attention.train import History, SeedRuns
+
+    torch.manual_seed(0)
+    models = [torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)]
+    runs = {"lin": SeedRuns([0.5, 0.75], models, [History(test_accuracy=[0.25, a]) for a in (0.5, 0.75)])}
+    path = save_runs(tmp_path / "w" / "runs.pt", runs, {"epochs": 2}, "abc")
+    loaded, meta = load_runs(path, lambda name: torch.nn.Linear(3, 2))
+    assert meta == {"recipe": {"epochs": 2}, "fingerprint": "abc"}
+    assert loaded["lin"].accuracies == [0.5, 0.75]
+    assert loaded["lin"].histories[1].test_accuracy == [0.25, 0.75]
+    x = torch.randn(4, 3)
+    for a, b in zip(models, loaded["lin"].models):
+        assert torch.equal(a(x), b(x)) and not b.training
+    with pytest.raises(ValueError, match="weights file of the Linear heads"):
+        load_runs(path, lambda name: torch.nn.Linear(5, 2), "Linear heads")  # other shapes

@@ -265,3 +265,45 @@ def test_policy_gradients_spread_and_restore_the_model():
     assert torch.equal(g, lab.policy_gradients(net, f, y, draws=6, baseline=False))  # seeded
     with pytest.raises(ValueError, match="draws"):
         lab.policy_gradients(net, f, y, draws=0)
+
+
+def test_the_stored_stage_models_come_from_this_code_and_recipe():
+    saved = torch.load(lab.STAGE_WEIGHTS, weights_only=True)
+    assert saved["fingerprint"] == lab.stage_fingerprint(), (
+        "the spatial stage models' code or recipe changed since the weights were trained: run "
+        "make weights"
+    )
+    assert saved["recipe"] == dict(lab.STAGE_RECIPE)
+    assert list(saved["models"]) == list(lab.STAGE_MODELS)
+    runs = lab.load_stage_models()
+    seeds = len(lab.STAGE_RECIPE["seeds"])
+    for run in runs.values():
+        assert len(run.models) == seeds and not run.models[0].training
+        assert len(run.histories[0].test_accuracy) == lab.STAGE_RECIPE["epochs"]
+    # what the chapter claims of them, with margins: attention pooling ahead of GMP ahead of GAP,
+    # four glimpses learn, and hard attention does not beat soft
+    mean = {name: sum(run.accuracies) / seeds for name, run in runs.items()}
+    assert mean["attention"] > mean["max"] + 0.03 and mean["max"] > mean["avg"]
+    assert 0.5 < mean["hard, 4 glimpses"] < mean["attention"] + 0.02
+
+
+def test_train_stage_models_trains_what_the_file_holds():
+    x, y, _ = lab.cluttered_task(24, split="train", seed=0)
+    (f,) = lab.standardize(lab.lower_features(x))
+    runs = lab.train_stage_models((f, y), (f[:8], y[:8]), names=["max", "hard, 4 glimpses"],
+                                  seeds=(0,), epochs=1)
+    assert list(runs) == ["max", "hard, 4 glimpses"]
+    assert isinstance(runs["hard, 4 glimpses"].models[0], lab.GlimpseNet)
+    with pytest.raises(ValueError, match="names"):
+        lab.train_stage_models((f, y), (f, y), names=["nope"])
+    with pytest.raises(ValueError, match="names"):
+        lab.train_stage_models((f, y), (f, y), names="max")
+
+
+def test_load_stage_models_refuses_other_files(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="weights file of the spatial"):
+        lab.load_stage_models(other)
+    with pytest.raises(ValueError, match="path"):
+        lab.load_stage_models(tmp_path / "missing.pt")

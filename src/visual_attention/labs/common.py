@@ -16,27 +16,39 @@ another chapter's lab (an import-linter contract of ``make lint``).
   encoder's standardised features.
 * :func:`collect_attention` — recorded attention over a whole data set, in batches.
 * :func:`peak_memory` — the peak memory PyTorch allocates while a function runs.
+* :func:`code_fingerprint`, :func:`save_runs` and :func:`load_runs` — models that ``make weights``
+  trains once per seed, too slow for a page: saved with their histories, the recipe and a hash of
+  the code that trained them, loaded by the chapter (its tests check the hash against the code).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import hashlib
+import inspect
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+import textwrap
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from .._checks import (
+    check_callable,
+    check_file,
+    check_instance,
     check_module,
     check_positive_int,
     check_str,
     check_tensor,
 )
 from ..core import record_attention
+from ..train import History, SeedRuns
 from ._checks import check_canvas, check_encoder, check_models
 from .digits import like_module, load_digit_cnn
 
@@ -50,6 +62,9 @@ __all__ = [
     "EncodedHeads",
     "collect_attention",
     "peak_memory",
+    "code_fingerprint",
+    "save_runs",
+    "load_runs",
 ]
 
 
@@ -284,3 +299,104 @@ def peak_memory(fn: Callable[[], object]) -> int:
         return 0
     start = mem[0]["args"]["Total Allocated"] - mem[0]["args"]["Bytes"]
     return int(max(e["args"]["Total Allocated"] for e in mem) - start)
+
+
+def _without_docstrings(source: str) -> str:
+    """The syntax tree of ``source`` without its docstrings, dumped: rewrapping a docstring or a
+    comment leaves it unchanged, changing the code does not."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def code_fingerprint(parts: Iterable[object], *recipe: object) -> str:
+    """A 16-digit hash of the source of ``parts`` (functions, classes; docstrings and comments
+    aside) and the ``repr`` of each ``recipe`` value: what trained a stored model.
+
+    Args:
+        parts: objects :func:`inspect.getsource` reads.
+        recipe: settings (dicts, tuples) whose change should change the hash.
+    """
+    if isinstance(parts, (str, bytes)) or not isinstance(parts, Iterable):
+        raise ValueError(f"parts must be a list of functions or classes, got {type(parts).__name__}")
+    parts = list(parts)
+    if not parts:
+        raise ValueError("parts must hold at least one function or class, got none")
+    for part in parts:
+        if not callable(part):
+            raise ValueError(f"parts must hold functions or classes, got {type(part).__name__}")
+    code = "".join(_without_docstrings(textwrap.dedent(inspect.getsource(p))) for p in parts)
+    code += "".join(repr(value) for value in recipe)
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
+
+
+def save_runs(
+    path: Path | str, runs: Mapping[str, SeedRuns], recipe: Mapping, fingerprint: str
+) -> Path:
+    """Write trained models, one :class:`~visual_attention.train.SeedRuns` per name, to ``path``:
+    each seed's state dict and per-epoch test accuracies, the ``recipe`` and the code's
+    ``fingerprint`` (:func:`code_fingerprint`). :func:`load_runs` reads it back.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    if isinstance(path, bool) or not isinstance(path, (str, Path)):
+        raise ValueError(f"path must be a str or a Path, got {type(path).__name__}")
+    check_instance("runs", runs, Mapping)
+    check_instance("recipe", recipe, Mapping)
+    check_str("fingerprint", fingerprint)
+    for name, run in runs.items():
+        check_instance(f"runs[{name!r}]", run, SeedRuns)
+    models = {
+        name: [
+            {"state_dict": model.state_dict(), "test_accuracy": list(history.test_accuracy)}
+            for model, history in zip(run.models, run.histories)
+        ]
+        for name, run in runs.items()
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"models": models, "recipe": dict(recipe), "fingerprint": fingerprint}, path)
+    return path
+
+
+def load_runs(
+    path: Path | str, build: Callable[[str], nn.Module], what: str = "stored models"
+) -> tuple[dict[str, SeedRuns], dict]:
+    """The models :func:`save_runs` wrote, each rebuilt by ``build(name)`` and loaded in eval mode,
+    with their stored histories; and the file's ``{"recipe", "fingerprint"}``.
+
+    Args:
+        path: the weights file.
+        build: ``name → nn.Module`` of the architecture stored under that name.
+        what: what the file holds, for the error message.
+
+    Returns:
+        ``({name: SeedRuns}, {"recipe": ..., "fingerprint": ...})``; a seed's accuracy is the
+        last stored test accuracy.
+    """
+    check_str("what", what)
+    path = check_file("path", path, f"weights file of the {what} (make weights writes it)")
+    check_callable("build", build, what="(name) → nn.Module")
+    try:
+        saved = torch.load(path, weights_only=True)
+        runs = {}
+        for name, seeds in saved["models"].items():
+            models = []
+            for entry in seeds:
+                model = build(name)
+                model.load_state_dict(entry["state_dict"])
+                models.append(model.eval())
+            histories = [History(test_accuracy=list(e["test_accuracy"])) for e in seeds]
+            runs[name] = SeedRuns([e["test_accuracy"][-1] for e in seeds], models, histories)
+        meta = {"recipe": saved["recipe"], "fingerprint": saved["fingerprint"]}
+    except Exception as error:  # not a torch file, or weights of other models
+        raise ValueError(
+            f"path must be a weights file of the {what} (make weights writes one), got "
+            f"{str(path)!r}: {type(error).__name__}: {str(error)[:200]}"
+        ) from error
+    return runs, meta

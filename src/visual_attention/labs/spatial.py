@@ -30,6 +30,8 @@ compared on it, the multi-seed runner, and the trained heads in the reader's bro
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -53,7 +55,7 @@ from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_canvas, check_data, check_encoder
-from .common import EncodedHeads, encode, standardize
+from .common import EncodedHeads, code_fingerprint, encode, load_runs, standardize
 from .digits import like_module, load_digit_cnn
 
 __all__ = [
@@ -70,6 +72,12 @@ __all__ = [
     "run_stage_seeds",
     "GlimpseNet",
     "run_glimpse_seeds",
+    "STAGE_RECIPE",
+    "STAGE_MODELS",
+    "STAGE_WEIGHTS",
+    "train_stage_models",
+    "stage_fingerprint",
+    "load_stage_models",
     "policy_gradients",
     "SCENES",
     "face_scenes",
@@ -248,7 +256,8 @@ class StageNet(nn.Module):
     ) -> None:
         super().__init__()
         self.channels = check_positive_int("channels", channels)
-        check_positive_int("width", width), check_positive_int("num_classes", num_classes)
+        check_positive_int("width", width)
+        check_positive_int("num_classes", num_classes)
         self.stage = conv_bn_act(channels, width, bias=False)
         _make_pool(self, pool, width)
         self.fc = nn.Linear(width, num_classes)
@@ -298,7 +307,8 @@ def run_stage_seeds(
     """
     check_choice("pool", pool, STAGE_POOLS)
     n, c = check_data("train", train, "(N, C, h, w)")[:2]
-    check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
+    check_data("test", test, "(N, C, h, w)", C=c)
+    check_seeds("seeds", seeds)
     if n_train is not None and not 1 <= check_positive_int("n_train", n_train) <= n:
         raise ValueError(f"n_train must be at most the {n} training examples, got {n_train}")
 
@@ -347,7 +357,8 @@ class GlimpseNet(nn.Module):
     ) -> None:
         super().__init__()
         self.channels = check_positive_int("channels", channels)
-        check_positive_int("width", width), check_positive_int("num_classes", num_classes)
+        check_positive_int("width", width)
+        check_positive_int("num_classes", num_classes)
         self.baseline = check_bool("baseline", baseline)
         self.stage = conv_bn_act(channels, width, bias=False)
         self.pool = HardSpatialAttention(width, glimpses=glimpses)
@@ -394,7 +405,8 @@ def run_glimpse_seeds(
         :class:`~visual_attention.train.SeedRuns` (test accuracy of the greedy policy).
     """
     n, c = check_data("train", train, "(N, C, h, w)")[:2]
-    check_data("test", test, "(N, C, h, w)", C=c), check_seeds("seeds", seeds)
+    check_data("test", test, "(N, C, h, w)", C=c)
+    check_seeds("seeds", seeds)
     check_bool("baseline", baseline)
     if n_train is not None and not 1 <= check_positive_int("n_train", n_train) <= n:
         raise ValueError(f"n_train must be at most the {n} training examples, got {n_train}")
@@ -418,6 +430,107 @@ def run_glimpse_seeds(
         runs.accuracies.append(history.final_test_accuracy)
         runs.models.append(model.eval())
         runs.histories.append(history)
+    return runs
+
+
+#: How ``make weights`` trains the chapter's stage experiment (``scripts/train_spatial_stage.py``):
+#: the canvases (``cluttered_task(train_canvases, "train", 0)``, ``(test_canvases, "test", 1)``),
+#: the seeds, each seed's draw of ``n_train`` training canvases, and :func:`train.fit`'s settings.
+STAGE_RECIPE = {
+    "train_canvases": 2000,
+    "test_canvases": 500,
+    "seeds": (0, 1, 2),
+    "n_train": 1000,
+    "epochs": 30,
+    "lr": 1e-2,
+    "batch_size": 128,
+    "width": 16,
+}
+#: The models of that experiment: name → the :class:`StageNet` pooling, or ``"hard"`` and the
+#: glimpses of a :class:`GlimpseNet`.
+STAGE_MODELS = {
+    "attention": ("attention", None),
+    "gate": ("gate", None),
+    "avg": ("avg", None),
+    "max": ("max", None),
+    "hard, 1 glimpse": ("hard", 1),
+    "hard, 4 glimpses": ("hard", 4),
+}
+#: The weights ``make weights`` writes.
+STAGE_WEIGHTS = Path(__file__).parent / "weights" / "spatial_stage.pt"
+
+
+def _stage_model(name: str, channels: int = 64) -> nn.Module:
+    pool, glimpses = STAGE_MODELS[name]
+    width = STAGE_RECIPE["width"]
+    if pool == "hard":
+        return GlimpseNet(channels, width=width, glimpses=glimpses)
+    return StageNet(pool, channels=channels, width=width)
+
+
+def train_stage_models(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    names: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
+) -> dict[str, SeedRuns]:
+    """Train each :data:`STAGE_MODELS` entry (``names``, default all) once per seed with
+    :data:`STAGE_RECIPE`: :func:`run_stage_seeds` for the soft models and the controls,
+    :func:`run_glimpse_seeds` for hard attention.
+
+    Args:
+        train, test: lower features ``(N, C, h, w)`` (:func:`lower_features`, standardised) and
+            labels ``(N,)``.
+        names: which models; seeds, epochs: instead of the recipe's (a quick run).
+
+    Returns:
+        ``{name: SeedRuns}``.
+    """
+    c = check_data("train", train, "(N, C, h, w)")[1]
+    check_data("test", test, "(N, C, h, w)", C=c)
+    if names is not None and (isinstance(names, str) or not isinstance(names, Sequence)):
+        raise ValueError(f"names must be a list of STAGE_MODELS names, got {names!r}")
+    names = list(STAGE_MODELS) if names is None else list(names)
+    for name in names:
+        check_choice("names", name, tuple(STAGE_MODELS))
+    r = dict(STAGE_RECIPE)
+    options = {
+        "seeds": tuple(r["seeds"] if seeds is None else check_seeds("seeds", seeds)),
+        "n_train": min(r["n_train"], len(train[0])),
+        "epochs": r["epochs"] if epochs is None else check_positive_int("epochs", epochs),
+        "lr": r["lr"],
+        "batch_size": r["batch_size"],
+        "width": r["width"],
+    }
+    runs = {}
+    for name in names:
+        pool, glimpses = STAGE_MODELS[name]
+        if pool == "hard":
+            runs[name] = run_glimpse_seeds(train, test, glimpses=glimpses, **options)
+        else:
+            runs[name] = run_stage_seeds(pool, train, test, **options)
+    return runs
+
+
+def stage_fingerprint() -> str:
+    """A hash of the code (docstrings aside) and the recipe that make :data:`STAGE_WEIGHTS`."""
+    parts = [StageNet, GlimpseNet, _pool, _make_pool, _subset, _stage_model, run_stage_seeds]
+    parts += [run_glimpse_seeds, train_stage_models, lower_features, cluttered_task, standardize]
+    parts += [QuerySpatialAttention, SpatialGate, HardSpatialAttention, reinforce_loss]
+    return code_fingerprint(parts, STAGE_RECIPE, STAGE_MODELS, TASK)
+
+
+def load_stage_models(path: Path | str = STAGE_WEIGHTS) -> dict[str, SeedRuns]:
+    """The models ``make weights`` trained (:func:`train_stage_models` with
+    :data:`STAGE_RECIPE`), as :class:`~visual_attention.train.SeedRuns` per :data:`STAGE_MODELS`
+    name: the stored test accuracies, the models (eval mode) and their stored histories
+    (``test_accuracy`` after every epoch).
+
+    Args:
+        path: the weights file (default: the package's, :data:`STAGE_WEIGHTS`).
+    """
+    runs, _ = load_runs(path, _stage_model, "spatial chapter's stage models")
     return runs
 
 
