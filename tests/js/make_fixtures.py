@@ -530,6 +530,28 @@ def cases(gen: torch.Generator) -> dict[str, list[dict]]:
     ]
     # in-place forms the table does not name: the runtime strips the underscore
     out["relu"] += [inplace("relu_", special)]
+
+    def conv_relu(name, relu, read_again):
+        """A convolution then relu or relu_ (loadModel fuses them where nothing else reads the
+        convolution's output, or where relu_ rebinds it); ``read_again``: a later node reads it."""
+        g = Graph()
+        x, w, b = randn(1, 4, 5, 5), randn(4, 4, 3, 3), randn(4)
+        conv_args = ([1, 1], [1, 1], [1, 1], False, [0, 0], 1, False, False, True, True)
+        (c,) = g.node("_convolution", x, w, b, *conv_args)
+        (r,) = g.node(relu, f"@{c}")
+        y = aten._convolution(_torch(x), _torch(w), _torch(b), *conv_args)
+        outputs, want = {"relu": r}, {"relu": y.relu()}
+        if read_again:
+            (later,) = g.node("mul", f"@{c}", 1.0)
+            outputs["later"] = later
+            want["later"] = y.relu() if relu == "relu_" else y
+        return g.case(name, outputs, want)
+
+    out["relu"] += [
+        conv_relu("after a convolution (fused)", "relu", False),
+        conv_relu("after a convolution that is read again (not fused)", "relu", True),
+        conv_relu("relu_ after a convolution that is read again (fused, rebound)", "relu_", True),
+    ]
     out["sigmoid"] += [inplace("sigmoid_", randn(2, 2))]
     out["masked_fill"] = [
         one("scalar value", "masked_fill", randn(2, 3), mask(2, 3), 0.0),

@@ -21,6 +21,8 @@ const MUTANTS = [
   ["layer_norm", "Math.sqrt(v / n + eps)", "Math.sqrt(v / (n - 1) + eps)"],
   ["einsum", "if (size[c] === undefined || size[c] === 1) size[c] = n;", "size[c] = n || 1;"],
   ["relu", "v === -Infinity ? 0 : ", ""],
+  // fusing a relu into a convolution whose output another node reads
+  ["relu", '(next.op === "relu_" || uses[node.out[0]] === 1)', "true"],
   ["linear", "s3 += X[x3 + k] * v;", "s3 += X[x2 + k] * v;"],
   ["bmm", "oa *= m * k;", "oa *= m * n;"],
   ["roll", "% x.shape[d]) + x.shape[d]) % x.shape[d];", "% x.shape[d]) + 1) % x.shape[d];"],
