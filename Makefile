@@ -66,10 +66,12 @@ lint: setup $(NODE)
 
 # The browser runtime's unit tests, in node with no browser: every ATen operation of
 # model_runtime.js against the fixtures PyTorch wrote (tests/js/make_fixtures.py; make unit checks
-# they are current), and copies of the runtime with one operation perturbed, which must fail.
-js-unit:
+# they are current), copies of the runtime with one operation perturbed, which must fail, and the
+# browser test's whole models, exported here first (2.3 MB, not committed).
+js-unit: setup
 	bash scripts/system-deps.sh npm
-	node --test tests/js/*.test.mjs
+	$(PY) tests/js/make_fixtures.py --models _build/js-models
+	JS_MODELS=_build/js-models node --test tests/js/*.test.mjs
 
 # The package's tests only: no site, no browser, no JupyterLab server, no nbgrader course; then
 # the runtime's in node (js-unit).

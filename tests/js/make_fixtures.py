@@ -1,6 +1,7 @@
 """Fixtures for the runtime's unit tests: every ATen operation of model_runtime.js, run by PyTorch.
 
     python tests/js/make_fixtures.py [OUT_DIR]      (default: tests/js/fixtures, committed)
+    python tests/js/make_fixtures.py --models DIR   (whole exported models, at test time)
 
 For each operation the exporter emits (``views.browser_model.OPS``) this writes ``<op>.json``:
 small graphs in the exporter's own format (one node, or a few where the case is an in-place alias
@@ -20,15 +21,17 @@ gives NaN, the runtime inf).
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from visual_attention.views.browser_model import OPS, _scalar
+from visual_attention.views.browser_model import OPS, _scalar, export_model
 
 HERE = Path(__file__).parent
 INF, NAN = math.inf, math.nan
@@ -861,8 +864,52 @@ def write(out_dir: Path) -> list[Path]:
     return paths
 
 
+def _b64(t: torch.Tensor) -> dict:
+    data = t.detach().float().contiguous().numpy().astype("<f4").tobytes()
+    return {"shape": list(t.shape), "base64": base64.b64encode(data).decode()}
+
+
+def write_models(out_dir: Path) -> list[Path]:
+    """The browser test's models (tests/test_model_runtime.py's CASES: every chapter's kind of page
+    model, randomised), exported, with two inputs each and PyTorch's float32 outputs for them:
+    ``<n>.json`` in ``out_dir`` (about 2.3 MB in all, so written at test time, not committed)."""
+    sys.path.insert(0, str(HERE.parent))
+    from _helpers import gen
+    from test_model_runtime import CASES, _randomise
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (name, (build, outputs, shape)) in enumerate(CASES.items()):
+        torch.manual_seed(0)
+        model = _randomise(build(), seed=1)
+        x = torch.rand(shape, generator=gen(2))
+        exported = export_model(model, x, outputs)
+        runs = []
+        for inp in (x, torch.rand(shape, generator=gen(3)) * 2 - 0.5):
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = model(inp)
+            runs.append({"input": _b64(inp), "expected": dict(zip(outputs, map(_b64, expected)))})
+        body = {
+            "name": name,
+            "graph": exported.graph,
+            "weights": base64.b64encode(exported.weights).decode(),
+            "runs": runs,
+        }
+        path = out_dir / f"model{i}.json"
+        path.write_text(json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n")
+        paths.append(path)
+    return paths
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "fixtures"
+    args = sys.argv[1:]
+    if args[:1] == ["--models"]:
+        target = Path(args[1])
+        written = write_models(target)
+        print(f"{len(written)} exported models in {target}")
+        raise SystemExit(0)
+    target = Path(args[0]) if args else HERE / "fixtures"
     written = write(target)
     n = sum(len(json.loads(p.read_text())["cases"]) for p in written)
     print(f"{len(written)} operations, {n} cases in {target}")
