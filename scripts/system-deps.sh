@@ -4,7 +4,8 @@
 #   system-deps.sh [--optional] graphviz|npm|chromium ...
 #
 # graphviz: `dot`, for the Foundations flowchart (make lab/unit/assignments can do without it);
-# npm: the site's own copy of the widget manager and MathJax (make book/test only);
+# npm: the site's own copy of the widget manager and MathJax, eslint and prettier (make book/lint/
+# test), and node for the browser runtime's unit tests (make js-unit, the last step of make unit);
 # chromium: the browser tests (make test only).
 # As root with apt-get, missing packages are installed. Otherwise the script prints the command for
 # Debian/Ubuntu, macOS (Homebrew) and conda, and fails -- or, with --optional, only warns.
