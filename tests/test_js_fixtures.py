@@ -71,3 +71,29 @@ def test_every_operation_the_exporter_emits_has_fixtures():
         assert path.stem.removesuffix("_") in ran, path.name
         total += len(body["cases"])
     assert total >= 250, total
+
+
+def _make_list(makefile: str, name: str) -> list[str]:
+    """The words of a ``NAME := …`` assignment of the Makefile (continuation lines joined)."""
+    text = makefile.replace("\\\n", " ")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"{name} :=")]
+    return line.split(":=", 1)[1].split()
+
+
+def test_every_javascript_file_is_linted_or_waits_in_js_pending():
+    root = HERE.parent.parent
+    makefile = (root / "Makefile").read_text()
+    listed = {
+        str(p.relative_to(root))
+        for word in _make_list(makefile, "JS") + _make_list(makefile, "JS_PENDING")
+        for p in root.glob(word)
+    }
+    skip = {"node_modules", "_build", ".venv", ".git"}
+    found = {
+        str(p.relative_to(root))
+        for ext in ("*.js", "*.mjs")
+        for p in root.rglob(ext)
+        if not skip & set(p.relative_to(root).parts)
+    }
+    assert found <= listed, sorted(found - listed)
+    assert "src/visual_attention/views/static/model_runtime.js" in listed
