@@ -103,6 +103,7 @@ weights: setup
 	$(PY) scripts/train_swin_heads.py
 	$(PY) scripts/train_global_variants.py
 	$(PY) scripts/train_spatial_stage.py
+	$(PY) scripts/train_region_heads.py
 
 # Student versions of every chapter with exercises (solutions stubbed, outputs cleared).
 assignments: setup

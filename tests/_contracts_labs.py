@@ -1183,6 +1183,22 @@ LAB_SPECS: list[Spec] = [
         batch_size=4,
         train_size=4,
     ),
+    lcall(
+        "hierarchical.train_region_heads",
+        {
+            "train": PAIR,
+            "test": PAIR,
+            "seeds": Kind("seeds or None", ((), (-1,), (1.5,), "0", 3)),
+            "pools": Kind("pools", (["nope"], 3, "flat")),
+        },
+        train=_data(6, 8, 8, 8),
+        test=_data(4, 8, 8, 8),
+        pools=["flat"],
+        seeds=(0,),
+        epochs=1,
+    ),
+    lcall("hierarchical.region_fingerprint"),
+    lcall("hierarchical.load_region_heads"),
     lcall("hierarchical.swin_fingerprint"),
     lcall("hierarchical.load_swin_heads"),
     lcall(

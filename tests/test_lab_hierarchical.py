@@ -276,3 +276,33 @@ def test_load_swin_heads_refuses_other_files(tmp_path):
         lab.load_swin_heads(other)
     with pytest.raises(ValueError, match="path"):
         lab.load_swin_heads(tmp_path / "missing.pt")
+
+
+def test_the_stored_region_heads_come_from_this_code_and_recipe():
+    saved = torch.load(lab.REGION_WEIGHTS, weights_only=True)
+    assert saved["fingerprint"] == lab.region_fingerprint(), (
+        "the region heads' code or recipe changed since the weights were trained: run make weights"
+    )
+    assert saved["recipe"] == dict(lab.REGION_RECIPE) and list(saved["models"]) == list(lab.POOLS)
+    runs = lab.load_region_heads()
+    for run in runs.values():
+        assert len(run.models) == len(lab.REGION_RECIPE["seeds"]) and not run.models[0].training
+        assert len(run.histories[0].test_accuracy) == lab.REGION_RECIPE["epochs"]
+    # what the chapter claims of them, with margins: the hierarchy ahead of everything, the
+    # region classifier + max a fair control, flat and misaligned far behind
+    low = {pool: min(run.accuracies) for pool, run in runs.items()}
+    high = {pool: max(run.accuracies) for pool, run in runs.items()}
+    assert low["hierarchical"] > high["region_max"] and low["region_max"] > 0.85
+    assert low["hierarchical"] > max(high["flat"], high["misaligned"]) + 0.3
+
+
+def test_train_region_heads_trains_what_the_file_holds(tmp_path):
+    f, y = torch.randn(12, 64, 16, 16), torch.arange(12) % 10
+    runs = lab.train_region_heads((f, y), (f[:4], y[:4]), pools=["flat"], seeds=(0,), epochs=1)
+    assert list(runs) == ["flat"] and isinstance(runs["flat"].models[0], lab.RegionHead)
+    with pytest.raises(ValueError, match="pools"):
+        lab.train_region_heads((f, y), (f, y), pools="flat")
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="weights file of the region heads"):
+        lab.load_region_heads(other)

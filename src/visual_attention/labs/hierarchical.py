@@ -64,7 +64,7 @@ from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, maps, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_canvas, check_data
-from .common import EncodedHeads, standardize
+from .common import EncodedHeads, code_fingerprint, load_runs, standardize
 from .digits import DIGIT_SIZE, digits_at, like_module
 
 __all__ = [
@@ -77,6 +77,11 @@ __all__ = [
     "panel_boxes",
     "RegionHead",
     "run_seeds",
+    "REGION_RECIPE",
+    "REGION_WEIGHTS",
+    "train_region_heads",
+    "region_fingerprint",
+    "load_region_heads",
     "position_weights",
     "region_mass",
     "receptive_fields",
@@ -279,6 +284,69 @@ def _seed_draws(train: tuple[torch.Tensor, torch.Tensor], train_size: int | None
         return train[0][keep], train[1][keep]
 
     return draw
+
+
+#: How ``make weights`` trains the chapter's main experiment (``scripts/train_region_heads.py``):
+#: every :data:`POOLS` head once per seed, each seed on its own ``train_size`` of the 2,000
+#: training canvases (``flagged_panels(2000, "train", 0)``; test ``(600, "test", 1)``).
+REGION_RECIPE = {
+    "seeds": (0, 1, 2),
+    "epochs": 25,
+    "lr": 1e-2,
+    "batch_size": 128,
+    "train_size": 1500,
+}
+#: The weights ``make weights`` writes (``scripts/train_region_heads.py``).
+REGION_WEIGHTS = Path(__file__).parent / "weights" / "region_heads.pt"
+
+
+def train_region_heads(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    pools: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
+) -> dict[str, SeedRuns]:
+    """:func:`run_seeds` for each of ``pools`` (default :data:`POOLS`) with
+    :data:`REGION_RECIPE`; ``seeds`` and ``epochs`` replace the recipe's (a quick run).
+
+    Args:
+        train, test: standardised features ``(N, C, h, w)`` and labels ``(N,)``.
+
+    Returns:
+        ``{pool: SeedRuns}``.
+    """
+    if pools is not None and (isinstance(pools, str) or not isinstance(pools, Sequence)):
+        raise ValueError(f"pools must be a list of POOLS names, got {pools!r}")
+    pools = list(POOLS) if pools is None else list(pools)
+    for pool in pools:
+        check_choice("pools", pool, POOLS)
+    r = dict(REGION_RECIPE)
+    if seeds is not None:
+        r["seeds"] = tuple(check_seeds("seeds", seeds))
+    if epochs is not None:
+        r["epochs"] = check_positive_int("epochs", epochs)
+    train_size = min(r.pop("train_size"), check_data("train", train, "(N, C, h, w)")[0])
+    return {pool: run_seeds(pool, train, test, train_size=train_size, **r) for pool in pools}
+
+
+def region_fingerprint() -> str:
+    """A hash of the code (docstrings aside) and the recipe that make :data:`REGION_WEIGHTS`."""
+    parts = [RegionHead, HierarchicalAttentionPooling, run_seeds, _seed_draws, train_region_heads]
+    parts += [image_regions, flagged_panels]
+    return code_fingerprint(parts, REGION_RECIPE, POOLS)
+
+
+def load_region_heads(path: Path | str = REGION_WEIGHTS) -> dict[str, SeedRuns]:
+    """The heads ``make weights`` trained (:func:`train_region_heads`), as
+    :class:`~visual_attention.train.SeedRuns` per :data:`POOLS` name: the stored test accuracies,
+    the heads (eval mode) and their stored histories.
+
+    Args:
+        path: the weights file (default: the package's, :data:`REGION_WEIGHTS`).
+    """
+    runs, _ = load_runs(path, lambda pool: RegionHead(pool), "region heads")
+    return runs
 
 
 @torch.no_grad()
