@@ -1228,6 +1228,12 @@ SPECS: list[Spec] = [
         display=False,
     ),
     call("views.evidence.quote", {"speed": STR}, display=False, speed="1.0 ms"),
+    call(
+        "views.evidence.paired_interval",
+        {"a": Kind("scores", (None, 3, [1.0], [NAN, 1.0], "ab")), "b": Kind("scores", (None, 3, [1.0], [NAN, 1.0], [1.0, 0.0, 1.0, 1.0]))},
+        a=[1.0, 0.0, 1.0],
+        b=[0.0, 0.0, 1.0],
+    ),
 ]
 
 #: Public callables that are covered by another spec or have no arguments to break.

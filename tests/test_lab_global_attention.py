@@ -275,3 +275,165 @@ def test_a_trained_finder_finds_digits():
         lab.train_finders(["dense"], train, test, n_train=601)
     with pytest.raises(ValueError, match="finders"):
         lab.train_finders("queries", train, test, n_train=600)
+
+
+# --- local versus global, soft versus hard (LuongReader, local_p_weights) --------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _local_p_reference(scores, position, grid, window):
+    """Luong's Eq. 10 written as loops: softmax over the window, times the Gaussian."""
+    h, w = grid
+    out = torch.zeros_like(scores, dtype=torch.float64)
+    for t in range(scores.shape[0]):
+        pr, pc = (float(v) for v in position[t])
+        inside = [
+            (i, j) for i in range(h) for j in range(w)
+            if abs(i + 0.5 - pr) <= window and abs(j + 0.5 - pc) <= window
+        ]
+        z = sum(float(torch.exp(scores[t, i * w + j].double())) for i, j in inside)
+        for i, j in inside:
+            d2 = (i + 0.5 - pr) ** 2 + (j + 0.5 - pc) ** 2
+            g = torch.exp(torch.tensor(-d2 / (2 * (window / 2) ** 2), dtype=torch.float64))
+            out[t, i * w + j] = torch.exp(scores[t, i * w + j].double()) / z * g
+    return out
+
+
+def test_local_p_weights_are_luongs_equation_10():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(3, 12, generator=g)
+    position = torch.tensor([[0.3, 0.2], [1.5, 2.7], [2.9, 4.0]])
+    for window in (0.5, 1.0, 2.0):
+        got = lab.local_p_weights(scores, position, (3, 4), window)
+        assert torch.allclose(got.double(), _local_p_reference(scores, position, (3, 4), window), atol=1e-6)
+    wide = lab.local_p_weights(scores, position, (3, 4), 1e4)  # no window, a flat Gaussian: global
+    assert torch.allclose(wide, scores.softmax(-1), atol=1e-6)
+    peak = lab.local_p_weights(torch.zeros(1, 12), torch.tensor([[1.5, 2.5]]), (3, 4), 2.0)
+    assert int(peak.argmax()) == 1 * 4 + 2  # uniform scores: the most weight at p_t itself
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(1, 5),
+    st.floats(0.5, 6.0),
+    st.floats(1.0, 1e4),
+    st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
+    st.integers(0, 2**16),
+)
+def test_local_p_weights_properties(b, t, width, window, spread, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    grid = (2, width)
+    scores = (torch.randn(b, 2, t, 2 * width, generator=g) * spread).to(dtype)  # extreme logits too
+    position = (torch.rand(b, 1, t, 2, generator=g) * torch.tensor(grid, dtype=torch.float)).to(dtype)
+    weights = lab.local_p_weights(scores, position, grid, window)
+    assert weights.shape == scores.shape and weights.dtype == dtype
+    assert torch.isfinite(weights).all() and (weights >= 0).all()
+    total = weights.float().sum(-1)
+    assert (total > 0).all() and (total <= 1 + 1e-2).all()  # a softmax times a Gaussian ≤ 1
+    one = lab.local_p_weights(scores[:1], position[:1], grid, window)  # batch 1: the same rows
+    assert torch.equal(one, weights[:1])
+
+
+def test_local_p_weights_gradcheck_in_float64():
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(2, 3, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    position = (torch.rand(2, 3, 2, generator=g, dtype=torch.float64) * torch.tensor([3.0, 4.0]))
+    position.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda s, p: lab.local_p_weights(s, p, (3, 4), 1.7), (scores, position))
+
+
+def test_local_p_weights_refuse_bad_arguments():
+    with pytest.raises(ValueError, match="scores"):
+        lab.local_p_weights(torch.zeros(2, 11), torch.zeros(2, 2), (3, 4))
+    with pytest.raises(ValueError, match="position"):
+        lab.local_p_weights(torch.zeros(2, 12), torch.zeros(3, 2), (3, 4))
+    with pytest.raises(ValueError, match="window"):
+        lab.local_p_weights(torch.zeros(2, 12), torch.zeros(2, 2), (3, 4), 0.25)
+    with pytest.raises(ValueError, match="kind"):
+        lab.LuongReader("attention")
+
+
+def _tiny(kind):
+    return lab.LuongReader(kind, channels=8, grid=(2, 3), dim=8, num_heads=2, hidden=16)
+
+
+def test_luong_readers_read_with_their_attention():
+    torch.manual_seed(0)
+    features = torch.randn(3, 8, 2, 3)
+    tokens = torch.softmax(torch.randn(3, 4, lab.VOCAB), -1)
+    for kind in lab.VARIANTS:
+        model = _tiny(kind).eval()
+        with record_attention(model) as maps:
+            logits = model(features, tokens)
+        weights = maps["block.cross_attn"]  # (B, h, T, H·W)
+        assert logits.shape == (3, 4, lab.VOCAB) and weights.shape == (3, 2, 4, 6)
+        if kind == "hard":  # eval: one position per head, the most likely one
+            assert torch.equal(weights.sum(-1), torch.ones(3, 2, 4)) and set(weights.unique().tolist()) <= {0.0, 1.0}
+        else:
+            p = model.position
+            assert p.shape == (3, 4, 2) and (p > 0).all() and (p < torch.tensor([2.0, 3.0])).all()
+            assert (weights.sum(-1) <= 1 + 1e-6).all()
+        # one canvas alone reads the same (batch 1)
+        assert torch.allclose(model(features[:1], tokens[:1]), logits[:1], atol=1e-5)
+        tokens_read, _ = model.read(features)
+        assert tokens_read.shape == (3, lab.STEPS, lab.VOCAB)
+    # a reader with a local-p window as wide as the map is a soft global reader with one more map
+    wide = lab.LuongReader("local_p", channels=8, grid=(2, 3), dim=8, num_heads=2, window=1e4).eval()
+    soft = lab.Reader("attention", channels=8, grid=(2, 3), dim=8, num_heads=2).eval()
+    soft.load_state_dict({k: v for k, v in wide.state_dict().items() if k in soft.state_dict()})
+    assert torch.allclose(wide(features, tokens), soft(features, tokens), atol=1e-5)
+
+
+def test_hard_reader_samples_while_training_and_learns_by_reinforce():
+    torch.manual_seed(0)
+    model = _tiny("hard").train()
+    model.expected = 0.0
+    features = torch.randn(6, 8, 2, 3)
+    inputs, targets = lab.sequences(torch.tensor([[1, 2, -1, -1]] * 6))
+    tokens = torch.nn.functional.one_hot(inputs, lab.VOCAB).float()
+    logits = model(features, tokens)
+    assert model.log_prob.shape == (6, 2, lab.STEPS) and (model.log_prob <= 0).all()
+    loss = model.policy_loss(logits, targets)
+    assert loss.requires_grad
+    loss.backward()  # the scores (W^Q, W^K) get a gradient only from REINFORCE
+    assert model.block.cross_attn.q.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="targets"):
+        model.policy_loss(logits, targets.float())
+    model.expected = 1.0  # Xu et al.'s expectation: soft weights, no REINFORCE term
+    logits = model(features, tokens)
+    assert float(model.policy_loss(logits, targets)) == 0.0
+
+
+def test_fit_reader_trains_the_variants():
+    features = torch.randn(8, 8, 2, 3)
+    strings = torch.tensor([[1, 2, -1, -1], [3, -1, -1, -1]] * 4)
+    for kind in lab.VARIANTS:
+        model, _ = lab.fit_reader(kind, (features, strings), epochs=2, batch_size=4, dim=8, num_heads=2)
+        assert isinstance(model, lab.LuongReader) and model.kind == kind and not model.training
+
+
+def test_the_stored_variants_come_from_this_code_and_recipe():
+    saved = torch.load(lab.VARIANT_WEIGHTS, weights_only=True)
+    assert saved["fingerprint"] == lab.variants_fingerprint(), (
+        "the reader variants' code or recipe changed since the weights were trained: run make weights"
+    )
+    assert saved["recipe"] == dict(lab.VARIANT_RECIPE) and list(saved["readers"]) == list(lab.VARIANTS)
+    readers = lab.load_variants()
+    for kind in lab.VARIANTS:
+        assert len(readers[kind]) == len(lab.VARIANT_RECIPE["seeds"])
+        assert not any(p.requires_grad for p in readers[kind][0].parameters())
+    # what the chapter claims of them, with margins: local-p reads well above chance
+    assert min(saved["exact"]["local_p"]) > 0.3
+
+
+def test_load_variants_refuses_other_files(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="weights file of the reader variants"):
+        lab.load_variants(other)
+    with pytest.raises(ValueError, match="path"):
+        lab.load_variants(tmp_path / "missing.pt")

@@ -18,6 +18,9 @@ Attend and Tell's soft attention, Xu et al. 2015).
   attention over the image). :meth:`Reader.read` decodes greedily.
 * :func:`fit_reader`, :func:`exact_match`, :func:`digit_accuracy`, :func:`train_readers`,
   :func:`chance_exact` — training with teacher forcing and the metrics.
+* :data:`VARIANTS`, :func:`local_p_weights`, :class:`LuongReader` — the reader with Luong's
+  local-p attention (a predicted aligned position, a Gaussian window) or hard attention (one
+  sampled position, REINFORCE); :func:`load_variants` the ones ``make weights`` trains.
 * :class:`PageReader` and :func:`model_explorer` — the trained reader in the reader's browser,
   from the pixels up, with every step's attention map.
 * :func:`finding_task`, :class:`Finder`, :func:`hungarian_match`, :func:`fit_finder`,
@@ -29,8 +32,12 @@ Attend and Tell's soft attention, Xu et al. 2015).
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import inspect
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -38,6 +45,7 @@ from torch import nn
 
 from .._checks import (
     check_choice,
+    check_file,
     check_instance,
     check_int,
     check_labels,
@@ -49,8 +57,9 @@ from .._checks import (
     check_str,
     check_tensor,
 )
-from ..blocks import DecoderBlock
+from ..blocks import DecoderBlock, merge_heads, split_heads
 from ..core import record_attention
+from ..spatial import reinforce_loss
 from ..train import seed_everything
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, lens, maps
@@ -81,6 +90,14 @@ __all__ = [
     "digit_accuracy",
     "chance_exact",
     "train_readers",
+    "VARIANTS",
+    "WINDOW",
+    "VARIANT_RECIPE",
+    "VARIANT_WEIGHTS",
+    "local_p_weights",
+    "LuongReader",
+    "variants_fingerprint",
+    "load_variants",
     "PageReader",
     "model_explorer",
     "FINDERS",
@@ -309,7 +326,7 @@ class Reader(nn.Module):
         features = like_module(features, self)  # float32 weights read half-precision features
         if tuple(features.shape[-2:]) != self.grid:
             raise ValueError(f"features must have H, W = {self.grid}, got {tuple(features.shape)}")
-        if self.kind == "attention":
+        if self.kind in ("attention", *VARIANTS):  # every position of the map
             return self.memory(features.flatten(2).transpose(1, 2)) + self.memory_pos
         if self.kind == "pooled":
             return self.memory(features.mean(dim=(2, 3)))[:, None]
@@ -367,7 +384,8 @@ def fit_reader(
     check_positive_number("lr", lr), check_positive_int("batch_size", batch_size)
     start = time.perf_counter()
     generator = seed_everything(seed)
-    model = Reader(kind, features.shape[1], tuple(features.shape[-2:]), **reader_kwargs)
+    make = LuongReader if kind in VARIANTS else Reader  # local-p and hard: the last section
+    model = make(kind, features.shape[1], tuple(features.shape[-2:]), **reader_kwargs)
     inputs, targets = sequences(strings)
     tokens = _one_hot(inputs)
     n = len(features)
@@ -379,6 +397,8 @@ def fit_reader(
         for idx in torch.randperm(n, generator=generator).split(batch_size):
             logits = model(features[idx], tokens[idx])
             loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets[idx].flatten())
+            if kind == "hard":  # the sampled positions learn by REINFORCE
+                loss = loss + model.policy_loss(logits, targets[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -441,7 +461,7 @@ def train_readers(
     if isinstance(readers, (str, bytes)) or not isinstance(readers, Sequence) or not readers:
         raise ValueError(f"readers must be a non-empty sequence of {KINDS}, got {readers!r:.60}")
     for kind in readers:
-        check_choice("readers", kind, KINDS)
+        check_choice("readers", kind, KINDS + VARIANTS)
     out = {}
     for kind in readers:
         rec = {"exact": [], "digits": [], "examples": [], "models": [], "seconds": []}
@@ -794,4 +814,235 @@ def train_finders(
             rec["models"].append(model)
             rec["seconds"].append(seconds)
         out[kind] = rec
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Local versus global, soft versus hard (Luong et al. 2015, Sec. 3.2; Xu et al. 2015, Sec. 4.1)
+# ---------------------------------------------------------------------------------------------
+
+#: The readers whose cross-attention is not soft global attention: Luong's local-p (a predicted
+#: aligned position and a Gaussian window around it) and hard attention (one sampled position).
+VARIANTS = ("local_p", "hard")
+#: Half-width ``D`` of local-p's window, in feature-map cells (``σ = D / 2``).
+WINDOW = 2.0
+#: The recipe of the variants ``make weights`` trains: the chapter's reading task and seeds
+#: (2,000 of 2,500 training canvases per seed, 500 test canvases), local-p for the soft
+#: reader's 15 epochs, hard attention for 30 (REINFORCE learns more slowly), with Xu et al.'s
+#: expectation in half of the training passes and an entropy bonus.
+VARIANT_RECIPE = {
+    "pool": 2500,
+    "test": 500,
+    "seeds": (0, 1, 2),
+    "n_train": 2000,
+    "epochs": {"local_p": 15, "hard": 30},
+    "reader": {"local_p": {"window": WINDOW}, "hard": {"expected": 0.5, "entropy": 0.2}},
+}
+#: Where ``make weights`` (``scripts/train_global_variants.py``) writes the variants.
+VARIANT_WEIGHTS = Path(__file__).parent / "weights" / "global_variants.pt"
+
+
+def local_p_weights(
+    scores: torch.Tensor, position: torch.Tensor, grid: tuple[int, int], window: float = WINDOW
+) -> torch.Tensor:
+    """Luong et al. (2015)'s local-p weights over a ``grid`` of positions (Eq. 10, in 2-D).
+
+    ``a_t(s) = align(h_t, h̄_s) · exp(−|s − p_t|² / 2σ²)``, ``σ = D / 2``: the softmax of the
+    scores over the positions ``s`` of the window ``|s − p_t| ≤ D`` (each coordinate), times a
+    Gaussian centred on the aligned position ``p_t``. Position ``(i, j)`` of the grid sits at
+    ``(i + ½, j + ½)``. As in the paper the weights are not normalised again: they sum to at most
+    1, less the further ``p_t`` lies from where the scores point.
+
+    Args:
+        scores: ``(*B, T, H·W)`` alignment scores ``score(h_t, h̄_s)``, real.
+        position: ``(*B, T, 2)`` aligned positions ``p_t`` as ``(row, column)`` in cells, within
+            ``[0, H] × [0, W]``, broadcastable against the scores' ``*B``.
+        grid: ``(H, W)``.
+        window: ``D > 0`` (at least ``½``: every ``p_t`` then has a position in its window).
+
+    Returns:
+        the weights ``(*B, T, H·W)``, non-negative, each row's sum in ``(0, 1]``.
+    """
+    h, w = check_size2("grid", grid)
+    check_tensor("scores", scores, "(*B, T, M)", M=h * w)
+    check_tensor("position", position, "(*B, T, 2)", T=scores.shape[-2])
+    check_positive_number("window", window)
+    if window < 0.5:
+        raise ValueError(f"window must be at least 0.5 cells, got {window}")
+    rows, cols = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    cells = torch.stack([rows, cols], -1).flatten(0, 1).to(position)  # s: (H·W, 2)
+    sigma = window / 2
+    # [start-local-p]
+    offset = cells - position[..., None, :]  # s − p_t for every position s     (*B, T, H·W, 2)
+    inside = (offset.abs() <= window).all(-1)  # the window [p_t − D, p_t + D]
+    align = scores.masked_fill(~inside, float("-inf")).softmax(-1)  # Eq. 7, in the window
+    gaussian = torch.exp(-(offset**2).sum(-1) / (2 * sigma**2))  # exp(−(s − p_t)² / 2σ²)
+    return align * gaussian  # a_t(s), Eq. 10
+    # [end-local-p]
+
+
+class LuongReader(Reader):
+    """The :class:`Reader` ``"attention"`` with another cross-attention: each step's weights over
+    the ``H·W`` positions come from Luong's local-p or are one sampled position (hard).
+
+    * ``"local_p"`` — the step predicts an aligned position, ``p_t = S · sigmoid(v_pᵀ tanh(W_p
+      h_t))`` (Luong Eq. 9, ``S = (H, W)``: a row and a column; ``h_t`` is the step's query,
+      shared by the heads) and every head weighs the positions by :func:`local_p_weights`.
+    * ``"hard"`` — Show, Attend and Tell's hard attention (Xu et al. 2015, Sec. 4.1): each head
+      draws one position ``s_t ~ softmax(scores)`` while training and takes the most likely one
+      in eval mode; the context is that position's value. The draw has no gradient: the scores
+      learn by REINFORCE (:meth:`policy_loss`); :attr:`log_prob` ``(B, h, T)`` keeps
+      ``log π(s_t)`` of the last forward pass. As Xu et al. do, a share ``expected`` of the
+      training passes takes the expectation instead of a draw (soft attention's context).
+
+    Args: ``kind`` (one of :data:`VARIANTS`), ``window`` (local-p's ``D``, in cells), ``expected``
+    (hard: the share of training passes that take the expectation), ``entropy`` (hard: the
+    weight ``λ_e`` of the policy's entropy, a bonus that keeps it exploring) and those of
+    :class:`Reader`. Shapes: those of :class:`Reader`; :attr:`position` ``(B, T, 2)`` keeps the
+    last aligned positions (local-p).
+    """
+
+    def __init__(
+        self,
+        kind: str = "local_p",
+        channels: int = 64,
+        grid: tuple[int, int] = GRID,
+        dim: int = 64,
+        num_heads: int = 4,
+        hidden: int = 128,
+        window: float = WINDOW,
+        expected: float = 0.5,
+        entropy: float = 0.2,
+    ) -> None:
+        check_choice("kind", kind, VARIANTS)
+        super().__init__("attention", channels, grid, dim, num_heads, hidden)
+        self.kind = kind
+        self.window = check_positive_number("window", window)
+        if window < 0.5:
+            raise ValueError(f"window must be at least 0.5 cells, got {window}")
+        self.expected = check_number("expected", expected, 0.0, 1.0)
+        self.entropy = check_number("entropy", entropy, 0.0)
+        if kind == "local_p":
+            self.align = nn.Sequential(nn.Linear(dim, dim, bias=False), nn.Tanh())  # tanh(W_p h)
+            self.v_p = nn.Linear(dim, 2, bias=False)  # v_p, one row per coordinate
+        self.register_buffer("size", torch.tensor(self.grid, dtype=torch.float))  # S
+        self.position: torch.Tensor | None = None
+        self.log_prob: torch.Tensor | None = None
+
+    def aligned_position(self, query: torch.Tensor) -> torch.Tensor:
+        """Luong's Eq. 9: queries ``(B, T, dim)`` → ``p_t`` ``(B, T, 2)`` (row, column)."""
+        return self.size * torch.sigmoid(self.v_p(self.align(query)))
+
+    def _decode(self, memory: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        t, block = tokens.shape[1], self.block
+        z = self.embed(tokens) + self.pos[:, :t]
+        z = z + block.self_attn(block.norm1(z), mask=self.causal[:t, :t])
+        z = z + self._cross(block.norm2(z), memory)  # the one change: which positions it reads
+        z = z + block.mlp(block.norm3(z))
+        return self.head(self.norm(z))
+
+    def _cross(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        attn = self.block.cross_attn
+        q = split_heads(attn.q(query), attn.num_heads)  # (B, h, T, d)
+        k, v = attn.kv(memory).unflatten(-1, (2, attn.num_heads, -1)).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) * attn.scale  # score(h_t, h̄_s)  (B, h, T, H·W)
+        if self.kind == "local_p":
+            self.position = self.aligned_position(query)  # p_t, shared by the heads  (B, T, 2)
+            weights = local_p_weights(scores, self.position[:, None], self.grid, self.window)
+        else:
+            weights = self._hard(scores)
+        attn.remember(weights)  # (B, h, T, H·W)
+        return attn.proj(merge_heads(weights @ v))
+
+    def _hard(self, scores: torch.Tensor) -> torch.Tensor:
+        """Hard attention's weights ``(B, h, T, H·W)``: one position per head (or, in a share
+        ``expected`` of the training passes, the expectation)."""
+        log_pi = scores.log_softmax(-1)
+        self.log_prob = self.spread = None
+        if self.training and float(torch.rand(())) < self.expected:
+            return log_pi.exp()  # Xu et al.: the expectation α instead of a draw
+        # [start-hard-attention]
+        if self.training:  # s_t ~ π = softmax(scores); a draw has no gradient
+            s = torch.multinomial(log_pi.detach().exp().flatten(0, -2), 1)
+            s = s.view(*scores.shape[:-1], 1)
+        else:  # at test, the most likely position
+            s = log_pi.argmax(-1, keepdim=True)
+        self.log_prob = log_pi.gather(-1, s)[..., 0]  # log π(s_t), for REINFORCE  (B, h, T)
+        self.spread = -(log_pi.exp() * log_pi).sum(-1)  # the policy's entropy     (B, h, T)
+        return torch.zeros_like(scores).scatter(-1, s, 1.0)  # one position per head
+        # [end-hard-attention]
+
+    def policy_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """REINFORCE for the last forward pass's draws (hard; 0 for local-p): the reward of step
+        ``t`` is ``log p(y_t | s_t)`` (one layer: step ``t``'s draw changes only step ``t``'s
+        output), the baseline the other canvases' mean reward at that step
+        (:func:`~visual_attention.spatial.reinforce_loss`), summed over the steps, minus
+        ``entropy`` times the policy's entropy (Xu et al.'s ``λ_e``).
+
+        Args:
+            logits: ``(B, T, VOCAB)`` of that pass; targets: ``(B, T)`` (``-100``: no target).
+        """
+        b, t, _ = check_tensor("logits", logits, "(B, T, V)", V=VOCAB)
+        check_instance("targets", targets, torch.Tensor)
+        if targets.dtype != torch.int64 or tuple(targets.shape) != (b, t):
+            raise ValueError(
+                f"targets must be int64 ({b}, {t}), got {targets.dtype} {tuple(targets.shape)}"
+            )
+        if self.kind != "hard" or (self.training and self.log_prob is None):
+            return logits.new_zeros(())  # local-p, or a pass that took the expectation
+        if self.log_prob is None or self.log_prob.shape[0] != b or self.log_prob.shape[2] != t:
+            raise ValueError("policy_loss needs the draws of a forward pass over these logits")
+        reward = -nn.functional.cross_entropy(
+            logits.detach().transpose(1, 2), targets, reduction="none"
+        )  # log p(y_t | s_t)  (B, T)
+        log_prob = self.log_prob.sum(1)  # the heads' draws together  (B, T)
+        loss = -self.entropy * (self.spread.sum(1) * (targets != -100)).sum() / b
+        for step in range(t):
+            scored = targets[:, step] != -100
+            if scored.sum() >= 2:
+                loss = loss + reinforce_loss(log_prob[scored, step], reward[scored, step])
+        return loss
+
+
+def variants_fingerprint() -> str:
+    """A hash of the code (docstrings aside) and the recipe that make :data:`VARIANT_WEIGHTS`."""
+    parts = [_draw, sequences, Reader, LuongReader, local_p_weights, fit_reader, train_readers]
+    code = "".join(_without_docstrings(inspect.getsource(p)) for p in parts)
+    code += repr(VARIANTS) + repr(VARIANT_RECIPE)
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
+
+
+def _without_docstrings(source: str) -> str:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def load_variants(path: Path | str = VARIANT_WEIGHTS) -> dict[str, list[LuongReader]]:
+    """The readers ``make weights`` trained (:func:`train_readers` of :data:`VARIANTS` with
+    :data:`VARIANT_RECIPE`): ``{kind: [reader per seed]}``, in eval mode and frozen.
+
+    Args:
+        path: the weights file (default: the package's, :data:`VARIANT_WEIGHTS`).
+    """
+    path = check_file("path", path, "weights file of the reader variants (make weights)")
+    try:
+        saved = torch.load(path, weights_only=True)
+        out = {}
+        for kind, states in saved["readers"].items():
+            models = []
+            for state in states:
+                model = LuongReader(kind, **saved["recipe"]["reader"][kind])
+                model.load_state_dict(state)
+                models.append(model.eval().requires_grad_(False))
+            out[kind] = models
+    except Exception as error:  # not a torch file, or weights of other models
+        raise ValueError(
+            f"path must be a weights file of the reader variants (make weights writes one), got "
+            f"{str(path)!r}: {type(error).__name__}: {str(error)[:200]}"
+        ) from error
     return out

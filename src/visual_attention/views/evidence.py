@@ -38,7 +38,15 @@ from scipy import stats
 
 from .._checks import check_bool, check_number, check_str
 
-__all__ = ["EVIDENCE_MIME", "QUOTE_MIME", "Evidence", "Quotes", "quote", "report_evidence"]
+__all__ = [
+    "EVIDENCE_MIME",
+    "QUOTE_MIME",
+    "Evidence",
+    "Quotes",
+    "quote",
+    "report_evidence",
+    "paired_interval",
+]
 
 EVIDENCE_MIME = "application/vnd.visual-attention.evidence+json"
 QUOTE_MIME = "application/vnd.visual-attention.quote+json"
@@ -266,6 +274,23 @@ def _bootstrap(
     )
     low, high = result.confidence_interval
     return float(low), float(high)
+
+
+def paired_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """The 95 % paired bootstrap interval over test examples of ``mean(a) − mean(b)``: the
+    per-example scores of two models on the same test examples ``(N,)`` each, ``N ≥ 2`` (the
+    interval :func:`report_evidence` gives, for a comparison that is not a record)."""
+    scores = {}
+    for name, x in (("a", a), ("b", b)):
+        try:
+            scores[name] = np.asarray(x, dtype=float).ravel()
+        except (TypeError, ValueError):
+            scores[name] = None
+        if scores[name] is None or scores[name].size < 2 or not np.isfinite(scores[name]).all():
+            raise ValueError(f"{name} must be at least 2 finite per-example scores, got {x!r:.60}")
+    if scores["a"].shape != scores["b"].shape:
+        raise ValueError(f"a and b must score the same examples, got {a!r:.40} and {b!r:.40}")
+    return _bootstrap(scores, "a", "b", True)
 
 
 def report_evidence(
