@@ -529,6 +529,7 @@ SPECS: list[Spec] = [
         weights=lambda: torch.softmax(_r(2, 16, 16), -1),
         grid=(4, 4),
     ),
+    call("self_attention.relative_position_bias", table=lambda: _r(2, 7), length=4),
     # multi_head
     call(
         "multi_head.VisionTransformer",
@@ -1202,6 +1203,10 @@ SPECS: list[Spec] = [
     ),
     call("views.model_explorer.lens", {"name": STR, "output": STR, "layers": Kind("names", (None, 3, "ab", [], [None])), "classes": Kind("names", (None, 3, "ab", [], [None]))},
          name="l", output="lens", layers=["1", "2"], classes=("a", "b")),
+    call("views.model_explorer.boxes", {"name": STR, "output": STR, "scores": STR, "labels": Kind("names", (None, 3, "ab", [], [None])),
+                                         "classes": Kind("names", (None, 3, "ab", [], [None])), "none": Kind("class index or None", (-1, 2, 1.5, "0", True)),
+                                         "attention": optional(STR), "canvas": NONNEG_INT},
+         name="q", output="boxes", scores="classes", labels=["q1", "q2"], classes=("a", "b"), none=1, attention="maps", canvas=0),
     # views.diagrams, views.evidence
     call("views.diagrams.attention_flowchart", {"rankdir": choice("TB", "LR")}, rankdir="LR"),
     call(

@@ -10,7 +10,7 @@ from visual_attention import record_attention
 from visual_attention.labs import global_attention as lab
 from visual_attention.labs.digits import DigitCNN
 from visual_attention.train import count_parameters
-from visual_attention.views.browser_model import export_model, run_graph
+from visual_attention.views.browser_model import BrowserModel, export_model, run_graph
 
 
 def test_reading_task_places_the_digits_left_to_right():
@@ -277,6 +277,57 @@ def test_a_trained_finder_finds_digits():
         lab.train_finders("queries", train, test, n_train=600)
 
 
+def test_the_page_finder_is_the_finder_from_the_pixels():
+    torch.manual_seed(4)
+    finder = lab.Finder().eval()
+    x = lab.finding_task(3, "test", seed=2)[0]
+    encoder = DigitCNN().eval()
+    raw = lab.token_features(x, encoder)
+    page = lab.PageFinder(finder, raw, encoder=encoder)
+    with torch.no_grad():
+        probs, boxes, attention = page(x)
+        with record_attention(finder) as maps:
+            logits, expected = finder(lab.standardize(raw)[0])
+    assert torch.allclose(probs, logits.softmax(-1), atol=1e-4)
+    assert torch.allclose(boxes, expected, atol=1e-4)
+    assert attention.shape == (3, lab.QUERIES, *lab.GRID)
+    assert torch.allclose(attention, maps["block.cross_attn"].mean(1).unflatten(-1, lab.GRID), atol=1e-6)
+    assert torch.allclose(attention.sum((-2, -1)), torch.ones(3, lab.QUERIES), atol=1e-5)
+    exported = export_model(page, x[:1], ("classes", "boxes", "queries"))
+    replay = run_graph(exported, x[2:3])
+    for name, out in zip(("classes", "boxes", "queries"), (probs, boxes, attention)):
+        assert abs(replay[name] - out[2:3].numpy()).max() < 1e-4, name
+    with pytest.raises(ValueError, match="object-query finder"):
+        lab.PageFinder(lab.Finder("dense"), raw)
+    with pytest.raises(ValueError, match="finder must be a Finder"):
+        lab.PageFinder(lab.Reader(), raw)
+
+
+def test_page_decoders_run_the_encoder_once_for_the_reader_and_the_finder():
+    torch.manual_seed(5)
+    reader, finder = lab.Reader().eval(), lab.Finder().eval()
+    x = lab.reading_task(2, "test", seed=4)[0]
+    raw = torch.randn(5, 64, 4, 10)
+    both = lab.PageDecoders(reader, finder, raw)
+    alone = lab.PageReader(reader, raw, both.reader.encoder), lab.PageFinder(finder, raw, both.reader.encoder)
+    with torch.no_grad():
+        outputs = both(x)
+        expected = (*alone[0](x), *alone[1](x))
+    assert len(outputs) == 5
+    for got, want in zip(outputs, expected):
+        assert torch.equal(got, want)
+    widgets = [lab.model_explorer(m, x) for m in (*alone, both)]
+    assert [[v["kind"] for v in w.views] for w in widgets] == [["lens", "maps"], ["boxes"], ["lens", "maps", "boxes"]]
+    floats = [len(w.weights) // 4 for w in widgets]
+    encoder = sum(p.numel() for p in both.reader.encoder.parameters())
+    assert floats[2] < floats[0] + floats[1] - encoder * 0.9  # the encoder's weights sent once
+    replay = run_graph(BrowserModel(widgets[2].graph, widgets[2].weights), x[1:2])
+    for name, out in zip(("logits", "attention", "classes", "boxes", "queries"), outputs):
+        assert abs(replay[name] - out[1:2].numpy()).max() < 1e-4, name
+    with pytest.raises(ValueError, match="PageReader, PageFinder or PageDecoders"):
+        lab.model_explorer(finder, x)
+
+
 # --- local versus global, soft versus hard (LuongReader, local_p_weights) --------------------
 
 from hypothesis import given, settings  # noqa: E402
@@ -353,6 +404,9 @@ def test_local_p_weights_refuse_bad_arguments():
         lab.local_p_weights(torch.zeros(2, 12), torch.zeros(3, 2), (3, 4))
     with pytest.raises(ValueError, match="window"):
         lab.local_p_weights(torch.zeros(2, 12), torch.zeros(2, 2), (3, 4), 0.25)
+    for outside in (torch.tensor([[3.5, 1.0]]), torch.tensor([[-0.1, 1.0]]), torch.tensor([[1.0, float("nan")]])):
+        with pytest.raises(ValueError, match="position"):
+            lab.local_p_weights(torch.zeros(1, 12), outside, (3, 4))
     with pytest.raises(ValueError, match="kind"):
         lab.LuongReader("attention")
 

@@ -354,3 +354,57 @@ def test_every_head_for_any_query_token_the_rollout_and_the_lens_equal_pytorch(v
     assert shown()["tokens"]["query"] == 0
     assert not errors, errors
     pg.close()
+
+
+@pytest.fixture(scope="module")
+def decoders():
+    from visual_attention.labs import global_attention as lab
+
+    torch.manual_seed(6)
+    reader = _randomise(lab.Reader(), seed=7)
+    finder = _randomise(lab.Finder(), seed=8)
+    model = lab.PageDecoders(reader, finder, torch.randn(6, 64, 4, 10, generator=gen(9))).eval()
+    examples = lab.reading_task(2, "test", seed=3)[0]
+    with torch.no_grad():  # "no object" for half the queries of example 0: both kinds are drawn
+        logits = finder(model.reader.features(examples[:1]))[0][0]
+        margin = logits[:, : lab.NO_OBJECT].amax(-1) - logits[:, lab.NO_OBJECT]
+        finder.classes.bias[lab.NO_OBJECT] += margin.sort().values[lab.QUERIES // 2 - 1 : lab.QUERIES // 2 + 1].mean()
+    return model, lab.model_explorer(model, examples)
+
+
+def test_detection_boxes_the_read_string_and_every_map_equal_pytorch_and_follow_the_input(decoders, browser):
+    from visual_attention.labs.global_attention import NO_OBJECT, QUERIES, STEPS
+
+    model, widget = decoders
+    pg, errors = open_page(browser, widget)
+
+    def shown():
+        st = state(pg)
+        x = torch.tensor(st["input"], dtype=torch.float32).reshape(1, 1, 32, 80)
+        with torch.no_grad():
+            logits, attention, classes, boxes, queries = model(x)
+        views = {v["kind"]: v for v in st["views"]}
+        expected = torch.cat([boxes.flatten(), classes.flatten(), queries.flatten()]).numpy()
+        np.testing.assert_allclose(views["boxes"]["data"], expected, atol=1e-4)
+        assert views["boxes"]["predictions"] == classes[0].argmax(-1).tolist()
+        np.testing.assert_allclose(views["maps"]["data"], attention.flatten().numpy(), atol=1e-4)
+        np.testing.assert_allclose(views["lens"]["data"], logits[0].softmax(-1).flatten().numpy(), atol=1e-4)
+        found = sum(c != NO_OBJECT for c in views["boxes"]["predictions"])
+        assert pg.locator(".va-mx-stage .va-mx-det").count() == found  # the detections over the canvas
+        assert pg.locator(".va-mx-cell .va-mx-det").count() == QUERIES  # every query's box on its map
+        return views, found
+
+    first, found = shown()
+    assert pg.locator(".va-mx-cell").count() == STEPS + QUERIES
+    assert 0 < found < QUERIES, found  # the fixture shows both kinds of query
+    pg.click("text=clear")
+    draw(pg, [(0.1, 0.2), (0.2, 0.8)])
+    draw(pg, [(0.6, 0.3), (0.8, 0.3), (0.7, 0.9)])  # a second digit
+    drawn, _ = shown()
+    pg.click("[aria-label='move →']")
+    pg.wait_for_timeout(50)
+    moved, _ = shown()
+    for kind in ("boxes", "maps", "lens"):
+        assert drawn[kind]["data"] != first[kind]["data"] and moved[kind]["data"] != drawn[kind]["data"], kind
+    assert not errors, errors
+    pg.close()

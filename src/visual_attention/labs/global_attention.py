@@ -28,6 +28,9 @@ Attend and Tell's soft attention, Xu et al. 2015).
   box: DETR's object queries (Carion et al. 2020) cross-attending to the map, trained with
   Hungarian matching and a "no object" class, against a dense per-position head and an MLP
   from the flattened map.
+* :class:`PageFinder` and :class:`PageDecoders` — the trained finder (and both decoders on one
+  canvas) in the reader's browser, from the pixels up: every query's class, box and attention
+  map (:func:`model_explorer` shows any of the three page models).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from ..spatial import reinforce_loss
 from ..train import seed_everything
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, lens, maps
+from ..views.model_explorer import boxes as detection_boxes
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_encoder
 from .common import standardize, token_features
@@ -109,6 +113,8 @@ __all__ = [
     "fit_finder",
     "detections",
     "train_finders",
+    "PageFinder",
+    "PageDecoders",
 ]
 
 #: Height and width of the canvases in pixels.
@@ -479,7 +485,28 @@ def train_readers(
     return out
 
 
-class PageReader(nn.Module):
+class _FromPixels(nn.Module):
+    """What the page models share: the frozen encoder's ``4 × 10`` feature map of a canvas
+    ``(B, 1, 32, 80)``, standardised as in training (:meth:`features`)."""
+
+    def __init__(self, train_features: torch.Tensor, channels: int, encoder) -> None:
+        super().__init__()
+        check_tensor("train_features", train_features, "(N, C, H, W)", C=channels)
+        check_encoder("encoder", encoder)
+        self.encoder = (load_digit_cnn() if encoder is None else encoder).eval()
+        mean = train_features.mean(dim=(0, 2, 3), keepdim=True)
+        std = train_features.std(dim=(0, 2, 3), keepdim=True)
+        self.register_buffer("mean", mean[0])
+        self.register_buffer("std", std[0].clamp_min(1e-6))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Canvases ``(B, 1, 32, 80)`` → standardised feature maps ``(B, C, 4, 10)``."""
+        check_tensor("x", x, "(B, C, H, W)", C=1)
+        f = nn.functional.avg_pool2d(self.encoder.feature_map(like_module(x, self.encoder)), 2)
+        return (f - self.mean) / self.std
+
+
+class PageReader(_FromPixels):
     """The trained reader from the pixels up, as the reader's browser runs it.
 
     The frozen encoder's ``4 × 10`` feature map of a canvas ``(B, 1, 32, 80)``, the training
@@ -490,23 +517,17 @@ class PageReader(nn.Module):
     """
 
     def __init__(self, reader: Reader, train_features: torch.Tensor, encoder=None) -> None:
-        super().__init__()
         check_instance("reader", reader, Reader)
         if reader.kind != "attention":
             raise ValueError(f"reader must be an attention reader, got kind {reader.kind!r}")
-        check_tensor("train_features", train_features, "(N, C, H, W)", C=reader.channels)
-        check_encoder("encoder", encoder)
+        super().__init__(train_features, reader.channels, encoder)
         self.reader = reader.eval()
-        self.encoder = (load_digit_cnn() if encoder is None else encoder).eval()
-        mean = train_features.mean(dim=(0, 2, 3), keepdim=True)
-        std = train_features.std(dim=(0, 2, 3), keepdim=True)
-        self.register_buffer("mean", mean[0])
-        self.register_buffer("std", std[0].clamp_min(1e-6))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_tensor("x", x, "(B, C, H, W)", C=1)
-        f = nn.functional.avg_pool2d(self.encoder.feature_map(like_module(x, self.encoder)), 2)
-        f = (f - self.mean) / self.std
+        return self.decode(self.features(x))
+
+    def decode(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised feature maps ``(B, C, H, W)`` → the logits and attention of the steps."""
         with record_attention(self.reader) as maps:
             _, logits = self.reader.read(f)
         h, w = f.shape[-2:]
@@ -514,20 +535,45 @@ class PageReader(nn.Module):
         return logits, attention
 
 
-def model_explorer(model: PageReader, images: torch.Tensor, caption: str = "") -> ModelExplorer:
-    """The trained reader in the page: draw digits on a ``32 × 80`` canvas (or pick one of
-    ``images``), see the string it reads and each step's attention map."""
-    check_instance("model", model, PageReader)
+def model_explorer(
+    model: PageReader | PageFinder | PageDecoders, images: torch.Tensor, caption: str = ""
+) -> ModelExplorer:
+    """The trained decoders in the page: draw digits on a ``32 × 80`` canvas (or pick one of
+    ``images`` ``(N, 1, 32, 80)``). A :class:`PageReader` shows the string it reads and each
+    step's attention map; a :class:`PageFinder` every query's box over the canvas, its class (or
+    "no object") and its attention map; :class:`PageDecoders` both."""
+    what = "PageReader, PageFinder or PageDecoders"
+    check_instance("model", model, (PageReader, PageFinder, PageDecoders), what=what)
     check_str("caption", caption)
     check_tensor("images", images, "(N, 1, H, W)", H=CANVAS[0], W=CANVAS[1])
-    exported = export_model(model, images[:1], ("logits", "attention"))
     steps = [f"step {t + 1}" for t in range(STEPS)]
-    views = [
+    reading = [
         lens("the string read, step by step", "logits", steps, classes=TOKENS),
         maps("where each step looks", "attention", steps),
     ]
+    finding = [
+        detection_boxes(
+            "what each query finds",
+            "boxes",
+            "classes",
+            [f"query {q + 1}" for q in range(QUERIES)],
+            classes=[str(d) for d in range(10)] + ["no object"],
+            none=NO_OBJECT,
+            attention="queries",
+        )
+    ]
+    if isinstance(model, PageReader):
+        outputs, views, display = ("logits", "attention"), reading, 240
+    elif isinstance(model, PageFinder):
+        outputs, views, display = ("classes", "boxes", "queries"), finding, 400
+    else:
+        outputs, views = ("logits", "attention", "classes", "boxes", "queries"), reading + finding
+        display = 400
+    exported = export_model(model, images[:1], outputs)
     names = [f"example {i}" for i in range(len(images))]
-    return make_model_explorer(exported, images[:, 0], names, views, caption=caption)
+    return make_model_explorer(
+        exported, images[:, 0], names, views, display=display, caption=caption
+    )
 
 
 #: The finders: DETR's object queries and the two controls.
@@ -778,6 +824,54 @@ def detections(
     return found, iou
 
 
+class PageFinder(_FromPixels):
+    """The trained object-query finder from the pixels up, as the reader's browser runs it.
+
+    The frozen encoder's ``4 × 10`` feature map of a canvas ``(B, 1, 32, 80)``, the training
+    standardisation and :class:`Finder` ``"queries"``. Returns, per query, the probabilities of
+    the ten digits and "no object" ``(B, QUERIES, 11)`` (a softmax of its logits), its box
+    ``(B, QUERIES, 4)`` as ``(cx, cy, w, h)`` in fractions of the canvas, and its
+    cross-attention over the canvas, averaged over the heads, ``(B, QUERIES, H, W)``.
+    """
+
+    def __init__(self, finder: Finder, train_features: torch.Tensor, encoder=None) -> None:
+        check_instance("finder", finder, Finder)
+        if finder.kind != "queries":
+            raise ValueError(f"finder must be an object-query finder, got kind {finder.kind!r}")
+        super().__init__(train_features, finder.channels, encoder)
+        self.finder = finder.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.find(self.features(x))
+
+    def find(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Standardised feature maps ``(B, C, H, W)`` → the queries' probabilities, boxes, maps."""
+        with record_attention(self.finder) as maps:
+            logits, boxes = self.finder(f)
+        h, w = f.shape[-2:]
+        attention = maps["block.cross_attn"].mean(1).unflatten(-1, (h, w))  # (B, Q, H, W)
+        return logits.softmax(-1), boxes, attention
+
+
+class PageDecoders(nn.Module):
+    """The chapter's two trained decoders on one canvas, as the reader's browser runs them: the
+    encoder runs once, its standardised map feeds the :class:`PageReader`'s reader and the
+    :class:`PageFinder`'s object queries (``train_features`` standardise both; ``encoder`` as
+    there). Returns ``(logits, attention)`` of the reader then ``(classes, boxes, queries)`` of
+    the finder, the shapes of the two classes' outputs."""
+
+    def __init__(
+        self, reader: Reader, finder: Finder, train_features: torch.Tensor, encoder=None
+    ) -> None:
+        super().__init__()
+        self.reader = PageReader(reader, train_features, encoder)
+        self.finder = PageFinder(finder, train_features, self.reader.encoder)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        f = self.reader.features(x)  # one encoder pass for both decoders
+        return (*self.reader.decode(f), *self.finder.find(f))
+
+
 def train_finders(
     finders: Sequence[str],
     pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -869,6 +963,9 @@ def local_p_weights(
     check_positive_number("window", window)
     if window < 0.5:
         raise ValueError(f"window must be at least 0.5 cells, got {window}")
+    inside_grid = (position >= 0) & (position <= torch.tensor(grid, dtype=position.dtype))
+    if not bool(inside_grid.all()):  # then every window holds a position
+        raise ValueError(f"position must lie within [0, {h}] × [0, {w}] (row, column) cells")
     rows, cols = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
     cells = torch.stack([rows, cols], -1).flatten(0, 1).to(position)  # s: (H·W, 2)
     sigma = window / 2

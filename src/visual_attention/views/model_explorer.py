@@ -20,7 +20,10 @@ functions below, name outputs of the model:
   of them and the heaviest, with their pictures;
 * :func:`tokens` — a transformer's attention ``(1, L, h, T, T)``: for the query token the reader
   picks, every layer's every head as a map over the input, and the attention rollout;
-* :func:`lens` — logits after every layer ``(1, L, K)``: what the model would say at each depth.
+* :func:`lens` — logits after every layer ``(1, L, K)``: what the model would say at each depth;
+* :func:`boxes` — a set of detections: boxes ``(1, Q, 4)``, their class probabilities
+  ``(1, Q, K)`` and optionally each one's map ``(1, Q, h, w)`` (DETR's object queries), drawn over
+  the canvas.
 
 Everything a view shows is computed by the model (the wrapper the chapter exports); the page only
 draws, so the browser's numbers are PyTorch's.
@@ -63,11 +66,12 @@ __all__ = [
     "slots",
     "tokens",
     "lens",
+    "boxes",
 ]
 
 _STATIC = Path(__file__).parent / "static"
 DIGITS = tuple("0123456789")
-KINDS = ("probs", "map", "maps", "bars", "slots", "tokens", "lens")
+KINDS = ("probs", "map", "maps", "bars", "slots", "tokens", "lens", "boxes")
 
 
 def _module_source() -> str:
@@ -218,6 +222,46 @@ def lens(name: str, output: str, layers: Sequence[str], classes: Sequence[str] =
     }
 
 
+def boxes(
+    name: str,
+    output: str,
+    scores: str,
+    labels: Sequence[str],
+    classes: Sequence[str] = DIGITS,
+    none: int | None = None,
+    attention: str | None = None,
+    canvas: int = 0,
+) -> dict:
+    """A view of ``Q`` detections (e.g. DETR's object queries) over canvas ``canvas``.
+
+    Args:
+        output: boxes ``(1, Q, 4)`` as ``(cx, cy, w, h)``, fractions of the canvas's width and
+            height.
+        scores: the probabilities of their classes ``(1, Q, K)`` (each row sums to 1).
+        labels: a name per detection (e.g. ``"query 1"``).
+        classes: ``K`` class names.
+        none: the index of the "no object" class, or ``None``.
+        attention: optionally each detection's map ``(1, Q, h, w)``.
+
+    The page draws the boxes whose most likely class is not ``none`` over the canvas, and per
+    detection its map, its box and its class with its probability.
+    """
+    names = _names("classes", classes)
+    if none is not None and check_int("none", none, 0) >= len(names):
+        raise ValueError(f"none must be the index of one of the {len(names)} classes, got {none}")
+    return {
+        "kind": "boxes",
+        "name": check_str("name", name),
+        "output": check_str("output", output),
+        "scores": check_str("scores", scores),
+        "labels": _names("labels", labels),
+        "classes": names,
+        "none": none,
+        "attention": None if attention is None else check_str("attention", attention),
+        "canvas": check_int("canvas", canvas, 0),
+    }
+
+
 def slots(name: str, output: str, labels: Sequence[str], top: int = 5) -> dict:
     """A view of weights over ``K`` stored items ``(1, K)`` (e.g. a memory's slots): a colour
     strip over all of them and the ``top`` heaviest with their pictures (``slot_images`` of
@@ -253,7 +297,8 @@ def model_explorer(
             starting points (example 0 is shown first).
         example_names: ``N`` names for the example menu (e.g. ``"#3 (digit 7)"``).
         views: what to show (:func:`probs`, :func:`overlay`, :func:`maps`, :func:`bars`,
-            :func:`slots`), in order; they name the model's outputs.
+            :func:`slots`, :func:`tokens`, :func:`lens`, :func:`boxes`), in order; they name
+            the model's outputs.
         canvas_names: ``S`` names (default ``canvas 0`` …).
         slot_images: ``(K, h, w)`` pictures of the items of the :func:`slots` views.
         display: the drawing area's longer side in CSS pixels.
@@ -279,10 +324,11 @@ def model_explorer(
     for view in views:
         if not isinstance(view, dict) or view.get("kind") not in KINDS:
             raise ValueError(
-                "each of views must be made by probs, overlay, maps, bars, slots, tokens or lens, "
+                "each of views must be made by probs, overlay, maps, bars, slots, tokens, lens or "
+                "boxes, "
                 f"got {view!r:.60}"
             )
-        for key in ("output", "rollout"):
+        for key in ("output", "rollout", "scores", "attention"):
             if view.get(key) is not None and view[key] not in known:
                 raise ValueError(
                     f"views name an output {view[key]!r} the model lacks; it has {known}"

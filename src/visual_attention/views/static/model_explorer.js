@@ -4,7 +4,8 @@
 // (1, 1, H, W) or S canvases (1, S, 1, H, W) — sensors, frames — and the reader draws on one at a
 // time. On every change — a stroke (mouse, touch or pen), a test example, noise, a move, a resize,
 // a copied frame — the page runs the model once per animation frame and draws the views the
-// chapter asked for: probabilities, a map over the input, every head's map, bars, memory slots.
+// chapter asked for: probabilities, a map over the input, every head's map, bars, memory slots,
+// detections (every object query's box, class and map).
 // Every number shown is an output of the model; the page only draws. The latest result is left
 // on the root element as `vaState` (the browser tests read the rasterised input back from it).
 
@@ -36,7 +37,22 @@ const EXPLORER_CSS = `
 .va-mx-grid{display:flex;flex-wrap:wrap;gap:10px;margin-top:10px}
 .va-mx-cell{display:flex;flex-direction:column;gap:2px;font-size:11px;max-width:180px}
 .va-mx-heat{display:block;height:14px;width:320px;image-rendering:pixelated}
+.va-mx-dets{position:absolute;inset:0;pointer-events:none}
+.va-mx-det{position:absolute;box-sizing:border-box;border:2px solid;pointer-events:none}
+.va-mx-det.va-mx-none{border-style:dashed;opacity:.7}
+.va-mx-det span{position:absolute;left:0;top:0;font:11px/13px monospace;padding:0 2px;color:#000;white-space:nowrap}
 `;
+const DET_COLOURS = ["#39d0ff", "#7CFC00", "#ff6f61", "#ffd23f", "#c77dff", "#ff9f1c", "#2ec4b6", "#f15bb5"];
+
+// A detection's box (cx, cy, w, h; fractions of the canvas) as a frame over `parent`, clipped to it
+function detBox(parent, b, colour, text, none) {
+  const x0 = Math.max(0, b[0] - b[2] / 2), y0 = Math.max(0, b[1] - b[3] / 2);
+  const x1 = Math.min(1, b[0] + b[2] / 2), y1 = Math.min(1, b[1] + b[3] / 2);
+  const node = mxEl("div", { className: `va-mx-det${none ? " va-mx-none" : ""}`, style: `left:${(100 * x0).toFixed(2)}%;top:${(100 * y0).toFixed(2)}%;` +
+    `width:${(100 * Math.max(0, x1 - x0)).toFixed(2)}%;height:${(100 * Math.max(0, y1 - y0)).toFixed(2)}%;border-color:${colour}` });
+  if (text) node.append(mxEl("span", { style: `background:${colour}` }, text));
+  parent.append(node);
+}
 
 function mxFloats(view) {
   if (view == null) return new Float32Array(0);
@@ -223,7 +239,8 @@ function render({ model, el: host }) {
     "aria-label": "draw here (mouse, touch or pen)" });
   const inkCanvas = mxEl("canvas"), mapCanvas = mxEl("canvas", { style: `opacity:${alpha}` });
   const boxEl = mxEl("div", { className: "va-mx-box" });
-  stage.append(inkCanvas, mapCanvas, boxEl);
+  const detLayer = mxEl("div", { className: "va-mx-dets" }); // the detections of boxes views
+  stage.append(inkCanvas, mapCanvas, boxEl, detLayer);
   const left = mxEl("div", { className: "va-mx-left" }, stage);
   const thumbs = [];
   if (S > 1) {
@@ -245,7 +262,7 @@ function render({ model, el: host }) {
   const barBlocks = views.filter((v) => v.kind === "bars").map(() => mxEl("div"));
   side.append(summary, predTitle, predBars, massNote, ...barBlocks, mxEl("div", { className: "va-mx-note" }, model.get("caption")));
   root.append(mxEl("div", { className: "va-mx-main" }, left, side));
-  const belowViews = views.filter((v) => ["maps", "slots", "tokens", "lens"].includes(v.kind));
+  const belowViews = views.filter((v) => ["maps", "slots", "tokens", "lens", "boxes"].includes(v.kind));
   const below = belowViews.map(() => mxEl("div"));
   const queries = belowViews.map((v) => v.query ?? 0); // the query token each tokens view shows
   root.append(...below);
@@ -310,7 +327,9 @@ function render({ model, el: host }) {
     paintInk(inkCanvas, plane(current), H, W);
     paintHeat(mapCanvas, onStage && onStage.data, onStage && onStage.h, onStage && onStage.w, lut);
     const box = boxes[current];
-    boxEl.style.display = box ? "" : "none";
+    const detecting = views.some((v) => v.kind === "boxes" && v.canvas === current);
+    detLayer.replaceChildren();
+    boxEl.style.display = box && !detecting ? "" : "none"; // detections replace the ink's box
     if (box) Object.assign(boxEl.style, { top: `${(100 * box[0]) / H}%`, left: `${(100 * box[1]) / W}%`,
       height: `${(100 * (box[2] - box[0])) / H}%`, width: `${(100 * (box[3] - box[1])) / W}%` });
     const boxText = box ? `the ink's box is ${box[2] - box[0]} × ${box[3] - box[1]} px of ${H} × ${W}` : "no ink yet: draw";
@@ -333,6 +352,7 @@ function render({ model, el: host }) {
     belowViews.forEach((v, i) => {
       const m = out[v.output];
       if (v.kind === "tokens") shown.push(drawTokens(v, i, out));
+      else if (v.kind === "boxes") shown.push(drawBoxes(v, i, out));
       else if (v.kind === "lens") shown.push(drawLens(v, i, m));
       else if (v.kind === "maps") {
         const [h, w] = m.shape.slice(-2), count = m.data.length / (h * w), cellW = Math.min(180, Math.max(96, Math.floor(dispW / 2)));
@@ -428,6 +448,32 @@ function render({ model, el: host }) {
         mxEl("div", { className: "va-mx-left" }, mxEl("span", { className: "va-mx-note" }, "query: click a patch"), picker.node, cls),
         mxEl("div", {}, ...rows)));
     return { name: v.name, kind: "tokens", query: q, data: state, rollout: rolled ? Array.from(rolled) : null };
+  }
+
+  // Detections (1, Q, 4) with class probabilities (1, Q, K) and maps (1, Q, h, w): the boxes of
+  // those whose most likely class is an object over the stage, and per detection its map, its box
+  // and its class (or "no object") with its probability
+  function drawBoxes(v, i, out) {
+    const b = out[v.output], p = out[v.scores], m = v.attention ? out[v.attention] : null;
+    const Q = b.shape[b.shape.length - 2], K = p.shape[p.shape.length - 1], ink = plane(v.canvas);
+    const [h, w] = m ? m.shape.slice(-2) : [0, 0];
+    const cellW = Math.min(180, Math.max(96, Math.floor(dispW / 2))), cells = [], predictions = [];
+    for (let q = 0; q < Q; q++) {
+      const box = Array.from(b.data.subarray(4 * q, 4 * q + 4)), probs = p.data.subarray(q * K, (q + 1) * K);
+      const best = argmax(probs), none = best === v.none, colour = none ? "#9a9a9a" : DET_COLOURS[q % DET_COLOURS.length];
+      const label = `${v.labels[q] ?? q}: ${v.classes[best] ?? best} (${pct(probs[best])})`;
+      predictions.push(best);
+      if (!none && v.canvas === current) detBox(detLayer, box, colour, `${v.classes[best] ?? best}`, false);
+      const pic = makePicture(cellW, Math.round((cellW * H) / W), alpha);
+      paintInk(pic.ink, ink, H, W);
+      paintHeat(pic.heat, m && m.data.subarray(q * h * w, (q + 1) * h * w), h, w, lut);
+      detBox(pic.node, box, colour, "", none);
+      cells.push(mxEl("div", { className: "va-mx-cell" }, pic.node, mxEl("span", { style: `border-left:4px solid ${colour};padding-left:4px` }, label)));
+    }
+    const found = predictions.filter((c) => c !== v.none).map((c) => v.classes[c] ?? c);
+    below[i].replaceChildren(mxEl("div", { className: "va-mx-title", style: "margin-top:10px" },
+      `${v.name}: ${found.length ? `${found.length} found (${found.join(", ")})` : "nothing found"}`), mxEl("div", { className: "va-mx-grid" }, ...cells));
+    return { name: v.name, kind: "boxes", data: [...Array.from(b.data), ...Array.from(p.data), ...(m ? Array.from(m.data) : [])], predictions };
   }
 
   // Logits after every layer (1, L, K): what the model would say if it stopped there
