@@ -605,14 +605,6 @@ LAB_SPECS: list[Spec] = [
         seed=0,
     ),
     lcall(
-        "self_attention.order_task",
-        {"split": SPLIT, "seed": SEED, "digits": Kind("digits", (2, 9, 3.5, None))},
-        n=2,
-        split="test",
-        seed=0,
-        digits=3,
-    ),
-    lcall(
         "self_attention.strip_features",
         {"encoder": ENCODER},
         images=lambda: _u(2, 1, 16, 32),
@@ -629,36 +621,12 @@ LAB_SPECS: list[Spec] = [
         _trained("self_attention.LocalBlock", 8, 3),
         x=lambda: _r(2, 8, 1, 6),
     ),
-    lcall("self_attention.DilatedBlock", channels=8, width=4, dilations=(1, 2)),
-    lforward(
-        "self_attention.DilatedBlock",
-        _trained("self_attention.DilatedBlock", 8, 4, (1, 2)),
-        x=lambda: _r(2, 8, 1, 6),
-    ),
-    lcall("self_attention.PoolMLP", channels=8, hidden=4),
-    lforward(
-        "self_attention.PoolMLP",
-        _trained("self_attention.PoolMLP", 8, 4),
-        x=lambda: _r(2, 8, 1, 6),
-    ),
-    lcall(
-        "self_attention.make_model",
-        {"model": Kind("model name", ("nope", 3, None))},
-        model="dilated",
-        channels=8,
-        positions=6,
-    ),
     lcall(
         "self_attention.PairNet", {"mode": choice()}, mode="local", channels=8, kernel=3, hidden=4
     ),
     lforward(
         "self_attention.PairNet",
         _trained("self_attention.PairNet", "non-local", 8, 3, 4),
-        x=lambda: _r(2, 8, 1, 6),
-    ),
-    lforward(
-        "self_attention.PairNet",
-        _trained("self_attention.PairNet", "non-local", 8, 3, 4, 6),
         x=lambda: _r(2, 8, 1, 6),
     ),
     lcall(
@@ -679,13 +647,6 @@ LAB_SPECS: list[Spec] = [
         features=lambda: _r(4, 8, 1, 8),
         labels=lambda: _y(4, 2),
         columns=lambda: torch.tensor([[0, 16], [0, 24], [4, 20], [8, 32]]),
-    ),
-    lcall(
-        "self_attention.correct_by_example",
-        {"nets": Kind("nets", (None, 3, [], torch.nn.Linear(2, 2), [3]))},
-        nets=lambda: [_trained("self_attention.PoolMLP", 8, 4)()],
-        features=lambda: _r(4, 8, 1, 8),
-        labels=lambda: _y(4, 2),
     ),
     lcall(
         "self_attention.digit_columns", columns=lambda: torch.tensor([[0, 16], [4, 28]]), length=8
@@ -1199,20 +1160,6 @@ LAB_SPECS: list[Spec] = [
         epochs=1,
         batch_size=2,
     ),
-    lcall(
-        "local_attention.train_token_mixers",
-        {
-            "test": PAIR,
-            "seeds": Kind("seeds or None", ((), (-1,), (1.5,), "0", 3)),
-            "mixers": Kind("mixers", (["nope"], 3, "global")),
-        },
-        test=lambda: (_r(2, 64, 8, 8), torch.randint(2, (2, 8, 8), generator=gen(0))),
-        mixers=["convolution"],
-        seeds=(0,),
-        epochs=1,
-    ),
-    lcall("local_attention.token_fingerprint"),
-    lcall("local_attention.load_token_mixers"),
     # hierarchical
     lcall(
         "hierarchical.flagged_panels", {"split": SPLIT, "seed": SEED}, n=2, split="test", seed=0
