@@ -1160,6 +1160,20 @@ LAB_SPECS: list[Spec] = [
         epochs=1,
         batch_size=2,
     ),
+    lcall(
+        "local_attention.train_token_mixers",
+        {
+            "test": PAIR,
+            "seeds": Kind("seeds or None", ((), (-1,), (1.5,), "0", 3)),
+            "mixers": Kind("mixers", (["nope"], 3, "global")),
+        },
+        test=lambda: (_r(2, 64, 8, 8), torch.randint(2, (2, 8, 8), generator=gen(0))),
+        mixers=["convolution"],
+        seeds=(0,),
+        epochs=1,
+    ),
+    lcall("local_attention.token_fingerprint"),
+    lcall("local_attention.load_token_mixers"),
     # hierarchical
     lcall(
         "hierarchical.flagged_panels", {"split": SPLIT, "seed": SEED}, n=2, split="test", seed=0

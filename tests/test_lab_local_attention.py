@@ -190,3 +190,33 @@ def test_run_token_seeds_and_token_correct():
     )
     with pytest.raises(ValueError, match="labels must be an int64 tensor"):
         lab.token_correct(runs.models[0], test[0], test[1].float())
+
+
+def test_the_stored_token_mixers_come_from_this_code_and_recipe():
+    saved = torch.load(lab.TOKEN_WEIGHTS, weights_only=True)
+    assert saved["fingerprint"] == lab.token_fingerprint(), (
+        "the token mixers' code or recipe changed since the weights were trained: run make weights"
+    )
+    assert saved["recipe"] == dict(lab.TOKEN_RECIPE) and list(saved["models"]) == list(lab.MIXERS)
+    runs = lab.load_token_mixers()
+    for run in runs.values():
+        assert len(run.models) == len(lab.TOKEN_RECIPE["seeds"]) and not run.models[0].training
+        assert len(run.histories[0].test_accuracy) == lab.TOKEN_RECIPE["epochs"]
+    # what the chapter claims of them, with margins: neighbourhood attention and the convolution
+    # learn the task equally well, global attention stays at chance, the bias matters
+    mean = {m: sum(r.accuracies) / len(r.accuracies) for m, r in runs.items()}
+    assert min(mean["neighbourhood"], mean["convolution"]) > 0.8
+    assert abs(mean["neighbourhood"] - mean["convolution"]) < 0.06
+    assert mean["global"] < 0.7 and mean["window"] > mean["window, no bias"] + 0.05
+
+
+def test_train_token_mixers_trains_what_the_file_holds(tmp_path):
+    test = lab.neighbour_task(2, "test", seed=100)
+    runs = lab.train_token_mixers(test, mixers=["convolution"], seeds=(0,), epochs=1)
+    assert list(runs) == ["convolution"] and isinstance(runs["convolution"].models[0], lab.TokenNet)
+    with pytest.raises(ValueError, match="mixers"):
+        lab.train_token_mixers(test, mixers="global")
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="weights file of the token mixers"):
+        lab.load_token_mixers(other)

@@ -39,6 +39,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from .._checks import (
+    check_bool,
     check_callable,
     check_file,
     check_instance,
@@ -322,7 +323,9 @@ def code_fingerprint(parts: Iterable[object], *recipe: object) -> str:
         recipe: settings (dicts, tuples) whose change should change the hash.
     """
     if isinstance(parts, (str, bytes)) or not isinstance(parts, Iterable):
-        raise ValueError(f"parts must be a list of functions or classes, got {type(parts).__name__}")
+        raise ValueError(
+            f"parts must be a list of functions or classes, got {type(parts).__name__}"
+        )
     parts = list(parts)
     if not parts:
         raise ValueError("parts must hold at least one function or class, got none")
@@ -335,11 +338,19 @@ def code_fingerprint(parts: Iterable[object], *recipe: object) -> str:
 
 
 def save_runs(
-    path: Path | str, runs: Mapping[str, SeedRuns], recipe: Mapping, fingerprint: str
+    path: Path | str,
+    runs: Mapping[str, SeedRuns],
+    recipe: Mapping,
+    fingerprint: str,
+    half: bool = False,
 ) -> Path:
     """Write trained models, one :class:`~visual_attention.train.SeedRuns` per name, to ``path``:
     each seed's state dict and per-epoch test accuracies, the ``recipe`` and the code's
     ``fingerprint`` (:func:`code_fingerprint`). :func:`load_runs` reads it back.
+
+    Args:
+        half: store floating-point weights as float16 (half the file; :func:`load_runs` copies
+            them into the float32 model, so its outputs move by float16 rounding).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -351,9 +362,17 @@ def save_runs(
     check_str("fingerprint", fingerprint)
     for name, run in runs.items():
         check_instance(f"runs[{name!r}]", run, SeedRuns)
+    check_bool("half", half)
+
+    def stored(model: nn.Module) -> dict:
+        state = model.state_dict()
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        return state
+
     models = {
         name: [
-            {"state_dict": model.state_dict(), "test_accuracy": list(history.test_accuracy)}
+            {"state_dict": stored(model), "test_accuracy": list(history.test_accuracy)}
             for model, history in zip(run.models, run.histories)
         ]
         for name, run in runs.items()

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from einops import rearrange
@@ -69,7 +70,7 @@ from ..views.model_explorer import model_explorer as make_model_explorer
 from ..views.viz import data_uri
 from ..views.widgets import attention_explorer
 from ._checks import check_data, check_encoder, check_initial
-from .common import EncodedHeads, standardize, token_features
+from .common import EncodedHeads, code_fingerprint, load_runs, standardize, token_features
 from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
 
 __all__ = [
@@ -92,6 +93,11 @@ __all__ = [
     "DepthwiseMixer",
     "TokenNet",
     "run_token_seeds",
+    "TOKEN_RECIPE",
+    "TOKEN_WEIGHTS",
+    "train_token_mixers",
+    "token_fingerprint",
+    "load_token_mixers",
     "token_correct",
 ]
 
@@ -698,4 +704,67 @@ def run_token_seeds(
         runs.accuracies.append(history.final_test_accuracy)
         runs.models.append(model.eval())
         runs.histories.append(history)
+    return runs
+
+
+#: How ``make weights`` trains experiment 2 (``scripts/train_token_mixers.py``): every
+#: :data:`MIXERS` entry once per seed, :func:`run_token_seeds` with these settings, tested on
+#: ``neighbour_task(test_grids, "test", test_seed)``.
+TOKEN_RECIPE = {
+    "n_train": 600,
+    "test_grids": 400,
+    "test_seed": 100,
+    "seeds": (0, 1, 2),
+    "epochs": 8,
+    "lr": 1e-2,
+    "batch_size": 64,
+}
+#: The weights ``make weights`` writes (``scripts/train_token_mixers.py``).
+TOKEN_WEIGHTS = Path(__file__).parent / "weights" / "token_mixers.pt"
+
+
+def train_token_mixers(
+    test: tuple[torch.Tensor, torch.Tensor],
+    mixers: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
+) -> dict[str, SeedRuns]:
+    """:func:`run_token_seeds` for each of ``mixers`` (default :data:`MIXERS`) with
+    :data:`TOKEN_RECIPE`; ``seeds`` and ``epochs`` replace the recipe's (a quick run).
+
+    Args:
+        test: test grids ``(N, C, 8, 8)`` and their labels ``(N, 8, 8)`` (:func:`neighbour_task`).
+
+    Returns:
+        ``{mixer: SeedRuns}``.
+    """
+    if mixers is not None and (isinstance(mixers, str) or not isinstance(mixers, Sequence)):
+        raise ValueError(f"mixers must be a list of MIXERS names, got {mixers!r}")
+    mixers = list(MIXERS) if mixers is None else list(mixers)
+    for mixer in mixers:
+        check_choice("mixers", mixer, MIXERS)
+    r = {k: TOKEN_RECIPE[k] for k in ("n_train", "seeds", "epochs", "lr", "batch_size")}
+    if seeds is not None:
+        r["seeds"] = tuple(check_seeds("seeds", seeds))
+    if epochs is not None:
+        r["epochs"] = check_positive_int("epochs", epochs)
+    return {mixer: run_token_seeds(mixer, test=test, **r) for mixer in mixers}
+
+
+def token_fingerprint() -> str:
+    """A hash of the code (docstrings aside) and the recipe that make :data:`TOKEN_WEIGHTS`."""
+    parts = [TokenNet, DepthwiseMixer, run_token_seeds, train_token_mixers, token_correct]
+    parts += [neighbour_task, ShiftedWindowAttention, NeighborhoodAttention]
+    return code_fingerprint(parts, TOKEN_RECIPE, MIXERS, TOKEN_GRID, _TOKEN_WINDOW)
+
+
+def load_token_mixers(path: Path | str = TOKEN_WEIGHTS) -> dict[str, SeedRuns]:
+    """The networks ``make weights`` trained (:func:`train_token_mixers`), as
+    :class:`~visual_attention.train.SeedRuns` per :data:`MIXERS` name: the stored per-token test
+    accuracies, the networks (eval mode) and their stored histories (test accuracy per epoch).
+
+    Args:
+        path: the weights file (default: the package's, :data:`TOKEN_WEIGHTS`).
+    """
+    runs, _ = load_runs(path, TokenNet, "token mixers")
     return runs
