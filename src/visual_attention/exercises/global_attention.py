@@ -1,6 +1,7 @@
 """Exercises of the Global attention chapter: the decoder's self-attention mask (causal and
-padding), Luong's local-p attention (a Gaussian window around a predicted position, the variant
-the page does not build) and DETR's matching of object queries to objects by their cost."""
+padding), Luong's local-p attention on a sequence (a Gaussian window around a predicted position;
+the page builds it on a 2-D map), DETR's matching of object queries to objects by their cost,
+and the REINFORCE gradient that trains hard attention's scores, written out."""
 
 from __future__ import annotations
 
@@ -37,6 +38,56 @@ def _match(cost: torch.Tensor) -> torch.Tensor:
     out = torch.full((cost.shape[0],), -1, dtype=torch.int64)
     out[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.int64)
     return out
+
+
+def _hard_gradient(
+    scores: torch.Tensor, location: torch.Tensor, advantage: torch.Tensor
+) -> torch.Tensor:
+    """Hard attention's score-function gradient (Williams 1992; Xu et al. 2015, Eq. 12):
+    ``(r − b) ∇_scores log π(s)`` with ``π = softmax(scores)``, which is ``(r − b)(e_s − π)``;
+    scores ``(B, S)``, sampled positions ``(B,)``, advantages ``r − b`` ``(B,)`` → ``(B, S)``."""
+    pi = scores.softmax(-1)
+    chosen = torch.nn.functional.one_hot(location, scores.shape[-1]).to(scores.dtype)
+    return advantage[:, None] * (chosen - pi)
+
+
+def _hard_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(12)
+    d = torch.float64
+    return [
+        Case(
+            "B=3, S=10",
+            (
+                torch.randn(3, 10, generator=g, dtype=d),
+                torch.tensor([0, 4, 9]),
+                torch.tensor([0.5, -1.0, 2.0], dtype=d),
+            ),
+        ),
+        Case(
+            "no advantage: no gradient",
+            (
+                torch.randn(2, 6, generator=g, dtype=d),
+                torch.tensor([1, 5]),
+                torch.zeros(2, dtype=d),
+            ),
+        ),
+        Case(
+            "large scores ×100 (a saturated softmax)",
+            (
+                torch.randn(2, 8, generator=g, dtype=d) * 100,
+                torch.tensor([3, 3]),
+                torch.tensor([1.0, -0.5], dtype=d),
+            ),
+        ),
+        Case(
+            "one position: nothing to choose",
+            (
+                torch.randn(2, 1, generator=g, dtype=d),
+                torch.tensor([0, 0]),
+                torch.ones(2, dtype=d),
+            ),
+        ),
+    ]
 
 
 def _mask_cases() -> list[Case]:
@@ -100,5 +151,12 @@ EXERCISES = {
         "total cost.",
         reference=_match,
         make_cases=_match_cases,
+    ),
+    "hard_gradient": Exercise(
+        "hard_gradient",
+        "Hard attention's REINFORCE gradient: (r − b) times the gradient of log π(s) with "
+        "respect to the scores, π = softmax(scores), written out (no autograd).",
+        reference=_hard_gradient,
+        make_cases=_hard_cases,
     ),
 }
