@@ -111,7 +111,8 @@ def window_reverse(
         raise ValueError(
             f"windows must be (B·nW, {m}, {m}, C) for window_size={m}, got {shape_str(windows)}"
         )
-    check_positive_int("height", height), check_positive_int("width", width)
+    check_positive_int("height", height)
+    check_positive_int("width", width)
     if height % m or width % m:
         raise ValueError(f"height={height} and width={width} must be multiples of window_size={m}")
     nh, nw = height // m, width // m
@@ -323,7 +324,8 @@ def window_token_index(
     Window ``w``'s ``i``-th token in :class:`ShiftedWindowAttention` is the grid token
     ``window_token_index(...)[w, i]`` (the cyclic shift undone).
     """
-    check_positive_int("height", height), check_positive_int("width", width)
+    check_positive_int("height", height)
+    check_positive_int("width", width)
     shift_size = _check_shift(shift_size, check_positive_int("window_size", window_size))
     ids = torch.arange(height * width, dtype=torch.float64).reshape(1, height, width, 1)
     ids = torch.roll(ids, shifts=(-shift_size, -shift_size), dims=(1, 2))
@@ -527,5 +529,6 @@ def score_entries(
     ``h·N·k²`` (neighbourhood)."""
     n = check_positive_int("height", height) * check_positive_int("width", width)
     check_choice("kind", kind, ("global", "window", "neighborhood"))
-    check_positive_int("size", size), check_positive_int("num_heads", num_heads)
+    check_positive_int("size", size)
+    check_positive_int("num_heads", num_heads)
     return num_heads * n * (n if kind == "global" else size * size)

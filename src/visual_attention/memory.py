@@ -145,7 +145,8 @@ class KeyValueMemory(AttentionModule):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("hops", hops)
-        check_positive_number("temperature", temperature), check_positive_number("scale", scale)
+        check_positive_number("temperature", temperature)
+        check_positive_number("scale", scale)
         self.dim, self.hops, self.scale, self.temperature = dim, hops, scale, temperature
 
     def forward(

@@ -260,7 +260,8 @@ def reinforce_loss(
     """
     check_floating("log_prob", log_prob)
     (b,) = check_tensor("log_prob", log_prob, "(B,)")
-    check_tensor("reward", reward, "(B,)", B=b), check_bool("baseline", baseline)
+    check_tensor("reward", reward, "(B,)", B=b)
+    check_bool("baseline", baseline)
     if baseline and b < 2:
         raise ValueError(f"the leave-one-out baseline needs a batch of at least 2, got B = {b}")
     r = reward.detach().to(log_prob.dtype)

@@ -124,7 +124,8 @@ def flagged_panels(
         images ``(n, 1, 64, 64)`` in ``[0, 1]``, labels ``(n,)`` and the flagged panel ``(n,)``
         (0-3 in row-major order), int64.
     """
-    check_positive_int("n", n), check_int("seed", seed, 0)
+    check_positive_int("n", n)
+    check_int("seed", seed, 0)
     check_choice("split", split, ("train", "test"))
     digits, digit_labels = digits_at(DIGIT_SIZE, split)
     g = torch.Generator().manual_seed(seed)
@@ -205,10 +206,8 @@ class RegionHead(nn.Module):
         self.shift = region_size // 2 if pool == "misaligned" else 0
         if hidden_dim is None:
             hidden_dim = 16 if pool in ("hierarchical", "misaligned") else 32
-        (
-            check_positive_int("hidden_dim", hidden_dim),
-            check_positive_int("num_classes", num_classes),
-        )
+        check_positive_int("hidden_dim", hidden_dim)
+        check_positive_int("num_classes", num_classes)
         if pool in ("hierarchical", "misaligned"):
             self.pool = HierarchicalAttentionPooling(channels, region_size, hidden_dim)
         elif pool == "flat":

@@ -148,7 +148,9 @@ def pair_task(
         images ``(n, 1, 16, 32)``, token features ``(n, 64, 2, 4)``, labels ``(n,)`` (1 = same
         digit) and the digits' classes ``(n, 2)`` (left, right), the last two int64.
     """
-    check_positive_int("n", n), check_int("seed", seed, 0), check_number("noise", noise, 0.0)
+    check_positive_int("n", n)
+    check_int("seed", seed, 0)
+    check_number("noise", noise, 0.0)
     check_encoder("encoder", encoder)
     if n % 2:
         raise ValueError(f"n must be even (each left half is used twice), got {n}")
@@ -196,7 +198,8 @@ class ShiftHead(nn.Module):
         super().__init__()
         self.shift = check_choice("shift", shift, (0, SHIFT))
         self.channels = check_positive_int("channels", channels)
-        check_positive_int("dim", dim), check_positive_int("num_heads", num_heads)
+        check_positive_int("dim", dim)
+        check_positive_int("num_heads", num_heads)
         self.embed = nn.Linear(channels, dim)
         self.blocks = nn.Sequential(
             *[
@@ -235,10 +238,8 @@ def run_seeds(
     """
     check_choice("shift", shift, (0, SHIFT))
     c = check_data("train", train, "(N, C, H, W)", H=GRID[0], W=GRID[1])[1]
-    (
-        check_data("test", test, "(N, C, H, W)", C=c, H=GRID[0], W=GRID[1]),
-        check_seeds("seeds", seeds),
-    )
+    check_data("test", test, "(N, C, H, W)", C=c, H=GRID[0], W=GRID[1])
+    check_seeds("seeds", seeds)
     return fit_seeds(
         lambda: ShiftHead(shift, channels=c),
         train,
@@ -287,7 +288,8 @@ def reach(height: int, width: int, window_size: int, shifts: Sequence[int]) -> t
 def block_weights(head: ShiftHead, features: torch.Tensor, block: int = 1) -> torch.Tensor:
     """The attention weights of block ``block`` on ``features`` ``(B, C, 2, 4)``, averaged over
     heads and scattered to token pairs: ``(B, N, N)`` (row = query, column = key, ``N = 8``)."""
-    check_instance("head", head, ShiftHead), check_choice("block", block, (0, 1))
+    check_instance("head", head, ShiftHead)
+    check_choice("block", block, (0, 1))
     h, w = GRID
     check_tensor("features", features, "(B, C, H, W)", C=head.channels, H=h, W=w)
     with record_attention(head) as maps:
@@ -466,7 +468,8 @@ def window_explorer(
         )
     if len(feature_names) != c:
         raise ValueError(f"feature_names has {len(feature_names)} entries for {c} channels")
-    check_int_sequence("window_sizes", window_sizes), check_initial("initial", initial)
+    check_int_sequence("window_sizes", window_sizes)
+    check_initial("initial", initial)
     unknown = set(initial or {}) - {"window", "shift", "query"}
     if unknown:
         raise ValueError(
@@ -527,7 +530,8 @@ def neighbour_task(
     Returns:
         token features ``(n, 64, 8, 8)`` and int64 labels ``(n, 8, 8)``.
     """
-    check_positive_int("n", n), check_int("seed", seed, 0)
+    check_positive_int("n", n)
+    check_int("seed", seed, 0)
     check_choice("split", split, ("train", "test"))
     check_int("classes", classes, 1)
     if classes > 10:
@@ -592,7 +596,8 @@ class TokenNet(nn.Module):
         super().__init__()
         self.mixer = check_choice("mixer", mixer, MIXERS)
         self.channels = check_positive_int("channels", channels)
-        check_positive_int("dim", dim), check_positive_int("num_heads", num_heads)
+        check_positive_int("dim", dim)
+        check_positive_int("num_heads", num_heads)
         m = _TOKEN_WINDOW
 
         def make(i: int) -> nn.Module:
@@ -668,9 +673,11 @@ def run_token_seeds(
         :class:`~visual_attention.train.SeedRuns`: the final per-token test accuracies, the
         networks (eval mode) and their histories (training loss and test accuracy per epoch).
     """
-    check_choice("mixer", mixer, MIXERS), check_positive_int("n_train", n_train)
+    check_choice("mixer", mixer, MIXERS)
+    check_positive_int("n_train", n_train)
     check_seeds("seeds", seeds)
-    check_positive_int("epochs", epochs), check_number("lr", lr, 0.0)
+    check_positive_int("epochs", epochs)
+    check_number("lr", lr, 0.0)
     check_positive_int("batch_size", batch_size)
     if not isinstance(test, (tuple, list)) or len(test) != 2:
         raise ValueError(f"test must be a pair (features, labels), got {type(test).__name__}")

@@ -113,8 +113,10 @@ def train_base_encoder(
         the encoder in eval mode, its head answering ``base_classes`` classes.
     """
     check_tensor("x", x, "(N, H, W)", H=8, W=8)
-    check_labels("y", y, len(x)), check_int("seed", seed, 0)
-    check_positive_int("base_classes", base_classes), check_positive_int("epochs", epochs)
+    check_labels("y", y, len(x))
+    check_int("seed", seed, 0)
+    check_positive_int("base_classes", base_classes)
+    check_positive_int("epochs", epochs)
     check_positive_int("hidden_dim", hidden_dim)
     x, keep = x.float(), y < base_classes  # trained in float32 whatever the digits' dtype
     _train.seed_everything(seed)
@@ -249,7 +251,8 @@ def train_episodic_read(
         the trained read, in eval mode.
     """
     check_tensor("features", features, "(N, D)")
-    check_labels("labels", labels, len(features)), check_int("seed", seed, 0)
+    check_labels("labels", labels, len(features))
+    check_int("seed", seed, 0)
     if proj_dim is not None:
         check_positive_int("proj_dim", proj_dim)
     for name, value in (("episodes", episodes), ("max_shots", max_shots), ("queries", queries)):
@@ -324,7 +327,8 @@ def linear_head_classify(
     check_tensor("query", query, "(B, D)")
     check_tensor("keys", keys, "(S, D)", D=query.shape[-1])
     _check_labels(labels, len(keys), num_classes), check_int("seed", seed, 0)
-    check_positive_int("steps", steps), check_int("hidden", hidden, 0)
+    check_positive_int("steps", steps)
+    check_int("hidden", hidden, 0)
     check_positive_number("lr", lr)
     query, keys, d = query.float(), keys.float(), keys.shape[-1]  # the head trains in float32
     torch.manual_seed(seed)
@@ -431,7 +435,8 @@ def few_shot_experiment(
 
 def _check_labels(labels: object, n: int, num_classes: object) -> None:
     """``labels`` ``(S,)`` integers in ``[0, num_classes)``."""
-    check_positive_int("num_classes", num_classes), check_labels("labels", labels, n)
+    check_positive_int("num_classes", num_classes)
+    check_labels("labels", labels, n)
     if labels.numel() and not bool(((labels >= 0) & (labels < num_classes)).all()):
         raise ValueError(
             f"labels must be in [0, num_classes = {num_classes}), got {labels.tolist()}"
@@ -454,8 +459,10 @@ def _few_shot(
     """The body of :func:`few_shot_experiment`."""
     check_data("train_split", train_split, "(N, H, W)", H=8, W=8)
     check_data("test_split", test_split, "(N, H, W)", H=8, W=8)
-    check_seeds("seeds", seeds), check_int_sequence("shots", shots)
-    check_int_sequence("hops", hops), check_positive_int("base_classes", base_classes)
+    check_seeds("seeds", seeds)
+    check_int_sequence("shots", shots)
+    check_int_sequence("hops", hops)
+    check_positive_int("base_classes", base_classes)
     for name, value in (
         ("epochs", epochs),
         ("episodes", episodes),
@@ -532,7 +539,8 @@ class TokenClassifier(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("attention", attention, ("external", "self"))
-        check_positive_int("num_classes", num_classes), check_positive_int("dim", dim)
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("dim", dim)
         check_positive_int("memory_size", memory_size)
         self.stem = nn.Sequential(nn.Conv2d(1, dim, 3, padding=1), nn.ReLU())
         self.norm = nn.LayerNorm(dim)
@@ -576,7 +584,8 @@ class MemoryModel(nn.Module):
         super().__init__()
         check_instance("encoder", encoder, DigitEncoder)
         s = check_tensor("gallery", gallery, "(S, H, W)", H=8, W=8)[0]
-        check_labels("gallery_labels", gallery_labels, s), check_int_sequence("hops", hops)
+        check_labels("gallery_labels", gallery_labels, s)
+        check_int_sequence("hops", hops)
         check_positive_number("temperature", temperature)
         order = torch.argsort(gallery_labels, stable=True)
         self.encoder = encoder.eval()

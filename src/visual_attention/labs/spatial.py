@@ -172,8 +172,10 @@ def run_seeds(
         trained heads (eval mode) and their histories (``histories[i].test_accuracy``: after every
         epoch).
     """
-    check_choice("pool", pool, POOLS), check_data("train", train, "(N, C, h, w)")
-    check_data("test", test, "(N, C, h, w)", C=train[0].shape[1]), check_seeds("seeds", seeds)
+    check_choice("pool", pool, POOLS)
+    check_data("train", train, "(N, C, h, w)")
+    check_data("test", test, "(N, C, h, w)", C=train[0].shape[1])
+    check_seeds("seeds", seeds)
     return fit_seeds(
         lambda: PooledHead(pool, channels=train[0].shape[1]),
         train,
@@ -203,7 +205,8 @@ def lower_features(
         batch_size: canvases per forward pass.
     """
     check_canvas("images", images, "(N, C, H, W)")
-    check_positive_int("batch_size", batch_size), check_encoder("encoder", encoder)
+    check_positive_int("batch_size", batch_size)
+    check_encoder("encoder", encoder)
     encoder = load_digit_cnn() if encoder is None else encoder.eval()
     lower = encoder.features[:4]
     return torch.cat([lower(like_module(x, encoder)) for x in images.split(batch_size)])
@@ -558,9 +561,11 @@ def policy_gradients(
     Returns:
         ``(draws, D)``: one gradient of the query per draw.
     """
-    check_instance("model", model, GlimpseNet), check_positive_int("draws", draws)
+    check_instance("model", model, GlimpseNet)
+    check_positive_int("draws", draws)
     check_data("f", (f, labels), "(B, C, h, w)", C=model.channels)
-    check_bool("baseline", baseline), check_int("seed", seed, 0)
+    check_bool("baseline", baseline)
+    check_int("seed", seed, 0)
     f = like_module(f, model)  # the model's precision
     was_training, model.pool.sample = model.training, True
     model.eval()
@@ -649,8 +654,10 @@ def face_scenes(
         images ``(n, 1, canvas, canvas)`` in ``[0, 1]``, labels ``(n,)`` int64 and the first
         photo's boxes ``(n, 4)`` as ``(top, left, bottom, right)`` pixels.
     """
-    check_positive_int("n", n), check_choice("split", split, ("train", "test"))
-    check_positive_int("patch", patch), check_positive_int("canvas", canvas)
+    check_positive_int("n", n)
+    check_choice("split", split, ("train", "test"))
+    check_positive_int("patch", patch)
+    check_positive_int("canvas", canvas)
     check_int("distractors", distractors, minimum=0)
     cells = canvas // patch
     if cells < 1 or not 0 <= distractors < cells * cells:
@@ -702,7 +709,8 @@ class SceneNet(nn.Module):
 
     def __init__(self, pool: str = "attention", width: int = 16, num_classes: int = 2) -> None:
         super().__init__()
-        check_positive_int("width", width), check_positive_int("num_classes", num_classes)
+        check_positive_int("width", width)
+        check_positive_int("num_classes", num_classes)
         self.body = nn.Sequential(
             conv_bn_act(1, 8, bias=False),
             nn.MaxPool2d(2),
@@ -741,7 +749,8 @@ def run_scene_seeds(
     Returns:
         :class:`~visual_attention.train.SeedRuns`, one entry per seed.
     """
-    check_choice("pool", pool, STAGE_POOLS), check_seeds("seeds", seeds)
+    check_choice("pool", pool, STAGE_POOLS)
+    check_seeds("seeds", seeds)
     _, _, h, w = check_data("test", test, "(N, C, H, W)", C=1)
     check_positive_int("n_train", n_train)
     return fit_seeds(
