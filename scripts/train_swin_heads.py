@@ -17,7 +17,7 @@ import time
 import torch
 
 from visual_attention.labs import hierarchical as lab
-from visual_attention.labs.common import encode
+from visual_attention.labs.common import encode, save_runs
 
 
 def main() -> None:
@@ -27,20 +27,7 @@ def main() -> None:
     x_test, y_test, _ = lab.flagged_panels(600, "test", seed=1)
     t_train, t_test = lab.panel_tokens(encode(x_train), encode(x_test))
     runs = lab.train_swin_heads((t_train, y_train), (t_test, y_test))
-    heads = {
-        name: [
-            {"state_dict": model.state_dict(), "test_accuracy": history.test_accuracy}
-            for model, history in zip(run.models, run.histories)
-        ]
-        for name, run in runs.items()
-    }
-    lab.SWIN_WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
-    saved = {
-        "heads": heads,
-        "recipe": dict(lab.SWIN_RECIPE),
-        "fingerprint": lab.swin_fingerprint(),
-    }
-    torch.save(saved, lab.SWIN_WEIGHTS)
+    save_runs(lab.SWIN_WEIGHTS, runs, lab.SWIN_RECIPE, lab.swin_fingerprint())
     for name, run in runs.items():
         print(f"{name}: test accuracy per seed {[round(a, 3) for a in run.accuracies]}")
     size = lab.SWIN_WEIGHTS.stat().st_size / 1024

@@ -28,9 +28,6 @@ hierarchical attention pooling on a frozen encoder, and Swin's receptive field s
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +38,6 @@ from torch import nn
 
 from .._checks import (
     check_choice,
-    check_file,
     check_instance,
     check_int,
     check_int_sequence,
@@ -59,7 +55,7 @@ from ..hierarchical import (
     SwinTransformer,
     image_regions,
 )
-from ..train import History, SeedRuns, fit_seeds
+from ..train import SeedRuns, fit_seeds
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, labelled, maps, overlay, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
@@ -590,22 +586,10 @@ def train_swin_heads(
     return runs
 
 
-def _without_docstrings(source: str) -> str:
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
-            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
-
-
 def swin_fingerprint() -> str:
     """A hash of the code (docstrings aside) and the recipe that make :data:`SWIN_WEIGHTS`."""
     parts = [SwinHead, SwinStage, train_swin_heads, _seed_draws, panel_tokens]
-    code = "".join(_without_docstrings(inspect.getsource(p)) for p in parts)
-    code += repr(SWIN_HEADS) + repr(SWIN_RECIPE)
-    return hashlib.sha256(code.encode()).hexdigest()[:16]
+    return code_fingerprint(parts, SWIN_HEADS, SWIN_RECIPE)
 
 
 def load_swin_heads(path: Path | str = SWIN_WEIGHTS) -> dict[str, SeedRuns]:
@@ -616,24 +600,16 @@ def load_swin_heads(path: Path | str = SWIN_WEIGHTS) -> dict[str, SeedRuns]:
     Args:
         path: the weights file (default: the package's, :data:`SWIN_WEIGHTS`).
     """
-    path = check_file("path", path, "weights file of the Swin heads (make weights writes it)")
-    try:
-        saved = torch.load(path, weights_only=True)
-        runs = {}
-        for name, seeds in saved["heads"].items():
-            dim, depths, window = SWIN_HEADS[name]
-            models = []
-            for entry in seeds:
-                model = SwinHead(dim, depths, window)
-                model.load_state_dict(entry["state_dict"])
-                models.append(model.eval().requires_grad_(False))
-            histories = [History(test_accuracy=list(e["test_accuracy"])) for e in seeds]
-            runs[name] = SeedRuns([e["test_accuracy"][-1] for e in seeds], models, histories)
-    except Exception as error:  # not a torch file, or weights of other heads
-        raise ValueError(
-            f"path must be a weights file of the Swin heads (make weights writes one), got "
-            f"{str(path)!r}: {type(error).__name__}: {str(error)[:200]}"
-        ) from error
+
+    def build(name: str) -> SwinHead:
+        if name not in SWIN_HEADS:
+            raise ValueError(f"no Swin head named {name!r}")
+        return SwinHead(*SWIN_HEADS[name])
+
+    runs, _ = load_runs(path, build, "Swin heads")
+    for run in runs.values():
+        for model in run.models:
+            model.requires_grad_(False)
     return runs
 
 
