@@ -529,6 +529,7 @@ SPECS: list[Spec] = [
         weights=lambda: torch.softmax(_r(2, 16, 16), -1),
         grid=(4, 4),
     ),
+    call("self_attention.relative_position_bias", table=lambda: _r(2, 7), length=4),
     # multi_head
     call(
         "multi_head.VisionTransformer",

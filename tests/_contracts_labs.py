@@ -605,6 +605,14 @@ LAB_SPECS: list[Spec] = [
         seed=0,
     ),
     lcall(
+        "self_attention.order_task",
+        {"split": SPLIT, "seed": SEED, "digits": Kind("digits", (2, 9, 3.5, None))},
+        n=2,
+        split="test",
+        seed=0,
+        digits=3,
+    ),
+    lcall(
         "self_attention.strip_features",
         {"encoder": ENCODER},
         images=lambda: _u(2, 1, 16, 32),
@@ -620,6 +628,25 @@ LAB_SPECS: list[Spec] = [
         "self_attention.LocalBlock",
         _trained("self_attention.LocalBlock", 8, 3),
         x=lambda: _r(2, 8, 1, 6),
+    ),
+    lcall("self_attention.DilatedBlock", {"dilations": INTS}, channels=8, width=4, dilations=(1, 2)),
+    lforward(
+        "self_attention.DilatedBlock",
+        _trained("self_attention.DilatedBlock", 8, 4, (1, 2)),
+        x=lambda: _r(2, 8, 1, 6),
+    ),
+    lcall("self_attention.PoolMLP", channels=8, hidden=4),
+    lforward(
+        "self_attention.PoolMLP",
+        _trained("self_attention.PoolMLP", 8, 4),
+        x=lambda: _r(2, 8, 1, 6),
+    ),
+    lcall(
+        "self_attention.make_model",
+        {"model": Kind("model name", ("nope", 3, None)), "positions": Kind("positions", (-1, 1.5, "a"))},
+        model="dilated",
+        channels=8,
+        positions=6,
     ),
     lcall(
         "self_attention.PairNet", {"mode": choice()}, mode="local", channels=8, kernel=3, hidden=4
@@ -647,6 +674,13 @@ LAB_SPECS: list[Spec] = [
         features=lambda: _r(4, 8, 1, 8),
         labels=lambda: _y(4, 2),
         columns=lambda: torch.tensor([[0, 16], [0, 24], [4, 20], [8, 32]]),
+    ),
+    lcall(
+        "self_attention.correct_by_example",
+        {"nets": Kind("nets", (None, 3, [], torch.nn.Linear(2, 2), [3]))},
+        nets=lambda: [_trained("self_attention.PoolMLP", 8, 4)()],
+        features=lambda: _r(4, 8, 1, 8),
+        labels=lambda: _y(4, 2),
     ),
     lcall(
         "self_attention.digit_columns", columns=lambda: torch.tensor([[0, 16], [4, 28]]), length=8
@@ -1338,6 +1372,19 @@ LAB_SPECS: list[Spec] = [
         feats=lambda: _r(3, 4, 8),
         labels=lambda: _y(3, 3),
     ),
+    lcall("temporal.drawing_maps", {"encoder": MODEL, "split": SPLIT}, encoder=lambda: lmod("digits.DigitCNN"), split="test"),
+    lcall("temporal.PixelTemporalTransformer", in_dim=8, dim=8, frames=4, num_heads=2),
+    lforward("temporal.PixelTemporalTransformer", _trained("temporal.PixelTemporalTransformer", 8, 8, 4), maps=lambda: _r(2, 4, 8, 2, 2)),
+    lcall(
+        "temporal.train_pixel_models",
+        {"test": PAIR, "seeds": Kind("seeds or None", ((), (-1,), (1.5,), "0", 3))},
+        table=lambda: _r(1200, 8, 2, 2),
+        test=lambda: (_r(4, 4, 8, 2, 2), _y(4, 3)),
+        seeds=(0,),
+        epochs=1,
+    ),
+    lcall("temporal.pixel_fingerprint"),
+    lcall("temporal.load_pixel_models"),
     lcall(
         "temporal.ClipModel",
         {"attention": MODEL, "encoder": ENCODER},

@@ -177,7 +177,9 @@ def test_the_page_model_is_the_trained_networks_on_the_standardised_strip():
     widget = lab.model_explorer(model, x, y)
     assert widget.display_size == [80, 640] and widget.views[-1]["grid"] == [1, 32]
     replay = run_graph(BrowserModel(widget.graph, widget.weights), x[1:2])
-    torch.testing.assert_close(torch.from_numpy(replay["weights"]), weights[1:2], atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        torch.from_numpy(replay["weights"]), weights[1:2], atol=1e-4, rtol=0
+    )
     with pytest.raises(ValueError, match="exactly one 'non-local' net"):
         lab.StripModel({"local": nets["local"]}, raw, encoder)
 
@@ -210,3 +212,110 @@ def test_explorer_computes_position_self_attention_per_embedding():
         explorer(image, feats[None], emb, ["a", "b", "c"])
     with pytest.raises(ValueError, match="feature_names has 2 entries for 3 channels"):
         explorer(image, feats, emb, ["a", "b"])
+
+
+def test_pair_task_is_balanced_at_every_distance():
+    _, y, cols = lab.pair_task(160, seed=5)
+    d = cols[:, 1] - cols[:, 0]
+    for v in lab.DISTANCES:
+        assert (d == v).sum() == 20 and y[d == v].sum() == 10
+
+
+def test_order_task_shows_one_repeated_class_and_labels_whether_the_leftmost_is_it():
+    x, y, cols = lab.order_task(30, split="test", seed=4)
+    x2, y2, cols2 = lab.order_task(30, split="test", seed=4)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(cols, cols2)
+    assert x.shape == (30, 1, 16, 128) and cols.shape == (30, lab.ORDER_DIGITS)
+    assert y.sum() == 15 and 0 <= x.min() and x.max() <= 1
+    assert (cols[:, 1:] - cols[:, :-1] >= 16).all() and (cols[:, 0] >= 0).all()
+    assert (cols[:, -1] + 16 <= 128).all()
+    digits, classes = digits_at(16, "test")
+    flat = digits.flatten(1)
+    for i in range(30):  # by hand: the nearest test digit to each crop
+        found = [
+            int(classes[((flat - x[i, 0, :, c : c + 16].flatten()) ** 2).sum(-1).argmin()])
+            for c in cols[i].tolist()
+        ]
+        assert len(set(found)) == lab.ORDER_DIGITS - 1  # one class twice, the others once
+        assert (found.count(found[0]) == 2) == bool(y[i])
+    with pytest.raises(ValueError, match=r"digits must lie in \[3, 8\], got 2"):
+        lab.order_task(4, digits=2)
+
+
+@pytest.mark.parametrize("dilations", [(1,), (1, 2), (1, 2, 4, 8), (3, 1)])
+def test_dilated_block_starts_as_identity_and_reaches_its_receptive_field(dilations):
+    block = lab.DilatedBlock(4, width=3, dilations=dilations)
+    x = torch.randn(2, 4, 1, 50, generator=gen(5))
+    assert torch.equal(block.eval()(x), x)
+    randomise(block, seed=6)
+    x2 = x.clone()
+    x2[..., 25] += 5.0
+    changed = torch.nonzero((block(x2) - block(x)).abs().amax(dim=(0, 1, 2)) > 1e-6)[:, 0]
+    reach = lab.receptive_field([(3, 1, r) for r in dilations])
+    assert changed.min() >= 25 - reach // 2 and changed.max() <= 25 + reach // 2
+    assert changed.max() - changed.min() + 1 <= reach and 25 in changed.tolist()
+
+
+def test_pool_mlp_ignores_where_things_are():
+    net = randomise(lab.PoolMLP(8, hidden=5), seed=7).eval()
+    x = torch.randn(3, 8, 1, 12, generator=gen(8))
+    perm = torch.randperm(12, generator=gen(9))
+    torch.testing.assert_close(net(x[..., perm]), net(x))
+    assert net(x).shape == (3, 2)
+
+
+def test_pair_net_positions_break_the_permutation_symmetry():
+    x = torch.randn(3, 64, 1, 32, generator=gen(10))
+    flip = x.flip(-1)
+    plain = randomise(lab.PairNet("non-local"), seed=11).eval()
+    torch.testing.assert_close(plain(flip), plain(x), atol=1e-5, rtol=1e-5)
+    coded = lab.PairNet("non-local", positions=32)
+    coded.load_state_dict({**plain.state_dict(), "position": coded.position})
+    coded.eval()
+    from visual_attention.multi_head import sinusoidal_position_embedding
+
+    torch.testing.assert_close(coded.position[0, :, 0].T, sinusoidal_position_embedding(32, 64))
+    assert not torch.allclose(coded(flip), coded(x), atol=1e-3)
+    from visual_attention.train import count_parameters
+
+    assert count_parameters(coded) == count_parameters(plain)  # the code is fixed
+    with pytest.raises(ValueError, match="x must be"):
+        coded(torch.randn(2, 64, 1, 16))
+
+
+def test_make_model_and_run_seeds_draw_a_subset_per_seed():
+    assert isinstance(lab.make_model("pool-mlp", 8), lab.PoolMLP)
+    assert isinstance(lab.make_model("dilated", 8).mix, lab.DilatedBlock)
+    assert lab.make_model("non-local", 8, positions=6).positions == 6
+    with pytest.raises(ValueError, match="positions are for PairNet modes"):
+        lab.make_model("pool-mlp", positions=4)
+    f = torch.randn(20, 8, 1, 6, generator=gen(12))
+    y = (torch.arange(20) % 2).long()
+    runs = lab.run_seeds("pool-mlp", (f, y), (f, y), seeds=(0, 1, 2), epochs=1, subset=12)
+    assert len(runs.accuracies) == 3
+    with pytest.raises(ValueError, match=r"subset must be in \[1, 20\]"):
+        lab.run_seeds("pool-mlp", (f, y), (f, y), subset=21)
+
+
+def test_correct_by_example_is_the_share_of_seeds_right():
+    f = torch.randn(10, 8, 1, 6, generator=gen(13))
+    y = (torch.arange(10) % 2).long()
+    nets = [randomise(lab.PoolMLP(8, hidden=4), seed=s).eval() for s in (1, 2, 3)]
+    want = torch.stack([(n(f).argmax(-1) == y).float() for n in nets]).mean(0)
+    torch.testing.assert_close(lab.correct_by_example(nets, f, y), want)
+    with pytest.raises(ValueError, match="nets must be a non-empty list"):
+        lab.correct_by_example([], f, y)
+
+
+@pytest.mark.parametrize(
+    "layers", [((3, 1, 2),), ((3, 1, 1), (3, 1, 2), (3, 1, 4)), ((2, 2, 1), (3, 1, 3))]
+)
+def test_receptive_field_with_dilation_matches_the_support_of_a_gradient(layers):
+    convs = [nn.Conv1d(1, 1, k, stride=s, dilation=r, bias=False) for k, s, r in layers]
+    for conv in convs:
+        nn.init.constant_(conv.weight, 1.0)
+    x = torch.ones(1, 1, 200, requires_grad=True)
+    y = nn.Sequential(*convs)(x)
+    y[0, 0, y.shape[-1] // 2].backward()
+    support = torch.nonzero(x.grad[0, 0])[:, 0]
+    assert lab.receptive_field(layers) == int(support[-1] - support[0] + 1)

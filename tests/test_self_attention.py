@@ -16,12 +16,11 @@ from visual_attention.self_attention import (
     NonLocalBlock,
     mean_attention_distance,
     position_self_attention,
+    relative_position_bias,
 )
 
 SETTINGS = settings(max_examples=30, deadline=None)
 sizes = st.integers(1, 4)
-
-
 
 
 def loop_self_attention(q, k, v, scale):
@@ -144,7 +143,7 @@ def test_block_matches_the_paper_equations():
     x = torch.randn(2, 6, 3, 4, dtype=torch.float64)
     conv = lambda layer, t: (
         torch.einsum("oc,bchw->bohw", layer.weight[:, :, 0, 0], t) + layer.bias[:, None, None]
-    )  # noqa: E731
+    )
     theta, phi, g = (
         conv(block.theta, x).flatten(2),
         conv(block.phi, x).flatten(2),
@@ -230,3 +229,24 @@ def test_mean_attention_distance():
         mean_attention_distance(torch.ones(4, 4) / 4, (2, 3))
     with pytest.raises(ValueError, match=r"weights must be at least 2-d"):
         mean_attention_distance(torch.ones(4), (2, 2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 9), st.integers(0, 3), st.integers(0, 2**16))
+def test_relative_position_bias_depends_on_the_offset_only(length, heads, seed):
+    shape = (heads, 2 * length - 1) if heads else (2 * length - 1,)
+    table = torch.randn(shape, generator=gen(seed))
+    b = relative_position_bias(table, length)
+    assert b.shape == (*shape[:-1], length, length)
+    for i in range(length):
+        for j in range(length):
+            assert torch.equal(b[..., i, j], table[..., j - i + length - 1])
+    if length > 1:  # Toeplitz: the same bias along every diagonal
+        assert torch.equal(b[..., 1:, 1:], b[..., :-1, :-1])
+
+
+def test_relative_position_bias_validation():
+    with pytest.raises(ValueError, match=r"table must be \(\*H, K\) with K = 5"):
+        relative_position_bias(torch.zeros(6), 3)
+    with pytest.raises(ValueError, match="length must be a positive integer"):
+        relative_position_bias(torch.zeros(1), 0)

@@ -10,6 +10,9 @@
   identity and can be inserted into a trained network without changing it.
 * :func:`mean_attention_distance` — how far, in grid cells, a query's attention reaches on average
   (the "attention distance" of Dosovitskiy et al., ICLR 2021, Fig. 7).
+* :func:`relative_position_bias` — one learned bias per offset ``j − i`` of a sequence, added to
+  the logits (Shaw, Uszkoreit, Vaswani, NAACL 2018; Swin's relative position bias in one
+  dimension): position by distance instead of by place.
 
 Self-attention GAN (Zhang et al., ICML 2019) uses the same block in a generator (with a learned
 scale ``γ`` initialised to zero instead of a zero BatchNorm). The chapter's task that needs
@@ -38,6 +41,7 @@ __all__ = [
     "position_self_attention",
     "NonLocalBlock",
     "mean_attention_distance",
+    "relative_position_bias",
 ]
 
 
@@ -70,7 +74,7 @@ def position_self_attention(
     """
     _, _, h, w = _check_maps(q, k, v)
     # [start-position-self-attention]
-    seq = lambda t: rearrange(t, "b c h w -> b (h w) c")  # noqa: E731  one row per position
+    seq = lambda t: rearrange(t, "b c h w -> b (h w) c")  # one row per position
     y, weights = scaled_dot_product_attention(seq(q), seq(k), seq(v), mask=mask, scale=scale)
     return rearrange(y, "b (h w) c -> b c h w", h=h, w=w), weights  # (B, Cv, H, W), (B, HW, H'W')
     # [end-position-self-attention]
@@ -190,3 +194,24 @@ def mean_attention_distance(weights: torch.Tensor, grid: tuple[int, int]) -> tor
     pos = torch.stack([rows.flatten(), cols.flatten()], -1).double()  # (HW, 2)
     dist = torch.cdist(pos, pos).to(weights)  # (HW, HW), in the dtype of the weights
     return (weights * dist).sum(-1)
+
+
+def relative_position_bias(table: torch.Tensor, length: int) -> torch.Tensor:
+    """The bias matrix of a relative position code for a sequence of ``length`` positions.
+
+    ``B[..., i, j] = table[..., (j − i) + L − 1]``: one entry of ``table`` per offset ``j − i``
+    from ``−(L − 1)`` to ``L − 1``, the same for every pair at that offset, added to the logits
+    ``θ(x_i)ᵀ φ(x_j) + B[i, j]`` (Shaw et al. 2018 add a learned vector per offset to the keys;
+    Swin, Liu et al. 2021, Eq. 4, adds a scalar bias like this one, on a 2-D window).
+
+    Args:
+        table: ``(*H, 2L − 1)`` biases (e.g. one row per head), offset ``−(L − 1)`` first.
+        length: ``L``.
+
+    Returns:
+        ``(*H, L, L)``: row ``i`` holds the biases of query ``i`` for every key ``j``.
+    """
+    n = check_positive_int("length", length)
+    check_tensor("table", table, "(*H, K)", K=2 * n - 1)
+    offset = torch.arange(n)[None, :] - torch.arange(n)[:, None] + n - 1  # (L, L): j − i + L − 1
+    return table[..., offset]

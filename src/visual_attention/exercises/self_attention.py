@@ -1,46 +1,72 @@
-"""Exercises of the Self-attention chapter: the receptive field of a local stack, the non-local
-block, attention distance."""
+"""Exercises of the Self-attention chapter: the receptive field of a dilated stack, a relative
+position bias, attention to the left only, attention distance."""
 
 from __future__ import annotations
 
 import torch
 
+from ..core import scaled_dot_product_attention
 from ..labs.self_attention import receptive_field
-from ..self_attention import mean_attention_distance, position_self_attention
+from ..self_attention import mean_attention_distance, relative_position_bias
 from . import Case, Exercise
 
 
 def _rf_cases() -> list[Case]:
+    encoder = [(3, 1, 1), (2, 2, 1)] * 2 + [(3, 1, 1)]
     return [
-        Case("one 3×3 convolution", ([(3, 1)],)),
-        Case("three 3×3 convolutions", ([(3, 1)] * 3,)),
+        Case("one 3×3 convolution", ([(3, 1, 1)],)),
+        Case("one 3×3 convolution, dilation 2", ([(3, 1, 2)],)),
+        Case("the digit encoder: conv, pool, conv, pool, conv", (encoder,)),
         Case(
-            "the digit encoder: conv, pool, conv, pool, conv", ([(3, 1), (2, 2)] * 2 + [(3, 1)],)
+            "the encoder, then the dilated stack 1, 2, 4, 8",
+            (encoder + [(3, 1, 2**i) for i in range(4)],),
         ),
         Case(
-            "the encoder, then a 1×9 convolution",
-            ([(3, 1), (2, 2)] * 2 + [(3, 1), (9, 1)],),
+            "dilation after a stride: the taps are 2·4 input pixels apart",
+            ([(2, 2, 1), (3, 1, 2)],),
         ),
-        Case("a 7×7 stride-2 stem, a pool, two 3×3", ([(7, 2), (3, 2), (3, 1), (3, 1)],)),
-        Case("1×1 convolutions see one pixel", ([(1, 1), (1, 2)],)),
+        Case(
+            "a 7×7 stride-2 stem, a pool, two 3×3 dilated 2",
+            ([(7, 2, 1), (3, 2, 1), (3, 1, 2), (3, 1, 2)],),
+        ),
+        Case("1×1 convolutions see one pixel, whatever their dilation", ([(1, 1, 4), (1, 2, 3)],)),
     ]
 
 
-def non_local_reference(x, w_theta, w_phi, w_g, w_z):
-    """Embedded-Gaussian non-local block with 1×1 convolutions as matrices, no biases and no BN."""
-    conv = lambda w, t: torch.einsum("oc,bchw->bohw", w, t)  # noqa: E731
-    y, _ = position_self_attention(conv(w_theta, x), conv(w_phi, x), conv(w_g, x))
-    return conv(w_z, y) + x
-
-
-def _nl_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(22)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+def _bias_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(24)
     return [
-        Case("C=4 → C'=2, 3×3", (r(2, 4, 3, 3), r(2, 4), r(2, 4), r(2, 4), r(4, 2))),
-        Case("C=6 → C'=3, 2×5", (r(1, 6, 2, 5), r(3, 6), r(3, 6), r(3, 6), r(6, 3))),
+        Case("L = 3, offsets −2 … 2 as 0 … 4", (torch.arange(5.0), 3)),
+        Case("L = 5, random table", (torch.randn(9, generator=g), 5)),
+        Case("two heads, L = 4", (torch.randn(2, 7, generator=g), 4)),
+        Case("one position: the table has one entry", (torch.tensor([0.7]), 1)),
+        Case("a batch of layers and heads, L = 2", (torch.randn(2, 3, 3, generator=g), 2)),
+    ]
+
+
+def left_attention_reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled dot-product self-attention in which position ``i`` attends to positions ``j ≤ i``
+    only: ``q, k (B, L, D)``, ``v (B, L, Dv)`` → ``(y (B, L, Dv), weights (B, L, L))``."""
+    n = q.shape[-2]
+    left = torch.ones(n, n, dtype=torch.bool).tril()  # (L, L): key j at or left of query i
+    return scaled_dot_product_attention(q, k, v, mask=left)
+
+
+def _left_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(25)
+    r = lambda *s: torch.randn(*s, generator=g)
+    return [
+        Case("B = 2, L = 5, D = 4", (r(2, 5, 4), r(2, 5, 4), r(2, 5, 3))),
         Case(
-            "W_z = 0: the identity", (r(2, 4, 2, 2), r(2, 4), r(2, 4), r(2, 4), torch.zeros(4, 2))
+            "a batch of one, L = 1: the only key is the query itself",
+            (r(1, 1, 4), r(1, 1, 4), r(1, 1, 2)),
+        ),
+        Case("huge logits (×1000) stay finite", (1e3 * r(2, 6, 4), 1e3 * r(2, 6, 4), r(2, 6, 4))),
+        Case(
+            "equal keys: each query averages the values up to it",
+            (r(1, 4, 2), torch.ones(1, 4, 2), r(1, 4, 3)),
         ),
     ]
 
@@ -64,16 +90,23 @@ def _dist_cases() -> list[Case]:
 EXERCISES = {
     "receptive_field": Exercise(
         "receptive_field",
-        "The receptive field in input pixels of one output of (kernel, stride) layers, first to "
-        "last: each adds (kernel − 1) × the product of the strides before it.",
+        "The receptive field in input pixels of one output of (kernel, stride, dilation) layers, "
+        "first to last: a dilation spreads the kernel's taps apart.",
         reference=receptive_field,
         make_cases=_rf_cases,
     ),
-    "non_local": Exercise(
-        "non_local",
-        "The embedded-Gaussian non-local block z = W_z y + x with θ, φ, g, W_z given as matrices.",
-        reference=non_local_reference,
-        make_cases=_nl_cases,
+    "relative_bias": Exercise(
+        "relative_bias",
+        "The (…, L, L) bias matrix B[i, j] = table[j − i + L − 1] of a relative position code.",
+        reference=relative_position_bias,
+        make_cases=_bias_cases,
+    ),
+    "left_attention": Exercise(
+        "left_attention",
+        "Self-attention in which every position attends to itself and the positions to its left.",
+        reference=left_attention_reference,
+        make_cases=_left_cases,
+        weights={1: -1},
     ),
     "attention_distance": Exercise(
         "attention_distance",

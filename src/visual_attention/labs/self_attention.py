@@ -42,6 +42,7 @@ from .._checks import (
 )
 from ..blocks import BatchNorm2d
 from ..core import record_attention
+from ..multi_head import sinusoidal_position_embedding
 from ..self_attention import NonLocalBlock
 from ..train import SeedRuns, evaluate, fit_seeds
 from ..views.browser_model import export_model
@@ -58,13 +59,21 @@ __all__ = [
     "KERNEL",
     "ENCODER_LAYERS",
     "MODES",
+    "DILATIONS",
+    "ORDER_DIGITS",
+    "MODELS",
     "pair_task",
+    "order_task",
     "strip_features",
     "receptive_field",
     "LocalBlock",
+    "DilatedBlock",
     "PairNet",
+    "PoolMLP",
+    "make_model",
     "run_seeds",
     "accuracy_by_distance",
+    "correct_by_example",
     "digit_columns",
     "attention_to_other",
     "render_pair",
@@ -82,8 +91,15 @@ DISTANCES = (16, 24, 32, 40, 48, 64, 80, 96)
 KERNEL = 9
 #: The frozen encoder's layers as ``(kernel, stride)``: conv, pool, conv, pool, conv.
 ENCODER_LAYERS = ((3, 1), (2, 2), (3, 1), (2, 2), (3, 1))
-#: The mixing blocks :class:`PairNet` builds: the non-local block, then the local control.
-MODES = ("non-local", "local")
+#: The mixing blocks :class:`PairNet` builds: the non-local block, then the local control, then
+#: the dilated control that sees the whole strip.
+MODES = ("non-local", "local", "dilated")
+#: What :func:`run_seeds` trains: a :class:`PairNet` of each mode, and :class:`PoolMLP`.
+MODELS = (*MODES, "pool-mlp")
+#: Dilations of :class:`DilatedBlock`'s ``1 × 3`` convolutions: together they reach 31 columns.
+DILATIONS = (1, 2, 4, 8)
+#: Digits on each strip of :func:`order_task`.
+ORDER_DIGITS = 3
 
 
 def pair_task(
@@ -92,10 +108,11 @@ def pair_task(
     """``n`` strips with two digits whose centres are ``d`` pixels apart: the same digit or not?
 
     Each strip is ``STRIP = (16, 128)`` pixels: a real digit (drawn at 16 × 16) at a random
-    column, a second one ``d`` pixels to its right (``d`` drawn uniformly from ``distances``),
-    Gaussian pixel noise 0.1, clipped to ``[0, 1]``. Half of the strips (label 1) show two
+    column, a second one ``d`` pixels to its right (every distance of ``distances`` equally
+    often), Gaussian pixel noise 0.1, clipped to ``[0, 1]``. Half of the strips (label 1) show two
     images of the same class (usually two different images), the other half two different
-    classes. Digits come from ``split`` of the scikit-learn digits (``labs.digits.digits_at``).
+    classes, and so at every distance (to within one strip): chance is 0.5 everywhere. Digits
+    come from ``split`` of the scikit-learn digits (``labs.digits.digits_at``).
 
     Returns:
         images ``(n, 1, 16, 128)``, labels ``(n,)`` int64 (1 = same digit) and the left columns
@@ -111,7 +128,12 @@ def pair_task(
         )
     g = torch.Generator().manual_seed(seed)
     digits, classes = digits_at(DIGIT_SIZE, split)
-    same = (torch.arange(n) % 2 == 0)[torch.randperm(n, generator=g)]
+    # balanced: "same" alternates and each distance takes every pair of strips in turn, so every
+    # distance holds as many "same" as "different" strips (±1)
+    order = torch.randperm(n, generator=g)
+    same = (torch.arange(n) % 2 == 0)[order]
+    d = dist[(torch.arange(n) // 2 + torch.randint(len(dist), (1,), generator=g)) % len(dist)]
+    d = d[order]
     first = torch.randint(len(digits), (n,), generator=g)
     wanted = torch.where(
         same, classes[first], (classes[first] + torch.randint(1, 10, (n,), generator=g)) % 10
@@ -119,7 +141,6 @@ def pair_task(
     by_class = [torch.nonzero(classes == c)[:, 0] for c in range(10)]
     pick = torch.rand(n, generator=g)
     second = torch.stack([by_class[c][int(u * len(by_class[c]))] for c, u in zip(wanted, pick)])
-    d = dist[torch.randint(len(dist), (n,), generator=g)]
     left = (torch.rand(n, generator=g) * (width - height - d + 1)).long()
     columns = torch.stack([left, left + d], 1)
     images = torch.zeros(n, 1, height, width)
@@ -130,6 +151,44 @@ def pair_task(
     return images, same.long(), columns
 
 
+def order_task(
+    n: int, split: str = "train", seed: int = 0, digits: int = ORDER_DIGITS
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` strips of ``digits`` digits in a row: is the **leftmost** digit repeated further on?
+
+    Each strip is ``STRIP = (16, 128)`` pixels holding ``digits`` real digits (16 × 16, from
+    ``split``) at random, non-overlapping places (sorted gaps), Gaussian pixel noise 0.1, clipped
+    to ``[0, 1]``. Every strip shows ``digits − 1`` classes, one of them twice; label 1 (half the
+    strips) if the twice-shown class is the leftmost digit's. The same classes occur in the same
+    numbers under both labels, so what is present does not answer: the label pairs *content*
+    (which two digits match) with *position* (which digit is leftmost).
+
+    Returns:
+        images ``(n, 1, 16, 128)``, labels ``(n,)`` int64 (1 = the leftmost digit is repeated) and
+        the left pixel columns of the digits ``(n, digits)`` int64, left to right.
+    """
+    check_positive_int("n", n), check_int("seed", seed, 0)
+    height, width = STRIP
+    if not 3 <= check_int("digits", digits) <= width // height:
+        raise ValueError(f"digits must lie in [3, {width // height}], got {digits}")
+    g = torch.Generator().manual_seed(seed)
+    pool, classes = digits_at(DIGIT_SIZE, split)
+    by_class = [torch.nonzero(classes == c)[:, 0] for c in range(10)]
+    labels = (torch.arange(n) % 2 == 0)[torch.randperm(n, generator=g)]
+    gaps = (torch.rand(n, digits, generator=g) * (width - digits * height + 1)).long()
+    columns = gaps.sort(1).values + height * torch.arange(digits)  # (n, digits), left to right
+    images = torch.zeros(n, 1, height, width)
+    for i in range(n):
+        c = torch.randperm(10, generator=g)[: digits - 1].tolist()  # c[0] is shown twice
+        first, rest = (c[0], [c[0], *c[1:]]) if labels[i] else (c[1], [c[0], c[0], *c[2:]])
+        row = [first] + [rest[j] for j in torch.randperm(digits - 1, generator=g).tolist()]
+        for cls, col in zip(row, columns[i].tolist()):
+            pick = by_class[cls][torch.randint(len(by_class[cls]), (1,), generator=g)]
+            images[i, :, :, col : col + height] = pool[pick[0]]
+    images = (images + 0.1 * torch.randn(images.shape, generator=g)).clamp(0, 1)
+    return images, labels.long(), columns
+
+
 def strip_features(images: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
     """The frozen digit encoder over strips, averaged over its 4 rows: ``(N, 1, 16, W)`` →
     ``(N, 64, 1, W/4)``, one feature vector per 4-pixel column (``labs.common.encode``)."""
@@ -137,24 +196,26 @@ def strip_features(images: torch.Tensor, encoder: nn.Module | None = None) -> to
     return encode(images, encoder).mean(dim=2, keepdim=True)
 
 
-def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
+def receptive_field(layers: Sequence[tuple[int, ...]]) -> int:
     """The receptive field, in input pixels, of one output position of a stack of layers.
 
-    Each layer is ``(kernel, stride)``; a layer of kernel ``k`` adds ``(k − 1)·J`` pixels, where
-    ``J`` is the product of the strides of the layers before it. The encoder
-    (:data:`ENCODER_LAYERS`) gives 18; a ``1 × 9`` convolution on its output adds ``8 · 4``.
+    Each layer is ``(kernel, stride)`` or ``(kernel, stride, dilation)``; a layer of kernel ``k``
+    and dilation ``r`` (its taps ``r`` apart) adds ``(k − 1)·r·J`` pixels, where ``J`` is the
+    product of the strides of the layers before it. The encoder (:data:`ENCODER_LAYERS`) gives
+    18; a ``1 × 9`` convolution on its output adds ``8 · 4``.
     """
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
         raise ValueError(
-            f"layers must be a sequence of (kernel, stride) pairs, got {layers!r:.60}"
+            f"layers must be a sequence of (kernel, stride[, dilation]) tuples, got {layers!r:.60}"
         )
+    checked = []
     for i, layer in enumerate(layers):
-        check_int_sequence(f"layers[{i}] (kernel, stride)", layer, 2)
+        name = f"layers[{i}] (kernel, stride[, dilation])"
+        size = len(layer) if isinstance(layer, Sequence) and len(layer) in (2, 3) else 2
+        checked.append((*check_int_sequence(name, layer, size), 1)[:3])
     field, jump = 1, 1
-    for kernel, stride in layers:
-        check_positive_int("kernel", kernel)
-        check_positive_int("stride", stride)
-        field, jump = field + (kernel - 1) * jump, jump * stride
+    for kernel, stride, dilation in checked:
+        field, jump = field + (kernel - 1) * dilation * jump, jump * stride
     return field
 
 
@@ -162,17 +223,19 @@ class LocalBlock(nn.Module):
     """The control: :class:`NonLocalBlock`'s residual form with a local window instead of all
     positions.
 
-    ``y = ReLU(conv_{1×k}(x))`` (every column combines the ``k`` columns around it, full
-    ``C → C`` weights) and ``z = BN(W_z y) + x`` with the BatchNorm's scale starting at zero, as in
-    Eq. (6). Shapes: ``(B, C, H, W)`` → ``(B, C, H, W)``.
+    ``y = ReLU(conv_{1×k}(x))`` (every column combines the ``k`` columns around it, ``C → C'``
+    with ``C' = width``, default ``C/2`` like the non-local block's bottleneck) and
+    ``z = BN(W_z y) + x`` with the BatchNorm's scale starting at zero, as in Eq. (6). Shapes:
+    ``(B, C, H, W)`` → ``(B, C, H, W)``.
     """
 
-    def __init__(self, channels: int, kernel: int = KERNEL) -> None:
+    def __init__(self, channels: int, kernel: int = KERNEL, width: int | None = None) -> None:
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         self.kernel = check_positive_int("kernel", kernel)
-        self.conv = nn.Conv2d(channels, channels, (1, kernel), padding=(0, kernel // 2))
-        self.w_z = nn.Conv2d(channels, channels, 1)
+        width = max(1, channels // 2) if width is None else check_positive_int("width", width)
+        self.conv = nn.Conv2d(channels, width, (1, kernel), padding=(0, kernel // 2))
+        self.w_z = nn.Conv2d(width, channels, 1)
         self.norm = BatchNorm2d(channels)
         nn.init.zeros_(self.norm.weight)  # the block starts as the identity
 
@@ -181,34 +244,127 @@ class LocalBlock(nn.Module):
         return self.norm(self.w_z(torch.relu(self.conv(x)))) + x
 
 
+class DilatedBlock(nn.Module):
+    """A control that sees the whole strip without attention: :class:`LocalBlock`'s residual form
+    with a stack of dilated convolutions.
+
+    ``y = ReLU(conv_{1×3, dilation 8}(… ReLU(conv_{1×3, dilation 1}(x))))`` with ``width``
+    channels (``C → width → … → width``), then ``z = BN(W_z y) + x`` with the BatchNorm's scale
+    starting at zero. With dilations 1, 2, 4, 8 every column combines ``1 + 2·(1 + 2 + 4 + 8) =
+    31`` columns around it (:func:`receptive_field` with ``(3, 1, dilation)`` layers): as far as
+    the non-local block, through a fixed, content-blind weighting of offsets (Yu and Koltun 2016).
+    Shapes: ``(B, C, H, W)`` → ``(B, C, H, W)``.
+    """
+
+    def __init__(
+        self, channels: int, width: int = 32, dilations: Sequence[int] = DILATIONS
+    ) -> None:
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        check_positive_int("width", width)
+        self.dilations = check_int_sequence("dilations", dilations)
+        ins = (channels, *[width] * (len(self.dilations) - 1))
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c, width, (1, 3), padding=(0, r), dilation=(1, r))
+            for c, r in zip(ins, self.dilations)
+        )
+        self.w_z = nn.Conv2d(width, channels, 1)
+        self.norm = BatchNorm2d(channels)
+        nn.init.zeros_(self.norm.weight)  # the block starts as the identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        y = x
+        for conv in self.convs:
+            y = torch.relu(conv(y))
+        return self.norm(self.w_z(y)) + x
+
+
 class PairNet(nn.Module):
     """A mixing block, then the same per-position MLP and the average of its logits.
 
     ``mode="non-local"``: a :class:`NonLocalBlock` (embedded Gaussian, ``C' = C/2``);
-    ``mode="local"``: a :class:`LocalBlock` of width ``kernel``. The head, two ``1 × 1``
-    convolutions (``C → hidden → 2``), decides at every position from what the block brought
-    there; the decisions are averaged. Input ``(B, C, 1, L)`` features, output ``(B, 2)``; the
-    non-local block records ``(B, L, L)`` weights under the name ``"mix"``.
+    ``mode="local"``: a :class:`LocalBlock` of width ``kernel``; ``mode="dilated"``: a
+    :class:`DilatedBlock`. The head, two ``1 × 1`` convolutions (``C → hidden → 2``), decides at
+    every position from what the block brought there; the decisions are averaged. Input
+    ``(B, C, 1, L)`` features, output ``(B, 2)``; the non-local block records ``(B, L, L)``
+    weights under the name ``"mix"``.
+
+    ``positions=L`` adds the fixed sinusoidal position code of Vaswani et al. (Sec. 3.5,
+    ``multi_head.sinusoidal_position_embedding``) ``p`` ``(1, C, 1, L)`` to the features before
+    the block (``x + p``, as the Transformer adds it to its tokens), so that the block can tell
+    columns apart by place as well as by content, with no new parameters; without it
+    (``positions=0``) the non-local block is permutation-equivariant over the columns.
     """
 
     def __init__(
-        self, mode: str = "non-local", channels: int = 64, kernel: int = KERNEL, hidden: int = 64
+        self,
+        mode: str = "non-local",
+        channels: int = 64,
+        kernel: int = KERNEL,
+        hidden: int = 64,
+        positions: int = 0,
     ) -> None:
         super().__init__()
         self.mode = check_choice("mode", mode, MODES)
         check_positive_int("hidden", hidden)
         self.channels = check_positive_int("channels", channels)
+        self.positions = check_int("positions", positions, 0)
         if mode == "local":
             self.mix = LocalBlock(channels, kernel)
+        elif mode == "dilated":
+            self.mix = DilatedBlock(channels)
         else:
             self.mix = NonLocalBlock(channels)
+        if positions:
+            code = sinusoidal_position_embedding(positions, channels)  # (L, C)
+            self.register_buffer("position", code.T[None, :, None, :].contiguous())
         self.head = nn.Sequential(
             nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, 2, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        if self.positions:
+            check_tensor("x", x, "(B, C, H, W)", W=self.positions)
+            x = x + self.position  # absolute positions: one code per column, whatever is there
         return self.head(self.mix(x)).mean(dim=(2, 3))
+
+
+class PoolMLP(nn.Module):
+    """The global control without content-based weighting: pool the whole strip, then an MLP.
+
+    A ``1 × 1`` convolution with ReLU (``C → hidden``) at every column, the maximum and the mean
+    of its outputs over all positions (``2·hidden`` numbers: what is present anywhere, and how
+    much of it), and an MLP ``2·hidden → hidden → 2``. Its reach is the whole strip, like the
+    non-local block's, but it keeps no map: it knows *what* occurs, not *where*. Input
+    ``(B, C, H, W)``, output ``(B, 2)``.
+    """
+
+    def __init__(self, channels: int = 64, hidden: int = 64) -> None:
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        check_positive_int("hidden", hidden)
+        self.embed = nn.Conv2d(channels, hidden, 1)
+        self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, "(B, C, H, W)", C=self.channels)
+        e = torch.relu(self.embed(x)).flatten(2)  # (B, hidden, HW)
+        return self.head(torch.cat([e.amax(-1), e.mean(-1)], 1))  # max and mean over positions
+
+
+def make_model(model: str, channels: int = 64, positions: int = 0) -> nn.Module:
+    """A new network of the experiment by name: a :class:`PairNet` of mode ``model``
+    (:data:`MODES`, with ``positions`` for the non-local block) or ``"pool-mlp"``, a
+    :class:`PoolMLP`."""
+    check_choice("model", model, MODELS)
+    check_int("positions", positions, 0)
+    if model == "pool-mlp":
+        if positions:
+            raise ValueError(f"positions are for PairNet modes, not 'pool-mlp', got {positions}")
+        return PoolMLP(channels)
+    return PairNet(model, channels=channels, positions=positions)
 
 
 def run_seeds(
@@ -219,21 +375,36 @@ def run_seeds(
     epochs: int = 20,
     lr: float = 1e-2,
     batch_size: int = 128,
+    subset: int | None = None,
+    positions: int = 0,
 ) -> SeedRuns:
-    """Train one :class:`PairNet` per seed on features ``(N, C, 1, L)``; evaluate on ``test``.
+    """Train one network per seed on features ``(N, C, 1, L)``; evaluate on ``test``.
 
-    Each seed seeds the initialisation and the data order; Adam, constant ``lr``.
+    ``mode`` names the network (:func:`make_model`: a :class:`PairNet` mode or ``"pool-mlp"``;
+    ``positions`` for a position embedding). Each seed seeds the initialisation and the data
+    order and, with ``subset``, draws the seed's own ``subset`` training examples from ``train``
+    (a different draw for every seed); Adam, constant ``lr``.
 
     Returns:
         :class:`~visual_attention.train.SeedRuns`: the final test accuracies (one per seed), the
         networks (eval mode) and their histories.
     """
-    check_choice("mode", mode, MODES)
-    c = check_data("train", train, "(N, C, H, W)")[1]
+    check_choice("mode", mode, MODELS)
+    n, c = check_data("train", train, "(N, C, H, W)")[:2]
     check_data("test", test, "(N, C, H, W)", C=c), check_seeds("seeds", seeds)
+    check_int("positions", positions, 0)
+    if subset is not None and not 1 <= check_int("subset", subset) <= n:
+        raise ValueError(f"subset must be in [1, {n}] (the training examples), got {subset}")
+
+    def draw(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if subset is None:
+            return train
+        keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset]
+        return train[0][keep], train[1][keep]
+
     return fit_seeds(
-        lambda: PairNet(mode, channels=c),
-        train,
+        lambda: make_model(mode, c, positions),
+        draw,
         test,
         seeds,
         epochs=epochs,
@@ -254,6 +425,26 @@ def accuracy_by_distance(
     return {
         int(v): evaluate(net, features[d == v], labels[d == v]) for v in torch.unique(d).tolist()
     }
+
+
+def correct_by_example(
+    nets: Sequence[nn.Module], features: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Per test example, the share of ``nets`` (one per seed) that answer it right: ``(N,)`` in
+    ``[0, 1]``, for the paired bootstrap of ``views.evidence.report_evidence``."""
+    if isinstance(nets, nn.Module) or not isinstance(nets, Sequence) or not nets:
+        raise ValueError(f"nets must be a non-empty list of trained networks, got {nets!r:.60}")
+    for i, net in enumerate(nets):
+        check_module(f"nets[{i}]", net)
+    n = check_tensor("features", features, "(N, *S)")[0]
+    check_labels("labels", labels, n)
+    right = []
+    for net in nets:
+        dtype = next((p.dtype for p in net.parameters()), features.dtype)  # the net's precision
+        with torch.no_grad():
+            logits = torch.cat([net.eval()(part.to(dtype)) for part in features.split(256)])
+        right.append((logits.argmax(-1) == labels).to(torch.float32))
+    return torch.stack(right).mean(0)
 
 
 def _check_columns(columns: torch.Tensor, n: int | None = None) -> None:
