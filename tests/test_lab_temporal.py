@@ -66,11 +66,13 @@ def test_controls_shapes_reach_and_parameters():
     for kind in lab.KINDS:
         model = lab.make_model(kind).eval()
         with torch.no_grad():
-            assert model(feats).shape == (2, 7), kind
+            x = torch.randn(2, 8, 64, 4, 4) if kind == "pixel" else feats
+            assert model(x).shape == (2, 7), kind
         sizes[kind] = count_parameters(model)
     conv = lab.make_model("conv")
     assert conv.reach == 15 >= 2 * lab.FRAMES - 1  # the query's output sees every frame
     assert sizes["conv"] >= 0.75 * sizes["attention"] and sizes["gru"] >= 0.75 * sizes["attention"]
+    assert sizes["pixel"] == sizes["attention"]  # the same layer, on maps
     # the convolution is causal in nothing: changing frame 0 changes the query's output
     with torch.no_grad():
         other = feats.clone()
@@ -128,3 +130,59 @@ def test_validation_messages():
         lab.drawing_features(DigitCNN(), "val")
     with pytest.raises(ValueError, match="attention must be"):
         lab.ClipModel(lab.TemporalConv())
+
+
+def test_the_pixel_model_attends_over_time_at_every_position_of_the_map():
+    torch.manual_seed(0)
+    model = lab.PixelTemporalTransformer(16, frames=5).eval()
+    assert isinstance(model.attn, TemporalSelfAttention) and model.attn.mode == "pixel"
+    maps = torch.randn(3, 5, 16, 2, 3)
+    with torch.no_grad(), record_attention(model) as recorded:
+        logits = model(maps)
+    assert logits.shape == (3, 4) and recorded["attn"].shape == (3, 2, 3, 5, 5)
+    torch.testing.assert_close(recorded["attn"].sum(-1), torch.ones(3, 2, 3, 5))
+    with torch.no_grad():
+        # positions are not mixed before the read-out: permuting the positions of every frame
+        # alike leaves the logits unchanged; permuting the candidate frames changes them
+        moved = maps.flatten(-2)[..., torch.tensor([5, 0, 3, 1, 4, 2])].reshape(maps.shape)
+        torch.testing.assert_close(model(moved), logits, atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(model(maps[:, torch.tensor([2, 0, 3, 1, 4])]), logits, atol=1e-4)
+        # one position only: the frame model's computation on that position's vectors
+        frame = lab.TemporalTransformer(16, frames=5).eval()
+        frame.load_state_dict(model.state_dict())
+        one = maps[..., :1, :1]
+        torch.testing.assert_close(model(one), frame(one[..., 0, 0]), atol=1e-5, rtol=1e-5)
+    encoder = DigitCNN().eval()
+    table = lab.drawing_maps(encoder, "test")
+    assert table.shape[1:] == (64, 4, 4)
+    torch.testing.assert_close(table.mean(dim=(2, 3)), lab.drawing_features(encoder, "test"))
+    _, y, d = lab.make_query_clips(6, split="test", seed=1)
+    correct = lab.per_example_correct(lab.make_model("pixel").eval(), table[d], y)
+    assert len(correct) == 6 and set(correct) <= {0.0, 1.0}
+
+
+def test_the_stored_pixel_models_come_from_this_code_and_recipe():
+    saved = torch.load(lab.PIXEL_WEIGHTS, weights_only=True)
+    assert saved["fingerprint"] == lab.pixel_fingerprint(), (
+        "the temporal pixel models' code or recipe changed since the weights were trained: run "
+        "make weights"
+    )
+    assert saved["recipe"] == dict(lab.PIXEL_RECIPE) and list(saved["models"]) == ["pixel"]
+    run = lab.load_pixel_models()
+    assert len(run.models) == len(lab.PIXEL_RECIPE["seeds"]) and not run.models[0].training
+    assert isinstance(run.models[0], lab.PixelTemporalTransformer)
+    assert len(run.histories[0].test_accuracy) == lab.PIXEL_RECIPE["epochs"]
+    # what the chapter claims of them, with a margin: every seed learned the task
+    assert min(run.accuracies) > 0.85
+
+
+def test_train_pixel_models_trains_what_the_file_holds():
+    encoder = DigitCNN().eval()
+    table = lab.drawing_maps(encoder, "train")
+    _, y, d = lab.make_query_clips(20, split="test", seed=1)
+    test = (lab.drawing_maps(encoder, "test")[d], y)
+    runs = lab.train_pixel_models(table, test, seeds=(0,), epochs=1)
+    assert list(runs) == ["pixel"] and len(runs["pixel"].models) == 1
+    assert isinstance(runs["pixel"].models[0], lab.PixelTemporalTransformer)
+    with pytest.raises(ValueError, match=r"table must be 4-d \(M, C, h, w\)"):
+        lab.run_seeds("pixel", lab.drawing_features(encoder, "train"), test, seeds=(0,))

@@ -14,6 +14,11 @@ that solve it or not, the multi-seed experiment and the clip explorer.
   embeddings, read out at the query frame), and the controls :class:`TemporalConv` (dilated
   temporal convolution covering the whole clip), :class:`ClipGRU` and :class:`PooledClip`
   (attention pooling or mean pooling: order-blind).
+* The pixel mode: :func:`drawing_maps` (the encoder's feature *maps* ``(M, 64, 4, 4)``, not
+  pooled) and :class:`PixelTemporalTransformer` (the module in ``mode="pixel"``: temporal
+  attention at every position of the map, read out at the query frame as the mean over
+  positions), trained by ``make weights`` (:data:`PIXEL_RECIPE`, :func:`train_pixel_models`,
+  :func:`pixel_fingerprint`) and loaded by the chapter (:func:`load_pixel_models`).
 * :func:`run_seeds` — one model of a kind per seed (each seed draws its own training clips and
   its own initialisation); :func:`per_example_correct` — the per-clip correctness the bootstrap
   needs; :class:`ClipModel` and :func:`model_explorer` — the trained attention model from the
@@ -21,6 +26,8 @@ that solve it or not, the multi-seed experiment and the clip explorer.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -45,7 +52,7 @@ from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, maps, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_canvas, check_data, check_encoder
-from .common import pooled_features
+from .common import code_fingerprint, load_runs, pooled_features
 from .digits import DIGIT_SIZE, DigitCNN, digits_at, like_module, load_digit_cnn
 
 __all__ = [
@@ -63,6 +70,13 @@ __all__ = [
     "make_model",
     "run_seeds",
     "per_example_correct",
+    "drawing_maps",
+    "PixelTemporalTransformer",
+    "PIXEL_RECIPE",
+    "PIXEL_WEIGHTS",
+    "train_pixel_models",
+    "pixel_fingerprint",
+    "load_pixel_models",
     "ClipModel",
     "model_explorer",
 ]
@@ -71,8 +85,9 @@ __all__ = [
 FRAME = DIGIT_SIZE
 #: Frames per clip: 7 candidates and the query.
 FRAMES = 8
-#: The models of the experiment, by name.
-KINDS = ("attention", "conv", "gru", "attention pooling", "mean pooling")
+#: The models of the experiment, by name (``"pixel"``: :class:`PixelTemporalTransformer`, on
+#: feature maps ``(B, T, C, h, w)``; the others on frame vectors ``(B, T, C)``).
+KINDS = ("attention", "conv", "gru", "attention pooling", "mean pooling", "pixel")
 
 
 def make_query_clips(
@@ -125,6 +140,19 @@ def drawing_features(encoder: DigitCNN, split: str = "train") -> torch.Tensor:
     check_choice("split", split, ("train", "test"))
     with torch.no_grad():
         return encoder.feature_map(digits_at(FRAME, split)[0]).mean(dim=(2, 3))
+
+
+def drawing_maps(encoder: DigitCNN, split: str = "train") -> torch.Tensor:
+    """The frozen encoder's feature *map* of every drawing of ``split``, once, not pooled:
+    ``(M, 64, 4, 4)`` for the 16 × 16 frames, no gradients. A clip's maps are
+    ``table[drawings]`` ``(N, T, 64, 4, 4)``; their mean over positions is
+    :func:`drawing_features`."""
+    check_encoder("encoder", encoder)
+    if encoder is None:
+        raise ValueError("encoder must be a DigitCNN, got None")
+    check_choice("split", split, ("train", "test"))
+    with torch.no_grad():
+        return encoder.feature_map(digits_at(FRAME, split)[0])
 
 
 def frame_features(encoder: DigitCNN, clips: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
@@ -286,9 +314,60 @@ class PooledClip(nn.Module):
         return self.head(h.mean(dim=1) if self.pool is None else self.pool(h))
 
 
+class PixelTemporalTransformer(nn.Module):
+    """The pixel mode trained: the layer of :class:`TemporalTransformer` on feature maps, its
+    attention the chapter's :class:`~visual_attention.temporal.TemporalSelfAttention` in
+    ``mode="pixel"`` (TimeSformer's temporal attention): at every position ``p`` of the map the
+    ``T`` frames' vectors attend to each other, and nothing mixes positions until the read-out.
+
+    ``h_{t,p} = ReLU(W x_{t,p} + b) + p_t`` (the same temporal embedding at every position);
+    ``h ← h + W_o A_p V_p`` (the module on ``LN(h)``); ``h ← h + MLP(LN(h))``; logits
+    ``= W_c LN(mean_p h_{T−1,p})``: the query frame's tokens averaged over positions. The same
+    parameters as :class:`TemporalTransformer` (nothing depends on the map's size).
+
+    Args:
+        in_dim: channels ``C`` of the maps; dim: model width ``D``; frames: ``T``;
+        num_heads: heads of the attention.
+
+    ``forward(maps)``: ``(B, T, C, h, w)`` → logits ``(B, T − 1)``; records the module's weights
+    ``(B, h, w, T, T)`` (the heads' mean) as ``"attn"``.
+    """
+
+    def __init__(
+        self, in_dim: int = 64, dim: int = 32, frames: int = FRAMES, num_heads: int = 4
+    ) -> None:
+        super().__init__()
+        self.frames = check_int("frames", frames, 2)
+        self.embed = FrameProjection(in_dim, dim)
+        self.pos = nn.Parameter(0.3 * torch.randn(frames, dim))
+        self.norm1, self.norm2, self.norm3 = (
+            nn.LayerNorm(dim),
+            nn.LayerNorm(dim),
+            nn.LayerNorm(dim),
+        )
+        self.attn = TemporalSelfAttention(dim, mode="pixel", num_heads=num_heads)
+        nn.init.xavier_uniform_(self.attn.attn.qkv.weight)  # as TemporalTransformer's
+        nn.init.zeros_(self.attn.attn.qkv.bias), nn.init.zeros_(self.attn.attn.proj.bias)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim))
+        self.head = nn.Linear(dim, frames - 1)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        check_tensor("maps", maps, "(B, T, C, h, w)", T=self.frames, C=self.embed.in_dim)
+        b, t, c, hh, ww = maps.shape
+        tokens = maps.permute(0, 1, 3, 4, 2).reshape(b, t * hh * ww, c)  # (B, T·h·w, C)
+        h = self.embed(tokens).reshape(b, t, hh, ww, self.pos.shape[1]) + self.pos[:, None, None]
+        z = self.norm1(h).permute(0, 1, 4, 2, 3)  # (B, T, D, h, w)
+        h = h + (self.attn(z) - z).permute(0, 1, 3, 4, 2)  # h + W_o A_p V_p at every p
+        h = h + self.mlp(self.norm2(h))
+        return self.head(self.norm3(h[:, -1].mean(dim=(1, 2))))  # query frame, mean over p
+
+
 def make_model(kind: str, in_dim: int = 64, frames: int = FRAMES) -> nn.Module:
-    """A new model of ``kind`` (one of :data:`KINDS`) on frame features of size ``in_dim``."""
+    """A new model of ``kind`` (one of :data:`KINDS`) on frame features of size ``in_dim`` (on
+    feature maps with ``in_dim`` channels for ``"pixel"``)."""
     check_choice("kind", kind, KINDS)
+    if kind == "pixel":
+        return PixelTemporalTransformer(in_dim, frames=frames)
     if kind == "attention":
         return TemporalTransformer(in_dim, frames=frames)
     if kind == "conv":
@@ -315,8 +394,10 @@ def run_seeds(
 
     Args:
         kind: one of :data:`KINDS`.
-        table: :func:`drawing_features` of the training drawings ``(M, C)``.
-        test: frame features ``(N, T, C)`` and labels ``(N,)`` of held-out clips.
+        table: :func:`drawing_features` of the training drawings ``(M, C)``; for ``"pixel"``
+            their :func:`drawing_maps` ``(M, C, h, w)``.
+        test: frame features ``(N, T, C)`` (maps ``(N, T, C, h, w)`` for ``"pixel"``) and labels
+            ``(N,)`` of held-out clips.
         seeds, n_train: one training per seed, on this many clips.
         epochs, lr, batch_size: Adam, one epoch of linear warm-up, then a cosine decay to 0.
 
@@ -325,14 +406,16 @@ def run_seeds(
         histories.
     """
     check_choice("kind", kind, KINDS), check_seeds("seeds", seeds)
-    m = check_tensor("table", table, "(M, C)")[0]
+    pixel = kind == "pixel"
+    m = check_tensor("table", table, "(M, C, h, w)" if pixel else "(M, C)")[0]
     drawings = len(digits_at(FRAME, "train")[0])
     if m != drawings:
         raise ValueError(
             f"table must hold one row per training drawing ({drawings}, drawing_features(encoder, "
             f"'train')), got {m} rows"
         )
-    n, t, c = check_data("test", test, "(N, T, C)", C=table.shape[1])
+    layout = "(N, T, C, h, w)" if pixel else "(N, T, C)"
+    n, t, c = check_data("test", test, layout, C=table.shape[1])[:3]
     check_labels("test[1]", test[1], n)
     check_positive_int("n_train", n_train), check_positive_int("epochs", epochs)
     check_number("lr", lr, 0.0), check_positive_int("batch_size", batch_size)
@@ -361,13 +444,74 @@ def run_seeds(
 def per_example_correct(
     model: nn.Module, feats: torch.Tensor, labels: torch.Tensor
 ) -> list[float]:
-    """1.0 where ``model`` classifies a clip right, else 0.0: ``(N, T, C)``, ``(N,)`` → ``N``
-    values (the bootstrap of :func:`~visual_attention.views.evidence.report_evidence`)."""
+    """1.0 where ``model`` classifies a clip right, else 0.0: ``(N, T, C)`` (maps
+    ``(N, T, C, h, w)`` for a :class:`PixelTemporalTransformer`), ``(N,)`` → ``N`` values (the
+    bootstrap of :func:`~visual_attention.views.evidence.report_evidence`)."""
     check_instance("model", model, nn.Module)
-    n = check_tensor("feats", feats, "(N, T, C)")[0]
+    pixel = isinstance(model, PixelTemporalTransformer)
+    n = check_tensor("feats", feats, "(N, T, C, h, w)" if pixel else "(N, T, C)")[0]
     check_labels("labels", labels, n)
     with torch.no_grad():
         return (model.eval()(like_module(feats, model)).argmax(-1) == labels).float().tolist()
+
+
+#: The pixel-mode experiment ``make weights`` runs (``scripts/train_temporal_pixel.py``): the
+#: chapter's test clips (``make_query_clips(test_clips, split="test", seed=test_seed)``) and
+#: :func:`run_seeds`'s recipe, the same as the chapter's frame-mode models.
+PIXEL_RECIPE = {
+    "test_clips": 2000,
+    "test_seed": 1,
+    "seeds": (0, 1, 2),
+    "n_train": 4000,
+    "epochs": 12,
+    "lr": 3e-3,
+    "batch_size": 64,
+}
+#: The weights ``make weights`` writes.
+PIXEL_WEIGHTS = Path(__file__).parent / "weights" / "temporal_pixel.pt"
+
+
+def train_pixel_models(
+    table: torch.Tensor,
+    test: tuple[torch.Tensor, torch.Tensor],
+    seeds: tuple[int, ...] | None = None,
+    epochs: int | None = None,
+) -> dict[str, SeedRuns]:
+    """Train :class:`PixelTemporalTransformer` once per seed with :data:`PIXEL_RECIPE`
+    (:func:`run_seeds` with ``kind="pixel"``).
+
+    Args:
+        table: :func:`drawing_maps` of the training drawings ``(M, C, h, w)``.
+        test: maps ``(N, T, C, h, w)`` and labels ``(N,)`` of the test clips.
+        seeds, epochs: instead of the recipe's (a quick run).
+
+    Returns:
+        ``{"pixel": SeedRuns}``.
+    """
+    r = PIXEL_RECIPE
+    seeds = tuple(r["seeds"] if seeds is None else check_seeds("seeds", seeds))
+    epochs = r["epochs"] if epochs is None else check_positive_int("epochs", epochs)
+    options = {"n_train": r["n_train"], "lr": r["lr"], "batch_size": r["batch_size"]}
+    return {"pixel": run_seeds("pixel", table, test, seeds=seeds, epochs=epochs, **options)}
+
+
+def pixel_fingerprint() -> str:
+    """A hash of the code (docstrings aside) and the recipe that make :data:`PIXEL_WEIGHTS`."""
+    parts = [PixelTemporalTransformer, FrameProjection, TemporalSelfAttention, make_model]
+    parts += [run_seeds, train_pixel_models, drawing_maps, make_query_clips]
+    return code_fingerprint(parts, PIXEL_RECIPE, FRAME, FRAMES)
+
+
+def load_pixel_models(path: Path | str = PIXEL_WEIGHTS) -> SeedRuns:
+    """The pixel-mode models ``make weights`` trained (:func:`train_pixel_models` with
+    :data:`PIXEL_RECIPE`): the stored test accuracies, the models (eval mode) and their
+    histories (``test_accuracy`` after every epoch).
+
+    Args:
+        path: the weights file (default: the package's, :data:`PIXEL_WEIGHTS`).
+    """
+    runs, _ = load_runs(path, lambda name: make_model(name), "temporal chapter's pixel models")
+    return runs["pixel"]
 
 
 class ClipModel(nn.Module):
