@@ -105,6 +105,7 @@ weights: setup
 	$(PY) scripts/train_spatial_stage.py
 	$(PY) scripts/train_region_heads.py
 	$(PY) scripts/train_token_mixers.py
+	$(PY) scripts/train_self_attention.py
 	$(PY) scripts/train_temporal_pixel.py
 
 # Student versions of every chapter with exercises (solutions stubbed, outputs cleared).

@@ -668,6 +668,20 @@ LAB_SPECS: list[Spec] = [
         batch_size=4,
     ),
     lcall(
+        "self_attention.train_self_models",
+        {
+            "tasks": Kind("dict of tasks", (None, 3, {})),
+            "seeds": Kind("seeds or None", ((), (-1,), (1.5,), "0", 3)),
+            "names": Kind("names", (["nope"], 3, "local")),
+        },
+        tasks=lambda: {"order": (_data(6, 8, 1, 6, k=2)(), _data(4, 8, 1, 6, k=2)())},
+        names=["global max/mean pool + MLP"],
+        seeds=(0,),
+        epochs=1,
+    ),
+    lcall("self_attention.self_fingerprint"),
+    lcall("self_attention.load_self_models"),
+    lcall(
         "self_attention.accuracy_by_distance",
         {"net": MODEL},
         net=_trained("self_attention.PairNet", "non-local", 8, 3, 4),

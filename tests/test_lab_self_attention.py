@@ -319,3 +319,38 @@ def test_receptive_field_with_dilation_matches_the_support_of_a_gradient(layers)
     y[0, 0, y.shape[-1] // 2].backward()
     support = torch.nonzero(x.grad[0, 0])[:, 0]
     assert lab.receptive_field(layers) == int(support[-1] - support[0] + 1)
+
+
+def test_the_stored_networks_come_from_this_code_and_recipe():
+    saved = torch.load(lab.SELF_WEIGHTS, weights_only=True)
+    assert saved["fingerprint"] == lab.self_fingerprint(), (
+        "the self-attention networks' code or recipe changed since the weights were trained: "
+        "run make weights"
+    )
+    assert saved["recipe"] == dict(lab.SELF_RECIPE) and list(saved["models"]) == list(lab.SELF_MODELS)
+    runs = lab.load_self_models()
+    for run in runs.values():
+        assert len(run.models) == len(lab.SELF_RECIPE["seeds"]) and not run.models[0].training
+        assert len(run.histories[0].test_accuracy) == lab.SELF_RECIPE["epochs"]
+    # what the chapter claims of them, with margins: non-local and pool + MLP both solve "same
+    # digit?"; with positions the non-local block reads order, without them it and pooling cannot
+    low = {n: min(r.accuracies) for n, r in runs.items()}
+    high = {n: max(r.accuracies) for n, r in runs.items()}
+    assert low["non-local"] > 0.85 and low["pool-mlp"] > 0.85
+    assert low["non-local + positions"] > 0.72 and low["dilated convolution"] > 0.65
+    assert high["non-local, no positions"] < 0.6 and high["global max/mean pool + MLP"] < 0.6
+
+
+def test_train_self_models_trains_what_the_file_holds(tmp_path):
+    f, y = torch.randn(8, 64, 1, 32), torch.arange(8) % 2
+    tasks = {"order": ((f, y), (f[:4], y[:4]))}
+    runs = lab.train_self_models(tasks, names=["dilated convolution"], seeds=(0,), epochs=1)
+    assert list(runs) == ["dilated convolution"]
+    with pytest.raises(ValueError, match="tasks"):
+        lab.train_self_models(tasks, names=["non-local"], seeds=(0,), epochs=1)
+    with pytest.raises(ValueError, match="names"):
+        lab.train_self_models(tasks, names="local")
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="weights file of the self-attention networks"):
+        lab.load_self_models(other)

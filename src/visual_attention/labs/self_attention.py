@@ -20,6 +20,7 @@ the explorers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,7 +51,14 @@ from ..views.model_explorer import ModelExplorer, probs, tokens
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ..views.widgets import attention_explorer
 from ._checks import check_data, check_initial
-from .common import EncodedHeads, collect_attention, encode, standardize
+from .common import (
+    EncodedHeads,
+    code_fingerprint,
+    collect_attention,
+    encode,
+    load_runs,
+    standardize,
+)
 from .digits import DIGIT_SIZE, digits_at
 
 __all__ = [
@@ -72,6 +80,12 @@ __all__ = [
     "PoolMLP",
     "make_model",
     "run_seeds",
+    "SELF_RECIPE",
+    "SELF_MODELS",
+    "SELF_WEIGHTS",
+    "train_self_models",
+    "self_fingerprint",
+    "load_self_models",
     "accuracy_by_distance",
     "correct_by_example",
     "digit_columns",
@@ -118,7 +132,8 @@ def pair_task(
         images ``(n, 1, 16, 128)``, labels ``(n,)`` int64 (1 = same digit) and the left columns
         of the two digits ``(n, 2)`` int64 (their difference is ``d``).
     """
-    check_positive_int("n", n), check_int_sequence("distances", distances)
+    check_positive_int("n", n)
+    check_int_sequence("distances", distances)
     check_int("seed", seed, 0)
     height, width = STRIP
     dist = torch.as_tensor(list(distances), dtype=torch.long)
@@ -167,7 +182,8 @@ def order_task(
         images ``(n, 1, 16, 128)``, labels ``(n,)`` int64 (1 = the leftmost digit is repeated) and
         the left pixel columns of the digits ``(n, digits)`` int64, left to right.
     """
-    check_positive_int("n", n), check_int("seed", seed, 0)
+    check_positive_int("n", n)
+    check_int("seed", seed, 0)
     height, width = STRIP
     if not 3 <= check_int("digits", digits) <= width // height:
         raise ValueError(f"digits must lie in [3, {width // height}], got {digits}")
@@ -391,7 +407,8 @@ def run_seeds(
     """
     check_choice("mode", mode, MODELS)
     n, c = check_data("train", train, "(N, C, H, W)")[:2]
-    check_data("test", test, "(N, C, H, W)", C=c), check_seeds("seeds", seeds)
+    check_data("test", test, "(N, C, H, W)", C=c)
+    check_seeds("seeds", seeds)
     check_int("positions", positions, 0)
     if subset is not None and not 1 <= check_int("subset", subset) <= n:
         raise ValueError(f"subset must be in [1, {n}] (the training examples), got {subset}")
@@ -411,6 +428,98 @@ def run_seeds(
         lr=lr,
         batch_size=batch_size,
     )
+
+
+#: How ``make weights`` trains the chapter's two experiments (``scripts/train_self_attention.py``):
+#: each task's strips (``pair_task`` / ``order_task`` with these sizes and seeds), each seed's draw
+#: of ``subset`` training strips, and :func:`train.fit`'s settings.
+SELF_RECIPE = {
+    "same digit": {"train": 2000, "train_seed": 0, "test": 1200, "test_seed": 1, "subset": 1600},
+    "order": {"train": 2500, "train_seed": 2, "test": 1000, "test_seed": 3, "subset": 2000},
+    "seeds": (0, 1, 2),
+    "epochs": 20,
+    "lr": 1e-2,
+    "batch_size": 256,
+}
+#: The networks of the two experiments: name → (task, :func:`make_model` name, ``positions``).
+SELF_MODELS = {
+    "non-local": ("same digit", "non-local", 0),
+    "pool-mlp": ("same digit", "pool-mlp", 0),
+    "local": ("same digit", "local", 0),
+    "non-local + positions": ("order", "non-local", 32),
+    "dilated convolution": ("order", "dilated", 0),
+    "global max/mean pool + MLP": ("order", "pool-mlp", 0),
+    "non-local, no positions": ("order", "non-local", 0),
+}
+#: The weights ``make weights`` writes.
+SELF_WEIGHTS = Path(__file__).parent / "weights" / "self_attention.pt"
+
+
+def train_self_models(
+    tasks: Mapping[
+        str, tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    ],
+    names: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
+) -> dict[str, SeedRuns]:
+    """:func:`run_seeds` for each :data:`SELF_MODELS` entry (``names``, default all) with
+    :data:`SELF_RECIPE`; ``seeds`` and ``epochs`` replace the recipe's (a quick run).
+
+    Args:
+        tasks: ``{"same digit": (train, test), "order": (train, test)}``, each a pair of
+            standardised strip features ``(N, C, 1, L)`` and labels ``(N,)`` (the tasks the names
+            need).
+
+    Returns:
+        ``{name: SeedRuns}``.
+    """
+    check_instance("tasks", tasks, Mapping)
+    if names is not None and (isinstance(names, str) or not isinstance(names, Sequence)):
+        raise ValueError(f"names must be a list of SELF_MODELS names, got {names!r}")
+    names = list(SELF_MODELS) if names is None else list(names)
+    for name in names:
+        check_choice("names", name, tuple(SELF_MODELS))
+        if SELF_MODELS[name][0] not in tasks:
+            raise ValueError(
+                f"tasks must hold {SELF_MODELS[name][0]!r} for {name!r}, got {list(tasks)}"
+            )
+    r = SELF_RECIPE
+    options = {"epochs": r["epochs"], "lr": r["lr"], "batch_size": r["batch_size"]}
+    options["seeds"] = tuple(r["seeds"] if seeds is None else check_seeds("seeds", seeds))
+    if epochs is not None:
+        options["epochs"] = check_positive_int("epochs", epochs)
+    runs = {}
+    for name in names:
+        task, model, positions = SELF_MODELS[name]
+        train, test = tasks[task]
+        subset = min(r[task]["subset"], check_data("train", train, "(N, C, H, W)")[0])
+        runs[name] = run_seeds(model, train, test, subset=subset, positions=positions, **options)
+    return runs
+
+
+def self_fingerprint() -> str:
+    """A hash of the code (docstrings aside) and the recipe that make :data:`SELF_WEIGHTS`."""
+    parts = [PairNet, PoolMLP, LocalBlock, DilatedBlock, make_model, run_seeds, train_self_models]
+    parts += [pair_task, order_task, strip_features, NonLocalBlock]
+    return code_fingerprint(parts, SELF_RECIPE, SELF_MODELS)
+
+
+def load_self_models(path: Path | str = SELF_WEIGHTS) -> dict[str, SeedRuns]:
+    """The networks ``make weights`` trained (:func:`train_self_models`), as
+    :class:`~visual_attention.train.SeedRuns` per :data:`SELF_MODELS` name: the stored test
+    accuracies, the networks (eval mode) and their stored histories.
+
+    Args:
+        path: the weights file (default: the package's, :data:`SELF_WEIGHTS`).
+    """
+
+    def build(name: str) -> nn.Module:
+        _, model, positions = SELF_MODELS[name]
+        return make_model(model, positions=positions)
+
+    runs, _ = load_runs(path, build, "self-attention networks")
+    return runs
 
 
 def accuracy_by_distance(
@@ -499,7 +608,9 @@ def render_pair(
     """Test digits ``first`` and ``second`` (indices into ``digits_at(16, split)``) centred on a
     strip, ``distance`` pixels apart, with the same noise at every distance: ``(1, 16, 128)``."""
     height, width = STRIP
-    check_int("first", first, 0), check_int("second", second, 0), check_int("seed", seed, 0)
+    check_int("first", first, 0)
+    check_int("second", second, 0)
+    check_int("seed", seed, 0)
     if not height <= check_int("distance", distance) <= width - height:
         raise ValueError(f"distance must lie in [{height}, {width - height}], got {distance}")
     digits, _ = digits_at(DIGIT_SIZE, split)
@@ -645,7 +756,8 @@ def explorer(
         )
     for i, name in enumerate(feature_names):
         check_str(f"feature_names[{i}]", name)
-    check_positive_number("temperature", temperature), check_initial("initial", initial)
+    check_positive_number("temperature", temperature)
+    check_initial("initial", initial)
     if display_size is not None:
         check_size2("display_size", display_size)
     unknown = set(initial or {}) - {"compare", "row", "column"}
