@@ -107,6 +107,7 @@ weights: setup
 	$(PY) scripts/train_token_mixers.py
 	$(PY) scripts/train_self_attention.py
 	$(PY) scripts/train_temporal_pixel.py
+	$(PY) scripts/train_branch_nets.py
 
 # Student versions of every chapter with exercises (solutions stubbed, outputs cleared).
 assignments: setup

@@ -546,6 +546,27 @@ LAB_SPECS: list[Spec] = [
         kernel_sizes=(3, 5),
     ),
     lcall(
+        "branch.branch_draws",
+        {"seeds": SEEDS, "train": POS_INT, "test": POS_INT},
+        seeds=(0,),
+        train=2,
+        test=2,
+    ),
+    lcall(
+        "branch.train_branch_nets",
+        {
+            "data": Kind("data", (None, 3, [], [(1, 2)])),
+            "seeds": Kind("seeds or None", ((), (-1,), (1.5,), "0", 3)),
+            "modes": Kind("modes", (["nope"], 3, "sk")),
+        },
+        data=lambda: [((_r(6, 64, 6, 6), _y(6)), (_r(4, 64, 6, 6), _y(4)))],
+        modes=["half"],
+        seeds=(0,),
+        epochs=1,
+    ),
+    lcall("branch.branch_fingerprint"),
+    lcall("branch.load_branch_nets"),
+    lcall(
         "branch.render_digits",
         {
             "indices": Kind("indices", (None, 3, [-1], [10**6], [1.5])),

@@ -158,3 +158,32 @@ def test_the_page_model_is_the_trained_nets_on_the_standardised_maps():
     torch.testing.assert_close(torch.from_numpy(out["logits SK"]), sk[4:5], atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="exactly one 'sk' net"):
         lab.BranchModel({"cat": nets["concat"]}, f, encoder)
+
+
+def test_the_stored_branch_nets_come_from_this_code_and_recipe():
+    saved = torch.load(lab.BRANCH_WEIGHTS, weights_only=True)
+    assert saved["fingerprint"] == lab.branch_fingerprint(), (
+        "the branch nets' code or recipe changed since the weights were trained: run make weights"
+    )
+    assert saved["recipe"] == dict(lab.BRANCH_RECIPE) and list(saved["models"]) == list(lab.MIXERS)
+    runs = lab.load_branch_nets()
+    for run in runs.values():
+        assert len(run.models) == len(lab.BRANCH_RECIPE["seeds"]) and not run.models[0].training
+        assert len(run.histories[0].test_accuracy) == lab.BRANCH_RECIPE["epochs"]
+    # what the chapter claims of them, with margins: every mix reads most digits, SK no better
+    # than concatenation by more than noise
+    mean = {m: sum(r.accuracies) / len(r.accuracies) for m, r in runs.items()}
+    assert min(min(r.accuracies) for r in runs.values()) > 0.7
+    assert mean["sk"] < mean["concat"] + 0.03
+
+
+def test_train_branch_nets_trains_what_the_file_holds(tmp_path):
+    data = [((torch.randn(6, 64, 6, 6), torch.arange(6)), (torch.randn(4, 64, 6, 6), torch.arange(4)))]
+    runs = lab.train_branch_nets(data, modes=["half"], seeds=(0,), epochs=1)
+    assert list(runs) == ["half"] and isinstance(runs["half"].models[0], lab.BranchNet)
+    with pytest.raises(ValueError, match="modes"):
+        lab.train_branch_nets(data, modes="sk")
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="weights file of the branch nets"):
+        lab.load_branch_nets(other)

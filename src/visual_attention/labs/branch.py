@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -42,7 +43,14 @@ from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, bars, labelled, probs
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_canvas, check_data, check_encoder, check_models, check_normalize
-from .common import EncodedHeads, collect_attention, encode, standardize
+from .common import (
+    EncodedHeads,
+    code_fingerprint,
+    collect_attention,
+    encode,
+    load_runs,
+    standardize,
+)
 from .digits import load_digit_cnn
 
 __all__ = [
@@ -57,6 +65,12 @@ __all__ = [
     "feature_maps",
     "BranchNet",
     "run_seeds",
+    "BRANCH_RECIPE",
+    "BRANCH_WEIGHTS",
+    "branch_draws",
+    "train_branch_nets",
+    "branch_fingerprint",
+    "load_branch_nets",
     "render_digits",
     "weights_by_size",
     "BranchModel",
@@ -264,6 +278,84 @@ def run_seeds(
         )
         for mine, theirs in zip(runs, one):
             mine.extend(theirs)
+    return runs
+
+
+#: How ``make weights`` trains the chapter's experiment (``scripts/train_branch_nets.py``): seed
+#: ``s`` draws ``encoded_task(train, "train", s)`` and ``encoded_task(test, "test", 100 + s)``,
+#: standardised with its training statistics, and :func:`run_seeds` trains every mixer on it.
+BRANCH_RECIPE = {"seeds": (0, 1, 2), "train": 1200, "test": 500, "epochs": 12, "lr": 3e-3}
+#: The weights ``make weights`` writes.
+BRANCH_WEIGHTS = Path(__file__).parent / "weights" / "branch_nets.pt"
+
+
+def branch_draws(
+    seeds: Sequence[int] = BRANCH_RECIPE["seeds"],
+    train: int = BRANCH_RECIPE["train"],
+    test: int = BRANCH_RECIPE["test"],
+) -> list[
+    tuple[
+        tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        torch.Tensor,
+        torch.Tensor,
+    ]
+]:
+    """Each seed's data as the recipe draws it: ``((train maps, labels), (test maps, labels))``
+    (standardised), the test digits' sides ``(N,)`` and the raw training maps."""
+    check_seeds("seeds", seeds)
+    check_positive_int("train", train)
+    check_positive_int("test", test)
+    draws = []
+    for seed in seeds:
+        f_train, y_train, _ = encoded_task(train, "train", seed=seed)
+        f_test, y_test, size_test = encoded_task(test, "test", seed=100 + seed)
+        u_train, u_test = standardize(f_train, f_test)
+        draws.append((((u_train, y_train), (u_test, y_test)), size_test, f_train))
+    return draws
+
+
+def train_branch_nets(
+    data: Sequence[tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]],
+    modes: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
+) -> dict[str, SeedRuns]:
+    """:func:`run_seeds` for each of ``modes`` (default :data:`MIXERS`) with
+    :data:`BRANCH_RECIPE`; ``seeds`` and ``epochs`` replace the recipe's (a quick run).
+
+    Args:
+        data: one ``((train maps, labels), (test maps, labels))`` per seed (:func:`branch_draws`).
+
+    Returns:
+        ``{mode: SeedRuns}``.
+    """
+    if modes is not None and (isinstance(modes, str) or not isinstance(modes, Sequence)):
+        raise ValueError(f"modes must be a list of MIXERS names, got {modes!r}")
+    modes = list(MIXERS) if modes is None else list(modes)
+    for mode in modes:
+        check_choice("modes", mode, MIXERS)
+    seeds = tuple(BRANCH_RECIPE["seeds"] if seeds is None else check_seeds("seeds", seeds))
+    epochs = BRANCH_RECIPE["epochs"] if epochs is None else check_positive_int("epochs", epochs)
+    lr = BRANCH_RECIPE["lr"]
+    return {mode: run_seeds(mode, data, seeds, epochs=epochs, lr=lr) for mode in modes}
+
+
+def branch_fingerprint() -> str:
+    """A hash of the code (docstrings aside) and the recipe that make :data:`BRANCH_WEIGHTS`."""
+    parts = [BranchNet, run_seeds, train_branch_nets, branch_draws, encoded_task, scale_task]
+    parts += [feature_maps, SelectiveKernel, select_branches]
+    return code_fingerprint(parts, BRANCH_RECIPE, MIXERS, KERNEL_SIZES)
+
+
+def load_branch_nets(path: Path | str = BRANCH_WEIGHTS) -> dict[str, SeedRuns]:
+    """The nets ``make weights`` trained (:func:`train_branch_nets`), as
+    :class:`~visual_attention.train.SeedRuns` per :data:`MIXERS` name: the stored test
+    accuracies, the nets (eval mode) and their stored histories.
+
+    Args:
+        path: the weights file (default: the package's, :data:`BRANCH_WEIGHTS`).
+    """
+    runs, _ = load_runs(path, BranchNet, "branch nets")
     return runs
 
 
