@@ -108,6 +108,7 @@ weights: setup
 	$(PY) scripts/train_self_attention.py
 	$(PY) scripts/train_temporal_pixel.py
 	$(PY) scripts/train_branch_nets.py
+	$(PY) scripts/train_global_models.py
 
 # Student versions of every chapter with exercises (solutions stubbed, outputs cleared).
 assignments: setup

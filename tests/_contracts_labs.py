@@ -97,6 +97,22 @@ def _saved_runs() -> str:
     return str(save_runs(_tmp_file("runs.pt"), {"a": _seed_runs()}, {"epochs": 1}, "0123"))
 
 
+def _global_reading():
+    from visual_attention.labs import global_attention as lab
+
+    _, s, _, _ = lab.reading_task(4, "train", seed=0)
+    f = _r(4, 64, *lab.GRID)
+    return (f, s), (f[:2], s[:2])
+
+
+def _global_finding():
+    from visual_attention.labs import global_attention as lab
+
+    _, c, _, b = lab.finding_task(4, "train", seed=0)
+    f = _r(4, 64, *lab.GRID)
+    return (f, c, b), (f[:2], c[:2], b[:2])
+
+
 def _data(*shape: int, k: int = 10):
     return lambda: (_r(*shape), _y(shape[0], k))
 
@@ -986,6 +1002,24 @@ LAB_SPECS: list[Spec] = [
     ),
     lcall("global_attention.variants_fingerprint"),
     lcall("global_attention.load_variants"),
+    lcall(
+        "global_attention.train_global_models",
+        {
+            "reading": Kind("(pool, test)", (None, 3, (1,))),
+            "finding": Kind("(pool, test)", (None, 3, (1,))),
+            "seeds": Kind("seeds or None", ((), (-1,), (1.5,), "0", 3)),
+            "readers": Kind("reader kinds", (3, "pooled", ["nope"])),
+            "finders": Kind("finder kinds", (3, "dense", ["nope"])),
+        },
+        reading=lambda: _global_reading(),
+        finding=lambda: _global_finding(),
+        readers=["pooled"],
+        finders=["dense"],
+        seeds=(0,),
+        epochs=1,
+    ),
+    lcall("global_attention.models_fingerprint"),
+    lcall("global_attention.load_global_models"),
     lcall(
         "global_attention.PageReader",
         {"reader": MODEL, "encoder": ENCODER},

@@ -491,3 +491,38 @@ def test_load_variants_refuses_other_files(tmp_path):
         lab.load_variants(other)
     with pytest.raises(ValueError, match="path"):
         lab.load_variants(tmp_path / "missing.pt")
+
+
+def test_the_stored_readers_and_finders_come_from_this_code_and_recipe():
+    saved = torch.load(lab.MODEL_WEIGHTS, weights_only=True)
+    assert saved["fingerprint"] == lab.models_fingerprint(), (
+        "the readers' or finders' code or recipe changed since the weights were trained: run "
+        "make weights"
+    )
+    r = lab.MODEL_RECIPE
+    names = [f"reader {k}" for k in r["readers"]] + [f"finder {k}" for k in r["finders"]]
+    assert saved["recipe"] == dict(r) and list(saved["models"]) == names
+    runs = lab.load_global_models()
+    for run in runs.values():
+        assert len(run.models) == len(r["seeds"]) and not run.models[0].training
+    # what the chapter claims of them, with margins: the attention reader far ahead of the pooled
+    # one; object queries and the dense head both find most canvases
+    low = {n: min(run.accuracies) for n, run in runs.items()}
+    high = {n: max(run.accuracies) for n, run in runs.items()}
+    assert low["reader attention"] > 0.5 and high["reader pooled"] < low["reader attention"] - 0.2
+    assert low["finder queries"] > 0.35 and low["finder dense"] > 0.35
+
+
+def test_train_global_models_trains_what_the_file_holds(tmp_path):
+    x, s, _, _ = lab.reading_task(6, "train", seed=0)
+    _, c, _, b = lab.finding_task(6, "train", seed=0)
+    f = torch.randn(6, 64, *lab.GRID)
+    runs = lab.train_global_models(((f, s), (f[:2], s[:2])), ((f, c, b), (f[:2], c[:2], b[:2])),
+                                   readers=["pooled"], finders=["dense"], seeds=(0,), epochs=1)
+    assert list(runs) == ["reader pooled", "finder dense"]
+    with pytest.raises(ValueError, match="reading"):
+        lab.train_global_models(None, ((f, c, b), (f, c, b)))
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="weights file of the readers and finders"):
+        lab.load_global_models(other)

@@ -372,8 +372,12 @@ def save_runs(
 
     models = {
         name: [
-            {"state_dict": stored(model), "test_accuracy": list(history.test_accuracy)}
-            for model, history in zip(run.models, run.histories)
+            {
+                "state_dict": stored(model),
+                "test_accuracy": list(history.test_accuracy),
+                "accuracy": float(accuracy),
+            }
+            for accuracy, model, history in zip(run.accuracies, run.models, run.histories)
         ]
         for name, run in runs.items()
     }
@@ -396,7 +400,7 @@ def load_runs(
 
     Returns:
         ``({name: SeedRuns}, {"recipe": ..., "fingerprint": ...})``; a seed's accuracy is the
-        last stored test accuracy.
+        stored one (files written before it was stored: the last stored test accuracy).
     """
     check_str("what", what)
     path = check_file("path", path, f"weights file of the {what} (make weights writes it)")
@@ -411,7 +415,8 @@ def load_runs(
                 model.load_state_dict(entry["state_dict"])
                 models.append(model.eval())
             histories = [History(test_accuracy=list(e["test_accuracy"])) for e in seeds]
-            runs[name] = SeedRuns([e["test_accuracy"][-1] for e in seeds], models, histories)
+            scores = [e.get("accuracy", (e["test_accuracy"] or [None])[-1]) for e in seeds]
+            runs[name] = SeedRuns(scores, models, histories)
         meta = {"recipe": saved["recipe"], "fingerprint": saved["fingerprint"]}
     except Exception as error:  # not a torch file, or weights of other models
         raise ValueError(

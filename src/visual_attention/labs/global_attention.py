@@ -35,9 +35,6 @@ Attend and Tell's soft attention, Xu et al. 2015).
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,13 +60,13 @@ from .._checks import (
 from ..blocks import DecoderBlock, merge_heads, split_heads
 from ..core import record_attention
 from ..spatial import reinforce_loss
-from ..train import seed_everything
+from ..train import History, SeedRuns, seed_everything
 from ..views.browser_model import export_model
 from ..views.model_explorer import ModelExplorer, lens, maps
 from ..views.model_explorer import boxes as detection_boxes
 from ..views.model_explorer import model_explorer as make_model_explorer
 from ._checks import check_encoder
-from .common import standardize, token_features
+from .common import code_fingerprint, load_runs, standardize, token_features
 from .digits import DIGIT_SIZE, digits_at, like_module, load_digit_cnn
 
 __all__ = [
@@ -101,6 +98,11 @@ __all__ = [
     "local_p_weights",
     "LuongReader",
     "variants_fingerprint",
+    "MODEL_RECIPE",
+    "MODEL_WEIGHTS",
+    "train_global_models",
+    "models_fingerprint",
+    "load_global_models",
     "load_variants",
     "PageReader",
     "model_explorer",
@@ -1104,19 +1106,7 @@ class LuongReader(Reader):
 def variants_fingerprint() -> str:
     """A hash of the code (docstrings aside) and the recipe that make :data:`VARIANT_WEIGHTS`."""
     parts = [_draw, sequences, Reader, LuongReader, local_p_weights, fit_reader, train_readers]
-    code = "".join(_without_docstrings(inspect.getsource(p)) for p in parts)
-    code += repr(VARIANTS) + repr(VARIANT_RECIPE)
-    return hashlib.sha256(code.encode()).hexdigest()[:16]
-
-
-def _without_docstrings(source: str) -> str:
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
-            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
+    return code_fingerprint(parts, VARIANTS, VARIANT_RECIPE)
 
 
 def load_variants(path: Path | str = VARIANT_WEIGHTS) -> dict[str, list[LuongReader]]:
@@ -1143,3 +1133,93 @@ def load_variants(path: Path | str = VARIANT_WEIGHTS) -> dict[str, list[LuongRea
             f"{str(path)!r}: {type(error).__name__}: {str(error)[:200]}"
         ) from error
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's readers and finders, trained once by make weights
+# ---------------------------------------------------------------------------------------------
+
+#: How ``make weights`` trains the chapter's attention readers and finders and the pooled and
+#: dense controls (``scripts/train_global_models.py``; the flattened controls, hundreds of
+#: thousands of parameters each but quick to train, are trained by the chapter itself):
+#: ``reading_task(pool, "train", 0)`` and ``finding_task`` of the same canvases,
+#: ``(test, "test", 1)``; per seed ``n_train`` canvases of the pool; :func:`train_readers` and
+#: :func:`train_finders` with these epochs.
+MODEL_RECIPE = {
+    "pool": 2500,
+    "test": 500,
+    "seeds": (0, 1, 2),
+    "n_train": 2000,
+    "epochs": {"reader": 15, "finder": 8},
+    "readers": ("attention", "pooled"),
+    "finders": ("queries", "dense"),
+}
+#: Where ``make weights`` writes them.
+MODEL_WEIGHTS = Path(__file__).parent / "weights" / "global_models.pt"
+
+
+def train_global_models(
+    reading: tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    finding: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]],
+    readers: Sequence[str] = MODEL_RECIPE["readers"],
+    finders: Sequence[str] = MODEL_RECIPE["finders"],
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
+) -> dict[str, SeedRuns]:
+    """:func:`train_readers` and :func:`train_finders` with :data:`MODEL_RECIPE`, as
+    :class:`~visual_attention.train.SeedRuns` named ``"reader <kind>"`` (accuracy: the exact
+    string) and ``"finder <kind>"`` (accuracy: canvases found); ``seeds`` and ``epochs`` replace
+    the recipe's (a quick run).
+
+    Args:
+        reading: ``(pool, test)``, each standardised features ``(N, C, 4, 10)`` and strings.
+        finding: ``(pool, test)``, each ``(features, classes, boxes)``.
+    """
+    r = MODEL_RECIPE
+    seeds = tuple(r["seeds"] if seeds is None else check_seeds("seeds", seeds))
+    if epochs is not None:
+        check_positive_int("epochs", epochs)
+    for name, pair in (("reading", reading), ("finding", finding)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"{name} must be a pair (pool, test), got {type(pair).__name__}")
+    n = min(r["n_train"], len(_check_canvases("reading[0]", reading[0])[0]))
+    runs = {}
+    read = (
+        train_readers(readers, *reading, seeds, n, epochs=epochs or r["epochs"]["reader"])
+        if readers
+        else {}
+    )
+    for kind, rec in read.items():
+        runs[f"reader {kind}"] = SeedRuns(rec["exact"], rec["models"], [History() for _ in seeds])
+    found = (
+        train_finders(finders, *finding, seeds, n, epochs=epochs or r["epochs"]["finder"])
+        if finders
+        else {}
+    )
+    for kind, rec in found.items():
+        runs[f"finder {kind}"] = SeedRuns(rec["found"], rec["models"], [History() for _ in seeds])
+    return runs
+
+
+def models_fingerprint() -> str:
+    """A hash of the code (docstrings aside) and the recipe that make :data:`MODEL_WEIGHTS`."""
+    parts = [_draw, sequences, Reader, fit_reader, train_readers, Finder, fit_finder]
+    parts += [train_finders, hungarian_match, _cell_assignment, train_global_models]
+    return code_fingerprint(parts, KINDS, FINDERS, MODEL_RECIPE)
+
+
+def load_global_models(path: Path | str = MODEL_WEIGHTS) -> dict[str, SeedRuns]:
+    """The readers and finders ``make weights`` trained (:func:`train_global_models`), as
+    :class:`~visual_attention.train.SeedRuns` named ``"reader <kind>"`` and ``"finder <kind>"``:
+    the stored scores and the models (eval mode).
+
+    Args:
+        path: the weights file (default: the package's, :data:`MODEL_WEIGHTS`).
+    """
+
+    def build(name: str) -> nn.Module:
+        role, kind = name.split(" ", 1)
+        return (Reader if role == "reader" else Finder)(kind, 64, GRID)
+
+    runs, _ = load_runs(path, build, "readers and finders")
+    return runs
