@@ -254,12 +254,17 @@ def _slope(points: list[tuple[float, float]]) -> float:
 # --- 3. notebooks, 4. pages -------------------------------------------------------------------------------
 
 
+#: The developers' guide's budgets for executing the chapters on the 2-core machine, in seconds.
+CHAPTER_BUDGET, BOOK_BUDGET = 60, 480
+
+
 def run_notebooks(smoke: bool) -> list[str]:
     sys.path.insert(0, str(ROOT / "scripts"))
     import execute_notebooks
 
     paths = [ROOT / "book" / "foundations.ipynb"] if smoke else sorted((ROOT / "book").glob("*.ipynb"))
     rows = ["| chapter | execution time (fresh kernel) |", "|---|---:|"]
+    total = slowest = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for p in paths:
             copy = Path(tmp) / p.name
@@ -268,7 +273,15 @@ def run_notebooks(smoke: bool) -> list[str]:
             execute_notebooks.execute(copy)
             seconds = time.perf_counter() - start
             rows.append(f"| {p.stem} | {seconds:.1f} s |")
+            total += seconds
+            slowest = max(slowest, seconds)
             print(rows[-1], flush=True)
+    rows.append(f"| **all {len(paths)}** | **{total:.1f} s** |")
+    rows.append("")
+    rows.append(
+        f"Budgets: each chapter ≤ {CHAPTER_BUDGET} s (slowest here {slowest:.1f} s), the book ≤ "
+        f"{BOOK_BUDGET} s ({total:.1f} s), on the 2-core machine."
+    )
     return rows
 
 
