@@ -247,7 +247,7 @@ def _check_canvases(name: str, pair: object) -> tuple[torch.Tensor, torch.Tensor
 def _check_strings(name: str, strings: object, n: int | None = None) -> tuple[int, int]:
     """``strings`` ``(n, L)`` int64 digits 0-9 padded with -1; return its shape."""
     check_instance(name, strings, torch.Tensor)
-    bad = strings.dtype != torch.int64 or strings.ndim != 2 or strings.shape[0] == 0
+    bad = strings.dtype != torch.int64 or strings.ndim != 2 or 0 in strings.shape
     if bad or ((strings < -1) | (strings > 9)).any() or (strings[:, 0] < 0).any():
         raise ValueError(
             f"{name} must be a 2-d int64 tensor (n, L) of digits 0-9 padded with -1 (at least "
