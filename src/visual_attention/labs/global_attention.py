@@ -961,7 +961,7 @@ def local_p_weights(
     """
     h, w = check_size2("grid", grid)
     check_tensor("scores", scores, "(*B, T, M)", M=h * w)
-    check_tensor("position", position, "(*B, T, 2)", T=scores.shape[-2])
+    check_tensor("position", position, "(*B, T, P)", T=scores.shape[-2], P=2)
     check_positive_number("window", window)
     if window < 0.5:
         raise ValueError(f"window must be at least 0.5 cells, got {window}")
